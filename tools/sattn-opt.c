@@ -1,0 +1,143 @@
+/* sattn-opt: mlir-opt for the sattn dialect. Parses IR (sattn ops in
+ * generic form), verifies it with MLIR's verifier and sattn-verify, runs a
+ * pipeline of sattn and upstream passes, and prints the result.
+ * Exit status: 0 on success, 1 when the input or a pass fails, 2 on bad
+ * usage. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../compiler/driver.h"
+#include "../dialect/dialect.h"
+#include "../passes/passes.h"
+#include "mlir-c/Pass.h"
+
+static void usage(FILE *f) {
+  fputs("usage: sattn-opt [FILE|-] [--pass-pipeline=P] [--pass FLAG]... [--split-input-file]\n"
+        "                 [--mlir-print-op-generic] [-o OUT] [--list-passes]\n",
+        f);
+}
+
+/* One input buffer: parse, verify, run, print. Returns 0 or 1. */
+static int process(MlirContext ctx, const char *name, const char *text, size_t len, const char *pipeline,
+                   bool generic, FILE *out) {
+  MlirOperation op = mlirOperationCreateParse(ctx, (MlirStringRef){text, len}, dl_ref(name));
+  if (mlirOperationIsNull(op))
+    return 1;
+  int rc = 0;
+  MlirPassManager pm = mlirPassManagerCreateOnOperation(ctx, dl_ref("builtin.module"));
+  char *full = malloc(strlen(pipeline) + 32);
+  sprintf(full, "sattn-verify%s%s", *pipeline ? "," : "", pipeline);
+  if (!drv_add_pipeline(pm, full))
+    rc = 1;
+  else if (!mlirOperationVerify(op) || mlirLogicalResultIsFailure(mlirPassManagerRunOnOp(pm, op)))
+    rc = 1;
+  else
+    drv_print(op, out, generic);
+  free(full);
+  mlirPassManagerDestroy(pm);
+  mlirOperationDestroy(op);
+  return rc;
+}
+
+int main(int argc, char **argv) {
+  const char *input = "-", *output = NULL;
+  bool split = false, generic = false;
+  size_t cap = 1;
+  for (int i = 1; i < argc; i++)
+    cap += strlen(argv[i]) + 1;
+  char *pipeline = calloc(cap, 1);
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+      usage(stdout);
+      return 0;
+    } else if (!strcmp(a, "--list-passes")) {
+      for (int p = 0; p < pass_count; p++)
+        printf("%-22s %s\n", pass_table[p].flag, pass_table[p].summary);
+      return 0;
+    } else if (!strncmp(a, "--pass-pipeline=", 16) || !strcmp(a, "--pass")) {
+      const char *p = a[6] == '-' ? a + 16 : (i + 1 < argc ? argv[++i] : NULL);
+      if (!p) {
+        fprintf(stderr, "sattn-opt: error: --pass needs a pass flag\n");
+        return 2;
+      }
+      if (*pipeline)
+        strcat(pipeline, ",");
+      strcat(pipeline, p);
+    } else if (!strcmp(a, "--split-input-file")) {
+      split = true;
+    } else if (!strcmp(a, "--mlir-print-op-generic")) {
+      generic = true;
+    } else if (!strcmp(a, "-o")) {
+      if (i + 1 == argc) {
+        fprintf(stderr, "sattn-opt: error: -o needs a file\n");
+        return 2;
+      }
+      output = argv[++i];
+    } else if (a[0] == '-' && a[1]) {
+      fprintf(stderr, "sattn-opt: error: unknown option '%s'\n", a);
+      usage(stderr);
+      return 2;
+    } else {
+      input = a;
+    }
+  }
+  size_t len;
+  char *text = drv_read_file(input, &len);
+  if (!text)
+    return 1;
+  FILE *out = output ? fopen(output, "w") : stdout;
+  if (!out) {
+    fprintf(stderr, "sattn-opt: error: cannot write '%s'\n", output);
+    return 1;
+  }
+  MlirContext ctx = drv_context_create(stderr);
+  if (mlirContextIsNull(ctx)) {
+    fputs("sattn-opt: internal error: cannot load the sattn dialect\n", stderr);
+    return 1;
+  }
+  const char *name = strcmp(input, "-") == 0 ? "<stdin>" : input;
+  int rc = 0;
+  if (!split) {
+    rc = process(ctx, name, text, len, pipeline, generic, out);
+  } else {
+    /* Chunks separated by `// -----` lines; each is padded with the newlines
+     * before it so that diagnostics keep the file's line numbers. */
+    char *chunk = malloc(len + 1);
+    size_t start = 0, line = 0, start_line = 0;
+    bool first = true;
+    for (size_t i = 0; i <= len; i++) {
+      bool at_line_start = i == 0 || text[i - 1] == '\n';
+      bool sep = i < len && at_line_start && strncmp(text + i, "// -----", 8) == 0;
+      if (!sep && i < len) {
+        if (text[i] == '\n')
+          line++;
+        continue;
+      }
+      size_t n = 0;
+      for (size_t l = 0; l < start_line; l++)
+        chunk[n++] = '\n';
+      memcpy(chunk + n, text + start, i - start);
+      n += i - start;
+      if (!first)
+        fputs("// -----\n", out);
+      first = false;
+      rc |= process(ctx, name, chunk, n, pipeline, generic, out);
+      if (i == len)
+        break;
+      while (i < len && text[i] != '\n')
+        i++;
+      line++;
+      start = i + 1;
+      start_line = line;
+    }
+    free(chunk);
+  }
+  mlirContextDestroy(ctx);
+  free(text);
+  free(pipeline);
+  if (out != stdout)
+    fclose(out);
+  return rc;
+}
