@@ -49,9 +49,9 @@ static bool err(Parser *p, Loc loc, const char *fmt, ...) {
 
 static bool describe_and_fail(Parser *p, const char *what) {
   const Token *t = peek_tok(p);
-  if (t->kind == TK_IDENT || t->kind == TK_INT || t->kind == TK_FLOAT)
-    return err(p, t->loc, "expected %s, found '%.*s'", what, (int)t->len, t->start);
-  return err(p, t->loc, "expected %s, found %s", what, tok_kind_name(t->kind));
+  if (t->kind == TK_EOF)
+    return err(p, t->loc, "expected %s, found end of file", what);
+  return err(p, t->loc, "expected %s, found '%.*s'", what, (int)t->len, t->start);
 }
 
 static bool expect(Parser *p, TokenKind k) {

@@ -93,9 +93,6 @@ static void check_pattern(FeSpec *fs, Diag *d) {
   if (s->has_predict && s->predict_dim > s->head_dim)
     diag_error(d, at->predict, "predict dim=%lld is larger than head_dim (%lld): the projection must reduce it",
                (long long)s->predict_dim, (long long)s->head_dim);
-  if (s->has_progressive && s->msb_bits + s->lsb_bits > 16)
-    diag_error(d, at->progressive, "msb + lsb must be at most 16 bits, got %d + %d", s->msb_bits,
-               s->lsb_bits);
   if (s->seq == SA_DYNAMIC)
     return;
   /* With a fixed length, indices beyond it are certainly mistakes. */

@@ -7,8 +7,8 @@
  *     applying mask_all disappears;
  *   - sattn ops whose results are unused are erased (IRDL ops carry no
  *     Pure trait, so upstream canonicalize and cse leave them).
- * Token and head pruning with keep = 1 are not identities (tokens pruned by
- * earlier layers stay pruned), so they stay. Runs to a fixed point. */
+ * Token and head pruning stay whatever their ratio: they also feed the
+ * importance outputs of the cascade. Runs to a fixed point. */
 #include <stdlib.h>
 #include <string.h>
 

@@ -24,17 +24,22 @@ static int process(MlirContext ctx, const char *name, const char *text, size_t l
   MlirOperation op = mlirOperationCreateParse(ctx, (MlirStringRef){text, len}, dl_ref(name));
   if (mlirOperationIsNull(op))
     return 1;
+  /* A lone top-level op (one func.func) gets the module mlir-opt would give it. */
+  MlirStringRef opname = mlirIdentifierStr(mlirOperationGetName(op));
+  if (opname.length != 14 || memcmp(opname.data, "builtin.module", 14) != 0) {
+    MlirModule m = mlirModuleCreateEmpty(mlirOperationGetLocation(op));
+    mlirBlockAppendOwnedOperation(mlirModuleGetBody(m), op);
+    op = mlirModuleGetOperation(m);
+  }
   int rc = 0;
   MlirPassManager pm = mlirPassManagerCreateOnOperation(ctx, dl_ref("builtin.module"));
-  char *full = malloc(strlen(pipeline) + 32);
-  sprintf(full, "sattn-verify%s%s", *pipeline ? "," : "", pipeline);
-  if (!drv_add_pipeline(pm, full))
+  /* Like mlir-opt, the input is verified before any pass runs. */
+  if (!drv_add_pipeline(pm, "sattn-verify") || !drv_add_pipeline(pm, pipeline))
     rc = 1;
   else if (!mlirOperationVerify(op) || mlirLogicalResultIsFailure(mlirPassManagerRunOnOp(pm, op)))
     rc = 1;
   else
     drv_print(op, out, generic);
-  free(full);
   mlirPassManagerDestroy(pm);
   mlirOperationDestroy(op);
   return rc;

@@ -35,11 +35,12 @@ static const char *const emit_names[] = {
 };
 
 static void usage(FILE *f) {
-  fputs("usage: sattnc FILE [--emit=KIND] [--kernel NAME] [-o OUT]\n"
+  fputs("usage: sattnc FILE [--emit=KIND] [--kernel NAME] [-o OUT] [--split-input-file]\n"
         "  FILE            a .sattn spec file, or - for standard input\n"
         "  --emit=KIND     tokens | ast | mlir (default) | mlir-canonical\n"
         "  --kernel NAME   only the spec called NAME\n"
-        "  -o OUT          write to OUT instead of standard output\n",
+        "  -o OUT          write to OUT instead of standard output\n"
+        "  --split-input-file  compile each part between '# -----' lines alone\n",
         f);
 }
 
@@ -85,9 +86,84 @@ static int emit_mlir(const FeFile *file, const char *kernel, bool canonical, FIL
   return rc;
 }
 
+typedef struct {
+  EmitKind emit;
+  const char *kernel;
+} Options;
+
+/* Runs the stages on one buffer and prints the chosen one. 0 or 1. */
+static int compile_text(const char *display, const char *text, size_t len, const Options *o, FILE *out) {
+  FrontEnd fe = {0};
+  Diag d = {.out = stderr};
+  FeStop stop = o->emit == EMIT_TOKENS ? FE_STOP_TOKENS : FE_STOP_CHECK;
+  int rc = 0;
+  if (!fe_run(&fe, display, text, len, stop, &d)) {
+    rc = 1;
+    goto done;
+  }
+  if (o->kernel && stop == FE_STOP_CHECK) {
+    bool found = false;
+    for (FeSpec *fs = fe.file.first; fs; fs = fs->next)
+      found |= strcmp(fs->spec.name, o->kernel) == 0;
+    if (!found) {
+      fprintf(stderr, "%s: error: no attention spec named '%s'\n", display, o->kernel);
+      rc = 1;
+      goto done;
+    }
+  }
+  switch (o->emit) {
+  case EMIT_TOKENS: fe_print_tokens(out, &fe.toks); break;
+  case EMIT_AST: fe_print_ast(out, &fe.file); break;
+  case EMIT_MLIR:
+  case EMIT_MLIR_CANONICAL: rc = emit_mlir(&fe.file, o->kernel, o->emit == EMIT_MLIR_CANONICAL, out); break;
+  case EMIT_COUNT: unreachable();
+  }
+done:
+  fe_free(&fe);
+  return rc;
+}
+
+/* Chunks separated by `# -----` lines, each compiled alone. Every chunk is
+ * padded with the newlines before it, so messages keep the file's lines. */
+static int compile_split(const char *display, const char *text, size_t len, const Options *o, FILE *out) {
+  char *chunk = malloc(len + 1);
+  if (!chunk) {
+    fputs("sattnc: error: out of memory\n", stderr);
+    return 1;
+  }
+  int rc = 0;
+  size_t start = 0, line = 0, start_line = 0;
+  for (size_t i = 0; i <= len; i++) {
+    bool sep = i < len && (i == 0 || text[i - 1] == '\n') && strncmp(text + i, "# -----", 7) == 0;
+    if (!sep && i < len) {
+      line += text[i] == '\n';
+      continue;
+    }
+    size_t n = 0;
+    for (size_t l = 0; l < start_line; l++)
+      chunk[n++] = '\n';
+    memcpy(chunk + n, text + start, i - start);
+    n += i - start;
+    chunk[n] = 0;
+    if (start > 0)
+      fputs("# -----\n", out);
+    rc |= compile_text(display, chunk, n, o, out);
+    if (i == len)
+      break;
+    while (i < len && text[i] != '\n')
+      i++;
+    line++;
+    start = i + 1;
+    start_line = line;
+  }
+  free(chunk);
+  return rc;
+}
+
 int main(int argc, char **argv) {
-  const char *input = NULL, *output = NULL, *kernel = NULL;
-  EmitKind emit = EMIT_MLIR;
+  const char *input = NULL, *output = NULL;
+  Options o = {EMIT_MLIR, NULL};
+  bool split = false;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -100,11 +176,13 @@ int main(int argc, char **argv) {
           k = e;
       if (k < 0)
         return bad_usage("unknown --emit kind '%s'", a + 7);
-      emit = (EmitKind)k;
+      o.emit = (EmitKind)k;
+    } else if (!strcmp(a, "--split-input-file")) {
+      split = true;
     } else if (!strcmp(a, "-o") || !strcmp(a, "--kernel")) {
       if (i + 1 == argc)
         return bad_usage("%s needs an argument", a);
-      *(a[1] == 'o' ? &output : &kernel) = argv[++i];
+      *(a[1] == 'o' ? &output : &o.kernel) = argv[++i];
     } else if (a[0] == '-' && a[1] != 0) {
       return bad_usage("unknown option '%s'", a);
     } else if (input) {
@@ -119,44 +197,18 @@ int main(int argc, char **argv) {
   char *text = drv_read_file(input, &len);
   if (!text)
     return 1;
-  FrontEnd fe = {0};
-  Diag d = {.out = stderr};
-  FeStop stop = emit == EMIT_TOKENS ? FE_STOP_TOKENS : FE_STOP_CHECK;
-  const char *display = strcmp(input, "-") == 0 ? "<stdin>" : input;
-  int rc = 0;
-  if (!fe_run(&fe, display, text, len, stop, &d)) {
-    rc = 1;
-    goto done;
-  }
-  if (kernel) {
-    bool found = false;
-    for (FeSpec *fs = fe.file.first; fs; fs = fs->next)
-      found |= strcmp(fs->spec.name, kernel) == 0;
-    if (!found) {
-      fprintf(stderr, "%s: error: no attention spec named '%s'\n", display, kernel);
-      rc = 1;
-      goto done;
-    }
-  }
   FILE *out = stdout;
   if (output && !(out = fopen(output, "w"))) {
     fprintf(stderr, "sattnc: error: cannot write '%s'\n", output);
-    rc = 1;
-    goto done;
+    free(text);
+    return 1;
   }
-  switch (emit) {
-  case EMIT_TOKENS: fe_print_tokens(out, &fe.toks); break;
-  case EMIT_AST: fe_print_ast(out, &fe.file); break;
-  case EMIT_MLIR:
-  case EMIT_MLIR_CANONICAL: rc = emit_mlir(&fe.file, kernel, emit == EMIT_MLIR_CANONICAL, out); break;
-  case EMIT_COUNT: unreachable();
-  }
+  const char *display = strcmp(input, "-") == 0 ? "<stdin>" : input;
+  int rc = split ? compile_split(display, text, len, &o, out) : compile_text(display, text, len, &o, out);
   if (out != stdout && fclose(out) != 0) {
     fprintf(stderr, "sattnc: error: cannot write '%s'\n", output);
     rc = 1;
   }
-done:
-  fe_free(&fe);
   free(text);
   return rc;
 }

@@ -208,7 +208,7 @@ static void ref_keep_top(const double *val, bool *set, int64_t n, int64_t k,
   if (k >= c)
     return;
   qsort(rank, (size_t)c, sizeof *rank, ref_rank_cmp);
-  for (int64_t r = k < 0 ? 0 : k; r < c; r++)
+  for (int64_t r = k; r < c; r++)
     set[rank[r].idx] = false;
 }
 
@@ -258,14 +258,9 @@ static void ref_quant_row(const double *x, int64_t n, int bits, double *out) {
   for (int64_t d = 0; d < n; d++)
     amax = fmax(amax, fabs(x[d]));
   double step = amax / qmax;
-  for (int64_t d = 0; d < n; d++) {
-    if (amax == 0.0) {
-      out[d] = 0.0;
-      continue;
-    }
-    double q = round(x[d] / step); /* C's round(): half away from zero */
-    out[d] = fmin(fmax(q, -qmax), qmax) * step;
-  }
+  /* C's round() is the half-away-from-zero rounding the document asks for. */
+  for (int64_t d = 0; d < n; d++)
+    out[d] = amax == 0.0 ? 0.0 : fmin(fmax(round(x[d] / step), -qmax), qmax) * step;
 }
 
 static void ref_quant_rows(const double *x, int64_t rows, int64_t n, int bits,
@@ -523,8 +518,9 @@ static void ref_prune_heads(const SaSpec *s, const SaProblem *p, RefWork *w, int
     ref_keep_top(w->head_val, w->head_kept, H, ref_ceil_ratio(s->head_keep, H), w->rank);
 }
 
-/* Softmax of `score` over `cand` into w->p (zero elsewhere); returns the
- * largest probability, 0 for an empty row. */
+/* Softmax of `score` over `cand` into `p` (zero elsewhere); returns the
+ * largest probability, 0 for an empty row. Subtracting the row maximum keeps
+ * exp() finite for logits of any size. */
 static double ref_softmax(const double *score, const bool *cand, double *p, int64_t S) {
   double m = -INFINITY, sum = 0.0, pmax = 0.0;
   for (int64_t j = 0; j < S; j++)

@@ -658,7 +658,6 @@ static void test_filter(void) {
   c.spec.scale = 0.1;
   c.spec.n_filter_rounds = 1;
   c.spec.filter[0] = (SaFilterRound){8, 8, {KEEP_MEAN, 0.0}};
-  double frac;
   CHECK(sa_reference(&c.spec, &c.p, &frac) == SA_OK);
   CHECK(frac == 1.0);
   CHECK(close_to(c.out[0], (c.v[0] + c.v[2] + c.v[4]) / 3.0, 1e-6));

@@ -1,0 +1,24 @@
+# lit configuration for sattn: every observable stage is tested as text.
+import os
+import lit.formats
+
+config.name = "sattn"
+config.test_format = lit.formats.ShTest(execute_external=True)
+config.suffixes = [".sattn", ".mlir", ".test"]
+config.excludes = ["Inputs", "lit.cfg.py"]
+config.test_source_root = os.path.dirname(__file__)
+
+root = os.path.dirname(config.test_source_root)
+build = lit_config.params.get("build", os.path.join(root, "build"))
+bindir = os.path.join(build, "bin")
+config.test_exec_root = os.path.join(build, "test")
+
+llvm_bin = "/usr/lib/llvm-22/bin"
+config.environment["PATH"] = os.pathsep.join([bindir, llvm_bin, os.environ.get("PATH", "")])
+for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "HOME"):
+    if var in os.environ:
+        config.environment[var] = os.environ[var]
+
+config.substitutions.append(("%examples", os.path.join(root, "examples")))
+config.substitutions.append(("%data", os.path.join(os.path.dirname(root), "shared", "data")))
+config.substitutions.append(("%FileCheck", "FileCheck --enable-var-scope"))
