@@ -1,5 +1,7 @@
 /* ast.c: prints checked specs as one `key value` line each, for
  * `sattnc --emit=ast` and for tests of the front end. */
+#include <string.h>
+
 #include "compiler.h"
 
 static void print_dim(FILE *out, const char *name, int64_t v) {
@@ -18,9 +20,11 @@ static void print_keep(FILE *out, SaKeep k) {
   }
 }
 
-void fe_print_ast(FILE *out, const FeFile *f) {
+void fe_print_ast(FILE *out, const FeFile *f, const char *only) {
   for (const FeSpec *fs = f->first; fs; fs = fs->next) {
     const SaSpec *s = &fs->spec;
+    if (only && strcmp(only, s->name) != 0)
+      continue;
     fprintf(out, "attention %s (line %d)\n  shape", s->name, s->line);
     print_dim(out, "batch", s->batch);
     print_dim(out, "heads", s->heads);

@@ -132,7 +132,8 @@ bool fe_parse(const TokenList *toks, Arena *a, Diag *d, FeFile *out);
 bool fe_check(FeFile *f, Diag *d);
 
 /* ---- ast.c ---- */
-void fe_print_ast(FILE *out, const FeFile *f);
+/* Prints every spec, or only the one called `only` when it is not NULL. */
+void fe_print_ast(FILE *out, const FeFile *f, const char *only);
 
 /* ---- frontend.c: the whole front end in one call. ---- */
 typedef struct {

@@ -52,20 +52,28 @@ int main(int argc, char **argv) {
   for (int i = 1; i < argc; i++)
     cap += strlen(argv[i]) + 1;
   char *pipeline = calloc(cap, 1);
+  char *text = NULL;
+  FILE *out = NULL;
+  int rc = 0;
+  if (!pipeline) {
+    fputs("sattn-opt: error: out of memory\n", stderr);
+    return 1;
+  }
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
       usage(stdout);
-      return 0;
+      goto done;
     } else if (!strcmp(a, "--list-passes")) {
       for (int p = 0; p < pass_count; p++)
         printf("%-22s %s\n", pass_table[p].flag, pass_table[p].summary);
-      return 0;
+      goto done;
     } else if (!strncmp(a, "--pass-pipeline=", 16) || !strcmp(a, "--pass")) {
       const char *p = a[6] == '-' ? a + 16 : (i + 1 < argc ? argv[++i] : NULL);
       if (!p) {
         fprintf(stderr, "sattn-opt: error: --pass needs a pass flag\n");
-        return 2;
+        rc = 2;
+        goto done;
       }
       if (*pipeline)
         strcat(pipeline, ",");
@@ -77,42 +85,52 @@ int main(int argc, char **argv) {
     } else if (!strcmp(a, "-o")) {
       if (i + 1 == argc) {
         fprintf(stderr, "sattn-opt: error: -o needs a file\n");
-        return 2;
+        rc = 2;
+        goto done;
       }
       output = argv[++i];
     } else if (a[0] == '-' && a[1]) {
       fprintf(stderr, "sattn-opt: error: unknown option '%s'\n", a);
       usage(stderr);
-      return 2;
+      rc = 2;
+      goto done;
     } else {
       input = a;
     }
   }
   size_t len;
-  char *text = drv_read_file(input, &len);
-  if (!text)
-    return 1;
-  FILE *out = output ? fopen(output, "w") : stdout;
+  text = drv_read_file(input, &len);
+  if (!text) {
+    rc = 1;
+    goto done;
+  }
+  out = output ? fopen(output, "w") : stdout;
   if (!out) {
     fprintf(stderr, "sattn-opt: error: cannot write '%s'\n", output);
-    return 1;
+    rc = 1;
+    goto done;
   }
   MlirContext ctx = drv_context_create(stderr);
   if (mlirContextIsNull(ctx)) {
     fputs("sattn-opt: internal error: cannot load the sattn dialect\n", stderr);
-    return 1;
+    rc = 1;
+    goto done;
   }
   const char *name = strcmp(input, "-") == 0 ? "<stdin>" : input;
-  int rc = 0;
   if (!split) {
     rc = process(ctx, name, text, len, pipeline, generic, out);
   } else {
     /* Chunks separated by `// -----` lines; each is padded with the newlines
      * before it so that diagnostics keep the file's line numbers. */
     char *chunk = malloc(len + 1);
+    if (!chunk) {
+      fputs("sattn-opt: error: out of memory\n", stderr);
+      len = 0;
+      rc = 1;
+    }
     size_t start = 0, line = 0, start_line = 0;
     bool first = true;
-    for (size_t i = 0; i <= len; i++) {
+    for (size_t i = 0; chunk && i <= len; i++) {
       bool at_line_start = i == 0 || text[i - 1] == '\n';
       bool sep = i < len && at_line_start && strncmp(text + i, "// -----", 8) == 0;
       if (!sep && i < len) {
@@ -140,9 +158,12 @@ int main(int argc, char **argv) {
     free(chunk);
   }
   mlirContextDestroy(ctx);
+done:
   free(text);
   free(pipeline);
-  if (out != stdout)
-    fclose(out);
+  if (out && out != stdout && fclose(out) != 0) {
+    fprintf(stderr, "sattn-opt: error: cannot write '%s'\n", output);
+    rc = 1;
+  }
   return rc;
 }

@@ -59,13 +59,14 @@ static int emit_mlir(const FeFile *file, const char *kernel, bool canonical, FIL
     fputs("sattnc: internal error: cannot load the sattn dialect\n", stderr);
     return 1;
   }
-  const SaSpec *specs[1024];
+  const SaSpec **specs = malloc((size_t)file->count * sizeof *specs);
   int n = 0;
-  for (const FeSpec *fs = file->first; fs && n < 1024; fs = fs->next)
+  for (const FeSpec *fs = file->first; specs && fs; fs = fs->next)
     if (!kernel || strcmp(fs->spec.name, kernel) == 0)
       specs[n++] = &fs->spec;
   int rc = 0;
-  MlirModule m = irgen_module(ctx, specs, n);
+  MlirModule m = specs ? irgen_module(ctx, specs, n) : (MlirModule){NULL};
+  free(specs);
   if (mlirModuleIsNull(m)) {
     fputs("sattnc: error: out of memory building IR\n", stderr);
     mlirContextDestroy(ctx);
@@ -113,7 +114,7 @@ static int compile_text(const char *display, const char *text, size_t len, const
   }
   switch (o->emit) {
   case EMIT_TOKENS: fe_print_tokens(out, &fe.toks); break;
-  case EMIT_AST: fe_print_ast(out, &fe.file); break;
+  case EMIT_AST: fe_print_ast(out, &fe.file, o->kernel); break;
   case EMIT_MLIR:
   case EMIT_MLIR_CANONICAL: rc = emit_mlir(&fe.file, o->kernel, o->emit == EMIT_MLIR_CANONICAL, out); break;
   case EMIT_COUNT: unreachable();
