@@ -147,3 +147,40 @@ void drv_print(MlirOperation op, FILE *f, bool generic) {
   mlirOpPrintingFlagsDestroy(flags);
   fputc('\n', f);
 }
+
+int drv_for_each_part(const char *text, size_t len, const char *marker, FILE *out,
+                      int (*fn)(const char *part, size_t n, void *ud), void *ud) {
+  char *part = malloc(len + 1);
+  if (!part) {
+    fputs("error: out of memory\n", stderr);
+    return 1;
+  }
+  size_t mlen = strlen(marker), start = 0, line = 0, start_line = 0;
+  int rc = 0;
+  for (size_t i = 0; i <= len; i++) {
+    bool sep = i < len && (i == 0 || text[i - 1] == '\n') && strncmp(text + i, marker, mlen) == 0;
+    if (!sep && i < len) {
+      line += text[i] == '\n';
+      continue;
+    }
+    /* The padding never exceeds the text before the part, so len + 1 bytes hold it. */
+    size_t n = 0;
+    for (size_t l = 0; l < start_line; l++)
+      part[n++] = '\n';
+    memcpy(part + n, text + start, i - start);
+    n += i - start;
+    part[n] = 0;
+    if (start > 0)
+      fprintf(out, "%s\n", marker);
+    rc |= fn(part, n, ud);
+    if (i == len)
+      break;
+    while (i < len && text[i] != '\n')
+      i++;
+    line++;
+    start = i + 1;
+    start_line = line;
+  }
+  free(part);
+  return rc;
+}

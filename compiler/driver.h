@@ -23,6 +23,14 @@ char *drv_read_file(const char *path, size_t *out_len);
  * wrapper is accepted. False with a message on stderr for unknown passes. */
 bool drv_add_pipeline(MlirPassManager pm, const char *pipeline);
 
+/* Calls fn on each part of text between lines that start with `marker`
+ * (`// -----` for IR, `# -----` for specs), as a NUL-terminated copy padded
+ * with the newlines before it, so that messages keep the file's line
+ * numbers; prints the marker line to out between parts. Returns the OR of
+ * fn's results, or 1 when out of memory. */
+int drv_for_each_part(const char *text, size_t len, const char *marker, FILE *out,
+                      int (*fn)(const char *part, size_t n, void *ud), void *ud);
+
 /* Prints op to f; generic form when `generic`. */
 void drv_print(MlirOperation op, FILE *f, bool generic);
 

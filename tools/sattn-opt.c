@@ -45,6 +45,18 @@ static int process(MlirContext ctx, const char *name, const char *text, size_t l
   return rc;
 }
 
+typedef struct {
+  MlirContext ctx;
+  const char *name, *pipeline;
+  bool generic;
+  FILE *out;
+} PartCtx;
+
+static int process_part(const char *part, size_t n, void *ud) {
+  PartCtx *c = ud;
+  return process(c->ctx, c->name, part, n, c->pipeline, c->generic, c->out);
+}
+
 int main(int argc, char **argv) {
   const char *input = "-", *output = NULL;
   bool split = false, generic = false;
@@ -120,42 +132,8 @@ int main(int argc, char **argv) {
   if (!split) {
     rc = process(ctx, name, text, len, pipeline, generic, out);
   } else {
-    /* Chunks separated by `// -----` lines; each is padded with the newlines
-     * before it so that diagnostics keep the file's line numbers. */
-    char *chunk = malloc(len + 1);
-    if (!chunk) {
-      fputs("sattn-opt: error: out of memory\n", stderr);
-      len = 0;
-      rc = 1;
-    }
-    size_t start = 0, line = 0, start_line = 0;
-    bool first = true;
-    for (size_t i = 0; chunk && i <= len; i++) {
-      bool at_line_start = i == 0 || text[i - 1] == '\n';
-      bool sep = i < len && at_line_start && strncmp(text + i, "// -----", 8) == 0;
-      if (!sep && i < len) {
-        if (text[i] == '\n')
-          line++;
-        continue;
-      }
-      size_t n = 0;
-      for (size_t l = 0; l < start_line; l++)
-        chunk[n++] = '\n';
-      memcpy(chunk + n, text + start, i - start);
-      n += i - start;
-      if (!first)
-        fputs("// -----\n", out);
-      first = false;
-      rc |= process(ctx, name, chunk, n, pipeline, generic, out);
-      if (i == len)
-        break;
-      while (i < len && text[i] != '\n')
-        i++;
-      line++;
-      start = i + 1;
-      start_line = line;
-    }
-    free(chunk);
+    PartCtx pc = {ctx, name, pipeline, generic, out};
+    rc = drv_for_each_part(text, len, "// -----", out, process_part, &pc);
   }
   mlirContextDestroy(ctx);
 done:

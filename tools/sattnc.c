@@ -124,41 +124,15 @@ done:
   return rc;
 }
 
-/* Chunks separated by `# -----` lines, each compiled alone. Every chunk is
- * padded with the newlines before it, so messages keep the file's lines. */
-static int compile_split(const char *display, const char *text, size_t len, const Options *o, FILE *out) {
-  char *chunk = malloc(len + 1);
-  if (!chunk) {
-    fputs("sattnc: error: out of memory\n", stderr);
-    return 1;
-  }
-  int rc = 0;
-  size_t start = 0, line = 0, start_line = 0;
-  for (size_t i = 0; i <= len; i++) {
-    bool sep = i < len && (i == 0 || text[i - 1] == '\n') && strncmp(text + i, "# -----", 7) == 0;
-    if (!sep && i < len) {
-      line += text[i] == '\n';
-      continue;
-    }
-    size_t n = 0;
-    for (size_t l = 0; l < start_line; l++)
-      chunk[n++] = '\n';
-    memcpy(chunk + n, text + start, i - start);
-    n += i - start;
-    chunk[n] = 0;
-    if (start > 0)
-      fputs("# -----\n", out);
-    rc |= compile_text(display, chunk, n, o, out);
-    if (i == len)
-      break;
-    while (i < len && text[i] != '\n')
-      i++;
-    line++;
-    start = i + 1;
-    start_line = line;
-  }
-  free(chunk);
-  return rc;
+typedef struct {
+  const char *display;
+  const Options *o;
+  FILE *out;
+} SplitCtx;
+
+static int compile_part(const char *part, size_t n, void *ud) {
+  SplitCtx *c = ud;
+  return compile_text(c->display, part, n, c->o, c->out);
 }
 
 int main(int argc, char **argv) {
@@ -205,7 +179,9 @@ int main(int argc, char **argv) {
     return 1;
   }
   const char *display = strcmp(input, "-") == 0 ? "<stdin>" : input;
-  int rc = split ? compile_split(display, text, len, &o, out) : compile_text(display, text, len, &o, out);
+  SplitCtx sc = {display, &o, out};
+  int rc = split ? drv_for_each_part(text, len, "# -----", out, compile_part, &sc)
+                 : compile_text(display, text, len, &o, out);
   if (out != stdout && fclose(out) != 0) {
     fprintf(stderr, "sattnc: error: cannot write '%s'\n", output);
     rc = 1;
