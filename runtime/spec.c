@@ -41,21 +41,3 @@ bool sa_dtype_is_float(SaDtype t) {
   }
   return false;
 }
-
-/* Global tokens alone do not restrict anything: with no local term L is
- * true everywhere, so only the causal and local terms count here. */
-bool sa_spec_has_static_mask(const SaSpec *s) {
-  if (s == NULL)
-    return false;
-  return s->causal || s->has_window || s->has_window2d || s->block > 0 ||
-         s->has_bigbird;
-}
-
-/* Head pruning is left out: it removes whole heads, not scores of a row.
- * Progressive quantization changes scores but never which ones survive. */
-bool sa_spec_has_dynamic_selection(const SaSpec *s) {
-  if (s == NULL)
-    return false;
-  return s->has_predict || s->n_filter_rounds > 0 || s->nm_m > 0 ||
-         s->token_keep < 1.0 || s->value_keep < 1.0;
-}

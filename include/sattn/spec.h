@@ -116,9 +116,4 @@ typedef struct SaSpec {
   double requant_threshold;
 } SaSpec;
 
-/* True when some static term restricts the pattern (the kernel skips work). */
-bool sa_spec_has_static_mask(const SaSpec *s);
-/* True when a dynamic selection decides per row which scores survive. */
-bool sa_spec_has_dynamic_selection(const SaSpec *s);
-
 #endif

@@ -301,15 +301,6 @@ static void test_basics(void) {
   CHECK(strcmp(sa_dtype_name(DT_BF16), "bf16") == 0);
   CHECK(sa_dtype_bits(DT_FP8E4M3) == 8 && sa_dtype_bits(DT_INT4) == 4);
   CHECK(sa_dtype_is_float(DT_FP8E5M2) && !sa_dtype_is_float(DT_INT8));
-
-  SaSpec s = base_spec(1, 1, 1, 8, 4);
-  CHECK(!sa_spec_has_static_mask(&s) && !sa_spec_has_dynamic_selection(&s));
-  s.n_global = 1;
-  CHECK(!sa_spec_has_static_mask(&s));
-  s.causal = true;
-  CHECK(sa_spec_has_static_mask(&s));
-  s.nm_n = 2, s.nm_m = 4;
-  CHECK(sa_spec_has_dynamic_selection(&s));
 }
 
 static void test_rounding(void) {
