@@ -35,13 +35,11 @@ MlirOperation dl_build(Builder *b, const char *name, int n_operands, const MlirV
     mlirOperationStateAddOperands(&st, n_operands, operands);
   if (n_results)
     mlirOperationStateAddResults(&st, n_results, results);
-  MlirNamedAttribute named[16];
-  if (n_attrs > 16)
-    n_attrs = 16;
-  for (int i = 0; i < n_attrs; i++)
-    named[i] = mlirNamedAttributeGet(mlirIdentifierGet(b->ctx, dl_ref(attrs[i].name)), attrs[i].value);
-  if (n_attrs)
-    mlirOperationStateAddAttributes(&st, n_attrs, named);
+  for (int i = 0; i < n_attrs; i++) {
+    MlirNamedAttribute named =
+        mlirNamedAttributeGet(mlirIdentifierGet(b->ctx, dl_ref(attrs[i].name)), attrs[i].value);
+    mlirOperationStateAddAttributes(&st, 1, &named);
+  }
   MlirOperation op = mlirOperationCreate(&st);
   mlirBlockAppendOwnedOperation(b->block, op);
   return op;
