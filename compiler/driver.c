@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../codegen/codegen.h"
 #include "../dialect/dialect.h"
 #include "../passes/passes.h"
 #include "driver.h"
@@ -47,6 +48,7 @@ MlirContext drv_context_create(FILE *diag) {
   MlirContext ctx = mlirContextCreateWithRegistry(reg, false);
   mlirDialectRegistryDestroy(reg);
   mlirRegisterAllPasses();
+  mlirRegisterAllLLVMTranslations(ctx);
   mlirContextAttachDiagnosticHandler(ctx, on_diagnostic, diag ? diag : stderr, NULL);
   if (!dl_load(ctx)) {
     mlirContextDestroy(ctx);
@@ -183,4 +185,44 @@ int drv_for_each_part(const char *text, size_t len, const char *marker, FILE *ou
   }
   free(part);
   return rc;
+}
+
+MlirModule drv_build(MlirContext ctx, const FeFile *file, const char *kernel) {
+  const SaSpec **specs = malloc((size_t)(file->count > 0 ? file->count : 1) * sizeof *specs);
+  if (!specs)
+    return (MlirModule){NULL};
+  int n = 0;
+  for (const FeSpec *fs = file->first; fs; fs = fs->next)
+    if (!kernel || strcmp(fs->spec.name, kernel) == 0)
+      specs[n++] = &fs->spec;
+  MlirModule m = irgen_module(ctx, specs, n);
+  free(specs);
+  return m;
+}
+
+/* The pipeline that takes freshly built sattn IR to each stage. */
+static const char *stage_pipeline(DrvStage stage) {
+  switch (stage) {
+  case DRV_SATTN: return "sattn-verify";
+  case DRV_CANONICAL: return "sattn-verify,sattn-canonicalize,sattn-verify";
+  case DRV_CPU: return "sattn-verify,sattn-canonicalize,sattn-verify,sattn-lower-cpu";
+  case DRV_LLVM: break;
+  }
+  return NULL;
+}
+
+bool drv_lower(MlirContext ctx, MlirModule m, DrvStage stage) {
+  MlirOperation op = mlirModuleGetOperation(m);
+  if (!mlirOperationVerify(op))
+    return false;
+  MlirPassManager pm = mlirPassManagerCreateOnOperation(ctx, dl_ref("builtin.module"));
+  bool ok;
+  if (stage == DRV_LLVM) {
+    ok = drv_add_pipeline(pm, stage_pipeline(DRV_CPU)) && drv_add_pipeline(pm, cg_cpu_llvm_pipeline);
+  } else {
+    ok = drv_add_pipeline(pm, stage_pipeline(stage));
+  }
+  ok = ok && mlirLogicalResultIsSuccess(mlirPassManagerRunOnOp(pm, op));
+  mlirPassManagerDestroy(pm);
+  return ok;
 }

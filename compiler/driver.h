@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "compiler.h"
 #include "mlir-c/IR.h"
 #include "mlir-c/Pass.h"
 
@@ -30,6 +31,21 @@ bool drv_add_pipeline(MlirPassManager pm, const char *pipeline);
  * fn's results, or 1 when out of memory. */
 int drv_for_each_part(const char *text, size_t len, const char *marker, FILE *out,
                       int (*fn)(const char *part, size_t n, void *ud), void *ud);
+
+/* The module of the specs in `file` (only the one named `kernel` when not
+ * NULL), built by irgen. Null when out of memory. The caller owns it. */
+MlirModule drv_build(MlirContext ctx, const FeFile *file, const char *kernel);
+
+/* How far drv_lower takes a module built by drv_build. */
+typedef enum {
+  DRV_SATTN,     /* verified sattn IR */
+  DRV_CANONICAL, /* after sattn-canonicalize */
+  DRV_CPU,       /* after sattn-lower-cpu: upstream dialects, C ABI */
+  DRV_LLVM,      /* the LLVM dialect, ready for translation or the JIT */
+} DrvStage;
+
+/* Runs the passes to `stage` in place. False after diagnostics. */
+bool drv_lower(MlirContext ctx, MlirModule m, DrvStage stage);
 
 /* Prints op to f; generic form when `generic`. */
 void drv_print(MlirOperation op, FILE *f, bool generic);

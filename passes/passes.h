@@ -14,7 +14,9 @@
   X(pass_verify_run, "sattn-verify", "check what IRDL cannot: ranks, shapes, element types, " \
                                      "integer ranges of sattn ops")                          \
   X(pass_canonicalize_run, "sattn-canonicalize",                                             \
-    "remove selections that keep everything and masks that allow everything")
+    "remove selections that keep everything and masks that allow everything")                 \
+  X(pass_lower_cpu_run, "sattn-lower-cpu",                                                   \
+    "replace each sattn func by a fused CPU kernel in scf/vector/memref/arith/math with a C ABI")
 
 /* Each pass's body; returns false after emitting diagnostics. */
 #define X(fn, flag, summary) bool fn(MlirOperation module);

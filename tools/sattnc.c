@@ -4,6 +4,11 @@
  *   ast             the checked specs
  *   mlir            the sattn IR the front end builds (verified)
  *   mlir-canonical  that IR after sattn-canonicalize
+ *   mlir-cpu        after sattn-lower-cpu: fused kernels in upstream dialects
+ *   mlir-llvm       the LLVM dialect
+ *   llvm            LLVM IR after O3 for the chosen CPU
+ *   asm, obj        assembly or an ELF object for the chosen CPU
+ *   header          the C header for the object's kernels
  * Exit status: 0 on success, 1 on a user error (with a located message),
  * 2 on bad usage. */
 #include <stdio.h>
@@ -11,6 +16,7 @@
 #include <string.h>
 
 #include "../compiler/compiler.h"
+#include "../codegen/codegen.h"
 #include "../compiler/driver.h"
 #include "../dialect/dialect.h"
 #include "../passes/passes.h"
@@ -21,7 +27,13 @@ typedef enum {
   X(EMIT_TOKENS, "tokens")             \
   X(EMIT_AST, "ast")                   \
   X(EMIT_MLIR, "mlir")                 \
-  X(EMIT_MLIR_CANONICAL, "mlir-canonical")
+  X(EMIT_MLIR_CANONICAL, "mlir-canonical") \
+  X(EMIT_MLIR_CPU, "mlir-cpu")         \
+  X(EMIT_MLIR_LLVM, "mlir-llvm")       \
+  X(EMIT_LLVM, "llvm")                 \
+  X(EMIT_ASM, "asm")                   \
+  X(EMIT_OBJ, "obj")                   \
+  X(EMIT_HEADER, "header")
 #define X(e, s) e,
   EMIT_KINDS(X)
 #undef X
@@ -35,9 +47,14 @@ static const char *const emit_names[] = {
 };
 
 static void usage(FILE *f) {
-  fputs("usage: sattnc FILE [--emit=KIND] [--kernel NAME] [-o OUT] [--split-input-file]\n"
+  fputs("usage: sattnc FILE [--emit=KIND] [--target=cpu] [--cpu=NAME] [--kernel NAME] [-o OUT]\n"
+        "              [--split-input-file]\n"
         "  FILE            a .sattn spec file, or - for standard input\n"
-        "  --emit=KIND     tokens | ast | mlir (default) | mlir-canonical\n"
+        "  --emit=KIND     tokens | ast | mlir (default) | mlir-canonical | mlir-cpu |\n"
+        "                  mlir-llvm | llvm | asm | obj | header\n"
+        "  --target=cpu    the back end for mlir-cpu and later stages (cpu is the only one yet)\n"
+        "  --cpu=NAME      LLVM CPU name for llvm/asm/obj (skylake-avx512, haswell, x86-64, ...);\n"
+        "                  default: the host (native)\n"
         "  --kernel NAME   only the spec called NAME\n"
         "  -o OUT          write to OUT instead of standard output\n"
         "  --split-input-file  compile each part between '# -----' lines alone\n",
@@ -52,45 +69,55 @@ static int bad_usage(const char *fmt, const char *arg) {
   return 2;
 }
 
-/* Builds, verifies (and canonicalizes) the IR, then prints it. */
-static int emit_mlir(const FeFile *file, const char *kernel, bool canonical, FILE *out) {
+typedef struct {
+  EmitKind emit;
+  const char *kernel;
+  const char *cpu;
+} Options;
+
+/* Builds the IR, lowers it as far as the stage asks, then prints it. */
+static int emit_ir(const FeFile *file, const Options *o, FILE *out) {
   MlirContext ctx = drv_context_create(stderr);
   if (mlirContextIsNull(ctx)) {
     fputs("sattnc: internal error: cannot load the sattn dialect\n", stderr);
     return 1;
   }
-  const SaSpec **specs = malloc((size_t)file->count * sizeof *specs);
-  int n = 0;
-  for (const FeSpec *fs = file->first; specs && fs; fs = fs->next)
-    if (!kernel || strcmp(fs->spec.name, kernel) == 0)
-      specs[n++] = &fs->spec;
+  static const DrvStage stage_of[EMIT_COUNT] = {
+      [EMIT_MLIR] = DRV_SATTN, [EMIT_MLIR_CANONICAL] = DRV_CANONICAL, [EMIT_MLIR_CPU] = DRV_CPU,
+      [EMIT_MLIR_LLVM] = DRV_LLVM, [EMIT_LLVM] = DRV_LLVM, [EMIT_ASM] = DRV_LLVM, [EMIT_OBJ] = DRV_LLVM};
   int rc = 0;
-  MlirModule m = specs ? irgen_module(ctx, specs, n) : (MlirModule){NULL};
-  free(specs);
+  MlirModule m = drv_build(ctx, file, o->kernel);
   if (mlirModuleIsNull(m)) {
     fputs("sattnc: error: out of memory building IR\n", stderr);
     mlirContextDestroy(ctx);
     return 1;
   }
-  MlirOperation op = mlirModuleGetOperation(m);
-  MlirPassManager pm = mlirPassManagerCreateOnOperation(ctx, dl_ref("builtin.module"));
-  drv_add_pipeline(pm, canonical ? "sattn-verify,sattn-canonicalize,sattn-verify" : "sattn-verify");
-  if (!mlirOperationVerify(op) || mlirLogicalResultIsFailure(mlirPassManagerRunOnOp(pm, op))) {
-    fputs("sattnc: internal error: the IR built from the spec does not verify\n", stderr);
+  if (!drv_lower(ctx, m, stage_of[o->emit])) {
     rc = 1;
+  } else if (o->emit == EMIT_LLVM || o->emit == EMIT_ASM || o->emit == EMIT_OBJ) {
+    char err[512];
+    CgOutput what = o->emit == EMIT_LLVM ? CG_OUT_LLVM : o->emit == EMIT_ASM ? CG_OUT_ASM : CG_OUT_OBJ;
+    if (!cg_cpu_emit(m, o->cpu, what, out, err, sizeof err)) {
+      fprintf(stderr, "sattnc: error: %s\n", err);
+      rc = 1;
+    }
   } else {
-    drv_print(op, out, false);
+    drv_print(mlirModuleGetOperation(m), out, false);
   }
-  mlirPassManagerDestroy(pm);
   mlirModuleDestroy(m);
   mlirContextDestroy(ctx);
   return rc;
 }
 
-typedef struct {
-  EmitKind emit;
-  const char *kernel;
-} Options;
+static int emit_header(const FeFile *file, const char *kernel, FILE *out) {
+  const SaSpec *specs[256];
+  int n = 0;
+  for (const FeSpec *fs = file->first; fs && n < 256; fs = fs->next)
+    if (!kernel || strcmp(fs->spec.name, kernel) == 0)
+      specs[n++] = &fs->spec;
+  cg_cpu_header(out, specs, n);
+  return 0;
+}
 
 /* Runs the stages on one buffer and prints the chosen one. 0 or 1. */
 static int compile_text(const char *display, const char *text, size_t len, const Options *o, FILE *out) {
@@ -115,8 +142,14 @@ static int compile_text(const char *display, const char *text, size_t len, const
   switch (o->emit) {
   case EMIT_TOKENS: fe_print_tokens(out, &fe.toks); break;
   case EMIT_AST: fe_print_ast(out, &fe.file, o->kernel); break;
+  case EMIT_HEADER: rc = emit_header(&fe.file, o->kernel, out); break;
   case EMIT_MLIR:
-  case EMIT_MLIR_CANONICAL: rc = emit_mlir(&fe.file, o->kernel, o->emit == EMIT_MLIR_CANONICAL, out); break;
+  case EMIT_MLIR_CANONICAL:
+  case EMIT_MLIR_CPU:
+  case EMIT_MLIR_LLVM:
+  case EMIT_LLVM:
+  case EMIT_ASM:
+  case EMIT_OBJ: rc = emit_ir(&fe.file, o, out); break;
   case EMIT_COUNT: unreachable();
   }
 done:
@@ -137,7 +170,7 @@ static int compile_part(const char *part, size_t n, void *ud) {
 
 int main(int argc, char **argv) {
   const char *input = NULL, *output = NULL;
-  Options o = {EMIT_MLIR, NULL};
+  Options o = {EMIT_MLIR, NULL, NULL};
   bool split = false;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -152,6 +185,11 @@ int main(int argc, char **argv) {
       if (k < 0)
         return bad_usage("unknown --emit kind '%s'", a + 7);
       o.emit = (EmitKind)k;
+    } else if (!strncmp(a, "--target=", 9)) {
+      if (strcmp(a + 9, "cpu") != 0)
+        return bad_usage("unknown --target '%s' (this build has: cpu)", a + 9);
+    } else if (!strncmp(a, "--cpu=", 6)) {
+      o.cpu = a + 6;
     } else if (!strcmp(a, "--split-input-file")) {
       split = true;
     } else if (!strcmp(a, "-o") || !strcmp(a, "--kernel")) {
@@ -173,7 +211,7 @@ int main(int argc, char **argv) {
   if (!text)
     return 1;
   FILE *out = stdout;
-  if (output && !(out = fopen(output, "w"))) {
+  if (output && !(out = fopen(output, "wb"))) {
     fprintf(stderr, "sattnc: error: cannot write '%s'\n", output);
     free(text);
     return 1;

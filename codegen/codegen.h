@@ -1,0 +1,97 @@
+/* codegen.h: the back ends' shared view of a fused attention kernel, and
+ * the CPU code generator.
+ *
+ * A CpuPlan is what sattn-lower-cpu reads out of one sattn func: the shapes
+ * and precisions, the static mask as a tree of mask ops, and the dynamic
+ * stages in the order docs/semantics.md runs them. cg_cpu_kernel turns a
+ * plan into a func.func in upstream dialects (scf, vector, memref, arith,
+ * math, llvm) with the C ABI documented in docs/cpu-abi.md. */
+#ifndef SATTN_CODEGEN_H
+#define SATTN_CODEGEN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <stdio.h>
+
+#include "mlir-c/ExecutionEngine.h"
+#include "mlir-c/IR.h"
+#include "sattn/spec.h"
+
+/* X(enum, op name without the "sattn.mask_" prefix) */
+#define CG_MASK_KINDS(X) \
+  X(MK_ALL, "all")       \
+  X(MK_CAUSAL, "causal") \
+  X(MK_WINDOW, "window") \
+  X(MK_WINDOW2D, "window2d") \
+  X(MK_GLOBAL, "global") \
+  X(MK_BLOCKS, "blocks") \
+  X(MK_BIGBIRD, "bigbird") \
+  X(MK_AND, "and")       \
+  X(MK_OR, "or")
+
+typedef enum {
+#define X(e, s) e,
+  CG_MASK_KINDS(X)
+#undef X
+} MaskKind;
+
+typedef struct MaskNode {
+  MaskKind kind;
+  /* window: size, dilation. window2d: image_h, image_w, win_h, win_w,
+   * offset. blocks: block. bigbird: block, window, random, global, seed. */
+  int64_t a[5];
+  int n_list; /* global: tokens; blocks: 2 * pairs (query, key) */
+  int64_t *list;
+  struct MaskNode *lhs, *rhs;
+} MaskNode;
+
+typedef struct {
+  /* Shapes, precisions, the scale and every dynamic stage; the static
+   * pattern fields of the spec are unused (the mask tree says it). */
+  SaSpec s;
+  const MaskNode *mask; /* NULL: every pair */
+} CpuPlan;
+
+/* The kernel as MLIR text: one func.func named s.name with the C ABI, to
+ * be parsed into the module being lowered. NULL when out of memory. The
+ * caller frees the text. */
+char *cg_cpu_kernel(const CpuPlan *plan);
+
+/* The storage and output types the CPU kernels read and write. */
+bool cg_cpu_dtype_supported(SaDtype t);
+
+/* ---- cpu/header.c: the C header for n kernels' objects ---- */
+void cg_cpu_header(FILE *out, const SaSpec *const *specs, int n);
+
+/* ---- cpu/target.c: from the lowered module to machine code ---- */
+
+/* The upstream pass pipeline from sattn-lower-cpu's output to the LLVM
+ * dialect (a comma-separated list for a builtin.module pass manager). */
+extern const char cg_cpu_llvm_pipeline[];
+
+typedef enum { CG_OUT_LLVM, CG_OUT_ASM, CG_OUT_OBJ } CgOutput;
+
+/* Translates a module in the LLVM dialect to LLVM IR, runs LLVM's O3
+ * pipeline for `cpu` (an LLVM CPU name such as skylake-avx512, haswell or
+ * x86-64; NULL or "native" detects the host and its features) and writes
+ * optimized LLVM IR, assembly or an ELF object to out. False with a message
+ * in err on failure. The module is only read. */
+bool cg_cpu_emit(MlirModule m, const char *cpu, CgOutput what, FILE *out, char *err, size_t cap);
+
+/* The kernel ABI of docs/cpu-abi.md, with untyped tensor pointers. */
+typedef int32_t (*CgKernelFn)(const void *q, const void *k, const void *v, void *o, int64_t batch, int64_t seq,
+                              const float *token_in, float *token_out, const float *head_in, float *head_out);
+
+/* An in-process JIT of a module in the LLVM dialect, compiled at O3 for the
+ * host. The engine owns the code: functions looked up stay valid until
+ * cg_cpu_jit_destroy. */
+typedef struct {
+  MlirExecutionEngine engine;
+} CgJit;
+bool cg_cpu_jit_create(MlirModule m, CgJit *out);
+CgKernelFn cg_cpu_jit_lookup(CgJit *jit, const char *name); /* NULL when absent */
+void cg_cpu_jit_destroy(CgJit *jit);
+
+#endif

@@ -1,0 +1,1074 @@
+/* kernel.c: the CPU kernel generator, a CpuPlan to MLIR in upstream
+ * dialects (scf, vector, memref, arith, math, llvm).
+ *
+ * The kernel follows docs/semantics.md one query row at a time, fused: the
+ * score matrix is never built. A row keeps its candidates as a compact list
+ * of key indices (`idx`) with one value each (`val`, f64); every dynamic
+ * stage computes its values for the list, selects, and compacts the list in
+ * place, so later stages only touch survivors. Softmax and A.V then run
+ * over the survivors with 16-lane f32 vectors and an inline vector exp.
+ *
+ * Precision. Selection values (quantized scores, projections, the exact
+ * scores N:M ranks) are computed in f64, with quantization formulas that
+ * repeat the reference's operation for operation, so the kernel selects the
+ * same keys as the reference (only a tie within rounding of a double could
+ * differ). Softmax inputs are shifted by the row maximum in f64 before the
+ * f32 exp. Patterns with no dynamic stage score in f32 directly.
+ *
+ * ABI (docs/cpu-abi.md):
+ *   int32_t NAME(const T *q, const T *k, const T *v, U *o, int64_t batch,
+ *                int64_t seq, const float *token_in, float *token_out,
+ *                const float *head_in, float *head_out)
+ * returns an SaStatus value; importance pointers may be NULL. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../codegen.h"
+#include "../emit.h"
+
+/* ------------------------------------------------------------------ */
+/* Buffers and element types                                          */
+
+typedef enum { BK_F32, BK_F16, BK_BF16, BK_F64 } BufKind;
+
+typedef struct {
+  V m;
+  BufKind k;
+} Buf;
+
+/* Element type in memory (bf16 travels as raw i16 bits). */
+static const char *elem(BufKind k) {
+  static const char *names[] = {"f32", "f16", "i16", "f64"};
+  return names[k];
+}
+
+static const char *memty(BufKind k) {
+  static const char *names[] = {"memref<?xf32>", "memref<?xf16>", "memref<?xi16>", "memref<?xf64>"};
+  return names[k];
+}
+
+static BufKind kind_of(SaDtype t) {
+  return t == DT_FP16 ? BK_F16 : t == DT_BF16 ? BK_BF16 : BK_F32;
+}
+
+bool cg_cpu_dtype_supported(SaDtype t) { return t == DT_FP32 || t == DT_FP16 || t == DT_BF16; }
+
+#define VL32 16 /* f32 lanes */
+#define VL64 8  /* f64 lanes */
+
+typedef struct {
+  Em e;
+  const CpuPlan *p;
+  const SaSpec *s;
+  int64_t H, KVH, D, R, P; /* heads, kv heads, head dim, filter rounds, predict dim */
+  bool dynamic;            /* any stage that ranks or thresholds */
+  V c0, c1, S, B, S64, L;  /* L: length of the list buffers, max(S, H) */
+  Buf q, k, v, o;
+  V ti, to, hi, ho;             /* memref<?xf32> */
+  V has_ti, has_to, has_hi, has_ho;
+  V idx, val, pr, flag;         /* row lists: index, f64, f32, i8 */
+  V tokkeep, tokval, tokacc;    /* per batch: i8, f64, f64 */
+  V headkeep, headval;          /* memref<Hxi8>, memref<Hxf64> */
+  V proj, pq, pk, fq, fk, kmsb, kfull; /* f64 per-head precomputation */
+  V orow;                       /* memref<Dxf32> */
+  V n;                          /* var index: list length */
+  V abssum;                     /* var f64 */
+  V status;                     /* var i32 */
+  V cur_b, cur_h, cur_kvh;      /* the batch entry and head being emitted */
+  int cur_round;                /* the filter round being emitted */
+} K;
+
+#define E (&k->e)
+
+static V bin(K *k, const char *op, V a, V b, const char *ty) { return em(E, "%s %s, %s : %s", op, a.s, b.s, ty); }
+static V cmpi(K *k, const char *pred, V a, V b, const char *ty) {
+  return em(E, "arith.cmpi %s, %s, %s : %s", pred, a.s, b.s, ty);
+}
+static V cmpf(K *k, const char *pred, V a, V b, const char *ty) {
+  return em(E, "arith.cmpf %s, %s, %s : %s", pred, a.s, b.s, ty);
+}
+static V sel(K *k, V c, V a, V b, const char *ty) { return em(E, "arith.select %s, %s, %s : %s", c.s, a.s, b.s, ty); }
+static V load(K *k, V m, V i, const char *mt) { return em(E, "memref.load %s[%s] : %s", m.s, i.s, mt); }
+static void store(K *k, V x, V m, V i, const char *mt) { em_do(E, "memref.store %s, %s[%s] : %s", x.s, m.s, i.s, mt); }
+static V to_i64(K *k, V x) { return em(E, "arith.index_cast %s : index to i64", x.s); }
+static V to_index(K *k, V x) { return em(E, "arith.index_cast %s : i64 to index", x.s); }
+static V idx_f64(K *k, V x) {
+  V i = em(E, "arith.index_castui %s : index to i64", x.s);
+  return em(E, "arith.uitofp %s : i64 to f64", i.s);
+}
+static V addx(K *k, V a, V b) { return bin(k, "arith.addi", a, b, "index"); }
+static V mulx(K *k, V a, V b) { return bin(k, "arith.muli", a, b, "index"); }
+static V addc(K *k, V a, int64_t c) { return addx(k, a, em_index(E, c)); }
+static V mulc(K *k, V a, int64_t c) { return mulx(k, a, em_index(E, c)); }
+
+/* Element offset of row (b, h, i) of a [B, nh, S, D] tensor in the spec's layout. */
+static V row_offset(K *k, int64_t nh, V b, V h, V i) {
+  V row = k->s->layout == LAYOUT_BHSD ? addx(k, mulx(k, addx(k, mulc(k, b, nh), h), k->S), i)
+                                      : addx(k, mulc(k, addx(k, mulx(k, b, k->S), i), nh), h);
+  return mulc(k, row, k->D);
+}
+
+/* `lanes` elements of b at off, converted to vector<lanes x ft>; `tail` > 0
+ * loads only the first `tail` lanes (the rest are zero). */
+static V vload(K *k, Buf b, V off, int lanes, int tail, const char *ft) {
+  const char *et = elem(b.k);
+  char vt[32];
+  snprintf(vt, sizeof vt, "vector<%dx%s>", lanes, et);
+  V x;
+  if (tail > 0) {
+    V mask = em(E, "vector.constant_mask [%d] : vector<%dxi1>", tail, lanes);
+    V pass = em(E, "arith.constant dense<0%s> : %s", b.k == BK_BF16 ? "" : ".0", vt);
+    x = em(E, "vector.maskedload %s[%s], %s, %s : %s, vector<%dxi1>, %s into %s", b.m.s, off.s, mask.s, pass.s,
+           memty(b.k), lanes, vt, vt);
+  } else {
+    x = em(E, "vector.load %s[%s] : %s, %s", b.m.s, off.s, memty(b.k), vt);
+  }
+  if (b.k == BK_BF16) { /* bf16 is the top half of an f32 */
+    V w = em(E, "arith.extui %s : %s to vector<%dxi32>", x.s, vt, lanes);
+    V sh = em(E, "arith.constant dense<16> : vector<%dxi32>", lanes);
+    V hi = em(E, "arith.shli %s, %s : vector<%dxi32>", w.s, sh.s, lanes);
+    x = em(E, "arith.bitcast %s : vector<%dxi32> to vector<%dxf32>", hi.s, lanes, lanes);
+    et = "f32";
+  }
+  if (strcmp(et, ft) != 0)
+    x = em(E, "arith.extf %s : vector<%dx%s> to vector<%dx%s>", x.s, lanes, et, lanes, ft);
+  return x;
+}
+
+/* One element of b as f64 (or f32 when f32 is asked and the buffer is not f64). */
+static V sload(K *k, Buf b, V i, const char *ft) {
+  V x = load(k, b.m, i, memty(b.k));
+  const char *et = elem(b.k);
+  if (b.k == BK_BF16) {
+    V w = em(E, "arith.extui %s : i16 to i32", x.s);
+    V hi = bin(k, "arith.shli", w, em_int(E, 16, "i32"), "i32");
+    x = em(E, "arith.bitcast %s : i32 to f32", hi.s);
+    et = "f32";
+  }
+  if (strcmp(et, ft) != 0)
+    x = em(E, "arith.extf %s : %s to %s", x.s, et, ft);
+  return x;
+}
+
+/* sum_d a[oa + d] * b[ob + d] for d < len, in ft ("f32" or "f64"). */
+static V dot(K *k, Buf a, V oa, Buf b, V ob, int64_t len, const char *ft) {
+  int lanes = strcmp(ft, "f32") == 0 ? VL32 : VL64;
+  V acc = em(E, "arith.constant dense<0.0> : vector<%dx%s>", lanes, ft);
+  for (int64_t c = 0; c < len; c += lanes) {
+    int tail = len - c < lanes ? (int)(len - c) : 0;
+    V x = vload(k, a, addc(k, oa, c), lanes, tail, ft);
+    V y = vload(k, b, addc(k, ob, c), lanes, tail, ft);
+    acc = em(E, "vector.fma %s, %s, %s : vector<%dx%s>", x.s, y.s, acc.s, lanes, ft);
+  }
+  return em(E, "vector.reduction <add>, %s : vector<%dx%s> into %s", acc.s, lanes, ft, ft);
+}
+
+/* exp(x) on vector<16xf32>: Cody-Waite reduction by ln 2 and a degree-6
+ * polynomial (Cephes expf), scaled by 2^n through the exponent bits. About
+ * 2 ulp; exactly 0 below -87.3 so that masked lanes and far tails vanish. */
+static V vexp(K *k, V x) {
+  static const double poly[] = {1.9875691500E-4, 1.3981999507E-3, 8.3334519073E-3,
+                                4.1665795894E-2, 1.6666665459E-1, 5.0000001201E-1};
+  const char *vt = "vector<16xf32>";
+#define C(val) em(E, "arith.constant dense<%.10e> : vector<16xf32>", (double)(val))
+  V lo = C(-87.33654), hi = C(88.0);
+  V xc = em(E, "arith.maximumf %s, %s : %s", x.s, lo.s, vt);
+  xc = em(E, "arith.minimumf %s, %s : %s", xc.s, hi.s, vt);
+  V fx = em(E, "vector.fma %s, %s, %s : %s", xc.s, C(1.44269504088896341).s, C(0.5).s, vt);
+  V n = em(E, "math.floor %s : %s", fx.s, vt);
+  V r = em(E, "vector.fma %s, %s, %s : %s", n.s, C(-0.693359375).s, xc.s, vt);
+  r = em(E, "vector.fma %s, %s, %s : %s", n.s, C(2.12194440e-4).s, r.s, vt);
+  V z = em(E, "arith.mulf %s, %s : %s", r.s, r.s, vt);
+  V y = C(poly[0]);
+  for (int i = 1; i < 6; i++)
+    y = em(E, "vector.fma %s, %s, %s : %s", y.s, r.s, C(poly[i]).s, vt);
+  y = em(E, "vector.fma %s, %s, %s : %s", y.s, z.s, r.s, vt);
+  y = em(E, "arith.addf %s, %s : %s", y.s, C(1.0).s, vt);
+  V ni = em(E, "arith.fptosi %s : %s to vector<16xi32>", n.s, vt);
+  V bias = em(E, "arith.constant dense<127> : vector<16xi32>");
+  V sh = em(E, "arith.constant dense<23> : vector<16xi32>");
+  V e2 = em(E, "arith.addi %s, %s : vector<16xi32>", ni.s, bias.s);
+  e2 = em(E, "arith.shli %s, %s : vector<16xi32>", e2.s, sh.s);
+  V pow2 = em(E, "arith.bitcast %s : vector<16xi32> to %s", e2.s, vt);
+  V res = em(E, "arith.mulf %s, %s : %s", y.s, pow2.s, vt);
+  V under = em(E, "arith.cmpf olt, %s, %s : %s", x.s, lo.s, vt);
+  V zero = C(0.0);
+#undef C
+  return em(E, "arith.select %s, %s, %s : vector<16xi1>, %s", under.s, zero.s, res.s, vt);
+}
+
+/* ------------------------------------------------------------------ */
+/* Static mask                                                        */
+
+static V abs_diff(K *k, V a, V b) {
+  V d = bin(k, "arith.subi", a, b, "i64");
+  V nd = bin(k, "arith.subi", b, a, "i64");
+  return sel(k, cmpi(k, "sge", d, em_int(E, 0, "i64"), "i64"), d, nd, "i64");
+}
+
+static V and1(K *k, V a, V b) { return bin(k, "arith.andi", a, b, "i1"); }
+static V or1(K *k, V a, V b) { return bin(k, "arith.ori", a, b, "i1"); }
+static V c64(K *k, int64_t v) { return em_int(E, v, "i64"); }
+
+/* SplitMix64 on i64 values with wrapping arithmetic (docs/semantics.md §8). */
+static V splitmix(K *k, V state) {
+  V z = bin(k, "arith.addi", state, c64(k, (int64_t)UINT64_C(0x9E3779B97F4A7C15)), "i64");
+  z = bin(k, "arith.muli", bin(k, "arith.xori", z, bin(k, "arith.shrui", z, c64(k, 30), "i64"), "i64"),
+          c64(k, (int64_t)UINT64_C(0xBF58476D1CE4E5B9)), "i64");
+  z = bin(k, "arith.muli", bin(k, "arith.xori", z, bin(k, "arith.shrui", z, c64(k, 27), "i64"), "i64"),
+          c64(k, (int64_t)UINT64_C(0x94D049BB133111EB)), "i64");
+  return bin(k, "arith.xori", z, bin(k, "arith.shrui", z, c64(k, 31), "i64"), "i64");
+}
+
+/* allowed(i, j) of one mask node as i1; i, j, S as i64. */
+static V mask_pred(K *k, const MaskNode *m, V i, V j) {
+  switch (m->kind) {
+  case MK_ALL:
+    return em_int(E, 1, "i1");
+  case MK_CAUSAL:
+    return cmpi(k, "sle", j, i, "i64");
+  case MK_WINDOW: {
+    V dist = abs_diff(k, i, j);
+    V ok = cmpi(k, "sle", dist, c64(k, (m->a[0] / 2) * m->a[1]), "i64");
+    if (m->a[1] > 1)
+      ok = and1(k, ok, cmpi(k, "eq", bin(k, "arith.remsi", dist, c64(k, m->a[1]), "i64"), c64(k, 0), "i64"));
+    return ok;
+  }
+  case MK_WINDOW2D: {
+    int64_t ih = m->a[0], iw = m->a[1], wh = m->a[2], ww = m->a[3], off = m->a[4];
+    V ri = bin(k, "arith.subi", i, c64(k, off), "i64"), rj = bin(k, "arith.subi", j, c64(k, off), "i64");
+    V in_i = and1(k, cmpi(k, "sge", ri, c64(k, 0), "i64"), cmpi(k, "slt", ri, c64(k, ih * iw), "i64"));
+    V in_j = and1(k, cmpi(k, "sge", rj, c64(k, 0), "i64"), cmpi(k, "slt", rj, c64(k, ih * iw), "i64"));
+    V w = c64(k, iw);
+    V dr = abs_diff(k, bin(k, "arith.divsi", ri, w, "i64"), bin(k, "arith.divsi", rj, w, "i64"));
+    V dc = abs_diff(k, bin(k, "arith.remsi", ri, w, "i64"), bin(k, "arith.remsi", rj, w, "i64"));
+    V ok = and1(k, cmpi(k, "sle", dr, c64(k, wh / 2), "i64"), cmpi(k, "sle", dc, c64(k, ww / 2), "i64"));
+    return and1(k, and1(k, in_i, in_j), ok);
+  }
+  case MK_GLOBAL: {
+    V any = em_int(E, 0, "i1");
+    for (int g = 0; g < m->n_list; g++) {
+      V t = c64(k, m->list[g]);
+      any = or1(k, any, or1(k, cmpi(k, "eq", i, t, "i64"), cmpi(k, "eq", j, t, "i64")));
+    }
+    return any;
+  }
+  case MK_BLOCKS: {
+    V blk = c64(k, m->a[0]);
+    V qb = bin(k, "arith.divsi", i, blk, "i64"), kb = bin(k, "arith.divsi", j, blk, "i64");
+    V any = em_int(E, 0, "i1");
+    for (int n = 0; n + 1 < m->n_list; n += 2)
+      any = or1(k, any, and1(k, cmpi(k, "eq", qb, c64(k, m->list[n]), "i64"),
+                             cmpi(k, "eq", kb, c64(k, m->list[n + 1]), "i64")));
+    return any;
+  }
+  case MK_BIGBIRD: {
+    V blk = c64(k, m->a[0]);
+    V nb = bin(k, "arith.divsi", bin(k, "arith.addi", k->S64, c64(k, m->a[0] - 1), "i64"), blk, "i64");
+    V qb = bin(k, "arith.divsi", i, blk, "i64"), kb = bin(k, "arith.divsi", j, blk, "i64");
+    V any = cmpi(k, "sle", abs_diff(k, qb, kb), c64(k, m->a[1] / 2), "i64");
+    any = or1(k, any, cmpi(k, "slt", qb, c64(k, m->a[3]), "i64"));
+    any = or1(k, any, cmpi(k, "slt", kb, c64(k, m->a[3]), "i64"));
+    V qmix = bin(k, "arith.muli", qb, c64(k, (int64_t)UINT64_C(0x9E3779B97F4A7C15)), "i64");
+    for (int64_t r = 0; r < m->a[2]; r++) {
+      uint64_t rmix = (uint64_t)r * UINT64_C(0xBF58476D1CE4E5B9) + 1;
+      V st = bin(k, "arith.xori", bin(k, "arith.xori", c64(k, m->a[4]), qmix, "i64"), c64(k, (int64_t)rmix), "i64");
+      V pick = bin(k, "arith.remui", splitmix(k, st), nb, "i64");
+      any = or1(k, any, cmpi(k, "eq", pick, kb, "i64"));
+    }
+    return any;
+  }
+  case MK_AND:
+    return and1(k, mask_pred(k, m->lhs, i, j), mask_pred(k, m->rhs, i, j));
+  case MK_OR:
+    return or1(k, mask_pred(k, m->lhs, i, j), mask_pred(k, m->rhs, i, j));
+  }
+  return em_int(E, 1, "i1");
+}
+
+/* Closed-form key range [lo, hi) outside which node m allows nothing for
+ * row i (i64). Returns false when the node bounds nothing. */
+static bool mask_bounds(K *k, const MaskNode *m, V i, V *lo, V *hi) {
+  V l1, h1, l2, h2;
+  switch (m->kind) {
+  case MK_CAUSAL:
+    *lo = c64(k, 0);
+    *hi = bin(k, "arith.addi", i, c64(k, 1), "i64");
+    return true;
+  case MK_WINDOW: {
+    int64_t reach = (m->a[0] / 2) * m->a[1];
+    *lo = bin(k, "arith.subi", i, c64(k, reach), "i64");
+    *hi = bin(k, "arith.addi", i, c64(k, reach + 1), "i64");
+    return true;
+  }
+  case MK_AND: {
+    bool a = mask_bounds(k, m->lhs, i, &l1, &h1), b = mask_bounds(k, m->rhs, i, &l2, &h2);
+    if (a && b) {
+      *lo = bin(k, "arith.maxsi", l1, l2, "i64");
+      *hi = bin(k, "arith.minsi", h1, h2, "i64");
+    } else if (a || b) {
+      *lo = a ? l1 : l2;
+      *hi = a ? h1 : h2;
+    }
+    return a || b;
+  }
+  case MK_OR:
+    if (!mask_bounds(k, m->lhs, i, &l1, &h1) || !mask_bounds(k, m->rhs, i, &l2, &h2))
+      return false;
+    *lo = bin(k, "arith.minsi", l1, l2, "i64");
+    *hi = bin(k, "arith.maxsi", h1, h2, "i64");
+    return true;
+  default:
+    return false;
+  }
+}
+
+/* ------------------------------------------------------------------ */
+/* Row lists and selection                                            */
+
+static V n_get(K *k) { return em_get(E, k->n, "index"); }
+
+/* Orders doubles as unsigned 64-bit keys; NaN gets the lowest key, as the
+ * reference sorts NaN last. */
+static V order_key(K *k, V x) {
+  V bits = em(E, "arith.bitcast %s : f64 to i64", x.s);
+  V sign = bin(k, "arith.shrsi", bits, c64(k, 63), "i64");
+  V flip = bin(k, "arith.ori", sign, c64(k, INT64_MIN), "i64");
+  V key = bin(k, "arith.xori", bits, flip, "i64");
+  return sel(k, cmpf(k, "uno", x, x, "f64"), c64(k, 0), key, "i64");
+}
+
+/* Copies entry `from` of the lists to `to` (idx, val, and pr if carry_p). */
+static void list_move(K *k, V from, V to, bool carry_p) {
+  store(k, load(k, k->idx, from, "memref<?xindex>"), k->idx, to, "memref<?xindex>");
+  store(k, load(k, k->val, from, "memref<?xf64>"), k->val, to, "memref<?xf64>");
+  if (carry_p)
+    store(k, load(k, k->pr, from, "memref<?xf32>"), k->pr, to, "memref<?xf32>");
+}
+
+/* Keeps the entries whose `flag` is set, in order. */
+static void compact_flagged(K *k, bool carry_p) {
+  V w = em_var(E, "index");
+  em_set(E, w, k->c0, "index");
+  V c = em_for(E, k->c0, n_get(k), k->c1);
+  V f = load(k, k->flag, c, "memref<?xi8>");
+  em_if(E, cmpi(k, "ne", f, em_int(E, 0, "i8"), "i8"));
+  V wv = em_get(E, w, "index");
+  list_move(k, c, wv, carry_p);
+  em_set(E, w, addc(k, wv, 1), "index");
+  em_end(E);
+  em_end(E);
+  em_set(E, k->n, em_get(E, w, "index"), "index");
+}
+
+/* Keeps the `kk` (index) entries with the largest val, ties to the earlier
+ * entry (lists are in key order, so: to the lower key index). The k-th
+ * largest key is found bit by bit from the top (64 counting passes), then
+ * one pass keeps everything above it and the first ties. */
+static void keep_top(K *k, V kk, bool carry_p) {
+  V n = n_get(k);
+  em_if(E, cmpi(k, "ult", kk, n, "index"));
+  V thr = em_var(E, "i64"), cnt = em_var(E, "index");
+  em_set(E, thr, c64(k, 0), "i64");
+  V bit = em_for(E, k->c0, em_index(E, 64), k->c1);
+  V sh = bin(k, "arith.subi", c64(k, 63), to_i64(k, bit), "i64");
+  V cand = bin(k, "arith.ori", em_get(E, thr, "i64"), bin(k, "arith.shli", c64(k, 1), sh, "i64"), "i64");
+  em_set(E, cnt, k->c0, "index");
+  V c = em_for(E, k->c0, n, k->c1);
+  V key = order_key(k, load(k, k->val, c, "memref<?xf64>"));
+  V ge = cmpi(k, "uge", key, cand, "i64");
+  V cv = em_get(E, cnt, "index");
+  em_set(E, cnt, sel(k, ge, addc(k, cv, 1), cv, "index"), "index");
+  em_end(E);
+  em_if(E, cmpi(k, "uge", em_get(E, cnt, "index"), kk, "index"));
+  em_set(E, thr, cand, "i64");
+  em_end(E);
+  em_end(E);
+  /* ties allowed = kk - count(key > thr) */
+  V t = em_get(E, thr, "i64");
+  em_set(E, cnt, k->c0, "index");
+  c = em_for(E, k->c0, n, k->c1);
+  key = order_key(k, load(k, k->val, c, "memref<?xf64>"));
+  V cv2 = em_get(E, cnt, "index");
+  em_set(E, cnt, sel(k, cmpi(k, "ugt", key, t, "i64"), addc(k, cv2, 1), cv2, "index"), "index");
+  em_end(E);
+  V ties = em_var(E, "index");
+  em_set(E, ties, bin(k, "arith.subi", kk, em_get(E, cnt, "index"), "index"), "index");
+  c = em_for(E, k->c0, n, k->c1);
+  key = order_key(k, load(k, k->val, c, "memref<?xf64>"));
+  V tv = em_get(E, ties, "index");
+  V tie = and1(k, cmpi(k, "eq", key, t, "i64"), cmpi(k, "ugt", tv, k->c0, "index"));
+  V keep = or1(k, cmpi(k, "ugt", key, t, "i64"), tie);
+  em_set(E, ties, sel(k, tie, bin(k, "arith.subi", tv, k->c1, "index"), tv, "index"), "index");
+  store(k, em(E, "arith.extui %s : i1 to i8", keep.s), k->flag, c, "memref<?xi8>");
+  em_end(E);
+  compact_flagged(k, carry_p);
+  em_end(E);
+}
+
+/* ceil(ratio * n) in double, as an index. */
+static V ceil_ratio(K *k, double ratio, V n) {
+  V x = bin(k, "arith.mulf", em_float(E, ratio, "f64"), idx_f64(k, n), "f64");
+  V c = em(E, "math.ceil %s : f64", x.s);
+  V i = em(E, "arith.fptoui %s : f64 to i64", c.s);
+  return em(E, "arith.index_castui %s : i64 to index", i.s);
+}
+
+/* Applies one selection rule (docs/semantics.md §4.1) to the row lists. */
+static void select_rule(K *k, SaKeep keep, bool carry_p) {
+  switch (keep.kind) {
+  case KEEP_ALL:
+    return;
+  case KEEP_TOP_RATIO:
+    keep_top(k, ceil_ratio(k, keep.value, n_get(k)), carry_p);
+    return;
+  case KEEP_TOP_COUNT: {
+    V n = n_get(k);
+    V want = em(E, "arith.index_castui %s : i64 to index", c64(k, (int64_t)keep.value).s);
+    keep_top(k, bin(k, "arith.minui", want, n, "index"), carry_p);
+    return;
+  }
+  case KEEP_MEAN: {
+    V n = n_get(k);
+    em_if(E, cmpi(k, "ugt", n, k->c0, "index"));
+    V sum = em_var(E, "f64"), mx = em_var(E, "f64"), mn = em_var(E, "f64");
+    em_set(E, sum, em_float(E, 0.0, "f64"), "f64");
+    em_set(E, mx, em_float(E, -INFINITY, "f64"), "f64");
+    em_set(E, mn, em_float(E, INFINITY, "f64"), "f64");
+    V c = em_for(E, k->c0, n, k->c1);
+    V a = load(k, k->val, c, "memref<?xf64>");
+    em_set(E, sum, bin(k, "arith.addf", em_get(E, sum, "f64"), a, "f64"), "f64");
+    em_set(E, mx, bin(k, "arith.maxnumf", em_get(E, mx, "f64"), a, "f64"), "f64");
+    em_set(E, mn, bin(k, "arith.minnumf", em_get(E, mn, "f64"), a, "f64"), "f64");
+    em_end(E);
+    double alpha = keep.value;
+    V mean = bin(k, "arith.divf", em_get(E, sum, "f64"), idx_f64(k, n), "f64");
+    V mxv = em_get(E, mx, "f64");
+    V ext = alpha >= 0 ? mxv : em_get(E, mn, "f64");
+    V t1 = bin(k, "arith.mulf", em_float(E, alpha >= 0 ? alpha : -alpha, "f64"), ext, "f64");
+    V t2 = bin(k, "arith.mulf", em_float(E, alpha >= 0 ? 1 - alpha : 1 + alpha, "f64"), mean, "f64");
+    V theta = bin(k, "arith.minnumf", bin(k, "arith.addf", t1, t2, "f64"), mxv, "f64");
+    c = em_for(E, k->c0, n, k->c1);
+    V ok = cmpf(k, "oge", load(k, k->val, c, "memref<?xf64>"), theta, "f64");
+    store(k, em(E, "arith.extui %s : i1 to i8", ok.s), k->flag, c, "memref<?xi8>");
+    em_end(E);
+    compact_flagged(k, carry_p);
+    em_end(E);
+    return;
+  }
+  }
+}
+
+/* val[c] = scale * (a[row i] . b[row idx[c]]) for the list, in f64. The
+ * offsets of rows are given by row_a (fixed) and a row stride for b. */
+typedef V (*RowOff)(K *k, V row);
+
+static void list_scores_f64(K *k, Buf a, V a_off, Buf b, RowOff b_row, int64_t len) {
+  V c = em_for(E, k->c0, n_get(k), k->c1);
+  V j = load(k, k->idx, c, "memref<?xindex>");
+  V d = dot(k, a, a_off, b, b_row(k, j), len, "f64");
+  store(k, bin(k, "arith.mulf", em_float(E, k->s->scale, "f64"), d, "f64"), k->val, c, "memref<?xf64>");
+  em_end(E);
+}
+
+/* N:M (§4.7): in each group of M keys keep the N best candidates by val. */
+static void select_nm(K *k) {
+  int64_t N = k->s->nm_n, M = k->s->nm_m;
+  V n = n_get(k), Mx = em_index(E, M);
+  V c = em_for(E, k->c0, n, k->c1);
+  V g = bin(k, "arith.divui", load(k, k->idx, c, "memref<?xindex>"), Mx, "index");
+  V a = load(k, k->val, c, "memref<?xf64>");
+  V lo = sel(k, cmpi(k, "uge", c, em_index(E, M - 1), "index"), bin(k, "arith.subi", c, em_index(E, M - 1), "index"),
+             k->c0, "index");
+  V hi = bin(k, "arith.minui", addc(k, c, M), n, "index");
+  V rank = em_var(E, "index");
+  em_set(E, rank, k->c0, "index");
+  V t = em_for(E, lo, hi, k->c1);
+  V gt = bin(k, "arith.divui", load(k, k->idx, t, "memref<?xindex>"), Mx, "index");
+  V at = load(k, k->val, t, "memref<?xf64>");
+  V better = or1(k, cmpf(k, "ogt", at, a, "f64"), and1(k, cmpf(k, "oeq", at, a, "f64"), cmpi(k, "ult", t, c, "index")));
+  V hit = and1(k, cmpi(k, "eq", gt, g, "index"), better);
+  V rv = em_get(E, rank, "index");
+  em_set(E, rank, sel(k, hit, addc(k, rv, 1), rv, "index"), "index");
+  em_end(E);
+  V keep = cmpi(k, "ult", em_get(E, rank, "index"), em_index(E, N), "index");
+  store(k, em(E, "arith.extui %s : i1 to i8", keep.s), k->flag, c, "memref<?xi8>");
+  em_end(E);
+  compact_flagged(k, false);
+}
+
+/* Softmax over pr[0..n) in place (logits in, probabilities out). Returns
+ * the sum of exponentials (1 / the largest probability); 0 when n = 0. */
+static V softmax(K *k) {
+  const char *vt = "vector<16xf32>";
+  V n = n_get(k), c16 = em_index(E, 16);
+  V mvar = em_var(E, "vector<16xf32>"), svar = em_var(E, "vector<16xf32>");
+  V ninf = em(E, "arith.constant dense<0xFF800000> : %s", vt);
+  V zero = em(E, "arith.constant dense<0.0> : %s", vt);
+  em_set(E, mvar, ninf, "vector<16xf32>");
+  em_set(E, svar, zero, "vector<16xf32>");
+  V c = em_for(E, k->c0, n, c16);
+  V mask = em(E, "vector.create_mask %s : vector<16xi1>", bin(k, "arith.subi", n, c, "index").s);
+  V x = em(E, "vector.maskedload %s[%s], %s, %s : memref<?xf32>, vector<16xi1>, %s into %s", k->pr.s, c.s, mask.s,
+           ninf.s, vt, vt);
+  em_set(E, mvar, em(E, "arith.maximumf %s, %s : %s", em_get(E, mvar, vt).s, x.s, vt), vt);
+  em_end(E);
+  V m = em(E, "vector.reduction <maximumf>, %s : %s into f32", em_get(E, mvar, vt).s, vt);
+  V mb = em(E, "vector.broadcast %s : f32 to %s", m.s, vt);
+  c = em_for(E, k->c0, n, c16);
+  mask = em(E, "vector.create_mask %s : vector<16xi1>", bin(k, "arith.subi", n, c, "index").s);
+  x = em(E, "vector.maskedload %s[%s], %s, %s : memref<?xf32>, vector<16xi1>, %s into %s", k->pr.s, c.s, mask.s,
+         ninf.s, vt, vt);
+  V ex = vexp(k, em(E, "arith.subf %s, %s : %s", x.s, mb.s, vt));
+  ex = em(E, "arith.select %s, %s, %s : vector<16xi1>, %s", mask.s, ex.s, zero.s, vt);
+  em_do(E, "vector.maskedstore %s[%s], %s, %s : memref<?xf32>, vector<16xi1>, %s", k->pr.s, c.s, mask.s, ex.s, vt);
+  em_set(E, svar, em(E, "arith.addf %s, %s : %s", em_get(E, svar, vt).s, ex.s, vt), vt);
+  em_end(E);
+  V sum = em(E, "vector.reduction <add>, %s : %s into f32", em_get(E, svar, vt).s, vt);
+  V inv = em(E, "arith.divf %s, %s : f32", em_float(E, 1.0, "f32").s, sum.s);
+  V ib = em(E, "vector.broadcast %s : f32 to %s", inv.s, vt);
+  c = em_for(E, k->c0, n, c16);
+  mask = em(E, "vector.create_mask %s : vector<16xi1>", bin(k, "arith.subi", n, c, "index").s);
+  x = em(E, "vector.maskedload %s[%s], %s, %s : memref<?xf32>, vector<16xi1>, %s into %s", k->pr.s, c.s, mask.s,
+         zero.s, vt, vt);
+  em_do(E, "vector.maskedstore %s[%s], %s, %s : memref<?xf32>, vector<16xi1>, %s", k->pr.s, c.s, mask.s,
+        em(E, "arith.mulf %s, %s : %s", x.s, ib.s, vt).s, vt);
+  em_end(E);
+  return sum;
+}
+
+/* pr[c] = float(val[c] - max val): softmax logits shifted in double. */
+static void logits_from_val(K *k) {
+  V n = n_get(k);
+  V m = em_var(E, "f64");
+  em_set(E, m, em_float(E, -INFINITY, "f64"), "f64");
+  V c = em_for(E, k->c0, n, k->c1);
+  em_set(E, m, bin(k, "arith.maxnumf", em_get(E, m, "f64"), load(k, k->val, c, "memref<?xf64>"), "f64"), "f64");
+  em_end(E);
+  V mv = em_get(E, m, "f64");
+  c = em_for(E, k->c0, n, k->c1);
+  V x = bin(k, "arith.subf", load(k, k->val, c, "memref<?xf64>"), mv, "f64");
+  store(k, em(E, "arith.truncf %s : f64 to f32", x.s), k->pr, c, "memref<?xf32>");
+  em_end(E);
+}
+
+/* ------------------------------------------------------------------ */
+/* Per-head precomputation                                            */
+
+/* Quantizes `len` elements of src at so into dst (f64) at dof, per row
+ * (docs/semantics.md §4.2), exactly as the reference does. */
+static void quant_row(K *k, Buf src, V so, V dst, V dof, int64_t len, int bits) {
+  double qmax = ldexp(1.0, bits - 1) - 1.0;
+  V amax = em_var(E, "f64");
+  em_set(E, amax, em_float(E, 0.0, "f64"), "f64");
+  V d = em_for(E, k->c0, em_index(E, len), k->c1);
+  V x = sload(k, src, addx(k, so, d), "f64");
+  em_set(E, amax, bin(k, "arith.maxnumf", em_get(E, amax, "f64"), em(E, "math.absf %s : f64", x.s), "f64"), "f64");
+  em_end(E);
+  V am = em_get(E, amax, "f64");
+  V step = bin(k, "arith.divf", am, em_float(E, qmax, "f64"), "f64");
+  V is0 = cmpf(k, "oeq", am, em_float(E, 0.0, "f64"), "f64");
+  d = em_for(E, k->c0, em_index(E, len), k->c1);
+  x = sload(k, src, addx(k, so, d), "f64");
+  V r = em(E, "math.round %s : f64", bin(k, "arith.divf", x, step, "f64").s);
+  r = bin(k, "arith.minnumf", bin(k, "arith.maxnumf", r, em_float(E, -qmax, "f64"), "f64"), em_float(E, qmax, "f64"),
+          "f64");
+  V out = sel(k, is0, em_float(E, 0.0, "f64"), bin(k, "arith.mulf", r, step, "f64"), "f64");
+  store(k, out, dst, addx(k, dof, d), "memref<?xf64>");
+  em_end(E);
+}
+
+/* DSA: dst[i*P + c] = quant(sum_d x[i, d] * proj[d*P + c]) for every row i. */
+static void project_rows(K *k, Buf x, int64_t nh, V b, V h, V dst) {
+  int64_t D = k->D, P = k->P;
+  Buf pj = {k->proj, BK_F64}, out = {dst, BK_F64};
+  V i = em_for(E, k->c0, k->S, k->c1);
+  V xo = row_offset(k, nh, b, h, i);
+  V base = mulc(k, i, P);
+  V c = em_for(E, k->c0, em_index(E, P), k->c1);
+  V acc = em_var(E, "f64");
+  em_set(E, acc, em_float(E, 0.0, "f64"), "f64");
+  V d = em_for(E, k->c0, em_index(E, D), k->c1);
+  V prod = bin(k, "arith.mulf", sload(k, x, addx(k, xo, d), "f64"), sload(k, pj, addx(k, mulc(k, d, P), c), "f64"), "f64");
+  em_set(E, acc, bin(k, "arith.addf", em_get(E, acc, "f64"), prod, "f64"), "f64");
+  em_end(E);
+  store(k, em_get(E, acc, "f64"), dst, addx(k, base, c), "memref<?xf64>");
+  em_end(E);
+  quant_row(k, out, base, dst, base, P, k->s->predict_bits);
+  em_end(E);
+}
+
+/* Quantizes every row of head h of x (nh heads) into dst at dst_base + i*D. */
+static void quant_head(K *k, Buf x, int64_t nh, V b, V h, V dst, int64_t dst_base, int bits) {
+  V i = em_for(E, k->c0, k->S, k->c1);
+  V base = mulc(k, addx(k, mulx(k, em_index(E, dst_base), k->S), i), k->D); /* dst_base counts S*D blocks */
+  quant_row(k, x, row_offset(k, nh, b, h, i), dst, base, k->D, bits);
+  em_end(E);
+}
+
+/* ------------------------------------------------------------------ */
+/* Rows                                                               */
+
+/* Row offsets of the key-indexed buffers, for list_scores_f64. */
+static V k_row(K *k, V j) { return row_offset(k, k->KVH, k->cur_b, k->cur_kvh, j); }
+static V p_row(K *k, V j) { return mulc(k, j, k->P); }
+static V d_row(K *k, V j) { return mulc(k, j, k->D); }
+static V f_row(K *k, V j) { return mulc(k, addx(k, mulx(k, em_index(E, k->cur_round), k->S), j), k->D); }
+
+/* Stores the f32 vector x (first `tail` lanes if tail > 0) to the output at off. */
+static void store_out(K *k, V x, V off, int tail) {
+  const char *vt = "vector<16xf32>";
+  BufKind ok = k->o.k;
+  V y = x;
+  if (ok == BK_F16) {
+    y = em(E, "arith.truncf %s : %s to vector<16xf16>", x.s, vt);
+  } else if (ok == BK_BF16) {
+    /* round to nearest even on the bits; NaN stays a quiet NaN */
+    V bits = em(E, "arith.bitcast %s : %s to vector<16xi32>", x.s, vt);
+    V c16 = em(E, "arith.constant dense<16> : vector<16xi32>");
+    V one = em(E, "arith.constant dense<1> : vector<16xi32>");
+    V bias = em(E, "arith.constant dense<32767> : vector<16xi32>");
+    V lsb = em(E, "arith.andi %s, %s : vector<16xi32>", em(E, "arith.shrui %s, %s : vector<16xi32>", bits.s, c16.s).s,
+               one.s);
+    V r = em(E, "arith.addi %s, %s : vector<16xi32>", em(E, "arith.addi %s, %s : vector<16xi32>", bits.s, bias.s).s,
+             lsb.s);
+    r = em(E, "arith.shrui %s, %s : vector<16xi32>", r.s, c16.s);
+    V qn = em(E, "arith.ori %s, %s : vector<16xi32>", em(E, "arith.shrui %s, %s : vector<16xi32>", bits.s, c16.s).s,
+              em(E, "arith.constant dense<64> : vector<16xi32>").s);
+    V nan = em(E, "arith.cmpf uno, %s, %s : %s", x.s, x.s, vt);
+    r = em(E, "arith.select %s, %s, %s : vector<16xi1>, vector<16xi32>", nan.s, qn.s, r.s);
+    y = em(E, "arith.trunci %s : vector<16xi32> to vector<16xi16>", r.s);
+  }
+  const char *et = elem(ok);
+  if (tail > 0) {
+    V mask = em(E, "vector.constant_mask [%d] : vector<16xi1>", tail);
+    em_do(E, "vector.maskedstore %s[%s], %s, %s : %s, vector<16xi1>, vector<16x%s>", k->o.m.s, off.s, mask.s, y.s,
+          memty(ok), et);
+  } else {
+    em_do(E, "vector.store %s, %s[%s] : %s, vector<16x%s>", y.s, k->o.m.s, off.s, memty(ok), et);
+  }
+}
+
+static void zero_row(K *k, V off) {
+  V z = em(E, "arith.constant dense<0.0> : vector<16xf32>");
+  for (int64_t c = 0; c < k->D; c += VL32)
+    store_out(k, z, addc(k, off, c), k->D - c < VL32 ? (int)(k->D - c) : 0);
+}
+
+/* Builds the candidate list of row i: keys the static mask allows, within
+ * closed-form bounds, that token pruning kept. */
+static void candidates(K *k, V i) {
+  const SaSpec *s = k->s;
+  bool tokens = s->token_keep < 1.0;
+  em_set(E, k->n, k->c0, "index");
+  V i64 = to_i64(k, i), lo = c64(k, 0), hi = k->S64;
+  if (k->p->mask) {
+    V l, h;
+    if (mask_bounds(k, k->p->mask, i64, &l, &h)) {
+      lo = bin(k, "arith.maxsi", l, lo, "i64");
+      hi = bin(k, "arith.minsi", h, hi, "i64");
+      hi = bin(k, "arith.maxsi", hi, lo, "i64");
+    }
+  }
+  V j = em_for(E, to_index(k, lo), to_index(k, hi), k->c1);
+  V ok = em_int(E, 1, "i1");
+  if (k->p->mask)
+    ok = mask_pred(k, k->p->mask, i64, to_i64(k, j));
+  if (tokens)
+    ok = and1(k, ok, cmpi(k, "ne", load(k, k->tokkeep, j, "memref<?xi8>"), em_int(E, 0, "i8"), "i8"));
+  em_if(E, ok);
+  V nv = n_get(k);
+  store(k, j, k->idx, nv, "memref<?xindex>");
+  em_set(E, k->n, addc(k, nv, 1), "index");
+  em_end(E);
+  em_end(E);
+}
+
+/* One kept query row i of head (g_b, g_h): selection, softmax, importance,
+ * value pruning, A.V, output. */
+static void row(K *k, V i) {
+  const SaSpec *s = k->s;
+  candidates(k, i);
+  Buf fq = {k->fq, BK_F64}, fk = {k->fk, BK_F64}, pqb = {k->pq, BK_F64}, pkb = {k->pk, BK_F64};
+  if (s->has_predict) {
+    list_scores_f64(k, pqb, mulc(k, i, k->P), pkb, p_row, k->P);
+    select_rule(k, s->predict_keep, false);
+  }
+  for (int r = 0; r < s->n_filter_rounds; r++) {
+    k->cur_round = r;
+    V qo = mulc(k, addx(k, mulx(k, em_index(E, r), k->S), i), k->D);
+    list_scores_f64(k, fq, qo, fk, f_row, k->D);
+    select_rule(k, s->filter[r].keep, false);
+  }
+  V qoff = row_offset(k, k->H, k->cur_b, k->cur_h, i);
+  bool exact = s->nm_m > 0 || (s->value_keep < 1.0 && !s->has_progressive);
+  if (exact)
+    list_scores_f64(k, k->q, qoff, k->k, k_row, k->D);
+  if (s->nm_m > 0)
+    select_nm(k);
+  if (s->has_progressive) {
+    Buf msb = {k->kmsb, BK_F64}, full = {k->kfull, BK_F64};
+    list_scores_f64(k, k->q, qoff, msb, d_row, k->D);
+    logits_from_val(k);
+    V sum = softmax(k);
+    /* max p = 1 / sum; recompute with MSB+LSB when it is below the threshold */
+    V pmax = em(E, "arith.divf %s, %s : f32", em_float(E, 1.0, "f32").s, sum.s);
+    V low = cmpf(k, "olt", pmax, em_float(E, s->requant_threshold, "f32"), "f32");
+    em_if(E, and1(k, low, cmpi(k, "ugt", n_get(k), k->c0, "index")));
+    list_scores_f64(k, k->q, qoff, full, d_row, k->D);
+    logits_from_val(k);
+    softmax(k);
+    em_end(E);
+  } else if (exact) {
+    logits_from_val(k);
+    softmax(k);
+  } else {
+    V c = em_for(E, k->c0, n_get(k), k->c1);
+    V j = load(k, k->idx, c, "memref<?xindex>");
+    V d = dot(k, k->q, qoff, k->k, k_row(k, j), k->D, "f32");
+    store(k, bin(k, "arith.mulf", em_float(E, s->scale, "f32"), d, "f32"), k->pr, c, "memref<?xf32>");
+    em_end(E);
+    softmax(k);
+  }
+  /* token importance: probabilities before value pruning */
+  em_if(E, k->has_to);
+  V c = em_for(E, k->c0, n_get(k), k->c1);
+  V j = load(k, k->idx, c, "memref<?xindex>");
+  V pv = em(E, "arith.extf %s : f32 to f64", load(k, k->pr, c, "memref<?xf32>").s);
+  store(k, bin(k, "arith.addf", load(k, k->tokacc, j, "memref<?xf64>"), pv, "f64"), k->tokacc, j, "memref<?xf64>");
+  em_end(E);
+  em_end(E);
+  if (s->value_keep < 1.0)
+    keep_top(k, ceil_ratio(k, s->value_keep, n_get(k)), true);
+
+  /* o = sum_c p_c v_idx[c]; zero weights are skipped so that a pruned key's
+   * Inf or NaN value row never reaches the output */
+  V zero = em(E, "arith.constant dense<0.0> : vector<16xf32>");
+  for (int64_t d = 0; d < k->D; d += VL32) {
+    int tail = k->D - d < VL32 ? (int)(k->D - d) : 0;
+    if (tail)
+      em_do(E, "vector.maskedstore %s[%s], %s, %s : memref<%lldxf32>, vector<16xi1>, vector<16xf32>", k->orow.s,
+            em_index(E, d).s, em(E, "vector.constant_mask [%d] : vector<16xi1>", tail).s, zero.s, (long long)k->D);
+    else
+      em_do(E, "vector.store %s, %s[%s] : memref<%lldxf32>, vector<16xf32>", zero.s, k->orow.s, em_index(E, d).s,
+            (long long)k->D);
+  }
+  c = em_for(E, k->c0, n_get(k), k->c1);
+  V p = load(k, k->pr, c, "memref<?xf32>");
+  em_if(E, cmpf(k, "one", p, em_float(E, 0.0, "f32"), "f32"));
+  j = load(k, k->idx, c, "memref<?xindex>");
+  V voff = k_row(k, j);
+  V pb = em(E, "vector.broadcast %s : f32 to vector<16xf32>", p.s);
+  for (int64_t d = 0; d < k->D; d += VL32) {
+    int tail = k->D - d < VL32 ? (int)(k->D - d) : 0;
+    V dx = em_index(E, d);
+    V vv = vload(k, k->v, addc(k, voff, d), VL32, tail, "f32");
+    V acc;
+    if (tail) {
+      V mask = em(E, "vector.constant_mask [%d] : vector<16xi1>", tail);
+      acc = em(E, "vector.maskedload %s[%s], %s, %s : memref<%lldxf32>, vector<16xi1>, vector<16xf32> into vector<16xf32>",
+               k->orow.s, dx.s, mask.s, zero.s, (long long)k->D);
+      acc = em(E, "vector.fma %s, %s, %s : vector<16xf32>", pb.s, vv.s, acc.s);
+      em_do(E, "vector.maskedstore %s[%s], %s, %s : memref<%lldxf32>, vector<16xi1>, vector<16xf32>", k->orow.s, dx.s,
+            mask.s, acc.s, (long long)k->D);
+    } else {
+      acc = em(E, "vector.load %s[%s] : memref<%lldxf32>, vector<16xf32>", k->orow.s, dx.s, (long long)k->D);
+      acc = em(E, "vector.fma %s, %s, %s : vector<16xf32>", pb.s, vv.s, acc.s);
+      em_do(E, "vector.store %s, %s[%s] : memref<%lldxf32>, vector<16xf32>", acc.s, k->orow.s, dx.s, (long long)k->D);
+    }
+  }
+  em_end(E);
+  em_end(E);
+  for (int64_t d = 0; d < k->D; d += VL32) {
+    int tail = k->D - d < VL32 ? (int)(k->D - d) : 0;
+    V dx = em_index(E, d), acc;
+    if (tail)
+      acc = em(E, "vector.maskedload %s[%s], %s, %s : memref<%lldxf32>, vector<16xi1>, vector<16xf32> into vector<16xf32>",
+               k->orow.s, dx.s, em(E, "vector.constant_mask [%d] : vector<16xi1>", tail).s, zero.s, (long long)k->D);
+    else
+      acc = em(E, "vector.load %s[%s] : memref<%lldxf32>, vector<16xf32>", k->orow.s, dx.s, (long long)k->D);
+    V a = em(E, "vector.reduction <add>, %s : vector<16xf32> into f32", em(E, "math.absf %s : vector<16xf32>", acc.s).s);
+    em_set(E, k->abssum,
+           bin(k, "arith.addf", em_get(E, k->abssum, "f64"), em(E, "arith.extf %s : f32 to f64", a.s), "f64"), "f64");
+    store_out(k, acc, addc(k, qoff, d), tail);
+  }
+}
+
+/* ------------------------------------------------------------------ */
+/* Batch-level pruning decisions                                      */
+
+/* Marks in keep[0..count) the entries with the largest finite value among
+ * vals, keeping `kk` of them (index), ties to the lower index. */
+static void prune_decide(K *k, V count, V vals, const char *vals_t, V keep, const char *keep_t, V kk) {
+  em_set(E, k->n, k->c0, "index");
+  V t = em_for(E, k->c0, count, k->c1);
+  V x = load(k, vals, t, vals_t);
+  store(k, em_int(E, 0, "i8"), keep, t, keep_t);
+  V fin = cmpf(k, "olt", em(E, "math.absf %s : f64", x.s), em_float(E, INFINITY, "f64"), "f64");
+  em_if(E, fin);
+  V nv = n_get(k);
+  store(k, t, k->idx, nv, "memref<?xindex>");
+  store(k, x, k->val, nv, "memref<?xf64>");
+  em_set(E, k->n, addc(k, nv, 1), "index");
+  em_end(E);
+  em_end(E);
+  keep_top(k, bin(k, "arith.minui", kk, n_get(k), "index"), false);
+  t = em_for(E, k->c0, n_get(k), k->c1);
+  store(k, em_int(E, 1, "i8"), keep, load(k, k->idx, t, "memref<?xindex>"), keep_t);
+  em_end(E);
+}
+
+static void batch(K *k, V b) {
+  const SaSpec *s = k->s;
+  char ht[32], hk[32];
+  snprintf(ht, sizeof ht, "memref<%lldxf64>", (long long)k->H);
+  snprintf(hk, sizeof hk, "memref<%lldxi8>", (long long)k->H);
+  /* tokens */
+  V t = em_for(E, k->c0, k->S, k->c1);
+  V tv = em_var(E, "f64");
+  em_set(E, tv, em_float(E, 0.0, "f64"), "f64");
+  em_if(E, k->has_ti);
+  em_set(E, tv, em(E, "arith.extf %s : f32 to f64", load(k, k->ti, addx(k, mulx(k, b, k->S), t), "memref<?xf32>").s),
+         "f64");
+  em_end(E);
+  store(k, em_get(E, tv, "f64"), k->tokval, t, "memref<?xf64>");
+  store(k, em_float(E, 0.0, "f64"), k->tokacc, t, "memref<?xf64>");
+  store(k, em_int(E, 1, "i8"), k->tokkeep, t, "memref<?xi8>");
+  em_end(E);
+  if (s->token_keep < 1.0)
+    prune_decide(k, k->S, k->tokval, "memref<?xf64>", k->tokkeep, "memref<?xi8>", ceil_ratio(k, s->token_keep, k->S));
+  /* heads */
+  V hh = em_for(E, k->c0, em_index(E, k->H), k->c1);
+  V hv = em_var(E, "f64");
+  em_set(E, hv, em_float(E, 0.0, "f64"), "f64");
+  em_if(E, k->has_hi);
+  em_set(E, hv, em(E, "arith.extf %s : f32 to f64", load(k, k->hi, addx(k, mulc(k, b, k->H), hh), "memref<?xf32>").s),
+         "f64");
+  em_end(E);
+  store(k, em_get(E, hv, "f64"), k->headval, hh, ht);
+  store(k, em_int(E, 1, "i8"), k->headkeep, hh, hk);
+  em_end(E);
+  if (s->head_keep < 1.0) {
+    int64_t want = (int64_t)ceil(s->head_keep * (double)k->H);
+    /* prune_decide reads a dynamic list; copy the static head arrays into the row lists' space */
+    prune_decide(k, em_index(E, k->H), k->headval, ht, k->headkeep, hk, em_index(E, want));
+  }
+
+  V h = em_for(E, k->c0, em_index(E, k->H), k->c1);
+  k->cur_b = b;
+  k->cur_h = h;
+  k->cur_kvh = bin(k, "arith.divui", h, em_index(E, k->H / k->KVH), "index");
+  em_set(E, k->abssum, em_float(E, 0.0, "f64"), "f64");
+  V kept = cmpi(k, "ne", load(k, k->headkeep, h, hk), em_int(E, 0, "i8"), "i8");
+  em_if(E, kept);
+  if (s->has_predict) {
+    project_rows(k, k->q, k->H, b, h, k->pq);
+    project_rows(k, k->k, k->KVH, b, k->cur_kvh, k->pk);
+  }
+  for (int r = 0; r < s->n_filter_rounds; r++) {
+    quant_head(k, k->q, k->H, b, h, k->fq, r, s->filter[r].q_bits);
+    quant_head(k, k->k, k->KVH, b, k->cur_kvh, k->fk, r, s->filter[r].k_bits);
+  }
+  if (s->has_progressive) {
+    quant_head(k, k->k, k->KVH, b, k->cur_kvh, k->kmsb, 0, s->msb_bits);
+    quant_head(k, k->k, k->KVH, b, k->cur_kvh, k->kfull, 0, s->msb_bits + s->lsb_bits);
+  }
+  V i = em_for(E, k->c0, k->S, k->c1);
+  V tk = cmpi(k, "ne", load(k, k->tokkeep, i, "memref<?xi8>"), em_int(E, 0, "i8"), "i8");
+  em_if(E, tk);
+  row(k, i);
+  em_else(E);
+  zero_row(k, row_offset(k, k->H, b, h, i));
+  em_end(E);
+  em_end(E);
+  em_else(E);
+  i = em_for(E, k->c0, k->S, k->c1);
+  zero_row(k, row_offset(k, k->H, b, h, i));
+  em_end(E);
+  em_end(E);
+  em_if(E, k->has_ho);
+  V tot = bin(k, "arith.addf", load(k, k->headval, h, ht), em_get(E, k->abssum, "f64"), "f64");
+  V outv = sel(k, kept, em(E, "arith.truncf %s : f64 to f32", tot.s), em_float(E, -INFINITY, "f32"), "f32");
+  store(k, outv, k->ho, addx(k, mulc(k, b, k->H), h), "memref<?xf32>");
+  em_end(E);
+  em_end(E);
+
+  em_if(E, k->has_to);
+  t = em_for(E, k->c0, k->S, k->c1);
+  V tot2 = bin(k, "arith.addf", load(k, k->tokval, t, "memref<?xf64>"), load(k, k->tokacc, t, "memref<?xf64>"), "f64");
+  V kt = cmpi(k, "ne", load(k, k->tokkeep, t, "memref<?xi8>"), em_int(E, 0, "i8"), "i8");
+  V o2 = sel(k, kt, em(E, "arith.truncf %s : f64 to f32", tot2.s), em_float(E, -INFINITY, "f32"), "f32");
+  store(k, o2, k->to, addx(k, mulx(k, b, k->S), t), "memref<?xf32>");
+  em_end(E);
+  em_end(E);
+}
+
+/* ------------------------------------------------------------------ */
+/* Entry: argument checks, views, scratch                             */
+
+#define DESC "!llvm.struct<(ptr, ptr, i64, array<1 x i64>, array<1 x i64>)>"
+
+/* A memref<?xT> view of `n` (i64) elements at pointer p. */
+static V view(K *k, V p, V n, const char *mt) {
+  V u = em(E, "llvm.mlir.undef : " DESC);
+  u = em(E, "llvm.insertvalue %s, %s[0] : " DESC, p.s, u.s);
+  u = em(E, "llvm.insertvalue %s, %s[1] : " DESC, p.s, u.s);
+  u = em(E, "llvm.insertvalue %s, %s[2] : " DESC, em(E, "llvm.mlir.constant(0 : i64) : i64").s, u.s);
+  u = em(E, "llvm.insertvalue %s, %s[3, 0] : " DESC, n.s, u.s);
+  u = em(E, "llvm.insertvalue %s, %s[4, 0] : " DESC, em(E, "llvm.mlir.constant(1 : i64) : i64").s, u.s);
+  return em(E, "builtin.unrealized_conversion_cast %s : " DESC " to %s", u.s, mt);
+}
+
+static V nonnull(K *k, const char *arg) {
+  V i = em(E, "llvm.ptrtoint %s : !llvm.ptr to i64", arg);
+  return cmpi(k, "ne", i, c64(k, 0), "i64");
+}
+
+/* memref.alloc of n (index) elements; sets *ok to false when it failed. */
+static V alloc(K *k, V n, const char *et, V *ok) {
+  V m = em(E, "memref.alloc(%s) : memref<?x%s>", n.s, et);
+  V p = em(E, "memref.extract_aligned_pointer_as_index %s : memref<?x%s> -> index", m.s, et);
+  *ok = and1(k, *ok, cmpi(k, "ne", p, k->c0, "index"));
+  return m;
+}
+
+char *cg_cpu_kernel(const CpuPlan *plan) {
+  K kk = {0}, *k = &kk;
+  const SaSpec *s = &plan->s;
+  k->p = plan;
+  k->s = s;
+  k->H = s->heads;
+  k->KVH = s->kv_heads;
+  k->D = s->head_dim;
+  k->R = s->n_filter_rounds;
+  k->P = s->has_predict ? s->predict_dim : 0;
+  BufKind in = kind_of(s->storage), out = kind_of(s->output);
+
+  em_raw(E, "func.func @%s(%%q: !llvm.ptr, %%k: !llvm.ptr, %%v: !llvm.ptr, %%o: !llvm.ptr, %%batch: i64, %%seq: i64, "
+            "%%tin: !llvm.ptr, %%tout: !llvm.ptr, %%hin: !llvm.ptr, %%hout: !llvm.ptr) -> i32 {\n",
+         s->name);
+  k->status = em_var(E, "i32");
+  k->n = em_var(E, "index");
+  k->abssum = em_var(E, "f64");
+  k->orow = em_alloca(E, k->D, "f32");
+  k->headkeep = em_alloca(E, k->H, "i8");
+  k->headval = em_alloca(E, k->H, "f64");
+  k->c0 = em_index(E, 0);
+  k->c1 = em_index(E, 1);
+
+  /* Status: invalid arguments, then shapes (SaStatus values). */
+  V bad = cmpi(k, "slt", em(E, "arith.minsi %%batch, %%seq : i64"), c64(k, 1), "i64");
+  V ptrs_ok = and1(k, and1(k, nonnull(k, "%q"), nonnull(k, "%k")), and1(k, nonnull(k, "%v"), nonnull(k, "%o")));
+  bad = or1(k, bad, em(E, "arith.xori %s, %s : i1", ptrs_ok.s, em_int(E, 1, "i1").s));
+  V shape_bad = em_int(E, 0, "i1");
+  if (s->batch != SA_DYNAMIC)
+    shape_bad = or1(k, shape_bad, em(E, "arith.cmpi ne, %%batch, %s : i64", c64(k, s->batch).s));
+  if (s->seq != SA_DYNAMIC)
+    shape_bad = or1(k, shape_bad, em(E, "arith.cmpi ne, %%seq, %s : i64", c64(k, s->seq).s));
+  /* B and S below 2^31 and B*S*H*D*64 within 2^62 keep every index and
+   * scratch size in range */
+  int64_t limit = (INT64_C(1) << 56) / (k->H * k->D);
+  V big = or1(k, em(E, "arith.cmpi sgt, %%batch, %s : i64", c64(k, INT32_MAX).s),
+              em(E, "arith.cmpi sgt, %%seq, %s : i64", c64(k, INT32_MAX).s));
+  big = or1(k, big, em(E, "arith.cmpi sgt, %s, %s : i64", em(E, "arith.muli %%batch, %%seq : i64").s, c64(k, limit).s));
+  shape_bad = or1(k, shape_bad, big);
+  V st = sel(k, shape_bad, em_int(E, 3, "i32"), em_int(E, 0, "i32"), "i32");
+  st = sel(k, bad, em_int(E, 1, "i32"), st, "i32");
+  em_set(E, k->status, st, "i32");
+  em_if(E, cmpi(k, "eq", st, em_int(E, 0, "i32"), "i32"));
+
+  k->S64 = em(E, "arith.addi %%seq, %s : i64", c64(k, 0).s);
+  k->S = to_index(k, k->S64);
+  k->B = em(E, "arith.index_cast %%batch : i64 to index");
+  V nq = em(E, "arith.muli %s, %s : i64", em(E, "arith.muli %%batch, %%seq : i64").s, c64(k, k->H * k->D).s);
+  V nkv = em(E, "arith.muli %s, %s : i64", em(E, "arith.muli %%batch, %%seq : i64").s, c64(k, k->KVH * k->D).s);
+  V nt = em(E, "arith.muli %%batch, %%seq : i64");
+  V nh = em(E, "arith.muli %%batch, %s : i64", c64(k, k->H).s);
+  k->q = (Buf){view(k, (V){"%q"}, nq, memty(in)), in};
+  k->k = (Buf){view(k, (V){"%k"}, nkv, memty(in)), in};
+  k->v = (Buf){view(k, (V){"%v"}, nkv, memty(in)), in};
+  k->o = (Buf){view(k, (V){"%o"}, nq, memty(out)), out};
+  k->ti = view(k, (V){"%tin"}, nt, "memref<?xf32>");
+  k->to = view(k, (V){"%tout"}, nt, "memref<?xf32>");
+  k->hi = view(k, (V){"%hin"}, nh, "memref<?xf32>");
+  k->ho = view(k, (V){"%hout"}, nh, "memref<?xf32>");
+  k->has_ti = nonnull(k, "%tin");
+  k->has_to = nonnull(k, "%tout");
+  k->has_hi = nonnull(k, "%hin");
+  k->has_ho = nonnull(k, "%hout");
+
+  V ok = em_int(E, 1, "i1");
+  k->L = bin(k, "arith.maxui", k->S, em_index(E, k->H), "index");
+  k->idx = alloc(k, k->L, "index", &ok);
+  k->val = alloc(k, k->L, "f64", &ok);
+  k->pr = alloc(k, k->L, "f32", &ok);
+  k->flag = alloc(k, k->L, "i8", &ok);
+  k->tokkeep = alloc(k, k->S, "i8", &ok);
+  k->tokval = alloc(k, k->S, "f64", &ok);
+  k->tokacc = alloc(k, k->S, "f64", &ok);
+  V sd = mulc(k, k->S, k->D);
+  V one = em_index(E, 1);
+  k->proj = alloc(k, em_index(E, k->P ? k->D * k->P : 1), "f64", &ok);
+  k->pq = alloc(k, k->P ? mulc(k, k->S, k->P) : one, "f64", &ok);
+  k->pk = alloc(k, k->P ? mulc(k, k->S, k->P) : one, "f64", &ok);
+  k->fq = alloc(k, k->R ? mulc(k, sd, k->R) : one, "f64", &ok);
+  k->fk = alloc(k, k->R ? mulc(k, sd, k->R) : one, "f64", &ok);
+  k->kmsb = alloc(k, s->has_progressive ? sd : one, "f64", &ok);
+  k->kfull = alloc(k, s->has_progressive ? sd : one, "f64", &ok);
+  V allocs[] = {k->idx, k->val, k->pr, k->flag, k->tokkeep, k->tokval, k->tokacc,
+                k->proj, k->pq, k->pk, k->fq, k->fk, k->kmsb, k->kfull};
+  const char *alloc_t[] = {"index", "f64", "f32", "i8", "i8", "f64", "f64",
+                           "f64", "f64", "f64", "f64", "f64", "f64", "f64"};
+
+  em_if(E, ok);
+  if (k->P) { /* DSA's projection, drawn once per call from its seed */
+    V state = em_var(E, "i64");
+    em_set(E, state, c64(k, (int64_t)s->predict_seed), "i64");
+    double mag = 1.0 / sqrt((double)k->P);
+    V t = em_for(E, k->c0, em_index(E, k->D * k->P), k->c1);
+    V st0 = em_get(E, state, "i64");
+    em_set(E, state, bin(k, "arith.addi", st0, c64(k, (int64_t)UINT64_C(0x9E3779B97F4A7C15)), "i64"), "i64");
+    V z = splitmix(k, st0);
+    V odd = cmpi(k, "ne", bin(k, "arith.andi", z, c64(k, 1), "i64"), c64(k, 0), "i64");
+    store(k, sel(k, odd, em_float(E, mag, "f64"), em_float(E, -mag, "f64"), "f64"), k->proj, t, "memref<?xf64>");
+    em_end(E);
+  }
+  V b = em_for(E, k->c0, k->B, k->c1);
+  batch(k, b);
+  em_end(E);
+  em_else(E);
+  em_set(E, k->status, em_int(E, 2, "i32"), "i32");
+  em_end(E);
+  for (size_t a = 0; a < sizeof allocs / sizeof *allocs; a++)
+    em_do(E, "memref.dealloc %s : memref<?x%s>", allocs[a].s, alloc_t[a]);
+  em_end(E);
+  em_do(E, "func.return %s : i32", em_get(E, k->status, "i32").s);
+  em_raw(E, "}\n");
+  /* The signature must precede the entry allocas: move the first line of
+   * the body in front of the head. */
+  char *body = E->body.buf;
+  char *nl = body ? strchr(body, '\n') : NULL;
+  if (E->oom || !nl) {
+    em_free(E);
+    return NULL;
+  }
+  size_t sig = (size_t)(nl - body) + 1;
+  EmBuf head = E->head;
+  E->head = (EmBuf){0};
+  char *text = malloc(sig + head.len + E->body.len - sig + 1);
+  if (!text) {
+    free(head.buf);
+    em_free(E);
+    return NULL;
+  }
+  memcpy(text, body, sig);
+  if (head.len)
+    memcpy(text + sig, head.buf, head.len);
+  memcpy(text + sig + head.len, body + sig, E->body.len - sig);
+  text[sig + head.len + E->body.len - sig] = '\0';
+  free(head.buf);
+  em_free(E);
+  return text;
+}

@@ -1,0 +1,540 @@
+/* sattn-run: compiles one spec, runs the kernel on seeded random or given
+ * inputs, runs the reference on the same inputs and compares.
+ *
+ *   sattn-run FILE [--kernel NAME] [--target=cpu] [--seq N] [--batch N]
+ *             [--heads N] [--kv-heads N] [--head-dim N] [--seed S]
+ *             [--input-scale X] [--q F --k F --v F] [--expect F] [--out F]
+ *             [--repeat N] [--json]
+ *
+ * Tensors in files are raw little-endian float32 in [batch, heads, seq,
+ * head_dim] order whatever the spec's layout. --seq, --batch, --heads,
+ * --kv-heads and --head-dim override the spec's shape (the kernel is then
+ * compiled for that shape). Without --seed a fresh seed is drawn and
+ * printed. Exit status: 0 when every error is within the tolerance of the
+ * spec's output type (docs/cpu-abi.md), 1 otherwise or on a user error, 2
+ * on bad usage. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../codegen/codegen.h"
+#include "../compiler/compiler.h"
+#include "../compiler/driver.h"
+#include "../dialect/dialect.h"
+#include "sattn/reference.h"
+
+typedef struct {
+  const char *file, *kernel, *qf, *kf, *vf, *expect, *out;
+  int64_t seq, batch, heads, kv_heads, head_dim;
+  uint64_t seed;
+  bool have_seed, json;
+  double input_scale;
+  int repeat;
+} Args;
+
+static void usage(FILE *f) {
+  fputs("usage: sattn-run FILE [--kernel NAME] [--target=cpu] [--seq N] [--batch N] [--heads N]\n"
+        "                 [--kv-heads N] [--head-dim N] [--seed S] [--input-scale X]\n"
+        "                 [--q F --k F --v F] [--expect F] [--out F] [--repeat N] [--json]\n",
+        f);
+}
+
+static int bad_usage(const char *msg, const char *arg) {
+  fprintf(stderr, "sattn-run: error: %s%s\n", msg, arg);
+  usage(stderr);
+  return 2;
+}
+
+static bool parse_i64(const char *s, int64_t *out) {
+  char *end;
+  long long v = strtoll(s, &end, 10);
+  if (*s == 0 || *end != 0 || v < 1)
+    return false;
+  *out = v;
+  return true;
+}
+
+/* ---- inputs ---- */
+
+static double gaussian(uint64_t *state) {
+  double u1 = ((double)(sa_splitmix64(state) >> 11) + 0.5) / 9007199254740992.0;
+  double u2 = (double)(sa_splitmix64(state) >> 11) / 9007199254740992.0;
+  return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+static float *read_f32(const char *path, size_t want, size_t *out_n) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    fprintf(stderr, "sattn-run: error: cannot open '%s'\n", path);
+    return NULL;
+  }
+  fseek(f, 0, SEEK_END);
+  long bytes = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  if (out_n)
+    *out_n = bytes > 0 ? (size_t)bytes / sizeof(float) : 0;
+  if (want == 0)
+    want = bytes > 0 ? (size_t)bytes / sizeof(float) : 0;
+  if (bytes < 0 || (size_t)bytes != want * sizeof(float)) {
+    fprintf(stderr, "sattn-run: error: '%s' holds %ld bytes, expected %zu floats\n", path, bytes, want);
+    fclose(f);
+    return NULL;
+  }
+  float *p = malloc(want * sizeof *p + 1);
+  if (p && fread(p, sizeof *p, want, f) != want) {
+    free(p);
+    p = NULL;
+  }
+  fclose(f);
+  return p;
+}
+
+/* Index of logical element (b, h, i, d) of a tensor with nh heads in the layout. */
+static size_t at(const SaSpec *s, int64_t nh, int64_t S, int64_t b, int64_t h, int64_t i, int64_t d) {
+  int64_t row = s->layout == LAYOUT_BHSD ? (b * nh + h) * S + i : (b * S + i) * nh + h;
+  return (size_t)(row * s->head_dim + d);
+}
+
+/* Copies between [B, nh, S, D] order and the spec's layout. */
+static void to_layout(const SaSpec *s, int64_t B, int64_t nh, int64_t S, const float *bhsd, float *out, bool back) {
+  size_t n = 0;
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t h = 0; h < nh; h++)
+      for (int64_t i = 0; i < S; i++)
+        for (int64_t d = 0; d < s->head_dim; d++, n++) {
+          size_t a = at(s, nh, S, b, h, i, d);
+          if (back)
+            out[n] = bhsd[a];
+          else
+            out[a] = bhsd[n];
+        }
+}
+
+/* IEEE binary16 bits of a float that is exactly representable in it. */
+static uint16_t half_bits(float x) {
+  uint32_t u;
+  memcpy(&u, &x, sizeof u);
+  uint16_t sign = (uint16_t)((u >> 16) & 0x8000);
+  float a = fabsf(x);
+  if (isnan(x))
+    return sign | 0x7E00;
+  if (isinf(x) || a >= 65520.0f)
+    return sign | 0x7C00;
+  if (a < ldexpf(1.0f, -14)) /* subnormal or zero: multiples of 2^-24 */
+    return sign | (uint16_t)lrintf(ldexpf(a, 24));
+  int e;
+  float m = frexpf(a, &e); /* a = m * 2^e, m in [0.5, 1) */
+  return sign | (uint16_t)((e + 14) << 10) | (uint16_t)(lrintf(ldexpf(m, 11)) - 1024);
+}
+
+static float half_value(uint16_t h) {
+  int e = (h >> 10) & 31, m = h & 1023;
+  float v = e == 0 ? ldexpf((float)m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexpf((float)(m + 1024), e - 25);
+  return (h & 0x8000) ? -v : v;
+}
+
+/* The kernel's memory for a tensor of type t from fp32 values (rounded to t first). */
+static void *encode(const float *x, size_t n, SaDtype t) {
+  size_t elem = t == DT_FP32 ? 4 : 2;
+  unsigned char *out = malloc(n * elem + 1);
+  if (!out)
+    return NULL;
+  for (size_t i = 0; i < n; i++) {
+    float r = sa_round_to_dtype(x[i], t);
+    if (t == DT_FP32) {
+      memcpy(out + 4 * i, &r, 4);
+    } else {
+      uint32_t u;
+      memcpy(&u, &r, sizeof u);
+      uint16_t h = t == DT_FP16 ? half_bits(r) : (uint16_t)(u >> 16);
+      memcpy(out + 2 * i, &h, 2);
+    }
+  }
+  return out;
+}
+
+static void decode(const void *mem, size_t n, SaDtype t, float *out) {
+  const unsigned char *p = mem;
+  for (size_t i = 0; i < n; i++) {
+    if (t == DT_FP32) {
+      memcpy(&out[i], p + 4 * i, 4);
+    } else {
+      uint16_t h;
+      memcpy(&h, p + 2 * i, 2);
+      uint32_t u = (uint32_t)h << 16;
+      if (t == DT_FP16)
+        out[i] = half_value(h);
+      else
+        memcpy(&out[i], &u, 4);
+    }
+  }
+}
+
+/* ---- comparison ---- */
+
+typedef struct {
+  double max_abs, rel, ref_max;
+  bool mismatch_nonfinite; /* one side finite where the other is not */
+} Err;
+
+static Err compare(const float *got, const float *want, size_t n) {
+  Err e = {0};
+  double num = 0, den = 0;
+  for (size_t i = 0; i < n; i++) {
+    bool fg = isfinite(got[i]), fw = isfinite(want[i]);
+    if (!fg || !fw) {
+      bool same = (isnan(got[i]) && isnan(want[i])) || got[i] == want[i];
+      e.mismatch_nonfinite |= !same;
+      continue;
+    }
+    double d = fabs((double)got[i] - (double)want[i]);
+    e.max_abs = fmax(e.max_abs, d);
+    e.ref_max = fmax(e.ref_max, fabs((double)want[i]));
+    num += d * d;
+    den += (double)want[i] * want[i];
+  }
+  e.rel = den > 0 ? sqrt(num / den) : sqrt(num);
+  return e;
+}
+
+/* The documented tolerance of an output type: relative Frobenius error and
+ * largest absolute error relative to the largest reference value. */
+static void tolerance(SaDtype out, double *rel, double *abs_rel) {
+  switch (out) {
+  case DT_FP16: *rel = 1e-3, *abs_rel = 2e-3; break;
+  case DT_BF16: *rel = 8e-3, *abs_rel = 1.6e-2; break;
+  default: *rel = 1e-5, *abs_rel = 1e-4; break;
+  }
+}
+
+static bool within(Err e, double rel, double abs_rel) {
+  return !e.mismatch_nonfinite && e.rel <= rel && e.max_abs <= abs_rel * fmax(e.ref_max, 1e-30);
+}
+
+static double now_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* ---- main ---- */
+
+static int run(const Args *a, SaSpec *s) {
+  int64_t B = a->batch ? a->batch : s->batch != SA_DYNAMIC ? s->batch : 1;
+  int64_t H = s->heads, KVH = s->kv_heads, D = s->head_dim, S = a->seq;
+  if (!S && s->seq != SA_DYNAMIC)
+    S = s->seq;
+  if (!S && a->qf) { /* the length from the query file */
+    size_t n;
+    float *probe = read_f32(a->qf, 0, &n);
+    free(probe);
+    if (!probe)
+      return 1;
+    S = (int64_t)(n / (size_t)(B * H * D));
+  }
+  if (!S) {
+    fprintf(stderr, "sattn-run: error: spec '%s' has seq=?; give --seq N or --q FILE\n", s->name);
+    return 1;
+  }
+  if (s->seq != SA_DYNAMIC)
+    s->seq = S;
+  if (s->batch != SA_DYNAMIC)
+    s->batch = B;
+
+  size_t nq = (size_t)(B * H * S * D), nkv = (size_t)(B * KVH * S * D);
+  float *lq = NULL, *lk = NULL, *lv = NULL, *expect = NULL;
+  uint64_t state = a->seed;
+  if (a->qf || a->kf || a->vf) {
+    if (!a->qf || !a->kf || !a->vf) {
+      fputs("sattn-run: error: give all of --q, --k and --v\n", stderr);
+      return 1;
+    }
+    lq = read_f32(a->qf, nq, NULL);
+    lk = read_f32(a->kf, nkv, NULL);
+    lv = read_f32(a->vf, nkv, NULL);
+  } else {
+    lq = malloc(nq * sizeof *lq);
+    lk = malloc(nkv * sizeof *lk);
+    lv = malloc(nkv * sizeof *lv);
+    for (size_t i = 0; lq && i < nq; i++)
+      lq[i] = (float)(gaussian(&state) * a->input_scale);
+    for (size_t i = 0; lk && lv && i < nkv; i++) {
+      lk[i] = (float)gaussian(&state);
+      lv[i] = (float)gaussian(&state);
+    }
+  }
+  if (a->expect)
+    expect = read_f32(a->expect, nq, NULL);
+  if (!lq || !lk || !lv || (a->expect && !expect)) {
+    free(lq), free(lk), free(lv), free(expect);
+    return 1;
+  }
+  /* Importance inputs for pruning specs: random, with a few tokens and
+   * heads already pruned (-inf) as a previous layer would leave them. */
+  bool tokens = s->token_keep < 1.0, heads = s->head_keep < 1.0;
+  float *tin = NULL, *hin = NULL;
+  if (tokens) {
+    tin = malloc((size_t)(B * S) * sizeof *tin);
+    for (int64_t i = 0; tin && i < B * S; i++)
+      tin[i] = (sa_splitmix64(&state) % 20 == 0 && i % S != 0) ? -INFINITY : (float)fabs(gaussian(&state));
+  }
+  if (heads) {
+    hin = malloc((size_t)(B * H) * sizeof *hin);
+    for (int64_t i = 0; hin && i < B * H; i++)
+      hin[i] = (float)fabs(gaussian(&state));
+  }
+  float *q = malloc(nq * sizeof *q), *k = malloc(nkv * sizeof *k), *v = malloc(nkv * sizeof *v);
+  float *ref = malloc(nq * sizeof *ref), *got = malloc(nq * sizeof *got), *got_l = malloc(nq * sizeof *got_l);
+  float *tout_r = calloc((size_t)(B * S), sizeof(float)), *tout_k = calloc((size_t)(B * S), sizeof(float));
+  float *hout_r = calloc((size_t)(B * H), sizeof(float)), *hout_k = calloc((size_t)(B * H), sizeof(float));
+  void *kq = NULL, *kk = NULL, *kv = NULL, *ko = NULL;
+  int rc = 1;
+  MlirContext ctx = {NULL};
+  MlirModule m = {NULL};
+  CgJit jit = {{NULL}};
+  if (!q || !k || !v || !ref || !got || !got_l || !tout_r || !tout_k || !hout_r || !hout_k || (tokens && !tin) ||
+      (heads && !hin)) {
+    fputs("sattn-run: error: out of memory\n", stderr);
+    goto done;
+  }
+  to_layout(s, B, H, S, lq, q, false);
+  to_layout(s, B, KVH, S, lk, k, false);
+  to_layout(s, B, KVH, S, lv, v, false);
+  kq = encode(q, nq, s->storage);
+  kk = encode(k, nkv, s->storage);
+  kv = encode(v, nkv, s->storage);
+  ko = malloc(nq * 4 + 1);
+  if (!kq || !kk || !kv || !ko) {
+    fputs("sattn-run: error: out of memory\n", stderr);
+    goto done;
+  }
+
+  /* compile */
+  double t0 = now_s();
+  ctx = drv_context_create(stderr);
+  if (mlirContextIsNull(ctx))
+    goto done;
+  const SaSpec *one = s;
+  m = irgen_module(ctx, &one, 1);
+  if (mlirModuleIsNull(m) || !drv_lower(ctx, m, DRV_LLVM))
+    goto done;
+  if (!cg_cpu_jit_create(m, &jit)) {
+    fputs("sattn-run: error: the JIT could not compile the kernel\n", stderr);
+    goto done;
+  }
+  CgKernelFn fn = cg_cpu_jit_lookup(&jit, s->name);
+  if (!fn) {
+    fprintf(stderr, "sattn-run: error: no kernel '%s' in the compiled module\n", s->name);
+    goto done;
+  }
+  double compile_s = now_s() - t0;
+
+  /* run */
+  int reps = a->repeat > 0 ? a->repeat : 1;
+  double *times = malloc((size_t)reps * sizeof *times);
+  int32_t st = 0;
+  for (int r = 0; times && r < reps; r++) {
+    double t = now_s();
+    st = fn(kq, kk, kv, ko, B, S, tin, tokens ? tout_k : NULL, hin, heads ? hout_k : NULL);
+    times[r] = now_s() - t;
+  }
+  if (!times) {
+    fputs("sattn-run: error: out of memory\n", stderr);
+    goto done;
+  }
+  qsort(times, (size_t)reps, sizeof *times, cmp_double);
+  double kernel_s = times[reps / 2];
+  free(times);
+  if (st != 0) {
+    fprintf(stderr, "sattn-run: error: the kernel returned status %d (%s)\n", st, sa_status_name((SaStatus)st));
+    goto done;
+  }
+  decode(ko, nq, s->output, got_l);
+  to_layout(s, B, H, S, got_l, got, true); /* back to [B,H,S,D] */
+
+  SaProblem p = {B, S, q, k, v, ref, tin, tokens ? tout_r : NULL, hin, heads ? hout_r : NULL};
+  double kept = 0;
+  t0 = now_s();
+  SaStatus rs = sa_reference(s, &p, &kept);
+  double ref_s = now_s() - t0;
+  if (rs != SA_OK) {
+    fprintf(stderr, "sattn-run: error: the reference failed: %s\n", sa_status_name(rs));
+    goto done;
+  }
+  float *ref_b = got_l; /* reuse: the reference output in [B,H,S,D] order */
+  to_layout(s, B, H, S, ref, ref_b, true);
+
+  double tol_rel, tol_abs;
+  tolerance(s->output, &tol_rel, &tol_abs);
+  Err eo = compare(got, ref_b, nq);
+  bool ok = within(eo, tol_rel, tol_abs);
+  Err et = {0}, eh = {0}, ee = {0};
+  if (tokens) {
+    et = compare(tout_k, tout_r, (size_t)(B * S));
+    ok = ok && within(et, 1e-5, 1e-4);
+  }
+  if (heads) {
+    eh = compare(hout_k, hout_r, (size_t)(B * H));
+    ok = ok && within(eh, 1e-5, 1e-4);
+  }
+  if (expect) {
+    ee = compare(got, expect, nq);
+    ok = ok && within(ee, tol_rel, tol_abs);
+  }
+  if (a->out) {
+    FILE *f = fopen(a->out, "wb");
+    if (!f || fwrite(got, sizeof *got, nq, f) != nq || fclose(f) != 0) {
+      fprintf(stderr, "sattn-run: error: cannot write '%s'\n", a->out);
+      ok = false;
+    }
+  }
+  if (a->json) {
+    printf("{\"kernel\": \"%s\", \"target\": \"cpu\", \"batch\": %lld, \"heads\": %lld, \"kv_heads\": %lld, "
+           "\"seq\": %lld, \"head_dim\": %lld, \"storage\": \"%s\", \"output\": \"%s\", \"seed\": %llu, "
+           "\"kept_fraction\": %.6g, \"max_abs_error\": %.3e, \"rel_error\": %.3e, \"tolerance_rel\": %.1e, "
+           "\"compile_s\": %.4f, \"kernel_s\": %.6f, \"reference_s\": %.4f",
+           s->name, (long long)B, (long long)H, (long long)KVH, (long long)S, (long long)D, sa_dtype_name(s->storage),
+           sa_dtype_name(s->output), (unsigned long long)a->seed, kept, eo.max_abs, eo.rel, tol_rel, compile_s,
+           kernel_s, ref_s);
+    if (tokens)
+      printf(", \"token_importance_rel_error\": %.3e", et.rel);
+    if (heads)
+      printf(", \"head_importance_rel_error\": %.3e", eh.rel);
+    if (expect)
+      printf(", \"expected_rel_error\": %.3e", ee.rel);
+    printf(", \"ok\": %s}\n", ok ? "true" : "false");
+  } else {
+    printf("%s: batch=%lld heads=%lld kv_heads=%lld seq=%lld head_dim=%lld %s->%s seed=%llu\n", s->name, (long long)B,
+           (long long)H, (long long)KVH, (long long)S, (long long)D, sa_dtype_name(s->storage),
+           sa_dtype_name(s->output), (unsigned long long)a->seed);
+    printf("  kept fraction %.4f\n", kept);
+    printf("  output: max abs error %.3e, relative error %.3e (tolerance %.1e)%s\n", eo.max_abs, eo.rel, tol_rel,
+           eo.mismatch_nonfinite ? ", NON-FINITE MISMATCH" : "");
+    if (tokens)
+      printf("  token importance: relative error %.3e%s\n", et.rel, et.mismatch_nonfinite ? ", NON-FINITE MISMATCH" : "");
+    if (heads)
+      printf("  head importance: relative error %.3e\n", eh.rel);
+    if (expect)
+      printf("  against %s: relative error %.3e\n", a->expect, ee.rel);
+    printf("  time: compile %.3f s, kernel %.6f s, reference %.3f s\n", compile_s, kernel_s, ref_s);
+    printf("  %s\n", ok ? "ok" : "FAILED");
+  }
+  rc = ok ? 0 : 1;
+done:
+  cg_cpu_jit_destroy(&jit);
+  if (!mlirModuleIsNull(m))
+    mlirModuleDestroy(m);
+  if (!mlirContextIsNull(ctx))
+    mlirContextDestroy(ctx);
+  void *all[] = {lq, lk, lv, expect, tin, hin, q, k, v, ref, got, got_l, tout_r, tout_k, hout_r, hout_k, kq, kk, kv, ko};
+  for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+    free(all[i]);
+  return rc;
+}
+
+int main(int argc, char **argv) {
+  Args a = {.input_scale = 1.0};
+  for (int i = 1; i < argc; i++) {
+    const char *s = argv[i];
+    const char **str = !strcmp(s, "--kernel") ? &a.kernel
+                       : !strcmp(s, "--q")    ? &a.qf
+                       : !strcmp(s, "--k")    ? &a.kf
+                       : !strcmp(s, "--v")    ? &a.vf
+                       : !strcmp(s, "--expect") ? &a.expect
+                       : !strcmp(s, "--out")  ? &a.out
+                                              : NULL;
+    int64_t *num = !strcmp(s, "--seq")        ? &a.seq
+                   : !strcmp(s, "--batch")    ? &a.batch
+                   : !strcmp(s, "--heads")    ? &a.heads
+                   : !strcmp(s, "--kv-heads") ? &a.kv_heads
+                   : !strcmp(s, "--head-dim") ? &a.head_dim
+                                              : NULL;
+    if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
+      usage(stdout);
+      return 0;
+    } else if ((str || num || !strcmp(s, "--seed") || !strcmp(s, "--input-scale") || !strcmp(s, "--repeat")) &&
+               i + 1 == argc) {
+      return bad_usage(s, " needs an argument");
+    } else if (str) {
+      *str = argv[++i];
+    } else if (num) {
+      if (!parse_i64(argv[++i], num))
+        return bad_usage("expected a positive integer after ", s);
+    } else if (!strcmp(s, "--seed")) {
+      a.seed = strtoull(argv[++i], NULL, 0);
+      a.have_seed = true;
+    } else if (!strcmp(s, "--input-scale")) {
+      a.input_scale = strtod(argv[++i], NULL);
+    } else if (!strcmp(s, "--repeat")) {
+      a.repeat = atoi(argv[++i]);
+    } else if (!strcmp(s, "--json")) {
+      a.json = true;
+    } else if (!strncmp(s, "--target=", 9)) {
+      if (strcmp(s + 9, "cpu") != 0)
+        return bad_usage("unknown target ", s + 9);
+    } else if (s[0] == '-' && s[1]) {
+      return bad_usage("unknown option ", s);
+    } else if (a.file) {
+      return bad_usage("more than one input file: ", s);
+    } else {
+      a.file = s;
+    }
+  }
+  if (!a.file)
+    return bad_usage("no input file", "");
+  if (!a.have_seed) {
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    uint64_t st = (uint64_t)t.tv_nsec ^ ((uint64_t)t.tv_sec << 20);
+    a.seed = sa_splitmix64(&st) >> 16;
+  }
+  size_t len;
+  char *text = drv_read_file(a.file, &len);
+  if (!text)
+    return 1;
+  FrontEnd fe = {0};
+  Diag d = {.out = stderr};
+  int rc = 1;
+  if (fe_run(&fe, a.file, text, len, FE_STOP_CHECK, &d)) {
+    FeSpec *pick = NULL;
+    for (FeSpec *fs = fe.file.first; fs; fs = fs->next)
+      if (!a.kernel || !strcmp(fs->spec.name, a.kernel)) {
+        pick = fs;
+        break;
+      }
+    if (!pick) {
+      fprintf(stderr, "%s: error: no attention spec named '%s'\n", a.file, a.kernel ? a.kernel : "");
+    } else {
+      SaSpec s = pick->spec;
+      if (a.heads) {
+        s.kv_heads = s.kv_heads == s.heads ? a.heads : s.kv_heads;
+        s.heads = a.heads;
+      }
+      if (a.kv_heads)
+        s.kv_heads = a.kv_heads;
+      if (a.head_dim) {
+        if (fabs(s.scale - 1.0 / sqrt((double)s.head_dim)) < 1e-12)
+          s.scale = 1.0 / sqrt((double)a.head_dim);
+        s.head_dim = a.head_dim;
+      }
+      if (s.heads % s.kv_heads != 0)
+        fprintf(stderr, "sattn-run: error: heads=%lld is not a multiple of kv_heads=%lld\n", (long long)s.heads,
+                (long long)s.kv_heads);
+      else if (!cg_cpu_dtype_supported(s.storage) || !cg_cpu_dtype_supported(s.output))
+        fprintf(stderr, "%s:%d:%d: error: the cpu target reads and writes fp32, fp16 or bf16, not %s -> %s\n", a.file,
+                s.line, s.col, sa_dtype_name(s.storage), sa_dtype_name(s.output));
+      else
+        rc = run(&a, &s);
+    }
+  }
+  fe_free(&fe);
+  free(text);
+  return rc;
+}
