@@ -21,6 +21,7 @@ for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "HOME"):
 
 config.substitutions.append(("%examples", os.path.join(root, "examples")))
 config.substitutions.append(("%data", os.path.join(os.path.dirname(root), "shared", "data")))
+config.substitutions.append(("%bin", bindir))
 config.substitutions.append(("%FileCheck", "FileCheck --enable-var-scope"))
 
 if os.path.exists(os.path.join(bindir, "fuzz-frontend")):

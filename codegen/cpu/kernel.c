@@ -72,6 +72,7 @@ typedef struct {
   V tokkeep, tokval, tokacc;    /* per batch: i8, f64, f64 */
   V headkeep, headval;          /* memref<Hxi8>, memref<Hxf64> */
   V proj, pq, pk, fq, fk, kmsb, kfull; /* f64 per-head precomputation */
+  V pqs, pks, fqs, fks;                /* steps of the grid rows */
   V orow;                       /* memref<Dxf32> */
   V n;                          /* var index: list length */
   V abssum;                     /* var f64 */
@@ -461,15 +462,23 @@ static void select_rule(K *k, SaKeep keep, bool carry_p) {
   }
 }
 
-/* val[c] = scale * (a[row i] . b[row idx[c]]) for the list, in f64. The
- * offsets of rows are given by row_a (fixed) and a row stride for b. */
+/* val[c] = scale * (a[row i] . b[row idx[c]]) for the list, in f64; b's
+ * rows are found by b_row. For grid rows (a_steps non-empty) the value is
+ * ((scale * a_steps[a_step_at]) * b_steps[row]) * (integer dot), as the
+ * reference computes it, so that ties are exact. */
 typedef V (*RowOff)(K *k, V row);
 
-static void list_scores_f64(K *k, Buf a, V a_off, Buf b, RowOff b_row, int64_t len) {
+static void list_scores_f64(K *k, Buf a, V a_off, Buf b, RowOff b_row, int64_t len, V a_steps, V a_step_at,
+                            V b_steps, RowOff b_step) {
+  bool grid = a_steps.s[0] != 0;
+  V coef = em_float(E, k->s->scale, "f64");
+  if (grid)
+    coef = bin(k, "arith.mulf", coef, load(k, a_steps, a_step_at, "memref<?xf64>"), "f64");
   V c = em_for(E, k->c0, n_get(k), k->c1);
   V j = load(k, k->idx, c, "memref<?xindex>");
   V d = dot(k, a, a_off, b, b_row(k, j), len, "f64");
-  store(k, bin(k, "arith.mulf", em_float(E, k->s->scale, "f64"), d, "f64"), k->val, c, "memref<?xf64>");
+  V cj = grid ? bin(k, "arith.mulf", coef, load(k, b_steps, b_step(k, j), "memref<?xf64>"), "f64") : coef;
+  store(k, bin(k, "arith.mulf", cj, d, "f64"), k->val, c, "memref<?xf64>");
   em_end(E);
 }
 
@@ -558,8 +567,10 @@ static void logits_from_val(K *k) {
 /* Per-head precomputation                                            */
 
 /* Quantizes `len` elements of src at so into dst (f64) at dof, per row
- * (docs/semantics.md §4.2), exactly as the reference does. */
-static void quant_row(K *k, Buf src, V so, V dst, V dof, int64_t len, int bits) {
+ * (docs/semantics.md §4.2), with the reference's operations. With a steps
+ * buffer, dst receives the integer grid and steps[step_at] the step;
+ * without, the dequantized values. */
+static void quant_row(K *k, Buf src, V so, V dst, V dof, int64_t len, int bits, V steps, V step_at) {
   double qmax = ldexp(1.0, bits - 1) - 1.0;
   V amax = em_var(E, "f64");
   em_set(E, amax, em_float(E, 0.0, "f64"), "f64");
@@ -570,18 +581,21 @@ static void quant_row(K *k, Buf src, V so, V dst, V dof, int64_t len, int bits) 
   V am = em_get(E, amax, "f64");
   V step = bin(k, "arith.divf", am, em_float(E, qmax, "f64"), "f64");
   V is0 = cmpf(k, "oeq", am, em_float(E, 0.0, "f64"), "f64");
+  bool grid = steps.s[0] != 0;
+  if (grid)
+    store(k, step, steps, step_at, "memref<?xf64>");
   d = em_for(E, k->c0, em_index(E, len), k->c1);
   x = sload(k, src, addx(k, so, d), "f64");
   V r = em(E, "math.round %s : f64", bin(k, "arith.divf", x, step, "f64").s);
   r = bin(k, "arith.minnumf", bin(k, "arith.maxnumf", r, em_float(E, -qmax, "f64"), "f64"), em_float(E, qmax, "f64"),
           "f64");
-  V out = sel(k, is0, em_float(E, 0.0, "f64"), bin(k, "arith.mulf", r, step, "f64"), "f64");
-  store(k, out, dst, addx(k, dof, d), "memref<?xf64>");
+  V val = grid ? r : bin(k, "arith.mulf", r, step, "f64");
+  store(k, sel(k, is0, em_float(E, 0.0, "f64"), val, "f64"), dst, addx(k, dof, d), "memref<?xf64>");
   em_end(E);
 }
 
 /* DSA: dst[i*P + c] = quant(sum_d x[i, d] * proj[d*P + c]) for every row i. */
-static void project_rows(K *k, Buf x, int64_t nh, V b, V h, V dst) {
+static void project_rows(K *k, Buf x, int64_t nh, V b, V h, V dst, V steps) {
   int64_t D = k->D, P = k->P;
   Buf pj = {k->proj, BK_F64}, out = {dst, BK_F64};
   V i = em_for(E, k->c0, k->S, k->c1);
@@ -596,15 +610,17 @@ static void project_rows(K *k, Buf x, int64_t nh, V b, V h, V dst) {
   em_end(E);
   store(k, em_get(E, acc, "f64"), dst, addx(k, base, c), "memref<?xf64>");
   em_end(E);
-  quant_row(k, out, base, dst, base, P, k->s->predict_bits);
+  quant_row(k, out, base, dst, base, P, k->s->predict_bits, steps, i);
   em_end(E);
 }
 
-/* Quantizes every row of head h of x (nh heads) into dst at dst_base + i*D. */
-static void quant_head(K *k, Buf x, int64_t nh, V b, V h, V dst, int64_t dst_base, int bits) {
+/* Quantizes every row i of head h of x (nh heads) into dst at row
+ * (block * S + i), with its step at steps[block * S + i] when steps is
+ * given (grid form). */
+static void quant_head(K *k, Buf x, int64_t nh, V b, V h, V dst, int64_t block, int bits, V steps) {
   V i = em_for(E, k->c0, k->S, k->c1);
-  V base = mulc(k, addx(k, mulx(k, em_index(E, dst_base), k->S), i), k->D); /* dst_base counts S*D blocks */
-  quant_row(k, x, row_offset(k, nh, b, h, i), dst, base, k->D, bits);
+  V rowi = addx(k, mulx(k, em_index(E, block), k->S), i);
+  quant_row(k, x, row_offset(k, nh, b, h, i), dst, mulc(k, rowi, k->D), k->D, bits, steps, rowi);
   em_end(E);
 }
 
@@ -616,6 +632,8 @@ static V k_row(K *k, V j) { return row_offset(k, k->KVH, k->cur_b, k->cur_kvh, j
 static V p_row(K *k, V j) { return mulc(k, j, k->P); }
 static V d_row(K *k, V j) { return mulc(k, j, k->D); }
 static V f_row(K *k, V j) { return mulc(k, addx(k, mulx(k, em_index(E, k->cur_round), k->S), j), k->D); }
+static V f_step(K *k, V j) { return addx(k, mulx(k, em_index(E, k->cur_round), k->S), j); }
+static V same_row(K *k, V j) { (void)k; return j; }
 
 /* Stores the f32 vector x (first `tail` lanes if tail > 0) to the output at off. */
 static void store_out(K *k, V x, V off, int tail) {
@@ -693,31 +711,31 @@ static void row(K *k, V i) {
   candidates(k, i);
   Buf fq = {k->fq, BK_F64}, fk = {k->fk, BK_F64}, pqb = {k->pq, BK_F64}, pkb = {k->pk, BK_F64};
   if (s->has_predict) {
-    list_scores_f64(k, pqb, mulc(k, i, k->P), pkb, p_row, k->P);
+    list_scores_f64(k, pqb, mulc(k, i, k->P), pkb, p_row, k->P, k->pqs, i, k->pks, same_row);
     select_rule(k, s->predict_keep, false);
   }
   for (int r = 0; r < s->n_filter_rounds; r++) {
     k->cur_round = r;
     V qo = mulc(k, addx(k, mulx(k, em_index(E, r), k->S), i), k->D);
-    list_scores_f64(k, fq, qo, fk, f_row, k->D);
+    list_scores_f64(k, fq, qo, fk, f_row, k->D, k->fqs, addx(k, mulx(k, em_index(E, r), k->S), i), k->fks, f_step);
     select_rule(k, s->filter[r].keep, false);
   }
   V qoff = row_offset(k, k->H, k->cur_b, k->cur_h, i);
   bool exact = s->nm_m > 0 || (s->value_keep < 1.0 && !s->has_progressive);
   if (exact)
-    list_scores_f64(k, k->q, qoff, k->k, k_row, k->D);
+    list_scores_f64(k, k->q, qoff, k->k, k_row, k->D, (V){""}, (V){""}, (V){""}, NULL);
   if (s->nm_m > 0)
     select_nm(k);
   if (s->has_progressive) {
     Buf msb = {k->kmsb, BK_F64}, full = {k->kfull, BK_F64};
-    list_scores_f64(k, k->q, qoff, msb, d_row, k->D);
+    list_scores_f64(k, k->q, qoff, msb, d_row, k->D, (V){""}, (V){""}, (V){""}, NULL);
     logits_from_val(k);
     V sum = softmax(k);
     /* max p = 1 / sum; recompute with MSB+LSB when it is below the threshold */
     V pmax = em(E, "arith.divf %s, %s : f32", em_float(E, 1.0, "f32").s, sum.s);
     V low = cmpf(k, "olt", pmax, em_float(E, s->requant_threshold, "f32"), "f32");
     em_if(E, and1(k, low, cmpi(k, "ugt", n_get(k), k->c0, "index")));
-    list_scores_f64(k, k->q, qoff, full, d_row, k->D);
+    list_scores_f64(k, k->q, qoff, full, d_row, k->D, (V){""}, (V){""}, (V){""}, NULL);
     logits_from_val(k);
     softmax(k);
     em_end(E);
@@ -864,16 +882,16 @@ static void batch(K *k, V b) {
   V kept = cmpi(k, "ne", load(k, k->headkeep, h, hk), em_int(E, 0, "i8"), "i8");
   em_if(E, kept);
   if (s->has_predict) {
-    project_rows(k, k->q, k->H, b, h, k->pq);
-    project_rows(k, k->k, k->KVH, b, k->cur_kvh, k->pk);
+    project_rows(k, k->q, k->H, b, h, k->pq, k->pqs);
+    project_rows(k, k->k, k->KVH, b, k->cur_kvh, k->pk, k->pks);
   }
   for (int r = 0; r < s->n_filter_rounds; r++) {
-    quant_head(k, k->q, k->H, b, h, k->fq, r, s->filter[r].q_bits);
-    quant_head(k, k->k, k->KVH, b, k->cur_kvh, k->fk, r, s->filter[r].k_bits);
+    quant_head(k, k->q, k->H, b, h, k->fq, r, s->filter[r].q_bits, k->fqs);
+    quant_head(k, k->k, k->KVH, b, k->cur_kvh, k->fk, r, s->filter[r].k_bits, k->fks);
   }
   if (s->has_progressive) {
-    quant_head(k, k->k, k->KVH, b, k->cur_kvh, k->kmsb, 0, s->msb_bits);
-    quant_head(k, k->k, k->KVH, b, k->cur_kvh, k->kfull, 0, s->msb_bits + s->lsb_bits);
+    quant_head(k, k->k, k->KVH, b, k->cur_kvh, k->kmsb, 0, s->msb_bits, (V){""});
+    quant_head(k, k->k, k->KVH, b, k->cur_kvh, k->kfull, 0, s->msb_bits + s->lsb_bits, (V){""});
   }
   V i = em_for(E, k->c0, k->S, k->c1);
   V tk = cmpi(k, "ne", load(k, k->tokkeep, i, "memref<?xi8>"), em_int(E, 0, "i8"), "i8");
@@ -1015,12 +1033,16 @@ char *cg_cpu_kernel(const CpuPlan *plan) {
   k->pk = alloc(k, k->P ? mulc(k, k->S, k->P) : one, "f64", &ok);
   k->fq = alloc(k, k->R ? mulc(k, sd, k->R) : one, "f64", &ok);
   k->fk = alloc(k, k->R ? mulc(k, sd, k->R) : one, "f64", &ok);
+  k->pqs = alloc(k, k->P ? k->S : one, "f64", &ok);
+  k->pks = alloc(k, k->P ? k->S : one, "f64", &ok);
+  k->fqs = alloc(k, k->R ? mulc(k, k->S, k->R) : one, "f64", &ok);
+  k->fks = alloc(k, k->R ? mulc(k, k->S, k->R) : one, "f64", &ok);
   k->kmsb = alloc(k, s->has_progressive ? sd : one, "f64", &ok);
   k->kfull = alloc(k, s->has_progressive ? sd : one, "f64", &ok);
   V allocs[] = {k->idx, k->val, k->pr, k->flag, k->tokkeep, k->tokval, k->tokacc,
-                k->proj, k->pq, k->pk, k->fq, k->fk, k->kmsb, k->kfull};
+                k->proj, k->pq, k->pk, k->fq, k->fk, k->kmsb, k->kfull, k->pqs, k->pks, k->fqs, k->fks};
   const char *alloc_t[] = {"index", "f64", "f32", "i8", "i8", "f64", "f64",
-                           "f64", "f64", "f64", "f64", "f64", "f64", "f64"};
+                           "f64", "f64", "f64", "f64", "f64", "f64", "f64", "f64", "f64", "f64", "f64"};
 
   em_if(E, ok);
   if (k->P) { /* DSA's projection, drawn once per call from its seed */

@@ -11,6 +11,9 @@
 
 /* Quantization widths beyond this would lose the integer grid in double. */
 #define REF_MAX_QUANT_BITS 32
+/* Filter rounds and DSA prediction multiply grids: (2^15)^2 * head_dim
+ * stays below 2^53 for any head_dim under 2^23. */
+#define REF_MAX_GRID_BITS 16
 
 /* ------------------------------------------------------------------ */
 /* PRNG and rounding                                                  */
@@ -252,15 +255,31 @@ static void ref_select(SaKeep keep, const double *a, bool *cand, int64_t n,
   }
 }
 
-/* Symmetric per-row quantization, dequantized. `out` may alias `x`. */
-static void ref_quant_row(const double *x, int64_t n, int bits, double *out) {
+/* Symmetric per-row quantization onto the integer grid: out[d] is the
+ * integer clamp(round(x[d] / step), -qmax, qmax) (as a double) and the
+ * return value is step. `out` may alias `x`. */
+static double ref_quant_grid(const double *x, int64_t n, int bits, double *out) {
   double qmax = ldexp(1.0, bits - 1) - 1.0, amax = 0.0;
   for (int64_t d = 0; d < n; d++)
     amax = fmax(amax, fabs(x[d]));
   double step = amax / qmax;
   /* C's round() is the half-away-from-zero rounding the document asks for. */
   for (int64_t d = 0; d < n; d++)
-    out[d] = amax == 0.0 ? 0.0 : fmin(fmax(round(x[d] / step), -qmax), qmax) * step;
+    out[d] = amax == 0.0 ? 0.0 : fmin(fmax(round(x[d] / step), -qmax), qmax);
+  return step;
+}
+
+/* The same, dequantized: out[d] = grid[d] * step. */
+static void ref_quant_row(const double *x, int64_t n, int bits, double *out) {
+  double step = ref_quant_grid(x, n, bits, out);
+  for (int64_t d = 0; d < n; d++)
+    out[d] *= step;
+}
+
+static void ref_quant_grid_rows(const double *x, int64_t rows, int64_t n, int bits, double *grid,
+                                double *steps) {
+  for (int64_t r = 0; r < rows; r++)
+    steps[r] = ref_quant_grid(x + r * n, n, bits, grid + r * n);
 }
 
 static void ref_quant_rows(const double *x, int64_t rows, int64_t n, int bits,
@@ -311,16 +330,19 @@ static bool ref_keep_valid(SaKeep k) {
 
 static bool ref_bits_valid(int bits) { return bits >= 2 && bits <= REF_MAX_QUANT_BITS; }
 
+/* Widths whose integer dot products stay exact in double (see ref_grid_scores). */
+static bool ref_grid_bits_valid(int bits) { return bits >= 2 && bits <= REF_MAX_GRID_BITS; }
+
 static bool ref_ratio_valid(double r) { return r > 0.0 && r <= 1.0; }
 
 static bool ref_dynamic_valid(const SaSpec *s) {
-  if (s->has_predict && (s->predict_dim < 1 || !ref_bits_valid(s->predict_bits) ||
+  if (s->has_predict && (s->predict_dim < 1 || !ref_grid_bits_valid(s->predict_bits) ||
                          !ref_keep_valid(s->predict_keep)))
     return false;
   if (s->n_filter_rounds < 0 || s->n_filter_rounds > SA_MAX_FILTER_ROUNDS)
     return false;
   for (int r = 0; r < s->n_filter_rounds; r++)
-    if (!ref_bits_valid(s->filter[r].q_bits) || !ref_bits_valid(s->filter[r].k_bits) ||
+    if (!ref_grid_bits_valid(s->filter[r].q_bits) || !ref_grid_bits_valid(s->filter[r].k_bits) ||
         !ref_keep_valid(s->filter[r].keep))
       return false;
   if (s->nm_m < 0 || (s->nm_m == 0 && s->nm_n != 0) ||
@@ -367,8 +389,10 @@ typedef struct {
   double *token_val, *token_sum, *head_val;
   /* per head: storage-rounded rows, then each stage's quantized copies */
   double *q, *k, *v;
-  double *proj, *pq, *pk; /* DSA: D x predict_dim matrix, projected rows */
-  double *fq, *fk;        /* filter round r at offset r * S * D */
+  double *proj, *pq, *pk; /* DSA: D x predict_dim matrix, projected rows (integer grid) */
+  double *pq_step, *pk_step;
+  double *fq, *fk;        /* filter round r at offset r * S * D (integer grid) */
+  double *fq_step, *fk_step; /* round r at offset r * S */
   double *k_msb, *k_full; /* progressive quantization of K */
   /* per row */
   bool *cand, *top;
@@ -380,6 +404,7 @@ static void ref_work_free(RefWork *w) {
   void *ptrs[] = {w->token_kept, w->head_kept, w->token_val, w->token_sum, w->head_val,
                   w->q,          w->k,         w->v,         w->proj,      w->pq,
                   w->pk,         w->fq,        w->fk,        w->k_msb,     w->k_full,
+                  w->pq_step,    w->pk_step,   w->fq_step,   w->fk_step,
                   w->cand,       w->top,       w->a,         w->s,         w->p,
                   w->o,          w->rank};
   for (size_t n = 0; n < sizeof ptrs / sizeof ptrs[0]; n++)
@@ -417,6 +442,10 @@ static bool ref_work_alloc(RefWork *w, const SaSpec *s, int64_t S) {
   w->proj = ref_alloc(D, pd, sizeof(double), &ok);
   w->pq = ref_alloc(S, pd, sizeof(double), &ok);
   w->pk = ref_alloc(S, pd, sizeof(double), &ok);
+  w->pq_step = ref_alloc(pd ? S : 0, 1, sizeof(double), &ok);
+  w->pk_step = ref_alloc(pd ? S : 0, 1, sizeof(double), &ok);
+  w->fq_step = ref_alloc(R * S, 1, sizeof(double), &ok);
+  w->fk_step = ref_alloc(R * S, 1, sizeof(double), &ok);
   w->fq = ref_alloc(R * S, D, sizeof(double), &ok); /* R <= 8: no overflow */
   w->fk = ref_alloc(R * S, D, sizeof(double), &ok);
   w->k_msb = ref_alloc(prog, D, sizeof(double), &ok);
@@ -451,7 +480,7 @@ static void ref_build_projection(const SaSpec *s, double *proj) {
 }
 
 static void ref_project_rows(const SaSpec *s, const double *x, int64_t S,
-                             const double *proj, double *out) {
+                             const double *proj, double *out, double *steps) {
   int64_t D = s->head_dim, pd = s->predict_dim;
   for (int64_t i = 0; i < S; i++) {
     for (int64_t c = 0; c < pd; c++) {
@@ -460,7 +489,7 @@ static void ref_project_rows(const SaSpec *s, const double *x, int64_t S,
         acc += x[i * D + d] * proj[d * pd + c];
       out[i * pd + c] = acc;
     }
-    ref_quant_row(out + i * pd, pd, s->predict_bits, out + i * pd);
+    steps[i] = ref_quant_grid(out + i * pd, pd, s->predict_bits, out + i * pd);
   }
 }
 
@@ -480,12 +509,12 @@ static void ref_load_head(const SaSpec *s, const SaProblem *p, RefWork *w, int64
     }
   }
   if (s->has_predict) {
-    ref_project_rows(s, w->q, S, w->proj, w->pq);
-    ref_project_rows(s, w->k, S, w->proj, w->pk);
+    ref_project_rows(s, w->q, S, w->proj, w->pq, w->pq_step);
+    ref_project_rows(s, w->k, S, w->proj, w->pk, w->pk_step);
   }
   for (int r = 0; r < s->n_filter_rounds; r++) {
-    ref_quant_rows(w->q, S, D, s->filter[r].q_bits, w->fq + r * S * D);
-    ref_quant_rows(w->k, S, D, s->filter[r].k_bits, w->fk + r * S * D);
+    ref_quant_grid_rows(w->q, S, D, s->filter[r].q_bits, w->fq + r * S * D, w->fq_step + r * S);
+    ref_quant_grid_rows(w->k, S, D, s->filter[r].k_bits, w->fk + r * S * D, w->fk_step + r * S);
   }
   if (s->has_progressive) {
     ref_quant_rows(w->k, S, D, s->msb_bits, w->k_msb);
@@ -545,6 +574,17 @@ static void ref_scores(const SaSpec *s, const double *q, const double *k, int64_
     out[j] = cand[j] ? s->scale * ref_dot(q + i * dim, k + j * dim, dim) : 0.0;
 }
 
+/* Scores from quantized rows: ((scale * step_q) * step_k) * (integer dot),
+ * the integer dot being exact in double, so that equal products tie
+ * exactly in every implementation. */
+static void ref_grid_scores(const SaSpec *s, const double *q, const double *q_step,
+                            const double *k, const double *k_step, int64_t dim, int64_t i,
+                            const bool *cand, int64_t S, double *out) {
+  double coef = s->scale * q_step[i];
+  for (int64_t j = 0; j < S; j++)
+    out[j] = cand[j] ? coef * k_step[j] * ref_dot(q + i * dim, k + j * dim, dim) : 0.0;
+}
+
 /* Query row i of the loaded head: selection, softmax, value pruning, and
  * o = P V into w->o. Adds the probabilities to the token importance and
  * returns how many scores reached softmax. */
@@ -553,11 +593,12 @@ static int64_t ref_attend_row(const SaSpec *s, RefWork *w, int64_t S, int64_t i)
   for (int64_t j = 0; j < S; j++)
     w->cand[j] = w->token_kept[j] && sa_static_allowed(s, S, i, j);
   if (s->has_predict) {
-    ref_scores(s, w->pq, w->pk, s->predict_dim, i, w->cand, S, w->a);
+    ref_grid_scores(s, w->pq, w->pq_step, w->pk, w->pk_step, s->predict_dim, i, w->cand, S, w->a);
     ref_select(s->predict_keep, w->a, w->cand, S, w->rank);
   }
   for (int r = 0; r < s->n_filter_rounds; r++) {
-    ref_scores(s, w->fq + r * S * D, w->fk + r * S * D, D, i, w->cand, S, w->a);
+    ref_grid_scores(s, w->fq + r * S * D, w->fq_step + r * S, w->fk + r * S * D, w->fk_step + r * S,
+                    D, i, w->cand, S, w->a);
     ref_select(s->filter[r].keep, w->a, w->cand, S, w->rank);
   }
   ref_scores(s, w->q, w->k, D, i, w->cand, S, w->s);
