@@ -73,6 +73,9 @@ extern const char cg_cpu_llvm_pipeline[];
 
 typedef enum { CG_OUT_LLVM, CG_OUT_ASM, CG_OUT_OBJ } CgOutput;
 
+/* Whether --cpu names a CPU the back end knows (NULL and "native" do). */
+bool cg_cpu_known(const char *cpu);
+
 /* Translates a module in the LLVM dialect to LLVM IR, runs LLVM's O3
  * pipeline for `cpu` (an LLVM CPU name such as skylake-avx512, haswell or
  * x86-64; NULL or "native" detects the host and its features) and writes

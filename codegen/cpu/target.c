@@ -22,6 +22,25 @@ const char cg_cpu_llvm_pipeline[] =
     "finalize-memref-to-llvm,convert-arith-to-llvm,convert-index-to-llvm,convert-func-to-llvm,"
     "convert-cf-to-llvm,reconcile-unrealized-casts";
 
+/* The CPUs --cpu accepts (LLVM's names); LLVM itself only warns about an
+ * unknown name and falls back to a generic one, which would hide a typo. */
+static const char *const known_cpus[] = {
+    "x86-64",    "x86-64-v2",      "x86-64-v3",   "x86-64-v4",      "nehalem",       "sandybridge",
+    "ivybridge", "haswell",        "broadwell",   "skylake",        "skylake-avx512", "cascadelake",
+    "cooperlake", "cannonlake",    "icelake-client", "icelake-server", "tigerlake",  "alderlake",
+    "raptorlake", "meteorlake",    "sapphirerapids", "emeraldrapids", "graniterapids", "znver1",
+    "znver2",    "znver3",         "znver4",      "znver5",
+};
+
+bool cg_cpu_known(const char *cpu) {
+  if (cpu == NULL || strcmp(cpu, "native") == 0)
+    return true;
+  for (size_t i = 0; i < sizeof known_cpus / sizeof *known_cpus; i++)
+    if (strcmp(cpu, known_cpus[i]) == 0)
+      return true;
+  return false;
+}
+
 static void init_x86(void) {
   LLVMInitializeX86TargetInfo();
   LLVMInitializeX86Target();
@@ -39,6 +58,10 @@ static bool take_error(LLVMErrorRef e, char *err, size_t cap, const char *what) 
 }
 
 bool cg_cpu_emit(MlirModule m, const char *cpu, CgOutput what, FILE *out, char *err, size_t cap) {
+  if (!cg_cpu_known(cpu)) {
+    snprintf(err, cap, "unknown CPU '%s' (use native, x86-64, x86-64-v3, haswell, skylake-avx512, znver4, ...)", cpu);
+    return false;
+  }
   init_x86();
   bool host = cpu == NULL || strcmp(cpu, "native") == 0;
   char *host_cpu = host ? LLVMGetHostCPUName() : NULL;
