@@ -178,7 +178,13 @@ static V vexp(K *k, V x) {
   V xc = em(E, "arith.maximumf %s, %s : %s", x.s, lo.s, vt);
   xc = em(E, "arith.minimumf %s, %s : %s", xc.s, hi.s, vt);
   V fx = em(E, "vector.fma %s, %s, %s : %s", xc.s, C(1.44269504088896341).s, C(0.5).s, vt);
-  V n = em(E, "math.floor %s : %s", fx.s, vt);
+  /* floor through integer conversion: fx is within [-126, 128] here, and
+   * math.floor would be a libm call per lane on CPUs without SSE4.1 */
+  V ti = em(E, "arith.fptosi %s : %s to vector<16xi32>", fx.s, vt);
+  V tf = em(E, "arith.sitofp %s : vector<16xi32> to %s", ti.s, vt);
+  V over = em(E, "arith.cmpf ogt, %s, %s : %s", tf.s, fx.s, vt);
+  V n = em(E, "arith.subf %s, %s : %s", tf.s, em(E, "arith.select %s, %s, %s : vector<16xi1>, %s", over.s,
+                                                   C(1.0).s, C(0.0).s, vt).s, vt);
   V r = em(E, "vector.fma %s, %s, %s : %s", n.s, C(-0.693359375).s, xc.s, vt);
   r = em(E, "vector.fma %s, %s, %s : %s", n.s, C(2.12194440e-4).s, r.s, vt);
   V z = em(E, "arith.mulf %s, %s : %s", r.s, r.s, vt);
@@ -409,12 +415,24 @@ static void keep_top(K *k, V kk, bool carry_p) {
   em_end(E);
 }
 
-/* ceil(ratio * n) in double, as an index. */
+/* ceil(ratio * n) in double, as an index. Through integer conversion (x is
+ * in [0, n], far below 2^53), which stays exact and needs no libm. */
 static V ceil_ratio(K *k, double ratio, V n) {
   V x = bin(k, "arith.mulf", em_float(E, ratio, "f64"), idx_f64(k, n), "f64");
-  V c = em(E, "math.ceil %s : f64", x.s);
-  V i = em(E, "arith.fptoui %s : f64 to i64", c.s);
-  return em(E, "arith.index_castui %s : i64 to index", i.s);
+  V t = em(E, "arith.fptoui %s : f64 to i64", x.s);
+  V below = cmpf(k, "olt", em(E, "arith.uitofp %s : i64 to f64", t.s), x, "f64");
+  V c = sel(k, below, bin(k, "arith.addi", t, c64(k, 1), "i64"), t, "i64");
+  return em(E, "arith.index_castui %s : i64 to index", c.s);
+}
+
+/* round(y), half away from zero, for |y| <= 2^31 - 1 (a quantization grid
+ * value), exactly, without libm. */
+static V round_half_away(K *k, V y) {
+  V a = em(E, "math.absf %s : f64", y.s);
+  V t = em(E, "arith.sitofp %s : i64 to f64", em(E, "arith.fptosi %s : f64 to i64", a.s).s);
+  V up = cmpf(k, "oge", bin(k, "arith.subf", a, t, "f64"), em_float(E, 0.5, "f64"), "f64");
+  V r = sel(k, up, bin(k, "arith.addf", t, em_float(E, 1.0, "f64"), "f64"), t, "f64");
+  return em(E, "math.copysign %s, %s : f64", r.s, y.s);
 }
 
 /* Applies one selection rule (docs/semantics.md §4.1) to the row lists. */
@@ -586,7 +604,7 @@ static void quant_row(K *k, Buf src, V so, V dst, V dof, int64_t len, int bits, 
     store(k, step, steps, step_at, "memref<?xf64>");
   d = em_for(E, k->c0, em_index(E, len), k->c1);
   x = sload(k, src, addx(k, so, d), "f64");
-  V r = em(E, "math.round %s : f64", bin(k, "arith.divf", x, step, "f64").s);
+  V r = round_half_away(k, bin(k, "arith.divf", x, step, "f64"));
   r = bin(k, "arith.minnumf", bin(k, "arith.maxnumf", r, em_float(E, -qmax, "f64"), "f64"), em_float(E, qmax, "f64"),
           "f64");
   V val = grid ? r : bin(k, "arith.mulf", r, step, "f64");
