@@ -9,6 +9,7 @@
  *   llvm            LLVM IR after O3 for the chosen CPU
  *   asm, obj        assembly or an ELF object for the chosen CPU
  *   header          the C header for the object's kernels
+ *   mask-svg, mask-png  a picture of the pattern at --seq (tools/picture.c)
  * Exit status: 0 on success, 1 on a user error (with a located message),
  * 2 on bad usage. */
 #include <stdio.h>
@@ -20,6 +21,7 @@
 #include "../compiler/driver.h"
 #include "../dialect/dialect.h"
 #include "../passes/passes.h"
+#include "picture.h"
 #include "mlir-c/Pass.h"
 
 typedef enum {
@@ -33,7 +35,9 @@ typedef enum {
   X(EMIT_LLVM, "llvm")                 \
   X(EMIT_ASM, "asm")                   \
   X(EMIT_OBJ, "obj")                   \
-  X(EMIT_HEADER, "header")
+  X(EMIT_HEADER, "header")             \
+  X(EMIT_MASK_SVG, "mask-svg")         \
+  X(EMIT_MASK_PNG, "mask-png")
 #define X(e, s) e,
   EMIT_KINDS(X)
 #undef X
@@ -51,10 +55,12 @@ static void usage(FILE *f) {
         "              [--split-input-file]\n"
         "  FILE            a .sattn spec file, or - for standard input\n"
         "  --emit=KIND     tokens | ast | mlir (default) | mlir-canonical | mlir-cpu |\n"
-        "                  mlir-llvm | llvm | asm | obj | header\n"
+        "                  mlir-llvm | llvm | asm | obj | header | mask-svg | mask-png\n"
         "  --target=cpu    the back end for mlir-cpu and later stages (cpu is the only one yet)\n"
         "  --cpu=NAME      LLVM CPU name for llvm/asm/obj (skylake-avx512, haswell, x86-64, ...);\n"
         "                  default: the host (native)\n"
+        "  --seq N         sequence length of a mask picture (default: the spec's)\n"
+        "  --seed S        inputs of a dynamic pattern's picture (default 1)\n"
         "  --kernel NAME   only the spec called NAME\n"
         "  -o OUT          write to OUT instead of standard output\n"
         "  --split-input-file  compile each part between '# -----' lines alone\n",
@@ -73,6 +79,8 @@ typedef struct {
   EmitKind emit;
   const char *kernel;
   const char *cpu;
+  int64_t seq;
+  uint64_t seed;
 } Options;
 
 /* Builds the IR, lowers it as far as the stage asks, then prints it. */
@@ -119,6 +127,25 @@ static int emit_header(const FeFile *file, const char *kernel, FILE *out) {
   return 0;
 }
 
+static int emit_picture(const char *display, const FeFile *file, const Options *o, FILE *out) {
+  for (const FeSpec *fs = file->first; fs; fs = fs->next) {
+    if (o->kernel && strcmp(fs->spec.name, o->kernel) != 0)
+      continue;
+    int64_t seq = o->seq ? o->seq : fs->spec.seq;
+    if (seq == SA_DYNAMIC) {
+      fprintf(stderr, "%s:%d:%d: error: spec '%s' has seq=?; give --seq N for its picture\n", display, fs->spec.line,
+              fs->spec.col, fs->spec.name);
+      return 1;
+    }
+    if (!pic_write(out, &fs->spec, seq, o->seed, o->emit == EMIT_MASK_PNG)) {
+      fputs("sattnc: error: out of memory drawing the pattern\n", stderr);
+      return 1;
+    }
+    return 0; /* one picture per output: the first spec (or --kernel) */
+  }
+  return 0;
+}
+
 /* Runs the stages on one buffer and prints the chosen one. 0 or 1. */
 static int compile_text(const char *display, const char *text, size_t len, const Options *o, FILE *out) {
   FrontEnd fe = {0};
@@ -143,6 +170,8 @@ static int compile_text(const char *display, const char *text, size_t len, const
   case EMIT_TOKENS: fe_print_tokens(out, &fe.toks); break;
   case EMIT_AST: fe_print_ast(out, &fe.file, o->kernel); break;
   case EMIT_HEADER: rc = emit_header(&fe.file, o->kernel, out); break;
+  case EMIT_MASK_SVG:
+  case EMIT_MASK_PNG: rc = emit_picture(display, &fe.file, o, out); break;
   case EMIT_MLIR:
   case EMIT_MLIR_CANONICAL:
   case EMIT_MLIR_CPU:
@@ -170,7 +199,7 @@ static int compile_part(const char *part, size_t n, void *ud) {
 
 int main(int argc, char **argv) {
   const char *input = NULL, *output = NULL;
-  Options o = {EMIT_MLIR, NULL, NULL};
+  Options o = {EMIT_MLIR, NULL, NULL, 0, 1};
   bool split = false;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -188,6 +217,15 @@ int main(int argc, char **argv) {
     } else if (!strncmp(a, "--target=", 9)) {
       if (strcmp(a + 9, "cpu") != 0)
         return bad_usage("unknown --target '%s' (this build has: cpu)", a + 9);
+    } else if ((!strcmp(a, "--seq") || !strcmp(a, "--seed")) && i + 1 < argc) {
+      char *end;
+      long long v = strtoll(argv[++i], &end, 0);
+      if (*end || v < (a[4] == 'q' ? 1 : 0))
+        return bad_usage("bad number for %s", a);
+      if (a[4] == 'q')
+        o.seq = v;
+      else
+        o.seed = (uint64_t)v;
     } else if (!strncmp(a, "--cpu=", 6)) {
       o.cpu = a + 6;
     } else if (!strcmp(a, "--split-input-file")) {

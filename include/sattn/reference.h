@@ -24,6 +24,12 @@ typedef struct {
   float *token_importance_out;      /* [B,S] or NULL */
   const float *head_importance_in;  /* [B,H] or NULL (NULL = all zeros) */
   float *head_importance_out;       /* [B,H] or NULL */
+  /* Introspection for evaluation tools, both [B,H,S,S] (query i, key j) or
+   * NULL: survivors_out is 1 where key j reaches softmax in row i (before
+   * value pruning), probs_out the final weights p_ij (after it). Pruned
+   * heads and query rows are all zero. */
+  uint8_t *survivors_out;
+  float *probs_out;
 } SaProblem;
 
 /* Runs the layer described by `spec` on `p` and writes p->out and, where

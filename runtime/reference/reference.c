@@ -373,6 +373,9 @@ static SaStatus ref_validate(const SaSpec *s, const SaProblem *p) {
   size_t bytes;
   if (!ref_size(&bytes, p->batch, s->heads, p->seq, s->head_dim, (int64_t)sizeof(float)))
     return SA_ERR_SHAPE;
+  if ((p->survivors_out || p->probs_out) &&
+      !ref_size(&bytes, p->batch, s->heads, p->seq, p->seq, (int64_t)sizeof(float)))
+    return SA_ERR_SHAPE;
   if ((s->layout != LAYOUT_BHSD && s->layout != LAYOUT_BSHD) || s->storage < 0 ||
       s->storage >= DT_COUNT || s->output < 0 || s->output >= DT_COUNT ||
       !isfinite(s->scale))
@@ -651,9 +654,21 @@ static int64_t ref_head(const SaSpec *s, const SaProblem *p, RefWork *w, int64_t
     if (!w->head_kept[h] || !w->token_kept[i]) {
       for (int64_t d = 0; d < D; d++)
         out[d] = 0.0f;
+      size_t row = ((size_t)(b * s->heads + h) * (size_t)S + (size_t)i) * (size_t)S;
+      if (p->survivors_out)
+        memset(p->survivors_out + row, 0, (size_t)S);
+      if (p->probs_out)
+        memset(p->probs_out + row, 0, (size_t)S * sizeof(float));
       continue;
     }
     kept += ref_attend_row(s, w, S, i);
+    size_t row = ((size_t)(b * s->heads + h) * (size_t)S + (size_t)i) * (size_t)S;
+    for (int64_t j = 0; j < S; j++) {
+      if (p->survivors_out)
+        p->survivors_out[row + (size_t)j] = w->cand[j];
+      if (p->probs_out)
+        p->probs_out[row + (size_t)j] = (float)w->p[j];
+    }
     for (int64_t d = 0; d < D; d++) {
       *abs_sum += fabs(w->o[d]);
       out[d] = sa_round_to_dtype((float)w->o[d], s->output);
