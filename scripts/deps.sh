@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what sattn needs to build and test, when missing. Idempotent:
 # packages already installed are not touched, and nothing runs apt when all
-# are present. Debian's packages only.
+# are present. Debian's packages only. `deps.sh bench` also installs the
+# dense baselines the benchmarks compare with (OpenBLAS, oneDNN).
 set -euo pipefail
 
 packages=(
@@ -9,6 +10,9 @@ packages=(
   llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools
   clang-22 libclang-rt-22-dev
 )
+if [ "${1:-}" = bench ]; then
+  packages+=(libopenblas-dev libdnnl-dev python3-venv)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -4,13 +4,15 @@
  *   sattn-run FILE [--kernel NAME] [--target=cpu] [--seq N] [--batch N]
  *             [--heads N] [--kv-heads N] [--head-dim N] [--seed S]
  *             [--input-scale X] [--q F --k F --v F] [--expect F] [--out F]
- *             [--repeat N] [--json]
+ *             [--repeat N] [--importance] [--threads N] [--json]
  *
  * Tensors in files are raw little-endian float32 in [batch, heads, seq,
  * head_dim] order whatever the spec's layout. --seq, --batch, --heads,
  * --kv-heads and --head-dim override the spec's shape (the kernel is then
  * compiled for that shape). Without --seed a fresh seed is drawn and
- * printed. Exit status: 0 when every error is within the tolerance of the
+ * printed. --importance asks for the importance outputs even when the spec
+ * prunes nothing (which runs a static pattern's row-at-a-time kernel instead
+ * of its tiles); --threads sets the kernel's worker threads. Exit status: 0 when every error is within the tolerance of the
  * spec's output type (docs/cpu-abi.md), 1 otherwise or on a user error, 2
  * on bad usage. */
 #include <math.h>
@@ -23,13 +25,14 @@
 #include "../compiler/compiler.h"
 #include "../compiler/driver.h"
 #include "../dialect/dialect.h"
+#include "sattn/cpu.h"
 #include "sattn/reference.h"
 
 typedef struct {
   const char *file, *kernel, *qf, *kf, *vf, *expect, *out;
   int64_t seq, batch, heads, kv_heads, head_dim;
   uint64_t seed;
-  bool have_seed, json;
+  bool have_seed, json, importance;
   double input_scale;
   int repeat;
 } Args;
@@ -37,7 +40,8 @@ typedef struct {
 static void usage(FILE *f) {
   fputs("usage: sattn-run FILE [--kernel NAME] [--target=cpu] [--seq N] [--batch N] [--heads N]\n"
         "                 [--kv-heads N] [--head-dim N] [--seed S] [--input-scale X]\n"
-        "                 [--q F --k F --v F] [--expect F] [--out F] [--repeat N] [--json]\n",
+        "                 [--q F --k F --v F] [--expect F] [--out F] [--repeat N] [--importance]\n"
+        "                 [--threads N] [--json]\n",
         f);
 }
 
@@ -278,7 +282,7 @@ static int run(const Args *a, SaSpec *s) {
   }
   /* Importance inputs for pruning specs: random, with a few tokens and
    * heads already pruned (-inf) as a previous layer would leave them. */
-  bool tokens = s->token_keep < 1.0, heads = s->head_keep < 1.0;
+  bool tokens = s->token_keep < 1.0 || a->importance, heads = s->head_keep < 1.0 || a->importance;
   float *tin = NULL, *hin = NULL;
   if (tokens) {
     tin = malloc((size_t)(B * S) * sizeof *tin);
@@ -476,6 +480,12 @@ int main(int argc, char **argv) {
       a.repeat = atoi(argv[++i]);
     } else if (!strcmp(s, "--json")) {
       a.json = true;
+    } else if (!strcmp(s, "--importance")) {
+      a.importance = true;
+    } else if (!strcmp(s, "--threads")) {
+      if (i + 1 == argc || atoi(argv[i + 1]) < 1)
+        return bad_usage("expected a positive integer after ", s);
+      sattn_cpu_set_threads(atoi(argv[++i]));
     } else if (!strncmp(s, "--target=", 9)) {
       if (strcmp(s + 9, "cpu") != 0)
         return bad_usage("unknown target ", s + 9);

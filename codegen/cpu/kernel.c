@@ -78,6 +78,7 @@ typedef struct {
   V abssum;                     /* var f64 */
   V status;                     /* var i32 */
   V cur_b, cur_h, cur_kvh;      /* the batch entry and head being emitted */
+  V kt, kt_len;                 /* flash path: K transposed (f32), padded length (i64) */
   int cur_round;                /* the filter round being emitted */
 } K;
 
@@ -970,6 +971,409 @@ static V alloc(K *k, V n, const char *et, V *ok) {
   return m;
 }
 
+
+/* ------------------------------------------------------------------ */
+/* Flash-style path for static patterns                               */
+/*
+ * Patterns with no dynamic stage run as tiles: a task is one (batch, head,
+ * 96-row query tile); it streams 64-key tiles, keeps the row maxima and sums
+ * of an online softmax and the output rows in f32 accumulators on its own
+ * stack, and never writes scores to memory. Key tiles outside closed-form
+ * bounds are never visited; a tile the mask tree proves empty is skipped, one
+ * it proves full needs no per-pair mask. Q K^T is a register-blocked
+ * micro-kernel (6 rows x 64 keys, 24 vector accumulators) over K transposed
+ * once per call into f32 (the "pack" task); P V is blocked the same way over
+ * head_dim. Tasks run on the runtime's worker pool (sattn_cpu_parallel). */
+
+#define TQ 96 /* query rows per tile: a multiple of every row block below */
+#define TK 64 /* keys per tile */
+
+/* Closed-form facts about the rectangle rows [i0, i1) x keys [k0, k1) for
+ * mask node m (i64 values): *need is false only when no pair is allowed,
+ * *full true only when every pair is. */
+static void tile_facts(K *k, const MaskNode *m, V i0, V i1, V k0, V k1, V *need, V *full) {
+  V t = em_int(E, 1, "i1"), f = em_int(E, 0, "i1");
+  V ilast = bin(k, "arith.subi", i1, c64(k, 1), "i64"), klast = bin(k, "arith.subi", k1, c64(k, 1), "i64");
+  switch (m->kind) {
+  case MK_ALL:
+    *need = t, *full = t;
+    return;
+  case MK_CAUSAL:
+    *need = cmpi(k, "sle", k0, ilast, "i64");
+    *full = cmpi(k, "sle", klast, i0, "i64");
+    return;
+  case MK_WINDOW: {
+    V rd = c64(k, (m->a[0] / 2) * m->a[1]);
+    *need = and1(k, cmpi(k, "sle", k0, bin(k, "arith.addi", ilast, rd, "i64"), "i64"),
+                 cmpi(k, "sge", klast, bin(k, "arith.subi", i0, rd, "i64"), "i64"));
+    V far = bin(k, "arith.maxsi", bin(k, "arith.subi", ilast, k0, "i64"), bin(k, "arith.subi", klast, i0, "i64"), "i64");
+    *full = m->a[1] == 1 ? cmpi(k, "sle", far, rd, "i64") : f;
+    return;
+  }
+  case MK_GLOBAL: {
+    V any = f;
+    for (int g = 0; g < m->n_list; g++) {
+      V tok = c64(k, m->list[g]);
+      V in_rows = and1(k, cmpi(k, "sge", tok, i0, "i64"), cmpi(k, "slt", tok, i1, "i64"));
+      V in_keys = and1(k, cmpi(k, "sge", tok, k0, "i64"), cmpi(k, "slt", tok, k1, "i64"));
+      any = or1(k, any, or1(k, in_rows, in_keys));
+    }
+    *need = any, *full = f;
+    return;
+  }
+  case MK_BLOCKS: {
+    V any = f;
+    int64_t blk = m->a[0];
+    for (int n = 0; n + 1 < m->n_list; n += 2) {
+      V qa = c64(k, m->list[n] * blk), qb = c64(k, (m->list[n] + 1) * blk);
+      V ka = c64(k, m->list[n + 1] * blk), kb = c64(k, (m->list[n + 1] + 1) * blk);
+      V rows = and1(k, cmpi(k, "slt", qa, i1, "i64"), cmpi(k, "sgt", qb, i0, "i64"));
+      V keys = and1(k, cmpi(k, "slt", ka, k1, "i64"), cmpi(k, "sgt", kb, k0, "i64"));
+      any = or1(k, any, and1(k, rows, keys));
+    }
+    *need = any, *full = f;
+    return;
+  }
+  case MK_AND:
+  case MK_OR: {
+    V n1, f1, n2, f2;
+    tile_facts(k, m->lhs, i0, i1, k0, k1, &n1, &f1);
+    tile_facts(k, m->rhs, i0, i1, k0, k1, &n2, &f2);
+    *need = m->kind == MK_AND ? and1(k, n1, n2) : or1(k, n1, n2);
+    *full = m->kind == MK_AND ? and1(k, f1, f2) : or1(k, f1, f2);
+    return;
+  }
+  default: /* window2d, bigbird: visited, masked per pair */
+    *need = t, *full = f;
+    return;
+  }
+}
+
+/* Task functions read their arguments from a context block of i64 slots:
+ * q, k, v, o, kt (pointers), batch, seq. */
+static V ctx_ptr(K *k, V ctxm, int slot) {
+  V x = load(k, ctxm, em_index(E, slot), "memref<?xi64>");
+  return em(E, "llvm.inttoptr %s : i64 to !llvm.ptr", x.s);
+}
+
+static V ctx_i64(K *k, V ctxm, int slot) { return load(k, ctxm, em_index(E, slot), "memref<?xi64>"); }
+
+/* Opens a task function NAME__suffix(ctx, task) and loads its views. */
+static V task_begin(K *k, const char *suffix) {
+  const SaSpec *s = k->s;
+  BufKind in = kind_of(s->storage), out = kind_of(s->output);
+  em_raw(E, "func.func private @%s__%s(%%ctx: !llvm.ptr, %%task: i64) {\n", s->name, suffix);
+  k->c0 = em_index(E, 0);
+  k->c1 = em_index(E, 1);
+  V ctxm = view(k, (V){"%ctx"}, c64(k, 8), "memref<?xi64>");
+  V batch = ctx_i64(k, ctxm, 5);
+  k->S64 = ctx_i64(k, ctxm, 6);
+  k->S = to_index(k, k->S64);
+  k->B = to_index(k, batch);
+  V bs = bin(k, "arith.muli", batch, k->S64, "i64");
+  V nq = bin(k, "arith.muli", bs, c64(k, k->H * k->D), "i64");
+  V nkv = bin(k, "arith.muli", bs, c64(k, k->KVH * k->D), "i64");
+  k->q = (Buf){view(k, ctx_ptr(k, ctxm, 0), nq, memty(in)), in};
+  k->k = (Buf){view(k, ctx_ptr(k, ctxm, 1), nkv, memty(in)), in};
+  k->v = (Buf){view(k, ctx_ptr(k, ctxm, 2), nkv, memty(in)), in};
+  k->o = (Buf){view(k, ctx_ptr(k, ctxm, 3), nq, memty(out)), out};
+  V sp = bin(k, "arith.muli", bin(k, "arith.divsi", bin(k, "arith.addi", k->S64, c64(k, TK - 1), "i64"), c64(k, TK), "i64"),
+             c64(k, TK), "i64");
+  k->kt_len = sp;
+  k->kt = view(k, ctx_ptr(k, ctxm, 4), bin(k, "arith.muli", batch, bin(k, "arith.muli", sp, c64(k, k->KVH * k->D), "i64"), "i64"),
+               "memref<?xf32>");
+  return em(E, "arith.index_cast %%task : i64 to index");
+}
+
+static void task_end(K *k) {
+  em_do(E, "func.return");
+  em_raw(E, "}\n");
+}
+
+/* pack task (b, g): kt[((b*KVH + g)*D + d)*Sp + j] = K[b, g, j, d], zero past S. */
+static void emit_pack(K *k) {
+  V task = task_begin(k, "pack");
+  V b = bin(k, "arith.divui", task, em_index(E, k->KVH), "index");
+  V g = bin(k, "arith.remui", task, em_index(E, k->KVH), "index");
+  V sp = to_index(k, k->kt_len);
+  V base = mulx(k, mulc(k, addx(k, mulc(k, b, k->KVH), g), k->D), sp);
+  Buf ktb = {k->kt, BK_F32};
+  (void)ktb;
+  V j = em_for(E, k->c0, sp, k->c1);
+  V inside = cmpi(k, "ult", j, k->S, "index");
+  V jr = sel(k, inside, j, k->c0, "index");
+  V off = row_offset(k, k->KVH, b, g, jr);
+  V d = em_for(E, k->c0, em_index(E, k->D), k->c1);
+  V x = sload(k, k->k, addx(k, off, d), "f32");
+  x = sel(k, inside, x, em_float(E, 0.0, "f32"), "f32");
+  store(k, x, k->kt, addx(k, base, addx(k, mulx(k, d, sp), j)), "memref<?xf32>");
+  em_end(E);
+  em_end(E);
+  task_end(k);
+}
+
+/* tile task (b, h, query tile). */
+static void emit_tile(K *k) {
+  const SaSpec *s = k->s;
+  int64_t D = k->D, nvd = (D + VL32 - 1) / VL32, Dp = nvd * VL32;
+  /* Row blocks keep 24 of the 32 vector registers as accumulators: Q K^T
+   * takes 6 rows x 4 key vectors; P V as many rows as fit head_dim's
+   * vectors, a divisor of TQ. */
+  int rq = 6, rv = 1;
+  for (int c = 6; c >= 1; c--)
+    if (TQ % c == 0 && c * nvd <= 24) {
+      rv = c;
+      break;
+    }
+  const char *vt = "vector<16xf32>";
+  V task = task_begin(k, "tile");
+  V acc_o = em_alloca(E, TQ * Dp, "f32"), m = em_alloca(E, TQ, "f32"), l = em_alloca(E, TQ, "f32");
+  V pt = em_alloca(E, TQ * TK, "f32");
+  char ot[32], pmt[32], rt[32];
+  snprintf(ot, sizeof ot, "memref<%lldxf32>", (long long)(TQ * Dp));
+  snprintf(pmt, sizeof pmt, "memref<%dxf32>", TQ * TK);
+  snprintf(rt, sizeof rt, "memref<%dxf32>", TQ);
+  V qacc[6][TK / VL32], oacc[6][16];
+  for (int r = 0; r < rq; r++)
+    for (int v = 0; v < TK / VL32; v++)
+      qacc[r][v] = em_var(E, vt);
+  for (int r = 0; r < rv; r++)
+    for (int v = 0; v < nvd; v++)
+      oacc[r][v] = em_var(E, vt);
+
+  V nqt = bin(k, "arith.divui", addc(k, k->S, TQ - 1), em_index(E, TQ), "index");
+  V bh = bin(k, "arith.divui", task, nqt, "index"), qt = bin(k, "arith.remui", task, nqt, "index");
+  V b = bin(k, "arith.divui", bh, em_index(E, k->H), "index"), h = bin(k, "arith.remui", bh, em_index(E, k->H), "index");
+  V g = bin(k, "arith.divui", h, em_index(E, k->H / k->KVH), "index");
+  V i0 = mulc(k, qt, TQ);
+  V nr = bin(k, "arith.minui", em_index(E, TQ), bin(k, "arith.subi", k->S, i0, "index"), "index");
+  V sp = to_index(k, k->kt_len);
+  V ktbase = mulx(k, mulc(k, addx(k, mulc(k, b, k->KVH), g), D), sp);
+  V zero = em(E, "arith.constant dense<0.0> : %s", vt);
+  V ninf = em(E, "arith.constant dense<0xFF800000> : %s", vt);
+  V cTK = em_index(E, TK);
+
+  /* init accumulators */
+  V r = em_for(E, k->c0, em_index(E, TQ), k->c1);
+  store(k, em_float(E, -INFINITY, "f32"), m, r, rt);
+  store(k, em_float(E, 0.0, "f32"), l, r, rt);
+  for (int v = 0; v < nvd; v++)
+    em_do(E, "vector.store %s, %s[%s] : %s, %s", zero.s, acc_o.s, addc(k, mulc(k, r, Dp), v * VL32).s, ot, vt);
+  em_end(E);
+
+  /* key range: the row bounds at the tile's first and last rows */
+  V i064 = to_i64(k, i0), il64 = to_i64(k, addx(k, i0, bin(k, "arith.subi", nr, k->c1, "index")));
+  V lo = c64(k, 0), hi = k->S64;
+  if (k->p->mask) {
+    V l1, h1, l2, h2;
+    if (mask_bounds(k, k->p->mask, i064, &l1, &h1) && mask_bounds(k, k->p->mask, il64, &l2, &h2)) {
+      lo = bin(k, "arith.maxsi", bin(k, "arith.minsi", l1, l2, "i64"), lo, "i64");
+      hi = bin(k, "arith.minsi", bin(k, "arith.maxsi", h1, h2, "i64"), hi, "i64");
+      hi = bin(k, "arith.maxsi", hi, lo, "i64");
+    }
+  }
+  V t0 = bin(k, "arith.divui", to_index(k, lo), cTK, "index");
+  V t1 = bin(k, "arith.divui", addc(k, to_index(k, hi), TK - 1), cTK, "index");
+  V t = em_for(E, t0, t1, k->c1);
+  V k0 = mulc(k, t, TK);
+  V kl = bin(k, "arith.minui", cTK, bin(k, "arith.subi", k->S, k0, "index"), "index");
+  V k064 = to_i64(k, k0), k164 = to_i64(k, addx(k, k0, kl)), i164 = to_i64(k, addx(k, i0, nr));
+  V need = em_int(E, 1, "i1"), full = em_int(E, 1, "i1");
+  if (k->p->mask)
+    tile_facts(k, k->p->mask, i064, i164, k064, k164, &need, &full);
+  full = and1(k, full, cmpi(k, "eq", kl, cTK, "index"));
+  em_if(E, need);
+
+  /* S = scale * Q K^T, rq rows at a time */
+  V rb = em_for(E, k->c0, em_index(E, TQ), em_index(E, rq));
+  for (int rr = 0; rr < rq; rr++)
+    for (int v = 0; v < TK / VL32; v++)
+      em_set(E, qacc[rr][v], zero, vt);
+  V qoff[6];
+  for (int rr = 0; rr < rq; rr++) {
+    V row = bin(k, "arith.minui", addx(k, i0, addc(k, rb, rr)), bin(k, "arith.subi", k->S, k->c1, "index"), "index");
+    qoff[rr] = row_offset(k, k->H, b, h, row);
+  }
+  V d = em_for(E, k->c0, em_index(E, D), k->c1);
+  V kv[TK / VL32];
+  V kd = addx(k, ktbase, addx(k, mulx(k, d, sp), k0));
+  for (int v = 0; v < TK / VL32; v++)
+    kv[v] = em(E, "vector.load %s[%s] : memref<?xf32>, %s", k->kt.s, addc(k, kd, v * VL32).s, vt);
+  for (int rr = 0; rr < rq; rr++) {
+    V qb = em(E, "vector.broadcast %s : f32 to %s", sload(k, k->q, addx(k, qoff[rr], d), "f32").s, vt);
+    for (int v = 0; v < TK / VL32; v++)
+      em_set(E, qacc[rr][v], em(E, "vector.fma %s, %s, %s : %s", qb.s, kv[v].s, em_get(E, qacc[rr][v], vt).s, vt), vt);
+  }
+  em_end(E);
+  V scale = em(E, "vector.broadcast %s : f32 to %s", em_float(E, s->scale, "f32").s, vt);
+  for (int rr = 0; rr < rq; rr++)
+    for (int v = 0; v < TK / VL32; v++)
+      em_do(E, "vector.store %s, %s[%s] : %s, %s", em(E, "arith.mulf %s, %s : %s", em_get(E, qacc[rr][v], vt).s, scale.s, vt).s,
+            pt.s, addc(k, mulc(k, addc(k, rb, rr), TK), v * VL32).s, pmt, vt);
+  em_end(E);
+
+  /* pairs the mask or the sequence end exclude get -inf */
+  em_if(E, em(E, "arith.xori %s, %s : i1", full.s, em_int(E, 1, "i1").s));
+  r = em_for(E, k->c0, nr, k->c1);
+  V ir = to_i64(k, addx(k, i0, r));
+  V c = em_for(E, k->c0, cTK, k->c1);
+  V ok = cmpi(k, "ult", c, kl, "index");
+  if (k->p->mask)
+    ok = and1(k, ok, mask_pred(k, k->p->mask, ir, to_i64(k, addx(k, k0, c))));
+  em_if(E, em(E, "arith.xori %s, %s : i1", ok.s, em_int(E, 1, "i1").s));
+  store(k, em_float(E, -INFINITY, "f32"), pt, addx(k, mulc(k, r, TK), c), pmt);
+  em_end(E);
+  em_end(E);
+  em_end(E);
+  em_end(E);
+
+  /* online softmax, row by row */
+  r = em_for(E, k->c0, nr, k->c1);
+  V prow = mulc(k, r, TK);
+  V pv[TK / VL32];
+  V mx = ninf;
+  for (int v = 0; v < TK / VL32; v++) {
+    pv[v] = em(E, "vector.load %s[%s] : %s, %s", pt.s, addc(k, prow, v * VL32).s, pmt, vt);
+    mx = em(E, "arith.maximumf %s, %s : %s", mx.s, pv[v].s, vt);
+  }
+  V mt = em(E, "vector.reduction <maximumf>, %s : %s into f32", mx.s, vt);
+  V mo = load(k, m, r, rt);
+  V mn = em(E, "arith.maximumf %s, %s : f32", mo.s, mt.s);
+  V live = cmpf(k, "ogt", mn, em_float(E, -INFINITY, "f32"), "f32");
+  em_if(E, live);
+  V mnb = em(E, "vector.broadcast %s : f32 to %s", mn.s, vt);
+  V sum = zero;
+  for (int v = 0; v < TK / VL32; v++) {
+    V e = vexp(k, em(E, "arith.subf %s, %s : %s", pv[v].s, mnb.s, vt));
+    sum = em(E, "arith.addf %s, %s : %s", sum.s, e.s, vt);
+    em_do(E, "vector.store %s, %s[%s] : %s, %s", e.s, pt.s, addc(k, prow, v * VL32).s, pmt, vt);
+  }
+  V rs = em(E, "vector.reduction <add>, %s : %s into f32", sum.s, vt);
+  /* A new maximum rescales what the row gathered so far by exp(old - new);
+   * once the maximum settles (most tiles) there is nothing to rescale. */
+  em_if(E, cmpf(k, "ogt", mn, mo, "f32"));
+  V alpha = em(E, "vector.extract %s[0] : f32 from %s",
+               vexp(k, em(E, "arith.subf %s, %s : %s", em(E, "vector.broadcast %s : f32 to %s", mo.s, vt).s, mnb.s, vt)).s,
+               vt);
+  store(k, bin(k, "arith.mulf", load(k, l, r, rt), alpha, "f32"), l, r, rt);
+  store(k, mn, m, r, rt);
+  V ab = em(E, "vector.broadcast %s : f32 to %s", alpha.s, vt);
+  for (int v = 0; v < nvd; v++) {
+    V at = addc(k, mulc(k, r, Dp), v * VL32);
+    V o = em(E, "vector.load %s[%s] : %s, %s", acc_o.s, at.s, ot, vt);
+    em_do(E, "vector.store %s, %s[%s] : %s, %s", em(E, "arith.mulf %s, %s : %s", o.s, ab.s, vt).s, acc_o.s, at.s, ot, vt);
+  }
+  em_end(E);
+  store(k, bin(k, "arith.addf", load(k, l, r, rt), rs, "f32"), l, r, rt);
+  em_else(E);
+  for (int v = 0; v < TK / VL32; v++)
+    em_do(E, "vector.store %s, %s[%s] : %s, %s", zero.s, pt.s, addc(k, prow, v * VL32).s, pmt, vt);
+  em_end(E);
+  em_end(E);
+
+  /* O += P V, rv rows at a time */
+  rb = em_for(E, k->c0, em_index(E, TQ), em_index(E, rv));
+  for (int rr = 0; rr < rv; rr++)
+    for (int v = 0; v < nvd; v++)
+      em_set(E, oacc[rr][v], em(E, "vector.load %s[%s] : %s, %s", acc_o.s, addc(k, mulc(k, addc(k, rb, rr), Dp), v * VL32).s, ot, vt), vt);
+  c = em_for(E, k->c0, kl, k->c1);
+  V voff = row_offset(k, k->KVH, b, g, addx(k, k0, c));
+  V vv[16];
+  for (int v = 0; v < nvd; v++) {
+    int tail = D - v * VL32 < VL32 ? (int)(D - v * VL32) : 0;
+    vv[v] = vload(k, k->v, addc(k, voff, v * VL32), VL32, tail, "f32");
+  }
+  for (int rr = 0; rr < rv; rr++) {
+    V p = load(k, pt, addx(k, mulc(k, addc(k, rb, rr), TK), c), pmt);
+    V pb = em(E, "vector.broadcast %s : f32 to %s", p.s, vt);
+    for (int v = 0; v < nvd; v++)
+      em_set(E, oacc[rr][v], em(E, "vector.fma %s, %s, %s : %s", pb.s, vv[v].s, em_get(E, oacc[rr][v], vt).s, vt), vt);
+  }
+  em_end(E);
+  for (int rr = 0; rr < rv; rr++)
+    for (int v = 0; v < nvd; v++)
+      em_do(E, "vector.store %s, %s[%s] : %s, %s", em_get(E, oacc[rr][v], vt).s, acc_o.s,
+            addc(k, mulc(k, addc(k, rb, rr), Dp), v * VL32).s, ot, vt);
+  em_end(E);
+  em_end(E); /* need */
+  em_end(E); /* key tiles */
+
+  /* normalize and store; a row that saw no key (l = 0) is zero */
+  r = em_for(E, k->c0, nr, k->c1);
+  V lr = load(k, l, r, rt);
+  V inv = sel(k, cmpf(k, "ogt", lr, em_float(E, 0.0, "f32"), "f32"), em(E, "arith.divf %s, %s : f32", em_float(E, 1.0, "f32").s, lr.s),
+              em_float(E, 0.0, "f32"), "f32");
+  V ib = em(E, "vector.broadcast %s : f32 to %s", inv.s, vt);
+  V ooff = row_offset(k, k->H, b, h, addx(k, i0, r));
+  for (int v = 0; v < nvd; v++) {
+    int tail = D - v * VL32 < VL32 ? (int)(D - v * VL32) : 0;
+    V o = em(E, "vector.load %s[%s] : %s, %s", acc_o.s, addc(k, mulc(k, r, Dp), v * VL32).s, ot, vt);
+    store_out(k, em(E, "arith.mulf %s, %s : %s", o.s, ib.s, vt), addc(k, ooff, v * VL32), tail);
+  }
+  em_end(E);
+  task_end(k);
+}
+
+/* The flash path's part of the entry function: pack K, then the tiles. */
+static void flash_main(K *k) {
+  const SaSpec *s = k->s;
+  V sp = bin(k, "arith.muli", bin(k, "arith.divsi", bin(k, "arith.addi", k->S64, c64(k, TK - 1), "i64"), c64(k, TK), "i64"),
+             c64(k, TK), "i64");
+  V ok = em_int(E, 1, "i1");
+  V n = to_index(k, em(E, "arith.muli %%batch, %s : i64", bin(k, "arith.muli", sp, c64(k, k->KVH * k->D), "i64").s));
+  V kt = alloc(k, n, "f32", &ok);
+  em_if(E, ok);
+  V ctx = em_alloca(E, 8, "i64");
+  const char *args[] = {"%q", "%k", "%v", "%o"};
+  for (int a = 0; a < 4; a++)
+    store(k, em(E, "llvm.ptrtoint %s : !llvm.ptr to i64", args[a]), ctx, em_index(E, a), "memref<8xi64>");
+  V ktp = em(E, "memref.extract_aligned_pointer_as_index %s : memref<?xf32> -> index", kt.s);
+  store(k, em(E, "arith.index_cast %s : index to i64", ktp.s), ctx, em_index(E, 4), "memref<8xi64>");
+  store(k, em(E, "arith.addi %%batch, %s : i64", c64(k, 0).s), ctx, em_index(E, 5), "memref<8xi64>");
+  store(k, em(E, "arith.addi %%seq, %s : i64", c64(k, 0).s), ctx, em_index(E, 6), "memref<8xi64>");
+  V cp = em(E, "memref.extract_aligned_pointer_as_index %s : memref<8xi64> -> index", ctx.s);
+  V cptr = em(E, "llvm.inttoptr %s : i64 to !llvm.ptr", em(E, "arith.index_cast %s : index to i64", cp.s).s);
+  const char *fty = "(!llvm.ptr, i64) -> ()";
+  V fpack = em(E, "func.constant @%s__pack : %s", s->name, fty);
+  V ftile = em(E, "func.constant @%s__tile : %s", s->name, fty);
+  V npack = em(E, "arith.muli %%batch, %s : i64", c64(k, k->KVH).s);
+  V nqt = bin(k, "arith.divsi", bin(k, "arith.addi", k->S64, c64(k, TQ - 1), "i64"), c64(k, TQ), "i64");
+  V ntile = em(E, "arith.muli %%batch, %s : i64", bin(k, "arith.muli", nqt, c64(k, k->H), "i64").s);
+  em(E, "func.call @sattn_cpu_parallel(%s, %s, %s) : (%s, !llvm.ptr, i64) -> i32", fpack.s, cptr.s, npack.s, fty);
+  em(E, "func.call @sattn_cpu_parallel(%s, %s, %s) : (%s, !llvm.ptr, i64) -> i32", ftile.s, cptr.s, ntile.s, fty);
+  em_else(E);
+  em_set(E, k->status, em_int(E, 2, "i32"), "i32");
+  em_end(E);
+  em_do(E, "memref.dealloc %s : memref<?xf32>", kt.s);
+}
+
+/* Whether the plan runs on the flash path: no stage that ranks or prunes. */
+static bool flash_eligible(const SaSpec *s) {
+  return !s->has_predict && s->n_filter_rounds == 0 && s->nm_m == 0 && !s->has_progressive && s->value_keep >= 1.0 &&
+         s->token_keep >= 1.0 && s->head_keep >= 1.0;
+}
+
+/* The signature (first line of the body) goes before the entry allocas. */
+static char *finish_func(Em *e) {
+  char *body = e->body.buf;
+  char *nl = body ? strchr(body, '\n') : NULL;
+  if (e->oom || !nl) {
+    em_free(e);
+    return NULL;
+  }
+  size_t sig = (size_t)(nl - body) + 1, n = e->head.len + e->body.len;
+  char *text = malloc(n + 1);
+  if (text) {
+    memcpy(text, body, sig);
+    if (e->head.len)
+      memcpy(text + sig, e->head.buf, e->head.len);
+    memcpy(text + sig + e->head.len, body + sig, e->body.len - sig);
+    text[n] = '\0';
+  }
+  em_free(e);
+  return text;
+}
+
 char *cg_cpu_kernel(const CpuPlan *plan) {
   K kk = {0}, *k = &kk;
   const SaSpec *s = &plan->s;
@@ -1035,6 +1439,11 @@ char *cg_cpu_kernel(const CpuPlan *plan) {
   k->has_hi = nonnull(k, "%hin");
   k->has_ho = nonnull(k, "%hout");
 
+  /* Static patterns take the flash path unless the caller asks for the
+   * importance outputs, which need each row's normalized probabilities. */
+  bool flash = flash_eligible(s);
+  if (flash)
+    em_if(E, or1(k, k->has_to, k->has_ho));
   V ok = em_int(E, 1, "i1");
   k->L = bin(k, "arith.maxui", k->S, em_index(E, k->H), "index");
   k->idx = alloc(k, k->L, "index", &ok);
@@ -1083,32 +1492,32 @@ char *cg_cpu_kernel(const CpuPlan *plan) {
   em_end(E);
   for (size_t a = 0; a < sizeof allocs / sizeof *allocs; a++)
     em_do(E, "memref.dealloc %s : memref<?x%s>", allocs[a].s, alloc_t[a]);
+  if (flash) {
+    em_else(E);
+    flash_main(k);
+    em_end(E);
+  }
   em_end(E);
   em_do(E, "func.return %s : i32", em_get(E, k->status, "i32").s);
   em_raw(E, "}\n");
-  /* The signature must precede the entry allocas: move the first line of
-   * the body in front of the head. */
-  char *body = E->body.buf;
-  char *nl = body ? strchr(body, '\n') : NULL;
-  if (E->oom || !nl) {
-    em_free(E);
-    return NULL;
+  char *main_text = finish_func(E);
+  if (!flash)
+    return main_text;
+  /* the task functions and the runtime entry they run on */
+  K pk = {.p = plan, .s = s, .H = k->H, .KVH = k->KVH, .D = k->D};
+  emit_pack(&pk);
+  char *pack_text = finish_func(&pk.e);
+  K tk = {.p = plan, .s = s, .H = k->H, .KVH = k->KVH, .D = k->D};
+  emit_tile(&tk);
+  char *tile_text = finish_func(&tk.e);
+  static const char decl[] = "func.func private @sattn_cpu_parallel((!llvm.ptr, i64) -> (), !llvm.ptr, i64) -> i32\n";
+  char *all = NULL;
+  if (main_text && pack_text && tile_text) {
+    size_t n = strlen(main_text) + strlen(pack_text) + strlen(tile_text) + sizeof decl;
+    all = malloc(n);
+    if (all)
+      snprintf(all, n, "%s%s%s%s", main_text, pack_text, tile_text, decl);
   }
-  size_t sig = (size_t)(nl - body) + 1;
-  EmBuf head = E->head;
-  E->head = (EmBuf){0};
-  char *text = malloc(sig + head.len + E->body.len - sig + 1);
-  if (!text) {
-    free(head.buf);
-    em_free(E);
-    return NULL;
-  }
-  memcpy(text, body, sig);
-  if (head.len)
-    memcpy(text + sig, head.buf, head.len);
-  memcpy(text + sig + head.len, body + sig, E->body.len - sig);
-  text[sig + head.len + E->body.len - sig] = '\0';
-  free(head.buf);
-  em_free(E);
-  return text;
+  free(main_text), free(pack_text), free(tile_text);
+  return all;
 }

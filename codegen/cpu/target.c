@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../codegen.h"
+#include "sattn/cpu.h"
 #include "llvm-c/Core.h"
 #include "llvm-c/Error.h"
 #include "llvm-c/Target.h"
@@ -148,7 +149,14 @@ done:
 
 bool cg_cpu_jit_create(MlirModule m, CgJit *out) {
   out->engine = mlirExecutionEngineCreate(m, 3, 0, NULL, false, false);
-  return !mlirExecutionEngineIsNull(out->engine);
+  if (mlirExecutionEngineIsNull(out->engine))
+    return false;
+  /* kernels of static patterns run their tiles on the runtime's pool */
+  int32_t (*par)(void (*)(void *, int64_t), void *, int64_t) = sattn_cpu_parallel;
+  void *sym;
+  memcpy(&sym, &par, sizeof sym);
+  mlirExecutionEngineRegisterSymbol(out->engine, mlirStringRefCreateFromCString("sattn_cpu_parallel"), sym);
+  return true;
 }
 
 CgKernelFn cg_cpu_jit_lookup(CgJit *jit, const char *name) {

@@ -30,6 +30,12 @@ for k in $(awk '/^attention /{print $2}' "$specs"); do
   done
   i=$((i + 1))
 done
+# Static patterns with the importance outputs asked for take the row kernel
+# instead of the tiles; one thread and two must agree with the reference.
+for k in dense causal_gqa_bshd window_global_edges blocks_gaps bigbird_small; do
+  check --kernel "$k" --seq 129 --head-dim 32 --importance
+  check --kernel "$k" --seq 200 --head-dim 64 --threads 1
+done
 # Logits of order 1e4: softmax must stay finite and exact after the shift.
 for k in dense causal_gqa_bshd nm_2of4 window_global_edges; do
   check --kernel "$k" --seq 129 --input-scale 1000
