@@ -377,6 +377,26 @@ static int run(const Args *a, SaSpec *s) {
 
   double tol_rel, tol_abs;
   tolerance(s->output, &tol_rel, &tol_abs);
+  /* Scores are computed in fp32: a logit of magnitude L carries an error of
+   * about L * 2^-24, which shifts the probabilities by that much. Bound L by
+   * scale * max |q_i| * max |k_j| (Cauchy-Schwarz) and widen both
+   * tolerances by it: this only matters for large logits. */
+  double qmax = 0, kmax = 0;
+  for (size_t r = 0; r < nq / (size_t)D; r++) {
+    double n2 = 0;
+    for (int64_t d = 0; d < D; d++)
+      n2 += (double)q[r * (size_t)D + (size_t)d] * q[r * (size_t)D + (size_t)d];
+    qmax = fmax(qmax, sqrt(n2));
+  }
+  for (size_t r = 0; r < nkv / (size_t)D; r++) {
+    double n2 = 0;
+    for (int64_t d = 0; d < D; d++)
+      n2 += (double)k[r * (size_t)D + (size_t)d] * k[r * (size_t)D + (size_t)d];
+    kmax = fmax(kmax, sqrt(n2));
+  }
+  double logit_bound = fabs(s->scale) * qmax * kmax;
+  tol_rel += logit_bound * ldexp(1.0, -24);
+  tol_abs += logit_bound * ldexp(1.0, -24);
   Err eo = compare(got, ref_b, nq);
   bool ok = within(eo, tol_rel, tol_abs);
   Err et = {0}, eh = {0}, ee = {0};

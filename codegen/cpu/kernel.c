@@ -167,40 +167,33 @@ static V dot(K *k, Buf a, V oa, Buf b, V ob, int64_t len, const char *ft) {
   return em(E, "vector.reduction <add>, %s : vector<%dx%s> into %s", acc.s, lanes, ft, ft);
 }
 
-/* exp(x) on vector<16xf32>: Cody-Waite reduction by ln 2 and a degree-6
- * polynomial (Cephes expf), scaled by 2^n through the exponent bits. About
- * 2 ulp; exactly 0 below -87.3 so that masked lanes and far tails vanish. */
+/* exp(x) on vector<16xf32>: n = round(x / ln 2) by the 1.5 * 2^23 trick
+ * (whose low mantissa bits then hold n, giving 2^n by an integer shift),
+ * Cody-Waite reduction r = x - n ln 2 in [-ln2/2, ln2/2], and Cephes expf's
+ * degree-6 polynomial. About 2 ulp; exactly 0 below -87.3, so that masked
+ * lanes (-inf) contribute nothing even against an Inf value. No libm call,
+ * no float-to-int conversion, 16 vector operations. */
 static V vexp(K *k, V x) {
-  static const double poly[] = {1.9875691500E-4, 1.3981999507E-3, 8.3334519073E-3,
-                                4.1665795894E-2, 1.6666665459E-1, 5.0000001201E-1};
+  static const double poly[] = {1.9875691500E-4, 1.3981999507E-3, 8.3334519073E-3, 4.1665795894E-2,
+                                1.6666665459E-1, 5.0000001201E-1, 1.0, 1.0};
   const char *vt = "vector<16xf32>";
 #define C(val) em(E, "arith.constant dense<%.10e> : vector<16xf32>", (double)(val))
-  V lo = C(-87.33654), hi = C(88.0);
+  V lo = C(-87.33654), magic = C(12582912.0); /* 1.5 * 2^23 */
   V xc = em(E, "arith.maximumf %s, %s : %s", x.s, lo.s, vt);
-  xc = em(E, "arith.minimumf %s, %s : %s", xc.s, hi.s, vt);
-  V fx = em(E, "vector.fma %s, %s, %s : %s", xc.s, C(1.44269504088896341).s, C(0.5).s, vt);
-  /* floor through integer conversion: fx is within [-126, 128] here, and
-   * math.floor would be a libm call per lane on CPUs without SSE4.1 */
-  V ti = em(E, "arith.fptosi %s : %s to vector<16xi32>", fx.s, vt);
-  V tf = em(E, "arith.sitofp %s : vector<16xi32> to %s", ti.s, vt);
-  V over = em(E, "arith.cmpf ogt, %s, %s : %s", tf.s, fx.s, vt);
-  V n = em(E, "arith.subf %s, %s : %s", tf.s, em(E, "arith.select %s, %s, %s : vector<16xi1>, %s", over.s,
-                                                   C(1.0).s, C(0.0).s, vt).s, vt);
+  xc = em(E, "arith.minimumf %s, %s : %s", xc.s, C(88.0).s, vt);
+  V t = em(E, "vector.fma %s, %s, %s : %s", xc.s, C(1.44269504088896341).s, magic.s, vt);
+  V n = em(E, "arith.subf %s, %s : %s", t.s, magic.s, vt);
   V r = em(E, "vector.fma %s, %s, %s : %s", n.s, C(-0.693359375).s, xc.s, vt);
   r = em(E, "vector.fma %s, %s, %s : %s", n.s, C(2.12194440e-4).s, r.s, vt);
-  V z = em(E, "arith.mulf %s, %s : %s", r.s, r.s, vt);
   V y = C(poly[0]);
-  for (int i = 1; i < 6; i++)
+  for (int i = 1; i < 8; i++)
     y = em(E, "vector.fma %s, %s, %s : %s", y.s, r.s, C(poly[i]).s, vt);
-  y = em(E, "vector.fma %s, %s, %s : %s", y.s, z.s, r.s, vt);
-  y = em(E, "arith.addf %s, %s : %s", y.s, C(1.0).s, vt);
-  V ni = em(E, "arith.fptosi %s : %s to vector<16xi32>", n.s, vt);
-  V bias = em(E, "arith.constant dense<127> : vector<16xi32>");
-  V sh = em(E, "arith.constant dense<23> : vector<16xi32>");
-  V e2 = em(E, "arith.addi %s, %s : vector<16xi32>", ni.s, bias.s);
-  e2 = em(E, "arith.shli %s, %s : vector<16xi32>", e2.s, sh.s);
-  V pow2 = em(E, "arith.bitcast %s : vector<16xi32> to %s", e2.s, vt);
-  V res = em(E, "arith.mulf %s, %s : %s", y.s, pow2.s, vt);
+  /* t's bits are magic's plus n: (bits(t) - bits(magic) + 127) << 23 is 2^n */
+  V tb = em(E, "arith.bitcast %s : %s to vector<16xi32>", t.s, vt);
+  V off = em(E, "arith.constant dense<%d> : vector<16xi32>", 127 - 0x4B400000);
+  V e2 = em(E, "arith.shli %s, %s : vector<16xi32>", em(E, "arith.addi %s, %s : vector<16xi32>", tb.s, off.s).s,
+            em(E, "arith.constant dense<23> : vector<16xi32>").s);
+  V res = em(E, "arith.mulf %s, %s : %s", y.s, em(E, "arith.bitcast %s : vector<16xi32> to %s", e2.s, vt).s, vt);
   V under = em(E, "arith.cmpf olt, %s, %s : %s", x.s, lo.s, vt);
   V zero = C(0.0);
 #undef C
