@@ -176,7 +176,24 @@ static float *rand_tensor(size_t n, uint64_t *st) {
 
 /* ---- baselines ---- */
 
-static void softmax_rows(float *s, int64_t rows, int64_t n) {
+/* Row softmax for the baselines, compiled for AVX-512 with fast math so
+ * that GCC calls glibc's vector expf (libmvec), as a tuned user's code
+ * would; the kernels under test get no such help. */
+__attribute__((target("avx512f"), optimize("O3", "fast-math"))) static void softmax_rows_512(float *s, int64_t rows,
+                                                                                            int64_t n) {
+  for (int64_t r = 0; r < rows; r++) {
+    float *x = s + r * n, m = -INFINITY, sum = 0;
+    for (int64_t j = 0; j < n; j++)
+      m = x[j] > m ? x[j] : m;
+    for (int64_t j = 0; j < n; j++)
+      sum += (x[j] = expf(x[j] - m));
+    float inv = 1.0f / sum;
+    for (int64_t j = 0; j < n; j++)
+      x[j] *= inv;
+  }
+}
+
+static void softmax_rows_plain(float *s, int64_t rows, int64_t n) {
   for (int64_t r = 0; r < rows; r++) {
     float *x = s + r * n, m = -INFINITY, sum = 0;
     for (int64_t j = 0; j < n; j++)
@@ -201,7 +218,7 @@ static void naive_run(void *ctx) {
           acc += q[e] * d->k[(h * S + j) * D + e];
         row[j] = acc * (float)d->scale;
       }
-      softmax_rows(row, 1, S);
+      softmax_rows_plain(row, 1, S);
       float *o = d->o + (h * S + i) * D;
       for (int64_t e = 0; e < D; e++)
         o[e] = 0;
@@ -211,18 +228,30 @@ static void naive_run(void *ctx) {
     }
 }
 
+static void softmax_rows(float *s, int64_t rows, int64_t n) {
+  if (__builtin_cpu_supports("avx512f"))
+    softmax_rows_512(s, rows, n);
+  else
+    softmax_rows_plain(s, rows, n);
+}
+
 #ifdef SATTN_HAVE_OPENBLAS
-static void openblas_run(void *ctx) {
+/* One head: sgemm, softmax, sgemm. Heads are spread over the threads (one
+ * BLAS thread each), the fastest way found to drive OpenBLAS here. */
+static void openblas_head(void *ctx, int64_t h) {
   Dense *d = ctx;
   int S = (int)d->S, D = (int)d->D;
-  for (int64_t h = 0; h < d->bh; h++) {
-    float *s = d->scores + h * d->S * d->S;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, S, S, D, (float)d->scale, d->q + h * S * D, D,
-                d->k + h * S * D, D, 0.0f, s, S);
-    softmax_rows(s, S, S);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, S, D, S, 1.0f, s, S, d->v + h * S * D, D, 0.0f,
-                d->o + h * S * D, D);
-  }
+  float *s = d->scores + h * d->S * d->S;
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, S, S, D, (float)d->scale, d->q + h * S * D, D,
+              d->k + h * S * D, D, 0.0f, s, S);
+  softmax_rows(s, S, S);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, S, D, S, 1.0f, s, S, d->v + h * S * D, D, 0.0f,
+              d->o + h * S * D, D);
+}
+
+static void openblas_run(void *ctx) {
+  Dense *d = ctx;
+  sattn_cpu_parallel(openblas_head, d, d->bh);
 }
 #endif
 
@@ -303,10 +332,13 @@ static void dnnl_teardown(void) {
 /* omp_set_num_threads from the OpenMP runtime oneDNN and OpenBLAS may use. */
 extern void omp_set_num_threads(int) __attribute__((weak));
 
+extern int omp_get_max_threads(void) __attribute__((weak));
+
 static void set_baseline_threads(int n) {
 #ifdef SATTN_HAVE_OPENBLAS
-  openblas_set_num_threads(n);
+  openblas_set_num_threads(1); /* heads are split over the pool instead */
 #endif
+  sattn_cpu_set_threads(n);
   if (omp_set_num_threads)
     omp_set_num_threads(n);
 }
@@ -545,8 +577,11 @@ int main(int argc, char **argv) {
         report("openblas", "dense", "dense", S, thr, time_calls(openblas_run, &d, reps), flops);
 #endif
 #ifdef SATTN_HAVE_DNNL
-        if (ti == 0 ? dnnl_setup(&d) : dnnl.ok)
+        if (ti == 0 ? dnnl_setup(&d) : dnnl.ok) {
+          if (omp_get_max_threads && omp_get_max_threads() != thr)
+            fprintf(stderr, "sattn-bench: warning: oneDNN runs %d OpenMP threads, not %d\n", omp_get_max_threads(), thr);
           report("onednn", "dense", "dense", S, thr, time_calls(dnnl_run, &d, reps), flops);
+        }
 #endif
         if (S <= 2048 && thr == 1) /* the naive loop is for scale, one thread */
           report("naive", "dense", "dense", S, 1, time_calls(naive_run, &d, reps < 3 ? reps : 3), flops);

@@ -28,7 +28,9 @@ void cg_cpu_header(FILE *out, const SaSpec *const *specs, int n) {
         " * allocated and 3 when batch or seq differ from the values the spec fixes\n"
         " * or are too large; nothing is written then. Importance pointers may be\n"
         " * NULL: a NULL input means zeros, a NULL output is not written. Kernels\n"
-        " * are reentrant; concurrent calls must not share output arrays. */\n"
+        " * are reentrant; concurrent calls must not share output arrays.\n"
+        " * Link with libsattn_runtime.a: kernels spread their work over its worker\n"
+        " * pool (sattn/cpu.h: sattn_cpu_set_threads, or SATTN_NUM_THREADS). */\n"
         "#pragma once\n#include <stdint.h>\n\n#ifdef __cplusplus\nextern \"C\" {\n#endif\n",
         out);
   for (int i = 0; i < n; i++) {

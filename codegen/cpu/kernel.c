@@ -69,6 +69,7 @@ typedef struct {
   V ti, to, hi, ho;             /* memref<?xf32> */
   V has_ti, has_to, has_hi, has_ho;
   V idx, val, pr, flag;         /* row lists: index, f64, f32, i8 */
+  V gstart;                     /* N:M: each list entry's group run start */
   V tokkeep, tokval, tokacc;    /* per batch: i8, f64, f64 */
   V headkeep, headval;          /* memref<Hxi8>, memref<Hxf64> */
   V proj, pq, pk, fq, fk, kmsb, kfull; /* f64 per-head precomputation */
@@ -79,6 +80,7 @@ typedef struct {
   V status;                     /* var i32 */
   V cur_b, cur_h, cur_kvh;      /* the batch entry and head being emitted */
   V kt, kt_len;                 /* flash path: K transposed (f32), padded length (i64) */
+  V ctxm;                       /* task functions: the context block */
   int cur_round;                /* the filter round being emitted */
 } K;
 
@@ -366,26 +368,51 @@ static void compact_flagged(K *k, bool carry_p) {
 
 /* Keeps the `kk` (index) entries with the largest val, ties to the earlier
  * entry (lists are in key order, so: to the lower key index). The k-th
- * largest key is found bit by bit from the top (64 counting passes), then
- * one pass keeps everything above it and the first ties. */
+ * largest key is found a byte at a time from the top (8 counting passes),
+ * then one pass keeps everything above it and the first ties. */
 static void keep_top(K *k, V kk, bool carry_p) {
   V n = n_get(k);
   em_if(E, cmpi(k, "ult", kk, n, "index"));
-  V thr = em_var(E, "i64"), cnt = em_var(E, "index");
+  /* The kk-th largest key, a byte at a time from the top: count the keys
+   * that share the prefix found so far by their next byte, and descend into
+   * the byte where the count from the top reaches what is still needed. */
+  V thr = em_var(E, "i64"), mask = em_var(E, "i64"), need = em_var(E, "index"), cnt = em_var(E, "index");
+  V done = em_var(E, "i1");
+  V hist = em_alloca(E, 256, "index");
   em_set(E, thr, c64(k, 0), "i64");
-  V bit = em_for(E, k->c0, em_index(E, 64), k->c1);
-  V sh = bin(k, "arith.subi", c64(k, 63), to_i64(k, bit), "i64");
-  V cand = bin(k, "arith.ori", em_get(E, thr, "i64"), bin(k, "arith.shli", c64(k, 1), sh, "i64"), "i64");
-  em_set(E, cnt, k->c0, "index");
+  em_set(E, mask, c64(k, 0), "i64");
+  em_set(E, need, kk, "index");
+  V pass = em_for(E, k->c0, em_index(E, 8), k->c1);
+  V sh = bin(k, "arith.subi", c64(k, 56), bin(k, "arith.muli", to_i64(k, pass), c64(k, 8), "i64"), "i64");
+  V hb = em_for(E, k->c0, em_index(E, 256), k->c1);
+  store(k, k->c0, hist, hb, "memref<256xindex>");
+  em_end(E);
+  V pre = em_get(E, thr, "i64"), mk = em_get(E, mask, "i64");
   V c = em_for(E, k->c0, n, k->c1);
   V key = order_key(k, load(k, k->val, c, "memref<?xf64>"));
-  V ge = cmpi(k, "uge", key, cand, "i64");
+  em_if(E, cmpi(k, "eq", bin(k, "arith.andi", key, mk, "i64"), pre, "i64"));
+  V byte = to_index(k, bin(k, "arith.andi", bin(k, "arith.shrui", key, sh, "i64"), c64(k, 255), "i64"));
+  store(k, addc(k, load(k, hist, byte, "memref<256xindex>"), 1), hist, byte, "memref<256xindex>");
+  em_end(E);
+  em_end(E);
+  em_set(E, cnt, k->c0, "index");
+  em_set(E, done, em_int(E, 0, "i1"), "i1");
+  V nd = em_get(E, need, "index");
+  V dg = em_for(E, k->c0, em_index(E, 256), k->c1);
+  V digit = bin(k, "arith.subi", em_index(E, 255), dg, "index");
+  V hv = load(k, hist, digit, "memref<256xindex>");
   V cv = em_get(E, cnt, "index");
-  em_set(E, cnt, sel(k, ge, addc(k, cv, 1), cv, "index"), "index");
+  V reach = and1(k, cmpi(k, "uge", addx(k, cv, hv), nd, "index"),
+                 em(E, "arith.xori %s, %s : i1", em_get(E, done, "i1").s, em_int(E, 1, "i1").s));
+  em_if(E, reach);
+  em_set(E, thr, bin(k, "arith.ori", pre, bin(k, "arith.shli", em(E, "arith.index_cast %s : index to i64", digit.s), sh, "i64"), "i64"), "i64");
+  em_set(E, need, bin(k, "arith.subi", nd, cv, "index"), "index");
+  em_set(E, done, em_int(E, 1, "i1"), "i1");
+  em_else(E);
+  em_set(E, cnt, addx(k, cv, hv), "index");
   em_end(E);
-  em_if(E, cmpi(k, "uge", em_get(E, cnt, "index"), kk, "index"));
-  em_set(E, thr, cand, "i64");
   em_end(E);
+  em_set(E, mask, bin(k, "arith.ori", mk, bin(k, "arith.shli", c64(k, 255), sh, "i64"), "i64"), "i64");
   em_end(E);
   /* ties allowed = kk - count(key > thr) */
   V t = em_get(E, thr, "i64");
@@ -494,25 +521,39 @@ static void list_scores_f64(K *k, Buf a, V a_off, Buf b, RowOff b_row, int64_t l
   em_end(E);
 }
 
-/* N:M (§4.7): in each group of M keys keep the N best candidates by val. */
+/* N:M (§4.7): in each group of M keys keep the N best candidates by val.
+ * The list is in key order, so a group's candidates are one run of it:
+ * `flag` first holds each entry's run start (forward pass) and `pr`'s bits
+ * are not needed yet, so the run end goes to a second pass that ranks each
+ * entry against its run only. */
 static void select_nm(K *k) {
   int64_t N = k->s->nm_n, M = k->s->nm_m;
   V n = n_get(k), Mx = em_index(E, M);
+  V start = em_var(E, "index"), grp = em_var(E, "index");
+  em_set(E, grp, em_index(E, -1), "index");
+  /* run starts, into the `gstart` buffer */
   V c = em_for(E, k->c0, n, k->c1);
   V g = bin(k, "arith.divui", load(k, k->idx, c, "memref<?xindex>"), Mx, "index");
+  em_if(E, cmpi(k, "ne", g, em_get(E, grp, "index"), "index"));
+  em_set(E, start, c, "index");
+  em_set(E, grp, g, "index");
+  em_end(E);
+  store(k, em_get(E, start, "index"), k->gstart, c, "memref<?xindex>");
+  em_end(E);
+  /* each entry's rank inside its run (at most M entries) */
+  c = em_for(E, k->c0, n, k->c1);
   V a = load(k, k->val, c, "memref<?xf64>");
-  V lo = sel(k, cmpi(k, "uge", c, em_index(E, M - 1), "index"), bin(k, "arith.subi", c, em_index(E, M - 1), "index"),
-             k->c0, "index");
-  V hi = bin(k, "arith.minui", addc(k, c, M), n, "index");
+  V lo = load(k, k->gstart, c, "memref<?xindex>");
+  V hi = bin(k, "arith.minui", addc(k, lo, M), n, "index");
+  V gc = bin(k, "arith.divui", load(k, k->idx, c, "memref<?xindex>"), Mx, "index");
   V rank = em_var(E, "index");
   em_set(E, rank, k->c0, "index");
   V t = em_for(E, lo, hi, k->c1);
-  V gt = bin(k, "arith.divui", load(k, k->idx, t, "memref<?xindex>"), Mx, "index");
+  V same = cmpi(k, "eq", bin(k, "arith.divui", load(k, k->idx, t, "memref<?xindex>"), Mx, "index"), gc, "index");
   V at = load(k, k->val, t, "memref<?xf64>");
   V better = or1(k, cmpf(k, "ogt", at, a, "f64"), and1(k, cmpf(k, "oeq", at, a, "f64"), cmpi(k, "ult", t, c, "index")));
-  V hit = and1(k, cmpi(k, "eq", gt, g, "index"), better);
   V rv = em_get(E, rank, "index");
-  em_set(E, rank, sel(k, hit, addc(k, rv, 1), rv, "index"), "index");
+  em_set(E, rank, sel(k, and1(k, same, better), addc(k, rv, 1), rv, "index"), "index");
   em_end(E);
   V keep = cmpi(k, "ult", em_get(E, rank, "index"), em_index(E, N), "index");
   store(k, em(E, "arith.extui %s : i1 to i8", keep.s), k->flag, c, "memref<?xi8>");
@@ -850,6 +891,36 @@ static void prune_decide(K *k, V count, V vals, const char *vals_t, V keep, cons
   em_end(E);
 }
 
+/* One kept head (b, h) on the row path: the quantized copies its selection
+ * stages score with, then every query row (zero for pruned tokens). */
+static void head_body(K *k, V b, V h) {
+  const SaSpec *s = k->s;
+  if (s->has_predict) {
+    project_rows(k, k->q, k->H, b, h, k->pq, k->pqs);
+    project_rows(k, k->k, k->KVH, b, k->cur_kvh, k->pk, k->pks);
+  }
+  for (int r = 0; r < s->n_filter_rounds; r++) {
+    quant_head(k, k->q, k->H, b, h, k->fq, r, s->filter[r].q_bits, k->fqs);
+    quant_head(k, k->k, k->KVH, b, k->cur_kvh, k->fk, r, s->filter[r].k_bits, k->fks);
+  }
+  if (s->has_progressive) {
+    quant_head(k, k->k, k->KVH, b, k->cur_kvh, k->kmsb, 0, s->msb_bits, (V){""});
+    quant_head(k, k->k, k->KVH, b, k->cur_kvh, k->kfull, 0, s->msb_bits + s->lsb_bits, (V){""});
+  }
+  V i = em_for(E, k->c0, k->S, k->c1);
+  if (s->token_keep < 1.0) {
+    V tk = cmpi(k, "ne", load(k, k->tokkeep, i, "memref<?xi8>"), em_int(E, 0, "i8"), "i8");
+    em_if(E, tk);
+    row(k, i);
+    em_else(E);
+    zero_row(k, row_offset(k, k->H, b, h, i));
+    em_end(E);
+  } else {
+    row(k, i);
+  }
+  em_end(E);
+}
+
 static void batch(K *k, V b) {
   const SaSpec *s = k->s;
   char ht[32], hk[32];
@@ -893,28 +964,9 @@ static void batch(K *k, V b) {
   em_set(E, k->abssum, em_float(E, 0.0, "f64"), "f64");
   V kept = cmpi(k, "ne", load(k, k->headkeep, h, hk), em_int(E, 0, "i8"), "i8");
   em_if(E, kept);
-  if (s->has_predict) {
-    project_rows(k, k->q, k->H, b, h, k->pq, k->pqs);
-    project_rows(k, k->k, k->KVH, b, k->cur_kvh, k->pk, k->pks);
-  }
-  for (int r = 0; r < s->n_filter_rounds; r++) {
-    quant_head(k, k->q, k->H, b, h, k->fq, r, s->filter[r].q_bits, k->fqs);
-    quant_head(k, k->k, k->KVH, b, k->cur_kvh, k->fk, r, s->filter[r].k_bits, k->fks);
-  }
-  if (s->has_progressive) {
-    quant_head(k, k->k, k->KVH, b, k->cur_kvh, k->kmsb, 0, s->msb_bits, (V){""});
-    quant_head(k, k->k, k->KVH, b, k->cur_kvh, k->kfull, 0, s->msb_bits + s->lsb_bits, (V){""});
-  }
+  head_body(k, b, h);
+  em_else(E);
   V i = em_for(E, k->c0, k->S, k->c1);
-  V tk = cmpi(k, "ne", load(k, k->tokkeep, i, "memref<?xi8>"), em_int(E, 0, "i8"), "i8");
-  em_if(E, tk);
-  row(k, i);
-  em_else(E);
-  zero_row(k, row_offset(k, k->H, b, h, i));
-  em_end(E);
-  em_end(E);
-  em_else(E);
-  i = em_for(E, k->c0, k->S, k->c1);
   zero_row(k, row_offset(k, k->H, b, h, i));
   em_end(E);
   em_end(E);
@@ -1059,6 +1111,7 @@ static V task_begin(K *k, const char *suffix) {
   k->c0 = em_index(E, 0);
   k->c1 = em_index(E, 1);
   V ctxm = view(k, (V){"%ctx"}, c64(k, 8), "memref<?xi64>");
+  k->ctxm = ctxm;
   V batch = ctx_i64(k, ctxm, 5);
   k->S64 = ctx_i64(k, ctxm, 6);
   k->S = to_index(k, k->S64);
@@ -1346,6 +1399,119 @@ static bool flash_eligible(const SaSpec *s) {
          s->token_keep >= 1.0 && s->head_keep >= 1.0;
 }
 
+/* The row path's scratch: lists of `len` entries and the quantized
+ * copies of one head. */
+typedef struct {
+  V m[20];
+  const char *t[20];
+  int n;
+} RowScratch;
+
+static V scratch(K *k, RowScratch *rs, V n, const char *et, V *ok) {
+  V m = alloc(k, n, et, ok);
+  rs->m[rs->n] = m;
+  rs->t[rs->n++] = et;
+  return m;
+}
+
+static void row_scratch_alloc(K *k, RowScratch *rs, V *ok, V len) {
+  const SaSpec *s = k->s;
+  rs->n = 0;
+  V one = em_index(E, 1), sd = mulc(k, k->S, k->D);
+  k->L = len;
+  k->idx = scratch(k, rs, len, "index", ok);
+  k->val = scratch(k, rs, len, "f64", ok);
+  k->pr = scratch(k, rs, len, "f32", ok);
+  k->flag = scratch(k, rs, len, "i8", ok);
+  k->gstart = scratch(k, rs, s->nm_m ? len : one, "index", ok);
+  k->tokkeep = scratch(k, rs, k->S, "i8", ok);
+  k->tokval = scratch(k, rs, k->S, "f64", ok);
+  k->tokacc = scratch(k, rs, k->S, "f64", ok);
+  k->proj = scratch(k, rs, em_index(E, k->P ? k->D * k->P : 1), "f64", ok);
+  k->pq = scratch(k, rs, k->P ? mulc(k, k->S, k->P) : one, "f64", ok);
+  k->pk = scratch(k, rs, k->P ? mulc(k, k->S, k->P) : one, "f64", ok);
+  k->fq = scratch(k, rs, k->R ? mulc(k, sd, k->R) : one, "f64", ok);
+  k->fk = scratch(k, rs, k->R ? mulc(k, sd, k->R) : one, "f64", ok);
+  k->pqs = scratch(k, rs, k->P ? k->S : one, "f64", ok);
+  k->pks = scratch(k, rs, k->P ? k->S : one, "f64", ok);
+  k->fqs = scratch(k, rs, k->R ? mulc(k, k->S, k->R) : one, "f64", ok);
+  k->fks = scratch(k, rs, k->R ? mulc(k, k->S, k->R) : one, "f64", ok);
+  k->kmsb = scratch(k, rs, s->has_progressive ? sd : one, "f64", ok);
+  k->kfull = scratch(k, rs, s->has_progressive ? sd : one, "f64", ok);
+}
+
+static void row_scratch_free(K *k, RowScratch *rs) {
+  for (int a = 0; a < rs->n; a++)
+    em_do(E, "memref.dealloc %s : memref<?x%s>", rs->m[a].s, rs->t[a]);
+}
+
+/* DSA's projection, drawn from its seed at the start of a call. */
+static void emit_projection(K *k) {
+  const SaSpec *s = k->s;
+  if (!k->P)
+    return;
+  V state = em_var(E, "i64");
+  em_set(E, state, c64(k, (int64_t)s->predict_seed), "i64");
+  double mag = 1.0 / sqrt((double)k->P);
+  V t = em_for(E, k->c0, em_index(E, k->D * k->P), k->c1);
+  V st0 = em_get(E, state, "i64");
+  em_set(E, state, bin(k, "arith.addi", st0, c64(k, (int64_t)UINT64_C(0x9E3779B97F4A7C15)), "i64"), "i64");
+  V z = splitmix(k, st0);
+  V odd = cmpi(k, "ne", bin(k, "arith.andi", z, c64(k, 1), "i64"), c64(k, 0), "i64");
+  store(k, sel(k, odd, em_float(E, mag, "f64"), em_float(E, -mag, "f64"), "f64"), k->proj, t, "memref<?xf64>");
+  em_end(E);
+}
+
+/* rows task (b, h): the row path for one head with its own scratch. A
+ * failed allocation sets the context's status slot. */
+static void emit_rows_task(K *k) {
+  V task = task_begin(k, "rows");
+  k->n = em_var(E, "index");
+  k->abssum = em_var(E, "f64");
+  k->orow = em_alloca(E, k->D, "f32");
+  k->has_to = em_int(E, 0, "i1");
+  k->has_ho = k->has_to;
+  V b = bin(k, "arith.divui", task, em_index(E, k->H), "index");
+  V h = bin(k, "arith.remui", task, em_index(E, k->H), "index");
+  k->cur_b = b;
+  k->cur_h = h;
+  k->cur_kvh = bin(k, "arith.divui", h, em_index(E, k->H / k->KVH), "index");
+  V ok = em_int(E, 1, "i1");
+  RowScratch rs;
+  row_scratch_alloc(k, &rs, &ok, k->S);
+  em_if(E, ok);
+  emit_projection(k);
+  head_body(k, b, h);
+  em_else(E);
+  store(k, c64(k, 2), k->ctxm, em_index(E, 7), "memref<?xi64>");
+  em_end(E);
+  row_scratch_free(k, &rs);
+  task_end(k);
+}
+
+/* The dynamic path's part of the entry function: one task per (batch, head). */
+static void rows_main(K *k) {
+  const SaSpec *s = k->s;
+  V ctx = em_alloca(E, 8, "i64");
+  const char *args[] = {"%q", "%k", "%v", "%o"};
+  for (int a = 0; a < 4; a++)
+    store(k, em(E, "llvm.ptrtoint %s : !llvm.ptr to i64", args[a]), ctx, em_index(E, a), "memref<8xi64>");
+  store(k, c64(k, 0), ctx, em_index(E, 4), "memref<8xi64>");
+  store(k, em(E, "arith.addi %%batch, %s : i64", c64(k, 0).s), ctx, em_index(E, 5), "memref<8xi64>");
+  store(k, em(E, "arith.addi %%seq, %s : i64", c64(k, 0).s), ctx, em_index(E, 6), "memref<8xi64>");
+  store(k, c64(k, 0), ctx, em_index(E, 7), "memref<8xi64>");
+  V cp = em(E, "memref.extract_aligned_pointer_as_index %s : memref<8xi64> -> index", ctx.s);
+  V cptr = em(E, "llvm.inttoptr %s : i64 to !llvm.ptr", em(E, "arith.index_cast %s : index to i64", cp.s).s);
+  const char *fty = "(!llvm.ptr, i64) -> ()";
+  V fn = em(E, "func.constant @%s__rows : %s", s->name, fty);
+  V ntask = em(E, "arith.muli %%batch, %s : i64", c64(k, k->H).s);
+  em(E, "func.call @sattn_cpu_parallel(%s, %s, %s) : (%s, !llvm.ptr, i64) -> i32", fn.s, cptr.s, ntask.s, fty);
+  V failed = cmpi(k, "ne", load(k, ctx, em_index(E, 7), "memref<8xi64>"), c64(k, 0), "i64");
+  em_if(E, failed);
+  em_set(E, k->status, em_int(E, 2, "i32"), "i32");
+  em_end(E);
+}
+
 /* The signature (first line of the body) goes before the entry allocas. */
 static char *finish_func(Em *e) {
   char *body = e->body.buf;
@@ -1432,77 +1598,53 @@ char *cg_cpu_kernel(const CpuPlan *plan) {
   k->has_hi = nonnull(k, "%hin");
   k->has_ho = nonnull(k, "%hout");
 
-  /* Static patterns take the flash path unless the caller asks for the
-   * importance outputs, which need each row's normalized probabilities. */
-  bool flash = flash_eligible(s);
-  if (flash)
+  /* Unless the caller asks for the importance outputs (which add up over
+   * heads), the work is split into tasks on the worker pool: static
+   * patterns take the flash path's tiles, dynamic ones (without token or
+   * head pruning, which decide over all heads) one task per (batch, head). */
+  bool flash = flash_eligible(s), tasks = flash || (s->token_keep >= 1.0 && s->head_keep >= 1.0);
+  if (tasks)
     em_if(E, or1(k, k->has_to, k->has_ho));
   V ok = em_int(E, 1, "i1");
-  k->L = bin(k, "arith.maxui", k->S, em_index(E, k->H), "index");
-  k->idx = alloc(k, k->L, "index", &ok);
-  k->val = alloc(k, k->L, "f64", &ok);
-  k->pr = alloc(k, k->L, "f32", &ok);
-  k->flag = alloc(k, k->L, "i8", &ok);
-  k->tokkeep = alloc(k, k->S, "i8", &ok);
-  k->tokval = alloc(k, k->S, "f64", &ok);
-  k->tokacc = alloc(k, k->S, "f64", &ok);
-  V sd = mulc(k, k->S, k->D);
-  V one = em_index(E, 1);
-  k->proj = alloc(k, em_index(E, k->P ? k->D * k->P : 1), "f64", &ok);
-  k->pq = alloc(k, k->P ? mulc(k, k->S, k->P) : one, "f64", &ok);
-  k->pk = alloc(k, k->P ? mulc(k, k->S, k->P) : one, "f64", &ok);
-  k->fq = alloc(k, k->R ? mulc(k, sd, k->R) : one, "f64", &ok);
-  k->fk = alloc(k, k->R ? mulc(k, sd, k->R) : one, "f64", &ok);
-  k->pqs = alloc(k, k->P ? k->S : one, "f64", &ok);
-  k->pks = alloc(k, k->P ? k->S : one, "f64", &ok);
-  k->fqs = alloc(k, k->R ? mulc(k, k->S, k->R) : one, "f64", &ok);
-  k->fks = alloc(k, k->R ? mulc(k, k->S, k->R) : one, "f64", &ok);
-  k->kmsb = alloc(k, s->has_progressive ? sd : one, "f64", &ok);
-  k->kfull = alloc(k, s->has_progressive ? sd : one, "f64", &ok);
-  V allocs[] = {k->idx, k->val, k->pr, k->flag, k->tokkeep, k->tokval, k->tokacc,
-                k->proj, k->pq, k->pk, k->fq, k->fk, k->kmsb, k->kfull, k->pqs, k->pks, k->fqs, k->fks};
-  const char *alloc_t[] = {"index", "f64", "f32", "i8", "i8", "f64", "f64",
-                           "f64", "f64", "f64", "f64", "f64", "f64", "f64", "f64", "f64", "f64", "f64"};
-
+  RowScratch rs;
+  row_scratch_alloc(k, &rs, &ok, bin(k, "arith.maxui", k->S, em_index(E, k->H), "index"));
   em_if(E, ok);
-  if (k->P) { /* DSA's projection, drawn once per call from its seed */
-    V state = em_var(E, "i64");
-    em_set(E, state, c64(k, (int64_t)s->predict_seed), "i64");
-    double mag = 1.0 / sqrt((double)k->P);
-    V t = em_for(E, k->c0, em_index(E, k->D * k->P), k->c1);
-    V st0 = em_get(E, state, "i64");
-    em_set(E, state, bin(k, "arith.addi", st0, c64(k, (int64_t)UINT64_C(0x9E3779B97F4A7C15)), "i64"), "i64");
-    V z = splitmix(k, st0);
-    V odd = cmpi(k, "ne", bin(k, "arith.andi", z, c64(k, 1), "i64"), c64(k, 0), "i64");
-    store(k, sel(k, odd, em_float(E, mag, "f64"), em_float(E, -mag, "f64"), "f64"), k->proj, t, "memref<?xf64>");
-    em_end(E);
-  }
+  emit_projection(k);
   V b = em_for(E, k->c0, k->B, k->c1);
   batch(k, b);
   em_end(E);
   em_else(E);
   em_set(E, k->status, em_int(E, 2, "i32"), "i32");
   em_end(E);
-  for (size_t a = 0; a < sizeof allocs / sizeof *allocs; a++)
-    em_do(E, "memref.dealloc %s : memref<?x%s>", allocs[a].s, alloc_t[a]);
-  if (flash) {
+  row_scratch_free(k, &rs);
+  if (tasks) {
     em_else(E);
-    flash_main(k);
+    if (flash)
+      flash_main(k);
+    else
+      rows_main(k);
     em_end(E);
   }
   em_end(E);
   em_do(E, "func.return %s : i32", em_get(E, k->status, "i32").s);
   em_raw(E, "}\n");
   char *main_text = finish_func(E);
-  if (!flash)
+  if (!tasks)
     return main_text;
   /* the task functions and the runtime entry they run on */
-  K pk = {.p = plan, .s = s, .H = k->H, .KVH = k->KVH, .D = k->D};
-  emit_pack(&pk);
-  char *pack_text = finish_func(&pk.e);
-  K tk = {.p = plan, .s = s, .H = k->H, .KVH = k->KVH, .D = k->D};
-  emit_tile(&tk);
-  char *tile_text = finish_func(&tk.e);
+  K pk = {.p = plan, .s = s, .H = k->H, .KVH = k->KVH, .D = k->D, .R = k->R, .P = k->P};
+  K tk = pk;
+  char *pack_text = NULL, *tile_text = NULL;
+  if (flash) {
+    emit_pack(&pk);
+    pack_text = finish_func(&pk.e);
+    emit_tile(&tk);
+    tile_text = finish_func(&tk.e);
+  } else {
+    pack_text = calloc(1, 1);
+    emit_rows_task(&tk);
+    tile_text = finish_func(&tk.e);
+  }
   static const char decl[] = "func.func private @sattn_cpu_parallel((!llvm.ptr, i64) -> (), !llvm.ptr, i64) -> i32\n";
   char *all = NULL;
   if (main_text && pack_text && tile_text) {
