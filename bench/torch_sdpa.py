@@ -20,11 +20,16 @@ reps = int(sys.argv[4]) if len(sys.argv) > 4 else 5
 H, D, W = 16, 64, 512
 
 try:
+    import torch._dynamo
     from torch.nn.attention.flex_attention import create_block_mask, flex_attention
-    flex = torch.compile(flex_attention, dynamic=False)
+    # one compiled kernel per shape and mask: without room for all of them
+    # dynamo falls back to the unfused eager path, which is not FlexAttention
+    torch._dynamo.config.cache_size_limit = 256
+    torch._dynamo.config.accumulated_cache_size_limit = 1024
+    have_flex = True
 except Exception as e:  # an old torch: no FlexAttention
     print("FlexAttention unavailable:", e, file=sys.stderr)
-    flex = None
+    have_flex = False
 
 
 def timed(fn):
@@ -46,7 +51,8 @@ for S in seqs:
     cases = [("torch-sdpa", "dense", lambda: F.scaled_dot_product_attention(q, k, v)),
              ("torch-sdpa", "causal", lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True)),
              ("torch-sdpa", "window 512", lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=window))]
-    if flex is not None:
+    if have_flex:
+        flex = torch.compile(flex_attention, dynamic=False)
         causal_bm = create_block_mask(lambda b, h, qi, ki: qi >= ki, None, None, S, S, device="cpu")
         window_bm = create_block_mask(lambda b, h, qi, ki: (qi - ki).abs() <= W // 2, None, None, S, S, device="cpu")
         cases += [("torch-flex", "dense", lambda: flex(q, k, v)),
