@@ -35,5 +35,11 @@ config.substitutions.append(("%libs", "%s %s -lm" % (os.path.join(build, "libsat
                                                     os.path.join(build, "libsattn_runtime.a"))))
 config.substitutions.append(("%FileCheck", "FileCheck --enable-var-scope"))
 
+import shutil
+if shutil.which("valgrind") and not sanitize:
+    config.available_features.add("valgrind")
+    config.substitutions.append(("%valgrind", "valgrind -q --error-exitcode=99 --leak-check=full "
+                                              "--errors-for-leak-kinds=definite"))
+
 if os.path.exists(os.path.join(bindir, "fuzz-frontend")):
     config.available_features.add("fuzzer")

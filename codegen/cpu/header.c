@@ -26,7 +26,7 @@ void cg_cpu_header(FILE *out, const SaSpec *const *specs, int n) {
         " * Every kernel returns 0 on success, 1 for an invalid argument (a NULL\n"
         " * tensor, batch or seq below 1), 2 when its scratch memory cannot be\n"
         " * allocated and 3 when batch or seq differ from the values the spec fixes\n"
-        " * or are too large; nothing is written then. Importance pointers may be\n"
+        " * or are too large; nothing is written on 1 and 3. Importance pointers may be\n"
         " * NULL: a NULL input means zeros, a NULL output is not written. Kernels\n"
         " * are reentrant; concurrent calls must not share output arrays.\n"
         " * Link with libsattn_runtime.a: kernels spread their work over its worker\n"
