@@ -1317,29 +1317,58 @@ static void emit_tile(K *k) {
   em_end(E);
   em_end(E);
 
-  /* O += P V, rv rows at a time */
-  rb = em_for(E, k->c0, em_index(E, TQ), em_index(E, rv));
-  for (int rr = 0; rr < rv; rr++)
-    for (int v = 0; v < nvd; v++)
-      em_set(E, oacc[rr][v], em(E, "vector.load %s[%s] : %s, %s", acc_o.s, addc(k, mulc(k, addc(k, rb, rr), Dp), v * VL32).s, ot, vt), vt);
+  /* O += P V. A key the mask excluded has p = 0 and must add nothing even
+   * if its value row holds an Inf or NaN (0 * Inf is NaN): tiles whose V rows
+   * are not all finite take the same loop with a select, the others (every
+   * tile of sane data) the plain FMA. */
+  V badv = em_var(E, "i1");
+  em_set(E, badv, em_int(E, 0, "i1"), "i1");
   c = em_for(E, k->c0, kl, k->c1);
-  V voff = row_offset(k, k->KVH, b, g, addx(k, k0, c));
-  V vv[16];
+  V vscan = row_offset(k, k->KVH, b, g, addx(k, k0, c));
   for (int v = 0; v < nvd; v++) {
     int tail = D - v * VL32 < VL32 ? (int)(D - v * VL32) : 0;
-    vv[v] = vload(k, k->v, addc(k, voff, v * VL32), VL32, tail, "f32");
-  }
-  for (int rr = 0; rr < rv; rr++) {
-    V p = load(k, pt, addx(k, mulc(k, addc(k, rb, rr), TK), c), pmt);
-    V pb = em(E, "vector.broadcast %s : f32 to %s", p.s, vt);
-    for (int v = 0; v < nvd; v++)
-      em_set(E, oacc[rr][v], em(E, "vector.fma %s, %s, %s : %s", pb.s, vv[v].s, em_get(E, oacc[rr][v], vt).s, vt), vt);
+    V x = vload(k, k->v, addc(k, vscan, v * VL32), VL32, tail, "f32");
+    V dx = em(E, "arith.subf %s, %s : %s", x.s, x.s, vt); /* NaN exactly where x is Inf or NaN */
+    V nf = em(E, "vector.reduction <or>, %s : vector<16xi1> into i1", em(E, "arith.cmpf uno, %s, %s : %s", dx.s, dx.s, vt).s);
+    em_set(E, badv, or1(k, em_get(E, badv, "i1"), nf), "i1");
   }
   em_end(E);
-  for (int rr = 0; rr < rv; rr++)
-    for (int v = 0; v < nvd; v++)
-      em_do(E, "vector.store %s, %s[%s] : %s, %s", em_get(E, oacc[rr][v], vt).s, acc_o.s,
-            addc(k, mulc(k, addc(k, rb, rr), Dp), v * VL32).s, ot, vt);
+  V bad = em_get(E, badv, "i1");
+  for (int safe = 0; safe < 2; safe++) {
+    if (safe == 0)
+      em_if(E, em(E, "arith.xori %s, %s : i1", bad.s, em_int(E, 1, "i1").s));
+    else
+      em_else(E);
+    rb = em_for(E, k->c0, em_index(E, TQ), em_index(E, rv));
+    for (int rr = 0; rr < rv; rr++)
+      for (int v = 0; v < nvd; v++)
+        em_set(E, oacc[rr][v], em(E, "vector.load %s[%s] : %s, %s", acc_o.s, addc(k, mulc(k, addc(k, rb, rr), Dp), v * VL32).s, ot, vt), vt);
+    c = em_for(E, k->c0, kl, k->c1);
+    V voff = row_offset(k, k->KVH, b, g, addx(k, k0, c));
+    V vv[16];
+    for (int v = 0; v < nvd; v++) {
+      int tail = D - v * VL32 < VL32 ? (int)(D - v * VL32) : 0;
+      vv[v] = vload(k, k->v, addc(k, voff, v * VL32), VL32, tail, "f32");
+    }
+    for (int rr = 0; rr < rv; rr++) {
+      V p = load(k, pt, addx(k, mulc(k, addc(k, rb, rr), TK), c), pmt);
+      V pb = em(E, "vector.broadcast %s : f32 to %s", p.s, vt);
+      V nonzero = safe ? cmpf(k, "one", p, em_float(E, 0.0, "f32"), "f32") : (V){""};
+      for (int v = 0; v < nvd; v++) {
+        V old = em_get(E, oacc[rr][v], vt);
+        V nw = em(E, "vector.fma %s, %s, %s : %s", pb.s, vv[v].s, old.s, vt);
+        if (safe)
+          nw = em(E, "arith.select %s, %s, %s : %s", nonzero.s, nw.s, old.s, vt);
+        em_set(E, oacc[rr][v], nw, vt);
+      }
+    }
+    em_end(E);
+    for (int rr = 0; rr < rv; rr++)
+      for (int v = 0; v < nvd; v++)
+        em_do(E, "vector.store %s, %s[%s] : %s, %s", em_get(E, oacc[rr][v], vt).s, acc_o.s,
+              addc(k, mulc(k, addc(k, rb, rr), Dp), v * VL32).s, ot, vt);
+    em_end(E);
+  }
   em_end(E);
   em_end(E); /* need */
   em_end(E); /* key tiles */
