@@ -55,6 +55,10 @@ static bool dtype_of(MlirType t, SaDtype *out) {
     *out = DT_FP16;
   else if (mlirTypeIsABF16(t))
     *out = DT_BF16;
+  else if (mlirTypeIsAFloat8E4M3FN(t))
+    *out = DT_FP8E4M3;
+  else if (mlirTypeIsAFloat8E5M2(t))
+    *out = DT_FP8E5M2;
   else
     return false;
   return true;
@@ -194,7 +198,8 @@ static void read_stage(Lower *l, MlirOperation op, int stage) {
     s->value_keep = f64_or(op, "keep", 1.0);
   } else if (!strcmp(name, "av")) {
     MlirType t = mlirValueGetType(mlirOperationGetResult(op, 0));
-    if (!mlirTypeIsARankedTensor(t) || !dtype_of(mlirShapedTypeGetElementType(t), &s->output))
+    if (!mlirTypeIsARankedTensor(t) || !dtype_of(mlirShapedTypeGetElementType(t), &s->output) ||
+        s->output == DT_FP8E4M3 || s->output == DT_FP8E5M2)
       error_at(l, op, "the CPU target writes fp32, fp16 or bf16 outputs");
   }
 }
@@ -235,7 +240,7 @@ static void read_func(Lower *l) {
     return;
   }
   if (!dtype_of(mlirShapedTypeGetElementType(qt), &s->storage)) {
-    error_at(l, f, "the CPU target reads fp32, fp16 or bf16 inputs");
+    error_at(l, f, "the CPU target reads fp32, fp16, bf16 or fp8 inputs");
     return;
   }
   s->output = s->storage;

@@ -139,15 +139,37 @@ static float half_value(uint16_t h) {
   return (h & 0x8000) ? -v : v;
 }
 
+/* fp8 bytes of a float already rounded to the format (or NaN, or Inf for
+ * e5m2): e4m3 has 3 mantissa bits, bias 7, no Inf; e5m2 2 bits, bias 15. */
+static uint8_t fp8_bits(float r, SaDtype t) {
+  bool e4 = t == DT_FP8E4M3;
+  int mant = e4 ? 3 : 2, emin = e4 ? -6 : -14, bias = e4 ? 7 : 15;
+  uint8_t sign = signbit(r) ? 0x80 : 0;
+  float a = fabsf(r);
+  if (isnan(r))
+    return sign | (e4 ? 0x7F : 0x7E);
+  if (isinf(r))
+    return sign | 0x7C;
+  if (a < ldexpf(1.0f, emin))
+    return sign | (uint8_t)lrintf(ldexpf(a, mant - emin));
+  int e;
+  float f = frexpf(a, &e); /* a = f * 2^e, f in [0.5, 1) */
+  return sign | (uint8_t)(((e - 1 + bias) << mant) | (int)lrintf(ldexpf(2 * f - 1, mant)));
+}
+
+static size_t dtype_bytes(SaDtype t) { return t == DT_FP32 ? 4 : t == DT_FP8E4M3 || t == DT_FP8E5M2 ? 1 : 2; }
+
 /* The kernel's memory for a tensor of type t from fp32 values (rounded to t first). */
 static void *encode(const float *x, size_t n, SaDtype t) {
-  size_t elem = t == DT_FP32 ? 4 : 2;
+  size_t elem = dtype_bytes(t);
   unsigned char *out = malloc(n * elem + 1);
   if (!out)
     return NULL;
   for (size_t i = 0; i < n; i++) {
     float r = sa_round_to_dtype(x[i], t);
-    if (t == DT_FP32) {
+    if (elem == 1) {
+      out[i] = fp8_bits(r, t);
+    } else if (t == DT_FP32) {
       memcpy(out + 4 * i, &r, 4);
     } else {
       uint32_t u;
@@ -557,8 +579,8 @@ int main(int argc, char **argv) {
       if (s.heads % s.kv_heads != 0)
         fprintf(stderr, "sattn-run: error: heads=%lld is not a multiple of kv_heads=%lld\n", (long long)s.heads,
                 (long long)s.kv_heads);
-      else if (!cg_cpu_dtype_supported(s.storage) || !cg_cpu_dtype_supported(s.output))
-        fprintf(stderr, "%s:%d:%d: error: the cpu target reads and writes fp32, fp16 or bf16, not %s -> %s\n", a.file,
+      else if (!cg_cpu_dtype_supported(s.storage) || !cg_cpu_dtype_supported(s.output) || dtype_bytes(s.output) == 1)
+        fprintf(stderr, "%s:%d:%d: error: the cpu target reads and writes fp32, fp16, bf16 or fp8, not %s -> %s\n", a.file,
                 s.line, s.col, sa_dtype_name(s.storage), sa_dtype_name(s.output));
       else
         rc = run(&a, &s);

@@ -6,10 +6,16 @@
 
 #include "../codegen.h"
 
-static const char *c_type(SaDtype t) { return t == DT_FP32 ? "float" : "uint16_t"; }
+static const char *c_type(SaDtype t) {
+  return t == DT_FP32 ? "float" : t == DT_FP8E4M3 || t == DT_FP8E5M2 ? "uint8_t" : "uint16_t";
+}
 
 static const char *type_note(SaDtype t) {
-  return t == DT_FP16 ? " (IEEE binary16 bits)" : t == DT_BF16 ? " (bfloat16 bits: the top half of an fp32)" : "";
+  static const char *notes[DT_COUNT] = {[DT_FP16] = " (IEEE binary16 bits)",
+                                        [DT_BF16] = " (bfloat16 bits: the top half of an fp32)",
+                                        [DT_FP8E4M3] = " (OCP fp8 E4M3 bits, no infinity)",
+                                        [DT_FP8E5M2] = " (OCP fp8 E5M2 bits)"};
+  return notes[t] ? notes[t] : "";
 }
 
 static void macro(FILE *out, const char *name, const char *what, long long v) {

@@ -31,7 +31,7 @@
 /* ------------------------------------------------------------------ */
 /* Buffers and element types                                          */
 
-typedef enum { BK_F32, BK_F16, BK_BF16, BK_F64 } BufKind;
+typedef enum { BK_F32, BK_F16, BK_BF16, BK_F64, BK_E4M3, BK_E5M2 } BufKind;
 
 typedef struct {
   V m;
@@ -40,20 +40,25 @@ typedef struct {
 
 /* Element type in memory (bf16 travels as raw i16 bits). */
 static const char *elem(BufKind k) {
-  static const char *names[] = {"f32", "f16", "i16", "f64"};
+  static const char *names[] = {"f32", "f16", "i16", "f64", "i8", "i8"};
   return names[k];
 }
 
 static const char *memty(BufKind k) {
-  static const char *names[] = {"memref<?xf32>", "memref<?xf16>", "memref<?xi16>", "memref<?xf64>"};
+  static const char *names[] = {"memref<?xf32>", "memref<?xf16>", "memref<?xi16>",
+                                "memref<?xf64>", "memref<?xi8>",  "memref<?xi8>"};
   return names[k];
 }
 
 static BufKind kind_of(SaDtype t) {
-  return t == DT_FP16 ? BK_F16 : t == DT_BF16 ? BK_BF16 : BK_F32;
+  static const BufKind kinds[DT_COUNT] = {[DT_FP32] = BK_F32, [DT_FP16] = BK_F16, [DT_BF16] = BK_BF16,
+                                          [DT_FP8E4M3] = BK_E4M3, [DT_FP8E5M2] = BK_E5M2};
+  return kinds[t];
 }
 
-bool cg_cpu_dtype_supported(SaDtype t) { return t == DT_FP32 || t == DT_FP16 || t == DT_BF16; }
+bool cg_cpu_dtype_supported(SaDtype t) {
+  return t == DT_FP32 || t == DT_FP16 || t == DT_BF16 || t == DT_FP8E4M3 || t == DT_FP8E5M2;
+}
 
 #define VL32 16 /* f32 lanes */
 #define VL64 8  /* f64 lanes */
@@ -114,6 +119,61 @@ static V row_offset(K *k, int64_t nh, V b, V h, V i) {
   return mulc(k, row, k->D);
 }
 
+/* A constant of `ty` ("i32", "f32") broadcast to `lanes` lanes (0: scalar). */
+static V cst(K *k, int lanes, const char *ty, const char *val) {
+  if (!lanes)
+    return em(E, "arith.constant %s : %s", val, ty);
+  return em(E, "arith.constant dense<%s> : vector<%dx%s>", val, lanes, ty);
+}
+
+static void shape_of(int lanes, const char *ty, char *out, size_t cap) {
+  if (lanes)
+    snprintf(out, cap, "vector<%dx%s>", lanes, ty);
+  else
+    snprintf(out, cap, "%s", ty);
+}
+
+/* fp8 bytes (i8, scalar or `lanes` lanes) to f32, exactly. e5m2 is the top
+ * byte of an fp16; e4m3 (the FN variant: no infinity, NaN = S.1111.111) is
+ * assembled from its fields, subnormals as m * 2^-9. */
+static V fp8_to_f32(K *k, V x, int lanes, BufKind kind) {
+  char i8[32], i16[32], i32[32], f16[32], f32[32];
+  shape_of(lanes, "i8", i8, sizeof i8), shape_of(lanes, "i16", i16, sizeof i16);
+  shape_of(lanes, "i32", i32, sizeof i32), shape_of(lanes, "f16", f16, sizeof f16);
+  shape_of(lanes, "f32", f32, sizeof f32);
+  if (kind == BK_E5M2) {
+    V w = em(E, "arith.extui %s : %s to %s", x.s, i8, i16);
+    w = em(E, "arith.shli %s, %s : %s", w.s, cst(k, lanes, "i16", "8").s, i16);
+    V h = em(E, "arith.bitcast %s : %s to %s", w.s, i16, f16);
+    return em(E, "arith.extf %s : %s to %s", h.s, f16, f32);
+  }
+  V w = em(E, "arith.extui %s : %s to %s", x.s, i8, i32);
+  V sgn = em(E, "arith.shli %s, %s : %s", em(E, "arith.shrui %s, %s : %s", w.s, cst(k, lanes, "i32", "7").s, i32).s,
+             cst(k, lanes, "i32", "31").s, i32);
+  V e = em(E, "arith.andi %s, %s : %s", em(E, "arith.shrui %s, %s : %s", w.s, cst(k, lanes, "i32", "3").s, i32).s,
+           cst(k, lanes, "i32", "15").s, i32);
+  V m = em(E, "arith.andi %s, %s : %s", w.s, cst(k, lanes, "i32", "7").s, i32);
+  V nb = em(E, "arith.ori %s, %s : %s", sgn.s,
+            em(E, "arith.ori %s, %s : %s",
+               em(E, "arith.shli %s, %s : %s", em(E, "arith.addi %s, %s : %s", e.s, cst(k, lanes, "i32", "120").s, i32).s,
+                  cst(k, lanes, "i32", "23").s, i32).s,
+               em(E, "arith.shli %s, %s : %s", m.s, cst(k, lanes, "i32", "20").s, i32).s, i32).s,
+            i32);
+  V normal = em(E, "arith.bitcast %s : %s to %s", nb.s, i32, f32);
+  V sub = em(E, "arith.mulf %s, %s : %s", em(E, "arith.sitofp %s : %s to %s", m.s, i32, f32).s,
+             cst(k, lanes, "f32", "0x3B000000").s, f32); /* 2^-9 */
+  sub = em(E, "arith.bitcast %s : %s to %s",
+           em(E, "arith.ori %s, %s : %s", em(E, "arith.bitcast %s : %s to %s", sub.s, f32, i32).s, sgn.s, i32).s, i32, f32);
+  char i1[32];
+  shape_of(lanes, "i1", i1, sizeof i1);
+  V is_sub = em(E, "arith.cmpi eq, %s, %s : %s", e.s, cst(k, lanes, "i32", "0").s, i32);
+  V r = em(E, "arith.select %s, %s, %s : %s%s%s", is_sub.s, sub.s, normal.s, lanes ? i1 : "", lanes ? ", " : "", f32);
+  V low7 = em(E, "arith.andi %s, %s : %s", w.s, cst(k, lanes, "i32", "127").s, i32);
+  V nan = em(E, "arith.cmpi eq, %s, %s : %s", low7.s, cst(k, lanes, "i32", "127").s, i32);
+  return em(E, "arith.select %s, %s, %s : %s%s%s", nan.s, cst(k, lanes, "f32", "0x7FC00000").s, r.s, lanes ? i1 : "",
+            lanes ? ", " : "", f32);
+}
+
 /* `lanes` elements of b at off, converted to vector<lanes x ft>; `tail` > 0
  * loads only the first `tail` lanes (the rest are zero). */
 static V vload(K *k, Buf b, V off, int lanes, int tail, const char *ft) {
@@ -123,7 +183,8 @@ static V vload(K *k, Buf b, V off, int lanes, int tail, const char *ft) {
   V x;
   if (tail > 0) {
     V mask = em(E, "vector.constant_mask [%d] : vector<%dxi1>", tail, lanes);
-    V pass = em(E, "arith.constant dense<0%s> : %s", b.k == BK_BF16 ? "" : ".0", vt);
+    bool integer = b.k == BK_BF16 || b.k == BK_E4M3 || b.k == BK_E5M2;
+    V pass = em(E, "arith.constant dense<0%s> : %s", integer ? "" : ".0", vt);
     x = em(E, "vector.maskedload %s[%s], %s, %s : %s, vector<%dxi1>, %s into %s", b.m.s, off.s, mask.s, pass.s,
            memty(b.k), lanes, vt, vt);
   } else {
@@ -134,6 +195,9 @@ static V vload(K *k, Buf b, V off, int lanes, int tail, const char *ft) {
     V sh = em(E, "arith.constant dense<16> : vector<%dxi32>", lanes);
     V hi = em(E, "arith.shli %s, %s : vector<%dxi32>", w.s, sh.s, lanes);
     x = em(E, "arith.bitcast %s : vector<%dxi32> to vector<%dxf32>", hi.s, lanes, lanes);
+    et = "f32";
+  } else if (b.k == BK_E4M3 || b.k == BK_E5M2) {
+    x = fp8_to_f32(k, x, lanes, b.k);
     et = "f32";
   }
   if (strcmp(et, ft) != 0)
@@ -149,6 +213,9 @@ static V sload(K *k, Buf b, V i, const char *ft) {
     V w = em(E, "arith.extui %s : i16 to i32", x.s);
     V hi = bin(k, "arith.shli", w, em_int(E, 16, "i32"), "i32");
     x = em(E, "arith.bitcast %s : i32 to f32", hi.s);
+    et = "f32";
+  } else if (b.k == BK_E4M3 || b.k == BK_E5M2) {
+    x = fp8_to_f32(k, x, 0, b.k);
     et = "f32";
   }
   if (strcmp(et, ft) != 0)
