@@ -75,6 +75,8 @@ typedef struct {
   V has_ti, has_to, has_hi, has_ho;
   V idx, val, pr, flag;         /* row lists: index, f64, f32, i8 */
   V gstart;                     /* N:M: each list entry's group run start */
+  V keys;                       /* top-k: the list's order keys (i64) */
+  V prow;                       /* DSA: one projected row in double */
   V tokkeep, tokval, tokacc;    /* per batch: i8, f64, f64 */
   V headkeep, headval;          /* memref<Hxi8>, memref<Hxf64> */
   V proj, pq, pk, fq, fk, kmsb, kfull; /* f64 per-head precomputation */
@@ -435,8 +437,9 @@ static void compact_flagged(K *k, bool carry_p) {
 
 /* Keeps the `kk` (index) entries with the largest val, ties to the earlier
  * entry (lists are in key order, so: to the lower key index). The k-th
- * largest key is found a byte at a time from the top (8 counting passes),
- * then one pass keeps everything above it and the first ties. */
+ * largest key is found a byte at a time from the top (8 counting passes
+ * over the keys that still share the prefix found so far), then one pass
+ * keeps everything above it and the first ties. */
 static void keep_top(K *k, V kk, bool carry_p) {
   V n = n_get(k);
   em_if(E, cmpi(k, "ult", kk, n, "index"));
@@ -444,24 +447,34 @@ static void keep_top(K *k, V kk, bool carry_p) {
    * that share the prefix found so far by their next byte, and descend into
    * the byte where the count from the top reaches what is still needed. */
   V thr = em_var(E, "i64"), mask = em_var(E, "i64"), need = em_var(E, "index"), cnt = em_var(E, "index");
-  V done = em_var(E, "i1");
+  V done = em_var(E, "i1"), live = em_var(E, "index"), w = em_var(E, "index");
   V hist = em_alloca(E, 256, "index");
   em_set(E, thr, c64(k, 0), "i64");
   em_set(E, mask, c64(k, 0), "i64");
   em_set(E, need, kk, "index");
+  /* the keys once; each pass keeps only those that still share the prefix */
+  V c = em_for(E, k->c0, n, k->c1);
+  store(k, order_key(k, load(k, k->val, c, "memref<?xf64>")), k->keys, c, "memref<?xi64>");
+  em_end(E);
+  em_set(E, live, n, "index");
   V pass = em_for(E, k->c0, em_index(E, 8), k->c1);
   V sh = bin(k, "arith.subi", c64(k, 56), bin(k, "arith.muli", to_i64(k, pass), c64(k, 8), "i64"), "i64");
   V hb = em_for(E, k->c0, em_index(E, 256), k->c1);
   store(k, k->c0, hist, hb, "memref<256xindex>");
   em_end(E);
   V pre = em_get(E, thr, "i64"), mk = em_get(E, mask, "i64");
-  V c = em_for(E, k->c0, n, k->c1);
-  V key = order_key(k, load(k, k->val, c, "memref<?xf64>"));
+  em_set(E, w, k->c0, "index");
+  c = em_for(E, k->c0, em_get(E, live, "index"), k->c1);
+  V key = load(k, k->keys, c, "memref<?xi64>");
   em_if(E, cmpi(k, "eq", bin(k, "arith.andi", key, mk, "i64"), pre, "i64"));
   V byte = to_index(k, bin(k, "arith.andi", bin(k, "arith.shrui", key, sh, "i64"), c64(k, 255), "i64"));
   store(k, addc(k, load(k, hist, byte, "memref<256xindex>"), 1), hist, byte, "memref<256xindex>");
+  V wv = em_get(E, w, "index");
+  store(k, key, k->keys, wv, "memref<?xi64>");
+  em_set(E, w, addc(k, wv, 1), "index");
   em_end(E);
   em_end(E);
+  em_set(E, live, em_get(E, w, "index"), "index");
   em_set(E, cnt, k->c0, "index");
   em_set(E, done, em_int(E, 0, "i1"), "i1");
   V nd = em_get(E, need, "index");
@@ -582,7 +595,9 @@ static void list_scores_f64(K *k, Buf a, V a_off, Buf b, RowOff b_row, int64_t l
     coef = bin(k, "arith.mulf", coef, load(k, a_steps, a_step_at, "memref<?xf64>"), "f64");
   V c = em_for(E, k->c0, n_get(k), k->c1);
   V j = load(k, k->idx, c, "memref<?xindex>");
-  V d = dot(k, a, a_off, b, b_row(k, j), len, "f64");
+  /* grids: an exact integer dot in f32; scores: f64 */
+  V d = grid ? em(E, "arith.extf %s : f32 to f64", dot(k, a, a_off, b, b_row(k, j), len, "f32").s)
+             : dot(k, a, a_off, b, b_row(k, j), len, "f64");
   V cj = grid ? bin(k, "arith.mulf", coef, load(k, b_steps, b_step(k, j), "memref<?xf64>"), "f64") : coef;
   store(k, bin(k, "arith.mulf", cj, d, "f64"), k->val, c, "memref<?xf64>");
   em_end(E);
@@ -686,10 +701,12 @@ static void logits_from_val(K *k) {
 /* ------------------------------------------------------------------ */
 /* Per-head precomputation                                            */
 
-/* Quantizes `len` elements of src at so into dst (f64) at dof, per row
+/* Quantizes `len` elements of src at so into dst at dof, per row
  * (docs/semantics.md §4.2), with the reference's operations. With a steps
- * buffer, dst receives the integer grid and steps[step_at] the step;
- * without, the dequantized values. */
+ * buffer, dst (f32) receives the integer grid and steps[step_at] the step:
+ * grids of up to 8 bits are exact in f32 and so are their dot products
+ * (|sum| < 2^24 for head_dim up to 1040), at twice the f64 rate. Without,
+ * dst (f64) receives the dequantized values. */
 static void quant_row(K *k, Buf src, V so, V dst, V dof, int64_t len, int bits, V steps, V step_at) {
   double qmax = ldexp(1.0, bits - 1) - 1.0;
   V amax = em_var(E, "f64");
@@ -710,14 +727,19 @@ static void quant_row(K *k, Buf src, V so, V dst, V dof, int64_t len, int bits, 
   r = bin(k, "arith.minnumf", bin(k, "arith.maxnumf", r, em_float(E, -qmax, "f64"), "f64"), em_float(E, qmax, "f64"),
           "f64");
   V val = grid ? r : bin(k, "arith.mulf", r, step, "f64");
-  store(k, sel(k, is0, em_float(E, 0.0, "f64"), val, "f64"), dst, addx(k, dof, d), "memref<?xf64>");
+  val = sel(k, is0, em_float(E, 0.0, "f64"), val, "f64");
+  if (grid)
+    store(k, em(E, "arith.truncf %s : f64 to f32", val.s), dst, addx(k, dof, d), "memref<?xf32>");
+  else
+    store(k, val, dst, addx(k, dof, d), "memref<?xf64>");
   em_end(E);
 }
 
-/* DSA: dst[i*P + c] = quant(sum_d x[i, d] * proj[d*P + c]) for every row i. */
+/* DSA: dst[i*P + c] = grid(sum_d x[i, d] * proj[d*P + c]) for every row i;
+ * the projection is kept in double (prow) until it is quantized. */
 static void project_rows(K *k, Buf x, int64_t nh, V b, V h, V dst, V steps) {
   int64_t D = k->D, P = k->P;
-  Buf pj = {k->proj, BK_F64}, out = {dst, BK_F64};
+  Buf pj = {k->proj, BK_F64}, out = {k->prow, BK_F64};
   V i = em_for(E, k->c0, k->S, k->c1);
   V xo = row_offset(k, nh, b, h, i);
   V base = mulc(k, i, P);
@@ -728,9 +750,9 @@ static void project_rows(K *k, Buf x, int64_t nh, V b, V h, V dst, V steps) {
   V prod = bin(k, "arith.mulf", sload(k, x, addx(k, xo, d), "f64"), sload(k, pj, addx(k, mulc(k, d, P), c), "f64"), "f64");
   em_set(E, acc, bin(k, "arith.addf", em_get(E, acc, "f64"), prod, "f64"), "f64");
   em_end(E);
-  store(k, em_get(E, acc, "f64"), dst, addx(k, base, c), "memref<?xf64>");
+  store(k, em_get(E, acc, "f64"), k->prow, c, "memref<?xf64>");
   em_end(E);
-  quant_row(k, out, base, dst, base, P, k->s->predict_bits, steps, i);
+  quant_row(k, out, k->c0, dst, base, P, k->s->predict_bits, steps, i);
   em_end(E);
 }
 
@@ -829,7 +851,7 @@ static void candidates(K *k, V i) {
 static void row(K *k, V i) {
   const SaSpec *s = k->s;
   candidates(k, i);
-  Buf fq = {k->fq, BK_F64}, fk = {k->fk, BK_F64}, pqb = {k->pq, BK_F64}, pkb = {k->pk, BK_F64};
+  Buf fq = {k->fq, BK_F32}, fk = {k->fk, BK_F32}, pqb = {k->pq, BK_F32}, pkb = {k->pk, BK_F32};
   if (s->has_predict) {
     list_scores_f64(k, pqb, mulc(k, i, k->P), pkb, p_row, k->P, k->pqs, i, k->pks, same_row);
     select_rule(k, s->predict_keep, false);
@@ -1497,13 +1519,19 @@ static bool flash_eligible(const SaSpec *s) {
 
 /* The row path's scratch: lists of `len` entries and the quantized
  * copies of one head. */
+#define MAX_SCRATCH 32
+
 typedef struct {
-  V m[20];
-  const char *t[20];
+  V m[MAX_SCRATCH];
+  const char *t[MAX_SCRATCH];
   int n;
 } RowScratch;
 
 static V scratch(K *k, RowScratch *rs, V n, const char *et, V *ok) {
+  if (rs->n == MAX_SCRATCH) {
+    fprintf(stderr, "%s:%d: internal error: more than %d scratch buffers\n", __FILE__, __LINE__, MAX_SCRATCH);
+    abort();
+  }
   V m = alloc(k, n, et, ok);
   rs->m[rs->n] = m;
   rs->t[rs->n++] = et;
@@ -1520,14 +1548,16 @@ static void row_scratch_alloc(K *k, RowScratch *rs, V *ok, V len) {
   k->pr = scratch(k, rs, len, "f32", ok);
   k->flag = scratch(k, rs, len, "i8", ok);
   k->gstart = scratch(k, rs, s->nm_m ? len : one, "index", ok);
+  k->keys = scratch(k, rs, len, "i64", ok);
   k->tokkeep = scratch(k, rs, k->S, "i8", ok);
   k->tokval = scratch(k, rs, k->S, "f64", ok);
   k->tokacc = scratch(k, rs, k->S, "f64", ok);
   k->proj = scratch(k, rs, em_index(E, k->P ? k->D * k->P : 1), "f64", ok);
-  k->pq = scratch(k, rs, k->P ? mulc(k, k->S, k->P) : one, "f64", ok);
-  k->pk = scratch(k, rs, k->P ? mulc(k, k->S, k->P) : one, "f64", ok);
-  k->fq = scratch(k, rs, k->R ? mulc(k, sd, k->R) : one, "f64", ok);
-  k->fk = scratch(k, rs, k->R ? mulc(k, sd, k->R) : one, "f64", ok);
+  k->pq = scratch(k, rs, k->P ? mulc(k, k->S, k->P) : one, "f32", ok);
+  k->pk = scratch(k, rs, k->P ? mulc(k, k->S, k->P) : one, "f32", ok);
+  k->prow = scratch(k, rs, em_index(E, k->P ? k->P : 1), "f64", ok);
+  k->fq = scratch(k, rs, k->R ? mulc(k, sd, k->R) : one, "f32", ok);
+  k->fk = scratch(k, rs, k->R ? mulc(k, sd, k->R) : one, "f32", ok);
   k->pqs = scratch(k, rs, k->P ? k->S : one, "f64", ok);
   k->pks = scratch(k, rs, k->P ? k->S : one, "f64", ok);
   k->fqs = scratch(k, rs, k->R ? mulc(k, k->S, k->R) : one, "f64", ok);
