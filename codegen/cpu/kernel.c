@@ -1010,6 +1010,16 @@ static void head_body(K *k, V b, V h) {
   em_end(E);
 }
 
+/* in[off] as f64 when the optional input `has` is given, else 0. */
+static V optional_in(K *k, V has, V in, V off) {
+  V x = em_var(E, "f64");
+  em_set(E, x, em_float(E, 0.0, "f64"), "f64");
+  em_if(E, has);
+  em_set(E, x, em(E, "arith.extf %s : f32 to f64", load(k, in, off, "memref<?xf32>").s), "f64");
+  em_end(E);
+  return em_get(E, x, "f64");
+}
+
 static void batch(K *k, V b) {
   const SaSpec *s = k->s;
   char ht[32], hk[32];
@@ -1017,13 +1027,7 @@ static void batch(K *k, V b) {
   snprintf(hk, sizeof hk, "memref<%lldxi8>", (long long)k->H);
   /* tokens */
   V t = em_for(E, k->c0, k->S, k->c1);
-  V tv = em_var(E, "f64");
-  em_set(E, tv, em_float(E, 0.0, "f64"), "f64");
-  em_if(E, k->has_ti);
-  em_set(E, tv, em(E, "arith.extf %s : f32 to f64", load(k, k->ti, addx(k, mulx(k, b, k->S), t), "memref<?xf32>").s),
-         "f64");
-  em_end(E);
-  store(k, em_get(E, tv, "f64"), k->tokval, t, "memref<?xf64>");
+  store(k, optional_in(k, k->has_ti, k->ti, addx(k, mulx(k, b, k->S), t)), k->tokval, t, "memref<?xf64>");
   store(k, em_float(E, 0.0, "f64"), k->tokacc, t, "memref<?xf64>");
   store(k, em_int(E, 1, "i8"), k->tokkeep, t, "memref<?xi8>");
   em_end(E);
@@ -1031,13 +1035,7 @@ static void batch(K *k, V b) {
     prune_decide(k, k->S, k->tokval, "memref<?xf64>", k->tokkeep, "memref<?xi8>", ceil_ratio(k, s->token_keep, k->S));
   /* heads */
   V hh = em_for(E, k->c0, em_index(E, k->H), k->c1);
-  V hv = em_var(E, "f64");
-  em_set(E, hv, em_float(E, 0.0, "f64"), "f64");
-  em_if(E, k->has_hi);
-  em_set(E, hv, em(E, "arith.extf %s : f32 to f64", load(k, k->hi, addx(k, mulc(k, b, k->H), hh), "memref<?xf32>").s),
-         "f64");
-  em_end(E);
-  store(k, em_get(E, hv, "f64"), k->headval, hh, ht);
+  store(k, optional_in(k, k->has_hi, k->hi, addx(k, mulc(k, b, k->H), hh)), k->headval, hh, ht);
   store(k, em_int(E, 1, "i8"), k->headkeep, hh, hk);
   em_end(E);
   if (s->head_keep < 1.0) {
