@@ -302,19 +302,18 @@ static bool lower_func(MlirOperation func) {
   }
   /* Move the kernel and its helpers; a declaration another kernel already
    * brought (the runtime's entry points) is not moved twice. */
-  MlirOperation parent = mlirOperationGetParentOperation(func);
+  MlirSymbolTable table = mlirSymbolTableCreate(mlirOperationGetParentOperation(func));
   MlirOperation next;
   for (MlirOperation op = mlirBlockGetFirstOperation(mlirModuleGetBody(m)); !mlirOperationIsNull(op); op = next) {
     next = mlirOperationGetNextInBlock(op);
     MlirAttribute sym = mlirOperationGetAttributeByName(op, dl_ref("sym_name"));
-    MlirSymbolTable table = mlirSymbolTableCreate(parent);
     MlirOperation found =
         mlirAttributeIsNull(sym) ? (MlirOperation){NULL} : mlirSymbolTableLookup(table, mlirStringAttrGetValue(sym));
     bool dup = !mlirOperationIsNull(found) && !mlirOperationEqual(found, func);
-    mlirSymbolTableDestroy(table);
     if (!dup)
       mlirOperationMoveBefore(op, func);
   }
+  mlirSymbolTableDestroy(table);
   mlirOperationDestroy(func);
   mlirModuleDestroy(m);
   return true;

@@ -33,12 +33,6 @@ static bool has_dynamic(const SaSpec *s) {
   return s->has_predict || s->n_filter_rounds > 0 || s->nm_m > 0 || s->token_keep < 1.0 || s->head_keep < 1.0;
 }
 
-static double gauss(uint64_t *st) {
-  double u1 = ((double)(sa_splitmix64(st) >> 11) + 0.5) / 9007199254740992.0;
-  double u2 = (double)(sa_splitmix64(st) >> 11) / 9007199254740992.0;
-  return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
-}
-
 /* Survivors of head 0 through the reference, on seeded Gaussian inputs. */
 static uint8_t *survivors(const SaSpec *spec, int64_t S, uint64_t seed) {
   SaSpec s = *spec;
@@ -52,15 +46,15 @@ static uint8_t *survivors(const SaSpec *spec, int64_t S, uint64_t seed) {
   uint64_t st = seed;
   bool ok = q && k && v && o && ti && hi && surv;
   for (int64_t i = 0; ok && i < nq; i++)
-    q[i] = (float)gauss(&st);
+    q[i] = (float)sa_gaussian(&st);
   for (int64_t i = 0; ok && i < nkv; i++) {
-    k[i] = (float)gauss(&st);
-    v[i] = (float)gauss(&st);
+    k[i] = (float)sa_gaussian(&st);
+    v[i] = (float)sa_gaussian(&st);
   }
   for (int64_t i = 0; ok && i < S; i++)
-    ti[i] = (float)fabs(gauss(&st));
+    ti[i] = (float)fabs(sa_gaussian(&st));
   for (int64_t i = 0; ok && i < s.heads; i++)
-    hi[i] = (float)fabs(gauss(&st));
+    hi[i] = (float)fabs(sa_gaussian(&st));
   if (ok) {
     /* head 0 must be kept for the picture to show anything */
     hi[0] = 1e30f;

@@ -414,8 +414,7 @@ static void report(const char *what, const char *name, const char *pattern, int6
   fflush(stdout);
 }
 
-static void pattern_name(const FeFile *file, const SaSpec *s, char *out, size_t cap) {
-  (void)file;
+static void pattern_name(const SaSpec *s, char *out, size_t cap) {
   out[0] = 0;
   size_t n = 0;
 #define ADD(...) n += (size_t)snprintf(out + n, n < cap ? cap - n : 0, __VA_ARGS__)
@@ -516,7 +515,7 @@ int main(int argc, char **argv) {
     if (kernel && strcmp(fs->spec.name, kernel) != 0)
       continue;
     char pattern[128];
-    pattern_name(&fe.file, &fs->spec, pattern, sizeof pattern);
+    pattern_name(&fs->spec, pattern, sizeof pattern);
     for (int si = 0; si < n_seq; si++) {
       SaSpec s = fs->spec;
       int64_t S = seqs[si], B = s.batch == SA_DYNAMIC ? 1 : s.batch;

@@ -168,12 +168,6 @@ static int load_dir(const char *dir, DataSet **sets, int *n) {
   return total > 0 ? total : -1;
 }
 
-static double gauss(uint64_t *st) {
-  double u1 = ((double)(sa_splitmix64(st) >> 11) + 0.5) / 9007199254740992.0;
-  double u2 = (double)(sa_splitmix64(st) >> 11) / 9007199254740992.0;
-  return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
-}
-
 /* iid Gaussian (a = 0) or the planted generator: each query gets +a on the
  * logits of 16 random keys, +a/2 on the keys within 8 positions, and +a on
  * key 0 (a sink), planted through Q: q_i += a * sqrt(D) * k_j / |k_j|^2 for
@@ -197,9 +191,9 @@ static DataSet make_synthetic(double a, int64_t H, int64_t S, int64_t D, uint64_
   }
   uint64_t st = seed;
   for (size_t i = 0; i < n; i++) {
-    ds.k[i] = (float)gauss(&st);
-    ds.v[i] = (float)gauss(&st);
-    ds.q[i] = (float)gauss(&st);
+    ds.k[i] = (float)sa_gaussian(&st);
+    ds.v[i] = (float)sa_gaussian(&st);
+    ds.q[i] = (float)sa_gaussian(&st);
   }
   for (int64_t h = 0; a > 0 && h < H; h++) {
     const float *K = ds.k + h * S * D;
@@ -360,20 +354,18 @@ static Metrics measure(const DataSet *ds, const Run *dense, const Run *sp, doubl
       memcpy(sorted, pd, (size_t)S * sizeof *sorted);
       qsort(sorted, (size_t)S, sizeof *sorted, cmp_desc);
       float kth = sorted[k - 1];
-      int64_t above = 0, hit = 0, ties_total = 0, ties_hit = 0;
+      int64_t above = 0, hit = 0, ties_hit = 0;
       for (int64_t j = 0; j < S; j++) {
         if (pd[j] > kth) {
           above++;
           hit += ps[j] > 0;
         } else if (pd[j] == kth) {
-          ties_total++;
           ties_hit += ps[j] > 0;
         }
       }
       /* ties at the k-th value count as hits up to the slots they fill */
       int64_t slots = k - above;
       recall += (double)(hit + (ties_hit < slots ? ties_hit : slots)) / (double)k;
-      (void)ties_total;
       recall_rows++;
       /* random baseline: k keys uniformly from the row (Floyd's sampling) */
       memset(keep, 0, (size_t)S);

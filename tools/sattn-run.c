@@ -62,12 +62,6 @@ static bool parse_i64(const char *s, int64_t *out) {
 
 /* ---- inputs ---- */
 
-static double gaussian(uint64_t *state) {
-  double u1 = ((double)(sa_splitmix64(state) >> 11) + 0.5) / 9007199254740992.0;
-  double u2 = (double)(sa_splitmix64(state) >> 11) / 9007199254740992.0;
-  return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
-}
-
 static float *read_f32(const char *path, size_t want, size_t *out_n) {
   FILE *f = fopen(path, "rb");
   if (!f) {
@@ -290,10 +284,10 @@ static int run(const Args *a, SaSpec *s) {
     lk = malloc(nkv * sizeof *lk);
     lv = malloc(nkv * sizeof *lv);
     for (size_t i = 0; lq && i < nq; i++)
-      lq[i] = (float)(gaussian(&state) * a->input_scale);
+      lq[i] = (float)(sa_gaussian(&state) * a->input_scale);
     for (size_t i = 0; lk && lv && i < nkv; i++) {
-      lk[i] = (float)gaussian(&state);
-      lv[i] = (float)gaussian(&state);
+      lk[i] = (float)sa_gaussian(&state);
+      lv[i] = (float)sa_gaussian(&state);
     }
   }
   if (a->expect)
@@ -309,12 +303,12 @@ static int run(const Args *a, SaSpec *s) {
   if (tokens) {
     tin = malloc((size_t)(B * S) * sizeof *tin);
     for (int64_t i = 0; tin && i < B * S; i++)
-      tin[i] = (sa_splitmix64(&state) % 20 == 0 && i % S != 0) ? -INFINITY : (float)fabs(gaussian(&state));
+      tin[i] = (sa_splitmix64(&state) % 20 == 0 && i % S != 0) ? -INFINITY : (float)fabs(sa_gaussian(&state));
   }
   if (heads) {
     hin = malloc((size_t)(B * H) * sizeof *hin);
     for (int64_t i = 0; hin && i < B * H; i++)
-      hin[i] = (float)fabs(gaussian(&state));
+      hin[i] = (float)fabs(sa_gaussian(&state));
   }
   float *q = malloc(nq * sizeof *q), *k = malloc(nkv * sizeof *k), *v = malloc(nkv * sizeof *v);
   float *ref = malloc(nq * sizeof *ref), *got = malloc(nq * sizeof *got), *got_l = malloc(nq * sizeof *got_l);

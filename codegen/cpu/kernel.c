@@ -846,7 +846,7 @@ static void candidates(K *k, V i) {
   em_end(E);
 }
 
-/* One kept query row i of head (g_b, g_h): selection, softmax, importance,
+/* One kept query row i of head (cur_b, cur_h): selection, softmax, importance,
  * value pruning, A.V, output. */
 static void row(K *k, V i) {
   const SaSpec *s = k->s;
@@ -1230,8 +1230,6 @@ static void emit_pack(K *k) {
   V g = bin(k, "arith.remui", task, em_index(E, k->KVH), "index");
   V sp = to_index(k, k->kt_len);
   V base = mulx(k, mulc(k, addx(k, mulc(k, b, k->KVH), g), k->D), sp);
-  Buf ktb = {k->kt, BK_F32};
-  (void)ktb;
   V j = em_for(E, k->c0, sp, k->c1);
   V inside = cmpi(k, "ult", j, k->S, "index");
   V jr = sel(k, inside, j, k->c0, "index");

@@ -66,4 +66,8 @@ bool sa_static_allowed(const SaSpec *s, int64_t seq, int64_t i, int64_t j);
  * 64-bit value. The caller owns the state; one state per thread. */
 uint64_t sa_splitmix64(uint64_t *state);
 
+/* A standard normal draw from two SplitMix64 values (Box-Muller), for the
+ * tools' seeded inputs. Same state rules as sa_splitmix64. */
+double sa_gaussian(uint64_t *state);
+
 #endif

@@ -27,6 +27,12 @@ uint64_t sa_splitmix64(uint64_t *state) {
   return z ^ (z >> 31);
 }
 
+double sa_gaussian(uint64_t *state) {
+  double u1 = ((double)(sa_splitmix64(state) >> 11) + 0.5) / 9007199254740992.0;
+  double u2 = (double)(sa_splitmix64(state) >> 11) / 9007199254740992.0;
+  return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
 /* Ties to even by hand rather than rint(), so the result does not depend on
  * the caller's floating-point rounding mode. `y` is non-negative. */
 static double ref_round_half_even(double y) {
