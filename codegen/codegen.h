@@ -17,6 +17,7 @@
 
 #include "mlir-c/ExecutionEngine.h"
 #include "mlir-c/IR.h"
+#include "sattn/cpu.h"
 #include "sattn/spec.h"
 
 /* X(enum, op name without the "sattn.mask_" prefix) */
@@ -59,11 +60,18 @@ typedef struct {
  * caller frees the text. */
 char *cg_cpu_kernel(const CpuPlan *plan);
 
+/* How a call of the kernel for s splits into tasks when it asks for no
+ * importance output: tiles of the returned number of queries, or (when 0)
+ * one task per (batch, head) if *per_head, else one task. */
+int64_t cg_cpu_query_tile(const SaSpec *s, bool *per_head);
+
 /* The storage and output types the CPU kernels read and write. */
 bool cg_cpu_dtype_supported(SaDtype t);
 
 /* ---- cpu/header.c: the C header for n kernels' objects ---- */
 void cg_cpu_header(FILE *out, const SaSpec *const *specs, int n);
+/* The kernel's C declaration (no semicolon) into buf, truncated to cap. */
+void cg_cpu_prototype(const SaSpec *s, char *buf, size_t cap);
 
 /* ---- cpu/target.c: from the lowered module to machine code ---- */
 
@@ -72,6 +80,12 @@ void cg_cpu_header(FILE *out, const SaSpec *const *specs, int n);
 extern const char cg_cpu_llvm_pipeline[];
 
 typedef enum { CG_OUT_LLVM, CG_OUT_ASM, CG_OUT_OBJ } CgOutput;
+
+/* Registers the x86 back end with LLVM, once per process. Thread-safe. */
+void cg_cpu_init(void);
+
+/* The CPU names cg_cpu_emit accepts besides "native", NULL-terminated. */
+const char *const *cg_cpu_names(void);
 
 /* Whether --cpu names a CPU the back end knows (NULL and "native" do). */
 bool cg_cpu_known(const char *cpu);
@@ -84,8 +98,7 @@ bool cg_cpu_known(const char *cpu);
 bool cg_cpu_emit(MlirModule m, const char *cpu, CgOutput what, FILE *out, char *err, size_t cap);
 
 /* The kernel ABI of docs/cpu-abi.md, with untyped tensor pointers. */
-typedef int32_t (*CgKernelFn)(const void *q, const void *k, const void *v, void *o, int64_t batch, int64_t seq,
-                              const float *token_in, float *token_out, const float *head_in, float *head_out);
+typedef SattnCpuKernelFn CgKernelFn;
 
 /* An in-process JIT of a module in the LLVM dialect, compiled at O3 for the
  * host. The engine owns the code: functions looked up stay valid until

@@ -45,15 +45,25 @@ typedef struct {
   size_t offset;
 } Loc;
 
+/* Where a message goes instead of `out` when set: the 1-based position (0
+ * without one), the formatted message and the source line (or NULL). */
+typedef void (*DiagSink)(void *ud, const char *file, int line, int col, const char *msg, const char *src_line);
+
 typedef struct Diag {
   const Source *src;
   FILE *out; /* where messages go; NULL discards them */
   int errors;
+  DiagSink sink;
+  void *sink_ud;
 } Diag;
 
 void diag_error(Diag *d, Loc loc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void diag_verror(Diag *d, Loc loc, const char *fmt, va_list ap);
+/* The printed form of one message: `file:line:col: severity: msg`, then the
+ * source line and a caret under col when src_line is given. */
+void diag_print(FILE *out, const char *file, int line, int col, const char *severity, const char *msg,
+                const char *src_line);
 
 /* ---- lexer.c ---- */
 
@@ -130,6 +140,8 @@ bool fe_parse(const TokenList *toks, Arena *a, Diag *d, FeFile *out);
 /* Checks relations between parts of each spec and across specs, and fills
  * derived values (defaults). Reports every error found; false if any. */
 bool fe_check(FeFile *f, Diag *d);
+/* The checks of one spec alone (after a change of its shape). */
+bool fe_check_spec(FeSpec *fs, Diag *d);
 
 /* ---- ast.c ---- */
 /* Prints every spec, or only the one called `only` when it is not NULL. */

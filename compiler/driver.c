@@ -1,5 +1,7 @@
-/* driver.c: context set-up, diagnostics, input and pipelines for the tools. */
+/* driver.c: the context's diagnostics, MLIR set-up, input and pipelines. */
 #include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,54 +15,96 @@
 
 static void print_to_file(MlirStringRef s, void *ud) { fwrite(s.data, 1, s.length, (FILE *)ud); }
 
-static const char *severity_name(MlirDiagnosticSeverity s) {
-  switch (s) {
-  case MlirDiagnosticError: return "error";
-  case MlirDiagnosticWarning: return "warning";
-  case MlirDiagnosticNote: return "note";
-  case MlirDiagnosticRemark: return "remark";
-  }
-  return "error";
+void drv_report(SattnContext *c, SattnSeverity sev, const char *file, int line, int col, const char *src_line,
+                const char *fmt, ...) {
+  char msg[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  /* a message is one line: later lines (MLIR's pipeline errors) join it */
+  for (char *p = msg; *p; p++)
+    if (*p == '\n')
+      *p = p[1] ? ' ' : 0;
+  SattnDiagnostic d = {sev, file ? file : "sattn", line, col, msg, src_line};
+  if (sev == SATTN_SEVERITY_ERROR)
+    c->errors++;
+  if (c->fn)
+    c->fn(&d, c->user);
+  else
+    sattn_print_diagnostic(&d, stderr);
 }
 
-/* MLIR diagnostics in the same form as the front end's: file:line:col. */
+static void front_end_sink(void *ud, const char *file, int line, int col, const char *msg, const char *src_line) {
+  drv_report(ud, SATTN_SEVERITY_ERROR, file, line, col, src_line, "%s", msg);
+}
+
+Diag drv_diag(SattnContext *c) { return (Diag){.sink = front_end_sink, .sink_ud = c}; }
+
+static void append(MlirStringRef s, void *ud) {
+  char *buf = ud;
+  size_t n = strlen(buf);
+  size_t room = 1023 - n;
+  size_t k = s.length < room ? s.length : room;
+  memcpy(buf + n, s.data, k);
+  buf[n + k] = 0;
+}
+
+/* MLIR diagnostics reach the handler in the front end's form. */
 static MlirLogicalResult on_diagnostic(MlirDiagnostic d, void *ud) {
-  FILE *out = ud;
+  SattnContext *c = ud;
+  static const SattnSeverity sev[] = {[MlirDiagnosticError] = SATTN_SEVERITY_ERROR,
+                                      [MlirDiagnosticWarning] = SATTN_SEVERITY_WARNING,
+                                      [MlirDiagnosticNote] = SATTN_SEVERITY_NOTE,
+                                      [MlirDiagnosticRemark] = SATTN_SEVERITY_REMARK};
   MlirLocation loc = mlirDiagnosticGetLocation(d);
+  char file[512] = "<unknown>", msg[1024] = "";
+  int line = 0, col = 0;
   if (mlirLocationIsAFileLineColRange(loc)) {
-    MlirStringRef file = mlirIdentifierStr(mlirLocationFileLineColRangeGetFilename(loc));
-    fprintf(out, "%.*s:%d:%d: ", (int)file.length, file.data, mlirLocationFileLineColRangeGetStartLine(loc),
-            mlirLocationFileLineColRangeGetStartColumn(loc));
-  } else {
-    fputs("<unknown>: ", out);
+    MlirStringRef f = mlirIdentifierStr(mlirLocationFileLineColRangeGetFilename(loc));
+    snprintf(file, sizeof file, "%.*s", (int)f.length, f.data);
+    line = mlirLocationFileLineColRangeGetStartLine(loc);
+    col = mlirLocationFileLineColRangeGetStartColumn(loc);
   }
-  fprintf(out, "%s: ", severity_name(mlirDiagnosticGetSeverity(d)));
-  mlirDiagnosticPrint(d, print_to_file, out);
-  fputc('\n', out);
+  mlirDiagnosticPrint(d, append, msg);
+  drv_report(c, sev[mlirDiagnosticGetSeverity(d)], file, line, col, NULL, "%s", msg);
   for (intptr_t i = 0; i < mlirDiagnosticGetNumNotes(d); i++)
     on_diagnostic(mlirDiagnosticGetNote(d, i), ud);
   return mlirLogicalResultSuccess();
 }
 
-MlirContext drv_context_create(FILE *diag) {
+/* MLIR's pass registry is process-wide: filled once, from any thread. */
+static pthread_once_t passes_once = PTHREAD_ONCE_INIT;
+static void register_passes(void) {
+  mlirRegisterAllPasses();
+  cg_cpu_init();
+}
+
+MlirContext drv_mlir(SattnContext *c) {
+  if (!mlirContextIsNull(c->mlir) || c->mlir_failed)
+    return c->mlir;
+  pthread_once(&passes_once, register_passes);
   MlirDialectRegistry reg = mlirDialectRegistryCreate();
   mlirRegisterAllDialects(reg);
+  /* no MLIR thread pool: contexts are many and small, and callers thread */
   MlirContext ctx = mlirContextCreateWithRegistry(reg, false);
   mlirDialectRegistryDestroy(reg);
-  mlirRegisterAllPasses();
   mlirRegisterAllLLVMTranslations(ctx);
-  mlirContextAttachDiagnosticHandler(ctx, on_diagnostic, diag ? diag : stderr, NULL);
+  mlirContextAttachDiagnosticHandler(ctx, on_diagnostic, c, NULL);
   if (!dl_load(ctx)) {
     mlirContextDestroy(ctx);
+    c->mlir_failed = true;
+    drv_report(c, SATTN_SEVERITY_ERROR, NULL, 0, 0, NULL, "internal error: cannot load the sattn dialect");
     return (MlirContext){NULL};
   }
+  c->mlir = ctx;
   return ctx;
 }
 
-char *drv_read_file(const char *path, size_t *out_len) {
+char *drv_read_file(SattnContext *c, const char *path, size_t *out_len) {
   FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
   if (!f) {
-    fprintf(stderr, "error: cannot open '%s': %s\n", path, strerror(errno));
+    drv_report(c, SATTN_SEVERITY_ERROR, path, 0, 0, NULL, "cannot open '%s': %s", path, strerror(errno));
     return NULL;
   }
   size_t cap = 4096, n = 0;
@@ -82,7 +126,7 @@ char *drv_read_file(const char *path, size_t *out_len) {
   if (f != stdin)
     fclose(f);
   if (bad) {
-    fprintf(stderr, "error: cannot read '%s'%s\n", path, buf ? "" : ": out of memory");
+    drv_report(c, SATTN_SEVERITY_ERROR, path, 0, 0, NULL, "cannot read '%s'%s", path, buf ? "" : ": out of memory");
     free(buf);
     return NULL;
   }
@@ -91,12 +135,7 @@ char *drv_read_file(const char *path, size_t *out_len) {
   return buf;
 }
 
-static void print_pipeline_error(MlirStringRef s, void *ud) {
-  (void)ud;
-  fwrite(s.data, 1, s.length, stderr);
-}
-
-bool drv_add_pipeline(MlirPassManager pm, const char *pipeline) {
+bool drv_add_pipeline(SattnContext *c, MlirPassManager pm, const char *pipeline) {
   const char *p = pipeline;
   size_t len = strlen(p);
   static const char wrap[] = "builtin.module(";
@@ -108,12 +147,12 @@ bool drv_add_pipeline(MlirPassManager pm, const char *pipeline) {
   size_t start = 0;
   int depth = 0;
   for (size_t i = 0; i <= len; i++) {
-    char c = i < len ? p[i] : ',';
-    if (c == '(' || c == '{')
+    char ch = i < len ? p[i] : ',';
+    if (ch == '(' || ch == '{')
       depth++;
-    else if (c == ')' || c == '}')
+    else if (ch == ')' || ch == '}')
       depth--;
-    if (c != ',' || depth != 0)
+    if (ch != ',' || depth != 0)
       continue;
     size_t a = start, b = i;
     while (a < b && p[a] == ' ')
@@ -129,13 +168,15 @@ bool drv_add_pipeline(MlirPassManager pm, const char *pipeline) {
       continue;
     }
     MlirStringRef el = {p + a, b - a};
-    if (mlirLogicalResultIsFailure(mlirOpPassManagerAddPipeline(opm, el, print_pipeline_error, NULL))) {
-      fprintf(stderr, "\nerror: unknown pass or bad pipeline element '%.*s'\n", (int)(b - a), p + a);
+    char why[1024] = "";
+    if (mlirLogicalResultIsFailure(mlirOpPassManagerAddPipeline(opm, el, append, why))) {
+      drv_report(c, SATTN_SEVERITY_ERROR, NULL, 0, 0, NULL, "unknown pass or bad pipeline element '%.*s': %s",
+                 (int)(b - a), p + a, why);
       return false;
     }
   }
   if (depth != 0) {
-    fprintf(stderr, "error: unbalanced parentheses in pipeline '%s'\n", pipeline);
+    drv_report(c, SATTN_SEVERITY_ERROR, NULL, 0, 0, NULL, "unbalanced parentheses in pipeline '%s'", pipeline);
     return false;
   }
   return true;
@@ -150,56 +191,6 @@ void drv_print(MlirOperation op, FILE *f, bool generic) {
   fputc('\n', f);
 }
 
-int drv_for_each_part(const char *text, size_t len, const char *marker, FILE *out,
-                      int (*fn)(const char *part, size_t n, void *ud), void *ud) {
-  char *part = malloc(len + 1);
-  if (!part) {
-    fputs("error: out of memory\n", stderr);
-    return 1;
-  }
-  size_t mlen = strlen(marker), start = 0, line = 0, start_line = 0;
-  int rc = 0;
-  for (size_t i = 0; i <= len; i++) {
-    bool sep = i < len && (i == 0 || text[i - 1] == '\n') && strncmp(text + i, marker, mlen) == 0;
-    if (!sep && i < len) {
-      line += text[i] == '\n';
-      continue;
-    }
-    /* The padding never exceeds the text before the part, so len + 1 bytes hold it. */
-    size_t n = 0;
-    for (size_t l = 0; l < start_line; l++)
-      part[n++] = '\n';
-    memcpy(part + n, text + start, i - start);
-    n += i - start;
-    part[n] = 0;
-    if (start > 0)
-      fprintf(out, "%s\n", marker);
-    rc |= fn(part, n, ud);
-    if (i == len)
-      break;
-    while (i < len && text[i] != '\n')
-      i++;
-    line++;
-    start = i + 1;
-    start_line = line;
-  }
-  free(part);
-  return rc;
-}
-
-MlirModule drv_build(MlirContext ctx, const FeFile *file, const char *kernel) {
-  const SaSpec **specs = malloc((size_t)(file->count > 0 ? file->count : 1) * sizeof *specs);
-  if (!specs)
-    return (MlirModule){NULL};
-  int n = 0;
-  for (const FeSpec *fs = file->first; fs; fs = fs->next)
-    if (!kernel || strcmp(fs->spec.name, kernel) == 0)
-      specs[n++] = &fs->spec;
-  MlirModule m = irgen_module(ctx, specs, n);
-  free(specs);
-  return m;
-}
-
 /* The pipeline that takes freshly built sattn IR to each stage. */
 static const char *stage_pipeline(DrvStage stage) {
   switch (stage) {
@@ -211,16 +202,16 @@ static const char *stage_pipeline(DrvStage stage) {
   return NULL;
 }
 
-bool drv_lower(MlirContext ctx, MlirModule m, DrvStage stage) {
+bool drv_lower(SattnContext *c, MlirModule m, DrvStage stage) {
   MlirOperation op = mlirModuleGetOperation(m);
   if (!mlirOperationVerify(op))
     return false;
-  MlirPassManager pm = mlirPassManagerCreateOnOperation(ctx, dl_ref("builtin.module"));
+  MlirPassManager pm = mlirPassManagerCreateOnOperation(c->mlir, dl_ref("builtin.module"));
   bool ok;
   if (stage == DRV_LLVM) {
-    ok = drv_add_pipeline(pm, stage_pipeline(DRV_CPU)) && drv_add_pipeline(pm, cg_cpu_llvm_pipeline);
+    ok = drv_add_pipeline(c, pm, stage_pipeline(DRV_CPU)) && drv_add_pipeline(c, pm, cg_cpu_llvm_pipeline);
   } else {
-    ok = drv_add_pipeline(pm, stage_pipeline(stage));
+    ok = drv_add_pipeline(c, pm, stage_pipeline(stage));
   }
   ok = ok && mlirLogicalResultIsSuccess(mlirPassManagerRunOnOp(pm, op));
   mlirPassManagerDestroy(pm);

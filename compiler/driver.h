@@ -1,6 +1,7 @@
-/* driver.h: what the tools share: an MLIR context with sattn loaded and its
- * diagnostics printed as `file:line:col: error: message`, reading inputs,
- * and running pass pipelines that mix sattn and upstream passes. */
+/* driver.h: the inside of the public API (compiler/api.c): the context
+ * with its diagnostics, an MLIR context with sattn loaded whose diagnostics
+ * go to the same place, reading inputs, and pass pipelines that mix sattn
+ * and upstream passes. */
 #ifndef SATTN_DRIVER_H
 #define SATTN_DRIVER_H
 
@@ -10,33 +11,38 @@
 #include "compiler.h"
 #include "mlir-c/IR.h"
 #include "mlir-c/Pass.h"
+#include "sattn/sattn.h"
 
-/* A context with func, arith and sattn loaded. Diagnostics go to `diag`
- * (stderr when NULL). Null on failure. The caller destroys it. */
-MlirContext drv_context_create(FILE *diag);
+struct SattnContext {
+  MlirContext mlir; /* made on first use: drv_mlir */
+  bool mlir_failed;
+  SattnDiagnosticFn fn; /* NULL: print to stderr */
+  void *user;
+  int errors;
+};
+
+/* Reports one message through the context's handler. file NULL: "sattn". */
+void drv_report(SattnContext *c, SattnSeverity sev, const char *file, int line, int col, const char *src_line,
+                const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+
+/* A Diag that reports through c (front-end messages). */
+Diag drv_diag(SattnContext *c);
+
+/* The context's MLIR context with every upstream dialect and translation
+ * and sattn loaded, made on the first call; its diagnostics go to the
+ * handler. Null (after a diagnostic) when sattn cannot be loaded. */
+MlirContext drv_mlir(SattnContext *c);
 
 /* Reads a whole file ("-" is standard input) into malloc'ed memory with a
- * terminating NUL. NULL with a message on stderr when it cannot. */
-char *drv_read_file(const char *path, size_t *out_len);
+ * terminating NUL. NULL after a diagnostic when it cannot. */
+char *drv_read_file(SattnContext *c, const char *path, size_t *out_len);
 
 /* Adds a comma-separated pipeline to pm: sattn passes by flag, anything
  * else handed to MLIR's pipeline parser. An optional builtin.module(...)
- * wrapper is accepted. False with a message on stderr for unknown passes. */
-bool drv_add_pipeline(MlirPassManager pm, const char *pipeline);
+ * wrapper is accepted. False after a diagnostic for unknown passes. */
+bool drv_add_pipeline(SattnContext *c, MlirPassManager pm, const char *pipeline);
 
-/* Calls fn on each part of text between lines that start with `marker`
- * (`// -----` for IR, `# -----` for specs), as a NUL-terminated copy padded
- * with the newlines before it, so that messages keep the file's line
- * numbers; prints the marker line to out between parts. Returns the OR of
- * fn's results, or 1 when out of memory. */
-int drv_for_each_part(const char *text, size_t len, const char *marker, FILE *out,
-                      int (*fn)(const char *part, size_t n, void *ud), void *ud);
-
-/* The module of the specs in `file` (only the one named `kernel` when not
- * NULL), built by irgen. Null when out of memory. The caller owns it. */
-MlirModule drv_build(MlirContext ctx, const FeFile *file, const char *kernel);
-
-/* How far drv_lower takes a module built by drv_build. */
+/* How far drv_lower takes a module that irgen built. */
 typedef enum {
   DRV_SATTN,     /* verified sattn IR */
   DRV_CANONICAL, /* after sattn-canonicalize */
@@ -45,7 +51,7 @@ typedef enum {
 } DrvStage;
 
 /* Runs the passes to `stage` in place. False after diagnostics. */
-bool drv_lower(MlirContext ctx, MlirModule m, DrvStage stage);
+bool drv_lower(SattnContext *c, MlirModule m, DrvStage stage);
 
 /* Prints op to f; generic form when `generic`. */
 void drv_print(MlirOperation op, FILE *f, bool generic);

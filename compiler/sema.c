@@ -114,6 +114,14 @@ static void check_pattern(FeSpec *fs, Diag *d) {
   }
 }
 
+bool fe_check_spec(FeSpec *fs, Diag *d) {
+  int before = d->errors;
+  check_shape(fs, d);
+  if (d->errors == before)
+    check_pattern(fs, d);
+  return d->errors == before;
+}
+
 bool fe_check(FeFile *f, Diag *d) {
   int before = d->errors;
   for (FeSpec *fs = f->first; fs; fs = fs->next) {
@@ -123,10 +131,7 @@ bool fe_check(FeFile *f, Diag *d) {
                    prev->at.name.line);
         break;
       }
-    int spec_errors = d->errors;
-    check_shape(fs, d);
-    if (d->errors == spec_errors)
-      check_pattern(fs, d);
+    fe_check_spec(fs, d);
   }
   return d->errors == before;
 }

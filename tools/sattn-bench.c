@@ -27,12 +27,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "../codegen/codegen.h"
-#include "../compiler/compiler.h"
-#include "../compiler/driver.h"
-#include "../dialect/dialect.h"
-#include "sattn/cpu.h"
 #include "sattn/reference.h"
+#include "sattn/sattn.h"
 #ifdef SATTN_HAVE_OPENBLAS
 #include <cblas.h>
 #endif
@@ -346,7 +342,7 @@ static void set_baseline_threads(int n) {
 /* ---- the compiled kernels ---- */
 
 typedef struct {
-  CgKernelFn fn;
+  SattnCpuKernelFn fn;
   const float *q, *k, *v;
   float *o;
   int64_t batch, seq;
@@ -475,14 +471,14 @@ int main(int argc, char **argv) {
     fprintf(stderr, "sattn-bench: error: need a spec file, and positive --seq, --threads and --reps\n");
     return 2;
   }
-  size_t len;
-  char *text = drv_read_file(file, &len);
-  if (!text)
+  SattnContext *ctx = sattn_context_create();
+  SattnModule *mod = NULL;
+  if (!ctx || sattn_module_parse_file(ctx, file, &mod) != SA_OK) {
+    if (!ctx)
+      fputs("sattn-bench: error: out of memory\n", stderr);
+    sattn_context_destroy(ctx);
     return 1;
-  FrontEnd fe = {0};
-  Diag diag = {.out = stderr};
-  if (!fe_run(&fe, file, text, len, FE_STOP_CHECK, &diag))
-    return 1;
+  }
 
   __builtin_cpu_init();
   have_512 = __builtin_cpu_supports("avx512f");
@@ -511,29 +507,26 @@ int main(int argc, char **argv) {
          "min ms", "max ms", "GFLOP/s", "peak");
 
   int rc = 0;
-  for (FeSpec *fs = fe.file.first; fs; fs = fs->next) {
-    if (kernel && strcmp(fs->spec.name, kernel) != 0)
+  for (int ki = 0; ki < sattn_module_kernel_count(mod); ki++) {
+    const char *name = sattn_module_kernel(mod, ki)->name;
+    if (kernel && strcmp(name, kernel) != 0)
       continue;
     char pattern[128];
-    pattern_name(&fs->spec, pattern, sizeof pattern);
+    pattern_name(sattn_module_kernel(mod, ki), pattern, sizeof pattern);
     for (int si = 0; si < n_seq; si++) {
-      SaSpec s = fs->spec;
-      int64_t S = seqs[si], B = s.batch == SA_DYNAMIC ? 1 : s.batch;
-      if (s.seq != SA_DYNAMIC)
-        s.seq = S;
-      MlirContext ctx = drv_context_create(stderr);
-      const SaSpec *one = &s;
-      MlirModule m = irgen_module(ctx, &one, 1);
-      CgJit jit = {{NULL}};
-      if (mlirModuleIsNull(m) || !drv_lower(ctx, m, DRV_LLVM) || !cg_cpu_jit_create(m, &jit)) {
-        fprintf(stderr, "sattn-bench: error: cannot compile '%s'\n", s.name);
+      int64_t S = seqs[si];
+      SattnJit *jit = NULL;
+      if (sattn_module_set_shape(mod, ki, &(SattnShape){.seq = S}) != SA_OK ||
+          sattn_jit_create(mod, &(SattnOptions){.kernel = name}, &jit) != SA_OK) {
+        fprintf(stderr, "sattn-bench: error: cannot compile '%s'\n", name);
         rc = 1;
-        mlirContextDestroy(ctx);
         continue;
       }
+      SaSpec s = *sattn_module_kernel(mod, ki);
+      int64_t B = s.batch == SA_DYNAMIC ? 1 : s.batch;
       uint64_t st = 7;
       size_t nq = (size_t)(B * s.heads * S * s.head_dim), nkv = (size_t)(B * s.kv_heads * S * s.head_dim);
-      KernelCall call = {cg_cpu_jit_lookup(&jit, s.name), rand_tensor(nq, &st), rand_tensor(nkv, &st),
+      KernelCall call = {sattn_jit_lookup(jit, s.name), rand_tensor(nq, &st), rand_tensor(nkv, &st),
                          rand_tensor(nkv, &st), malloc(nq * sizeof(float)), B, S, 0};
       double flops = 4.0 * (double)s.head_dim * kept_pairs(&s, S) * (double)(B * s.heads);
       for (int ti = 0; ti < n_thr && call.q && call.k && call.v && call.o; ti++) {
@@ -547,15 +540,13 @@ int main(int argc, char **argv) {
         report("sattn", s.name, pattern, S, (int)threads[ti], t, flops);
       }
       free((void *)call.q), free((void *)call.k), free((void *)call.v), free(call.o);
-      cg_cpu_jit_destroy(&jit);
-      mlirModuleDestroy(m);
-      mlirContextDestroy(ctx);
+      sattn_jit_destroy(jit);
     }
   }
 
   /* Dense baselines on the shape of the first spec (batch x heads, head_dim). */
-  for (int si = 0; baselines && si < n_seq && fe.file.first; si++) {
-    const SaSpec *s = &fe.file.first->spec;
+  for (int si = 0; baselines && si < n_seq && sattn_module_kernel_count(mod) > 0; si++) {
+    const SaSpec *s = sattn_module_kernel(mod, 0);
     int64_t S = seqs[si];
     uint64_t st = 7;
     Dense d = {s->heads * (s->batch == SA_DYNAMIC ? 1 : s->batch), S, s->head_dim};
@@ -599,7 +590,7 @@ int main(int argc, char **argv) {
     fprintf(json, "\n]}\n");
     fclose(json);
   }
-  fe_free(&fe);
-  free(text);
+  sattn_module_destroy(mod);
+  sattn_context_destroy(ctx);
   return rc;
 }

@@ -27,8 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../compiler/compiler.h"
 #include "sattn/reference.h"
+#include "sattn/sattn.h"
 
 /* The settings: X(family, label, spec lines). %d in a line is replaced by
  * a value computed from the shape (see setting_text). */
@@ -263,21 +263,24 @@ typedef struct {
 
 static bool run_spec(const char *text, const DataSet *ds, const float *tok_in, const float *head_in, Run *r,
                      double *kept) {
-  FrontEnd fe = {0};
-  Diag d = {.out = stderr};
-  bool ok = fe_run(&fe, "<setting>", text, strlen(text), FE_STOP_CHECK, &d);
+  SattnContext *ctx = sattn_context_create();
+  SattnModule *m = NULL;
+  bool ok = ctx && sattn_module_parse(ctx, "<setting>", text, strlen(text), &m) == SA_OK;
   if (ok) {
     SaProblem p = {.batch = 1, .seq = ds->seq, .q = ds->q, .k = ds->k, .v = ds->v, .out = r->out,
                    .token_importance_in = tok_in, .token_importance_out = r->tok_out,
                    .head_importance_in = head_in, .head_importance_out = r->head_out,
                    .survivors_out = r->surv, .probs_out = r->probs};
-    SaStatus s = sa_reference(&fe.file.first->spec, &p, kept);
+    SaStatus s = sa_reference(sattn_module_kernel(m, 0), &p, kept);
     if (s != SA_OK) {
       fprintf(stderr, "sattn-eval: error: the reference failed: %s\n", sa_status_name(s));
       ok = false;
     }
+  } else if (!ctx) {
+    fputs("sattn-eval: error: out of memory\n", stderr);
   }
-  fe_free(&fe);
+  sattn_module_destroy(m);
+  sattn_context_destroy(ctx);
   return ok;
 }
 

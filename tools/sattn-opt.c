@@ -7,10 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../compiler/driver.h"
-#include "../dialect/dialect.h"
-#include "../passes/passes.h"
-#include "mlir-c/Pass.h"
+#include "sattn/sattn.h"
+#include "tool.h"
 
 static void usage(FILE *f) {
   fputs("usage: sattn-opt [FILE|-] [--pass-pipeline=P] [--pass FLAG]... [--split-input-file]\n"
@@ -19,34 +17,24 @@ static void usage(FILE *f) {
 }
 
 /* One input buffer: parse, verify, run, print. Returns 0 or 1. */
-static int process(MlirContext ctx, const char *name, const char *text, size_t len, const char *pipeline,
+static int process(SattnContext *ctx, const char *name, const char *text, size_t len, const char *pipeline,
                    bool generic, FILE *out) {
-  MlirOperation op = mlirOperationCreateParse(ctx, (MlirStringRef){text, len}, dl_ref(name));
-  if (mlirOperationIsNull(op))
-    return 1;
-  /* A lone top-level op (one func.func) gets the module mlir-opt would give it. */
-  MlirStringRef opname = mlirIdentifierStr(mlirOperationGetName(op));
-  if (opname.length != 14 || memcmp(opname.data, "builtin.module", 14) != 0) {
-    MlirModule m = mlirModuleCreateEmpty(mlirOperationGetLocation(op));
-    mlirBlockAppendOwnedOperation(mlirModuleGetBody(m), op);
-    op = mlirModuleGetOperation(m);
+  SattnArtifact *a = NULL;
+  int errors = sattn_context_error_count(ctx);
+  SaStatus st = sattn_opt(ctx, name, text, len, pipeline, generic, &a);
+  if (st == SA_OK) {
+    size_t n;
+    const void *data = sattn_artifact_data(a, &n);
+    fwrite(data, 1, n, out);
+  } else if (sattn_context_error_count(ctx) == errors) {
+    fprintf(stderr, "sattn-opt: error: %s\n", sa_status_name(st));
   }
-  int rc = 0;
-  MlirPassManager pm = mlirPassManagerCreateOnOperation(ctx, dl_ref("builtin.module"));
-  /* Like mlir-opt, the input is verified before any pass runs. */
-  if (!drv_add_pipeline(pm, "sattn-verify") || !drv_add_pipeline(pm, pipeline))
-    rc = 1;
-  else if (!mlirOperationVerify(op) || mlirLogicalResultIsFailure(mlirPassManagerRunOnOp(pm, op)))
-    rc = 1;
-  else
-    drv_print(op, out, generic);
-  mlirPassManagerDestroy(pm);
-  mlirOperationDestroy(op);
-  return rc;
+  sattn_artifact_destroy(a);
+  return st == SA_OK ? 0 : 1;
 }
 
 typedef struct {
-  MlirContext ctx;
+  SattnContext *ctx;
   const char *name, *pipeline;
   bool generic;
   FILE *out;
@@ -77,8 +65,8 @@ int main(int argc, char **argv) {
       usage(stdout);
       goto done;
     } else if (!strcmp(a, "--list-passes")) {
-      for (int p = 0; p < pass_count; p++)
-        printf("%-22s %s\n", pass_table[p].flag, pass_table[p].summary);
+      for (int p = 0; p < sattn_pass_count(); p++)
+        printf("%-22s %s\n", sattn_pass_flag(p), sattn_pass_summary(p));
       goto done;
     } else if (!strncmp(a, "--pass-pipeline=", 16) || !strcmp(a, "--pass")) {
       const char *p = a[6] == '-' ? a + 16 : (i + 1 < argc ? argv[++i] : NULL);
@@ -111,7 +99,7 @@ int main(int argc, char **argv) {
     }
   }
   size_t len;
-  text = drv_read_file(input, &len);
+  text = tool_read_file(input, &len);
   if (!text) {
     rc = 1;
     goto done;
@@ -122,9 +110,9 @@ int main(int argc, char **argv) {
     rc = 1;
     goto done;
   }
-  MlirContext ctx = drv_context_create(stderr);
-  if (mlirContextIsNull(ctx)) {
-    fputs("sattn-opt: internal error: cannot load the sattn dialect\n", stderr);
+  SattnContext *ctx = sattn_context_create();
+  if (!ctx) {
+    fputs("sattn-opt: error: out of memory\n", stderr);
     rc = 1;
     goto done;
   }
@@ -133,9 +121,9 @@ int main(int argc, char **argv) {
     rc = process(ctx, name, text, len, pipeline, generic, out);
   } else {
     PartCtx pc = {ctx, name, pipeline, generic, out};
-    rc = drv_for_each_part(text, len, "// -----", out, process_part, &pc);
+    rc = tool_for_each_part(text, len, "// -----", out, process_part, &pc);
   }
-  mlirContextDestroy(ctx);
+  sattn_context_destroy(ctx);
 done:
   free(text);
   free(pipeline);

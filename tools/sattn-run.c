@@ -21,12 +21,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "../codegen/codegen.h"
-#include "../compiler/compiler.h"
-#include "../compiler/driver.h"
-#include "../dialect/dialect.h"
-#include "sattn/cpu.h"
 #include "sattn/reference.h"
+#include "sattn/sattn.h"
 
 typedef struct {
   const char *file, *kernel, *qf, *kf, *vf, *expect, *out;
@@ -246,7 +242,8 @@ static int cmp_double(const void *a, const void *b) {
 
 /* ---- main ---- */
 
-static int run(const Args *a, SaSpec *s) {
+static int run(const Args *a, SattnModule *mod, int index) {
+  SaSpec spec = *sattn_module_kernel(mod, index), *s = &spec;
   int64_t B = a->batch ? a->batch : s->batch != SA_DYNAMIC ? s->batch : 1;
   int64_t H = s->heads, KVH = s->kv_heads, D = s->head_dim, S = a->seq;
   if (!S && s->seq != SA_DYNAMIC)
@@ -263,10 +260,10 @@ static int run(const Args *a, SaSpec *s) {
     fprintf(stderr, "sattn-run: error: spec '%s' has seq=?; give --seq N or --q FILE\n", s->name);
     return 1;
   }
-  if (s->seq != SA_DYNAMIC)
-    s->seq = S;
-  if (s->batch != SA_DYNAMIC)
-    s->batch = B;
+  /* the kernel is compiled for the run's shape (dynamic sizes stay dynamic) */
+  if (sattn_module_set_shape(mod, index, &(SattnShape){.batch = B, .seq = S}) != SA_OK)
+    return 1;
+  spec = *sattn_module_kernel(mod, index);
 
   size_t nq = (size_t)(B * H * S * D), nkv = (size_t)(B * KVH * S * D);
   float *lq = NULL, *lk = NULL, *lv = NULL, *expect = NULL;
@@ -316,9 +313,7 @@ static int run(const Args *a, SaSpec *s) {
   float *hout_r = calloc((size_t)(B * H), sizeof(float)), *hout_k = calloc((size_t)(B * H), sizeof(float));
   void *kq = NULL, *kk = NULL, *kv = NULL, *ko = NULL;
   int rc = 1;
-  MlirContext ctx = {NULL};
-  MlirModule m = {NULL};
-  CgJit jit = {{NULL}};
+  SattnJit *jit = NULL;
   if (!q || !k || !v || !ref || !got || !got_l || !tout_r || !tout_k || !hout_r || !hout_k || (tokens && !tin) ||
       (heads && !hin)) {
     fputs("sattn-run: error: out of memory\n", stderr);
@@ -338,18 +333,13 @@ static int run(const Args *a, SaSpec *s) {
 
   /* compile */
   double t0 = now_s();
-  ctx = drv_context_create(stderr);
-  if (mlirContextIsNull(ctx))
-    goto done;
-  const SaSpec *one = s;
-  m = irgen_module(ctx, &one, 1);
-  if (mlirModuleIsNull(m) || !drv_lower(ctx, m, DRV_LLVM))
-    goto done;
-  if (!cg_cpu_jit_create(m, &jit)) {
-    fputs("sattn-run: error: the JIT could not compile the kernel\n", stderr);
+  SaStatus cs = sattn_jit_create(mod, &(SattnOptions){.kernel = s->name}, &jit);
+  if (cs != SA_OK) {
+    if (cs == SA_ERR_OUT_OF_MEMORY)
+      fputs("sattn-run: error: out of memory\n", stderr);
     goto done;
   }
-  CgKernelFn fn = cg_cpu_jit_lookup(&jit, s->name);
+  SattnCpuKernelFn fn = sattn_jit_lookup(jit, s->name);
   if (!fn) {
     fprintf(stderr, "sattn-run: error: no kernel '%s' in the compiled module\n", s->name);
     goto done;
@@ -468,11 +458,7 @@ static int run(const Args *a, SaSpec *s) {
   }
   rc = ok ? 0 : 1;
 done:
-  cg_cpu_jit_destroy(&jit);
-  if (!mlirModuleIsNull(m))
-    mlirModuleDestroy(m);
-  if (!mlirContextIsNull(ctx))
-    mlirContextDestroy(ctx);
+  sattn_jit_destroy(jit);
   void *all[] = {lq, lk, lv, expect, tin, hin, q, k, v, ref, got, got_l, tout_r, tout_k, hout_r, hout_k, kq, kk, kv, ko};
   for (size_t i = 0; i < sizeof all / sizeof *all; i++)
     free(all[i]);
@@ -541,46 +527,26 @@ int main(int argc, char **argv) {
     uint64_t st = (uint64_t)t.tv_nsec ^ ((uint64_t)t.tv_sec << 20);
     a.seed = sa_splitmix64(&st) >> 16;
   }
-  size_t len;
-  char *text = drv_read_file(a.file, &len);
-  if (!text)
-    return 1;
-  FrontEnd fe = {0};
-  Diag d = {.out = stderr};
+  SattnContext *ctx = sattn_context_create();
+  SattnModule *mod = NULL;
   int rc = 1;
-  if (fe_run(&fe, a.file, text, len, FE_STOP_CHECK, &d)) {
-    FeSpec *pick = NULL;
-    for (FeSpec *fs = fe.file.first; fs; fs = fs->next)
-      if (!a.kernel || !strcmp(fs->spec.name, a.kernel)) {
-        pick = fs;
-        break;
-      }
-    if (!pick) {
-      fprintf(stderr, "%s: error: no attention spec named '%s'\n", a.file, a.kernel ? a.kernel : "");
-    } else {
-      SaSpec s = pick->spec;
-      if (a.heads) {
-        s.kv_heads = s.kv_heads == s.heads ? a.heads : s.kv_heads;
-        s.heads = a.heads;
-      }
-      if (a.kv_heads)
-        s.kv_heads = a.kv_heads;
-      if (a.head_dim) {
-        if (fabs(s.scale - 1.0 / sqrt((double)s.head_dim)) < 1e-12)
-          s.scale = 1.0 / sqrt((double)a.head_dim);
-        s.head_dim = a.head_dim;
-      }
-      if (s.heads % s.kv_heads != 0)
-        fprintf(stderr, "sattn-run: error: heads=%lld is not a multiple of kv_heads=%lld\n", (long long)s.heads,
-                (long long)s.kv_heads);
-      else if (!cg_cpu_dtype_supported(s.storage) || !cg_cpu_dtype_supported(s.output) || dtype_bytes(s.output) == 1)
-        fprintf(stderr, "%s:%d:%d: error: the cpu target reads and writes fp32, fp16, bf16 or fp8, not %s -> %s\n", a.file,
-                s.line, s.col, sa_dtype_name(s.storage), sa_dtype_name(s.output));
-      else
-        rc = run(&a, &s);
-    }
+  if (!ctx) {
+    fputs("sattn-run: error: out of memory\n", stderr);
+    return 1;
   }
-  fe_free(&fe);
-  free(text);
+  SaStatus ps = sattn_module_parse_file(ctx, a.file, &mod);
+  if (ps == SA_ERR_OUT_OF_MEMORY)
+    fputs("sattn-run: error: out of memory\n", stderr);
+  if (ps == SA_OK) {
+    int index = a.kernel ? sattn_module_find(mod, a.kernel) : sattn_module_kernel_count(mod) > 0 ? 0 : -1;
+    if (index < 0)
+      fprintf(stderr, "%s: error: no attention spec named '%s'\n", a.file, a.kernel ? a.kernel : "");
+    else if (sattn_module_set_shape(mod, index,
+                                    &(SattnShape){.heads = a.heads, .kv_heads = a.kv_heads, .head_dim = a.head_dim}) ==
+             SA_OK)
+      rc = run(&a, mod, index);
+  }
+  sattn_module_destroy(mod);
+  sattn_context_destroy(ctx);
   return rc;
 }

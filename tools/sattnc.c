@@ -9,46 +9,15 @@
  *   llvm            LLVM IR after O3 for the chosen CPU
  *   asm, obj        assembly or an ELF object for the chosen CPU
  *   header          the C header for the object's kernels
- *   mask-svg, mask-png  a picture of the pattern at --seq (tools/picture.c)
+ *   mask-svg, mask-png  a picture of the pattern at --seq (codegen/picture.c)
  * Exit status: 0 on success, 1 on a user error (with a located message),
  * 2 on bad usage. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../compiler/compiler.h"
-#include "../codegen/codegen.h"
-#include "../compiler/driver.h"
-#include "../dialect/dialect.h"
-#include "../passes/passes.h"
-#include "picture.h"
-#include "mlir-c/Pass.h"
-
-typedef enum {
-#define EMIT_KINDS(X)                  \
-  X(EMIT_TOKENS, "tokens")             \
-  X(EMIT_AST, "ast")                   \
-  X(EMIT_MLIR, "mlir")                 \
-  X(EMIT_MLIR_CANONICAL, "mlir-canonical") \
-  X(EMIT_MLIR_CPU, "mlir-cpu")         \
-  X(EMIT_MLIR_LLVM, "mlir-llvm")       \
-  X(EMIT_LLVM, "llvm")                 \
-  X(EMIT_ASM, "asm")                   \
-  X(EMIT_OBJ, "obj")                   \
-  X(EMIT_HEADER, "header")             \
-  X(EMIT_MASK_SVG, "mask-svg")         \
-  X(EMIT_MASK_PNG, "mask-png")
-#define X(e, s) e,
-  EMIT_KINDS(X)
-#undef X
-  EMIT_COUNT
-} EmitKind;
-
-static const char *const emit_names[] = {
-#define X(e, s) s,
-    EMIT_KINDS(X)
-#undef X
-};
+#include "sattn/sattn.h"
+#include "tool.h"
 
 static void usage(FILE *f) {
   fputs("usage: sattnc FILE [--emit=KIND] [--target=cpu] [--cpu=NAME] [--kernel NAME] [-o OUT]\n"
@@ -76,114 +45,34 @@ static int bad_usage(const char *fmt, const char *arg) {
 }
 
 typedef struct {
-  EmitKind emit;
-  const char *kernel;
-  const char *cpu;
-  int64_t seq;
-  uint64_t seed;
+  SattnContext *ctx;
+  SattnArtifactKind emit;
+  SattnOptions opt;
 } Options;
 
-/* Builds the IR, lowers it as far as the stage asks, then prints it. */
-static int emit_ir(const FeFile *file, const Options *o, FILE *out) {
-  MlirContext ctx = drv_context_create(stderr);
-  if (mlirContextIsNull(ctx)) {
-    fputs("sattnc: internal error: cannot load the sattn dialect\n", stderr);
-    return 1;
-  }
-  static const DrvStage stage_of[EMIT_COUNT] = {
-      [EMIT_MLIR] = DRV_SATTN, [EMIT_MLIR_CANONICAL] = DRV_CANONICAL, [EMIT_MLIR_CPU] = DRV_CPU,
-      [EMIT_MLIR_LLVM] = DRV_LLVM, [EMIT_LLVM] = DRV_LLVM, [EMIT_ASM] = DRV_LLVM, [EMIT_OBJ] = DRV_LLVM};
-  int rc = 0;
-  MlirModule m = drv_build(ctx, file, o->kernel);
-  if (mlirModuleIsNull(m)) {
-    fputs("sattnc: error: out of memory building IR\n", stderr);
-    mlirContextDestroy(ctx);
-    return 1;
-  }
-  if (!drv_lower(ctx, m, stage_of[o->emit])) {
-    rc = 1;
-  } else if (o->emit == EMIT_LLVM || o->emit == EMIT_ASM || o->emit == EMIT_OBJ) {
-    char err[512];
-    CgOutput what = o->emit == EMIT_LLVM ? CG_OUT_LLVM : o->emit == EMIT_ASM ? CG_OUT_ASM : CG_OUT_OBJ;
-    if (!cg_cpu_emit(m, o->cpu, what, out, err, sizeof err)) {
-      fprintf(stderr, "sattnc: error: %s\n", err);
-      rc = 1;
-    }
-  } else {
-    drv_print(mlirModuleGetOperation(m), out, false);
-  }
-  mlirModuleDestroy(m);
-  mlirContextDestroy(ctx);
-  return rc;
-}
-
-static int emit_header(const FeFile *file, const char *kernel, FILE *out) {
-  const SaSpec *specs[256];
-  int n = 0;
-  for (const FeSpec *fs = file->first; fs && n < 256; fs = fs->next)
-    if (!kernel || strcmp(fs->spec.name, kernel) == 0)
-      specs[n++] = &fs->spec;
-  cg_cpu_header(out, specs, n);
-  return 0;
-}
-
-static int emit_picture(const char *display, const FeFile *file, const Options *o, FILE *out) {
-  for (const FeSpec *fs = file->first; fs; fs = fs->next) {
-    if (o->kernel && strcmp(fs->spec.name, o->kernel) != 0)
-      continue;
-    int64_t seq = o->seq ? o->seq : fs->spec.seq;
-    if (seq == SA_DYNAMIC) {
-      fprintf(stderr, "%s:%d:%d: error: spec '%s' has seq=?; give --seq N for its picture\n", display, fs->spec.line,
-              fs->spec.col, fs->spec.name);
-      return 1;
-    }
-    if (!pic_write(out, &fs->spec, seq, o->seed, o->emit == EMIT_MASK_PNG)) {
-      fputs("sattnc: error: out of memory drawing the pattern\n", stderr);
-      return 1;
-    }
-    return 0; /* one picture per output: the first spec (or --kernel) */
-  }
-  return 0;
-}
-
-/* Runs the stages on one buffer and prints the chosen one. 0 or 1. */
+/* Runs the stages on one buffer and writes the chosen artifact. 0 or 1. */
 static int compile_text(const char *display, const char *text, size_t len, const Options *o, FILE *out) {
-  FrontEnd fe = {0};
-  Diag d = {.out = stderr};
-  FeStop stop = o->emit == EMIT_TOKENS ? FE_STOP_TOKENS : FE_STOP_CHECK;
-  int rc = 0;
-  if (!fe_run(&fe, display, text, len, stop, &d)) {
-    rc = 1;
-    goto done;
+  SattnArtifact *a = NULL;
+  SaStatus st;
+  int errors = sattn_context_error_count(o->ctx);
+  if (o->emit == SATTN_ARTIFACT_TOKENS) {
+    st = sattn_lex(o->ctx, display, text, len, &a);
+  } else {
+    SattnModule *m = NULL;
+    st = sattn_module_parse(o->ctx, display, text, len, &m);
+    if (st == SA_OK)
+      st = sattn_emit(m, o->emit, &o->opt, &a);
+    sattn_module_destroy(m);
   }
-  if (o->kernel && stop == FE_STOP_CHECK) {
-    bool found = false;
-    for (FeSpec *fs = fe.file.first; fs; fs = fs->next)
-      found |= strcmp(fs->spec.name, o->kernel) == 0;
-    if (!found) {
-      fprintf(stderr, "%s: error: no attention spec named '%s'\n", display, o->kernel);
-      rc = 1;
-      goto done;
-    }
+  if (st == SA_OK) {
+    size_t n;
+    const void *data = sattn_artifact_data(a, &n);
+    fwrite(data, 1, n, out);
+  } else if (sattn_context_error_count(o->ctx) == errors) {
+    fprintf(stderr, "sattnc: error: %s\n", sa_status_name(st)); /* out of memory */
   }
-  switch (o->emit) {
-  case EMIT_TOKENS: fe_print_tokens(out, &fe.toks); break;
-  case EMIT_AST: fe_print_ast(out, &fe.file, o->kernel); break;
-  case EMIT_HEADER: rc = emit_header(&fe.file, o->kernel, out); break;
-  case EMIT_MASK_SVG:
-  case EMIT_MASK_PNG: rc = emit_picture(display, &fe.file, o, out); break;
-  case EMIT_MLIR:
-  case EMIT_MLIR_CANONICAL:
-  case EMIT_MLIR_CPU:
-  case EMIT_MLIR_LLVM:
-  case EMIT_LLVM:
-  case EMIT_ASM:
-  case EMIT_OBJ: rc = emit_ir(&fe.file, o, out); break;
-  case EMIT_COUNT: unreachable();
-  }
-done:
-  fe_free(&fe);
-  return rc;
+  sattn_artifact_destroy(a);
+  return st == SA_OK ? 0 : 1;
 }
 
 typedef struct {
@@ -199,7 +88,7 @@ static int compile_part(const char *part, size_t n, void *ud) {
 
 int main(int argc, char **argv) {
   const char *input = NULL, *output = NULL;
-  Options o = {EMIT_MLIR, NULL, NULL, 0, 1};
+  Options o = {NULL, SATTN_ARTIFACT_MLIR, {.picture_seed = 1}};
   bool split = false;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -207,33 +96,32 @@ int main(int argc, char **argv) {
       usage(stdout);
       return 0;
     } else if (!strncmp(a, "--emit=", 7)) {
-      int k = -1;
-      for (int e = 0; e < EMIT_COUNT; e++)
-        if (!strcmp(a + 7, emit_names[e]))
-          k = e;
+      int k = sattn_artifact_kind_parse(a + 7);
       if (k < 0)
         return bad_usage("unknown --emit kind '%s'", a + 7);
-      o.emit = (EmitKind)k;
+      o.emit = (SattnArtifactKind)k;
     } else if (!strncmp(a, "--target=", 9)) {
-      if (strcmp(a + 9, "cpu") != 0)
+      int t = sattn_target_parse(a + 9);
+      if (t < 0)
         return bad_usage("unknown --target '%s' (this build has: cpu)", a + 9);
+      o.opt.target = (SattnTarget)t;
     } else if ((!strcmp(a, "--seq") || !strcmp(a, "--seed")) && i + 1 < argc) {
       char *end;
       long long v = strtoll(argv[++i], &end, 0);
       if (*end || v < (a[4] == 'q' ? 1 : 0))
         return bad_usage("bad number for %s", a);
       if (a[4] == 'q')
-        o.seq = v;
+        o.opt.picture_seq = v;
       else
-        o.seed = (uint64_t)v;
+        o.opt.picture_seed = (uint64_t)v;
     } else if (!strncmp(a, "--cpu=", 6)) {
-      o.cpu = a + 6;
+      o.opt.cpu = a + 6;
     } else if (!strcmp(a, "--split-input-file")) {
       split = true;
     } else if (!strcmp(a, "-o") || !strcmp(a, "--kernel")) {
       if (i + 1 == argc)
         return bad_usage("%s needs an argument", a);
-      *(a[1] == 'o' ? &output : &o.kernel) = argv[++i];
+      *(a[1] == 'o' ? &output : &o.opt.kernel) = argv[++i];
     } else if (a[0] == '-' && a[1] != 0) {
       return bad_usage("unknown option '%s'", a);
     } else if (input) {
@@ -245,7 +133,7 @@ int main(int argc, char **argv) {
   if (!input)
     return bad_usage("no input file%s", "");
   size_t len;
-  char *text = drv_read_file(input, &len);
+  char *text = tool_read_file(input, &len);
   if (!text)
     return 1;
   FILE *out = stdout;
@@ -254,14 +142,21 @@ int main(int argc, char **argv) {
     free(text);
     return 1;
   }
+  o.ctx = sattn_context_create();
+  if (!o.ctx) {
+    fputs("sattnc: error: out of memory\n", stderr);
+    free(text);
+    return 1;
+  }
   const char *display = strcmp(input, "-") == 0 ? "<stdin>" : input;
   SplitCtx sc = {display, &o, out};
-  int rc = split ? drv_for_each_part(text, len, "# -----", out, compile_part, &sc)
+  int rc = split ? tool_for_each_part(text, len, "# -----", out, compile_part, &sc)
                  : compile_text(display, text, len, &o, out);
   if (out != stdout && fclose(out) != 0) {
     fprintf(stderr, "sattnc: error: cannot write '%s'\n", output);
     rc = 1;
   }
+  sattn_context_destroy(o.ctx);
   free(text);
   return rc;
 }

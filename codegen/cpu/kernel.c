@@ -1513,6 +1513,11 @@ static bool flash_eligible(const SaSpec *s) {
          s->token_keep >= 1.0 && s->head_keep >= 1.0;
 }
 
+int64_t cg_cpu_query_tile(const SaSpec *s, bool *per_head) {
+  *per_head = !flash_eligible(s) && s->token_keep >= 1.0 && s->head_keep >= 1.0;
+  return flash_eligible(s) ? TQ : 0;
+}
+
 /* The row path's scratch: lists of `len` entries and the quantized
  * copies of one head. */
 #define MAX_SCRATCH 32

@@ -2,6 +2,7 @@
  * the LLVM dialect, translation to LLVM IR, LLVM's O3 pipeline for a named
  * or detected CPU, and emission as LLVM IR, assembly or an object file; or
  * an in-process JIT through MLIR's ExecutionEngine. */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -30,24 +31,30 @@ static const char *const known_cpus[] = {
     "ivybridge", "haswell",        "broadwell",   "skylake",        "skylake-avx512", "cascadelake",
     "cooperlake", "cannonlake",    "icelake-client", "icelake-server", "tigerlake",  "alderlake",
     "raptorlake", "meteorlake",    "sapphirerapids", "emeraldrapids", "graniterapids", "znver1",
-    "znver2",    "znver3",         "znver4",      "znver5",
+    "znver2",    "znver3",         "znver4",      "znver5",      NULL,
 };
+
+const char *const *cg_cpu_names(void) { return known_cpus; }
 
 bool cg_cpu_known(const char *cpu) {
   if (cpu == NULL || strcmp(cpu, "native") == 0)
     return true;
-  for (size_t i = 0; i < sizeof known_cpus / sizeof *known_cpus; i++)
+  for (size_t i = 0; known_cpus[i]; i++)
     if (strcmp(cpu, known_cpus[i]) == 0)
       return true;
   return false;
 }
 
-static void init_x86(void) {
+/* LLVM's target registry is process-wide and not safe to fill from two
+ * threads at once: contexts on different threads share one initialization. */
+static pthread_once_t x86_once = PTHREAD_ONCE_INIT;
+static void init_x86_once(void) {
   LLVMInitializeX86TargetInfo();
   LLVMInitializeX86Target();
   LLVMInitializeX86TargetMC();
   LLVMInitializeX86AsmPrinter();
 }
+void cg_cpu_init(void) { pthread_once(&x86_once, init_x86_once); }
 
 static bool take_error(LLVMErrorRef e, char *err, size_t cap, const char *what) {
   if (!e)
@@ -63,7 +70,7 @@ bool cg_cpu_emit(MlirModule m, const char *cpu, CgOutput what, FILE *out, char *
     snprintf(err, cap, "unknown CPU '%s' (use native, x86-64, x86-64-v3, haswell, skylake-avx512, znver4, ...)", cpu);
     return false;
   }
-  init_x86();
+  cg_cpu_init();
   bool host = cpu == NULL || strcmp(cpu, "native") == 0;
   char *host_cpu = host ? LLVMGetHostCPUName() : NULL;
   char *host_features = host ? LLVMGetHostCPUFeatures() : NULL;

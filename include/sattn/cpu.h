@@ -14,6 +14,12 @@
 extern "C" {
 #endif
 
+/* Every compiled CPU kernel has this ABI (docs/cpu-abi.md); q, k, v point
+ * at the storage type's elements and o at the output type's. */
+typedef int32_t (*SattnCpuKernelFn)(const void *q, const void *k, const void *v, void *o, int64_t batch,
+                                    int64_t seq, const float *token_in, float *token_out, const float *head_in,
+                                    float *head_out);
+
 /* Runs fn(ctx, i) for every i in [0, n), spread over the pool's threads and
  * the calling thread; returns when all are done. Tasks must be
  * independent. A call made while another is running (from another thread,

@@ -5,12 +5,18 @@
 #ifndef SATTN_STATUS_H
 #define SATTN_STATUS_H
 
-/* X(enum, description). SA_OK comes first so that it is 0. */
+/* X(enum, description). SA_OK comes first so that it is 0. Kernels and the
+ * reference return the first four; the rest come from the compiler API
+ * (sattn/sattn.h), always with a diagnostic that says more. */
 #define SA_STATUSES(X)                                  \
   X(SA_OK, "ok")                                        \
   X(SA_ERR_INVALID_ARGUMENT, "invalid argument")        \
   X(SA_ERR_OUT_OF_MEMORY, "out of memory")              \
-  X(SA_ERR_SHAPE, "shape mismatch")
+  X(SA_ERR_SHAPE, "shape mismatch")                     \
+  X(SA_ERR_INVALID_SPEC, "invalid spec or IR")          \
+  X(SA_ERR_UNSUPPORTED, "not supported by the target")  \
+  X(SA_ERR_NOT_FOUND, "no such kernel")                 \
+  X(SA_ERR_IO, "cannot read or write a file")
 
 typedef enum {
 #define X(e, s) e,

@@ -1,0 +1,655 @@
+/* api.c: the public API (include/sattn/sattn.h) over the front end, the
+ * MLIR pipeline and the CPU back end.
+ *
+ * Every artifact is written through a memory stream (open_memstream), so
+ * the printers the stages already have serve both files and memory. Kernel
+ * metadata carries deep copies of the specs, so artifacts and JITs outlive
+ * the modules they came from. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../codegen/codegen.h"
+#include "../codegen/picture.h"
+#include "../dialect/dialect.h"
+#include "../passes/passes.h"
+#include "driver.h"
+
+#define STR2(x) #x
+#define STR(x) STR2(x)
+
+const char *sattn_version(void) {
+  return STR(SATTN_VERSION_MAJOR) "." STR(SATTN_VERSION_MINOR) "." STR(SATTN_VERSION_PATCH);
+}
+
+/* ---- names ---- */
+
+static const char *const target_names[] = {
+#define X(e, s) s,
+    SATTN_TARGETS(X)
+#undef X
+};
+
+static const struct {
+  const char *name;
+  bool binary;
+} artifact_kinds[] = {
+#define X(e, s, b) {s, b},
+    SATTN_ARTIFACTS(X)
+#undef X
+};
+
+const char *sattn_target_name(SattnTarget t) {
+  return (unsigned)t < SATTN_TARGET_COUNT ? target_names[t] : "unknown";
+}
+
+int sattn_target_parse(const char *name) {
+  for (int i = 0; name && i < SATTN_TARGET_COUNT; i++)
+    if (strcmp(name, target_names[i]) == 0)
+      return i;
+  return -1;
+}
+
+const char *sattn_artifact_kind_name(SattnArtifactKind k) {
+  return (unsigned)k < SATTN_ARTIFACT_COUNT ? artifact_kinds[k].name : "unknown";
+}
+
+int sattn_artifact_kind_parse(const char *name) {
+  for (int i = 0; name && i < SATTN_ARTIFACT_COUNT; i++)
+    if (strcmp(name, artifact_kinds[i].name) == 0)
+      return i;
+  return -1;
+}
+
+bool sattn_artifact_kind_is_binary(SattnArtifactKind k) {
+  return (unsigned)k < SATTN_ARTIFACT_COUNT && artifact_kinds[k].binary;
+}
+
+const char *const *sattn_cpu_names(void) { return cg_cpu_names(); }
+
+int sattn_pass_count(void) { return pass_count; }
+const char *sattn_pass_flag(int i) { return i >= 0 && i < pass_count ? pass_table[i].flag : NULL; }
+const char *sattn_pass_summary(int i) { return i >= 0 && i < pass_count ? pass_table[i].summary : NULL; }
+
+/* ---- contexts ---- */
+
+SattnContext *sattn_context_create(void) { return calloc(1, sizeof(SattnContext)); }
+
+void sattn_context_destroy(SattnContext *ctx) {
+  if (!ctx)
+    return;
+  if (!mlirContextIsNull(ctx->mlir))
+    mlirContextDestroy(ctx->mlir);
+  free(ctx);
+}
+
+void sattn_context_set_diagnostic_handler(SattnContext *ctx, SattnDiagnosticFn fn, void *user) {
+  if (!ctx)
+    return;
+  ctx->fn = fn;
+  ctx->user = user;
+}
+
+int sattn_context_error_count(const SattnContext *ctx) { return ctx ? ctx->errors : 0; }
+
+void sattn_print_diagnostic(const SattnDiagnostic *d, FILE *out) {
+  static const char *const names[] = {"error", "warning", "note", "remark"};
+  if (!d || !out)
+    return;
+  const char *sev = (unsigned)d->severity < 4 ? names[d->severity] : "error";
+  diag_print(out, d->file ? d->file : "sattn", d->line, d->col, sev, d->message ? d->message : "", d->source_line);
+}
+
+/* ---- modules ---- */
+
+struct SattnModule {
+  SattnContext *ctx;
+  char *text; /* the front end points into it */
+  FrontEnd fe;
+  int n;
+  FeSpec **specs; /* in source order, in the front end's arena */
+};
+
+static char *dup_text(const char *text, size_t len) {
+  char *p = malloc(len + 1);
+  if (p) {
+    if (len)
+      memcpy(p, text, len);
+    p[len] = 0;
+  }
+  return p;
+}
+
+/* Takes ownership of text (malloc'ed, NUL-terminated). */
+static SaStatus parse_owned(SattnContext *ctx, const char *name, char *text, size_t len, SattnModule **out) {
+  SattnModule *m = calloc(1, sizeof *m);
+  if (!name)
+    name = "<input>";
+  char *display = m && text ? arena_strndup(&m->fe.arena, name, strlen(name)) : NULL;
+  if (!display) {
+    if (m)
+      fe_free(&m->fe);
+    free(m);
+    free(text);
+    return SA_ERR_OUT_OF_MEMORY;
+  }
+  m->ctx = ctx;
+  m->text = text;
+  Diag d = drv_diag(ctx);
+  if (!fe_run(&m->fe, display, text, len, FE_STOP_CHECK, &d)) {
+    sattn_module_destroy(m);
+    /* the front end reports running out of memory as an error too */
+    return SA_ERR_INVALID_SPEC;
+  }
+  m->n = m->fe.file.count;
+  m->specs = arena_alloc(&m->fe.arena, (size_t)(m->n > 0 ? m->n : 1) * sizeof *m->specs);
+  if (!m->specs) {
+    sattn_module_destroy(m);
+    return SA_ERR_OUT_OF_MEMORY;
+  }
+  int i = 0;
+  for (FeSpec *fs = m->fe.file.first; fs; fs = fs->next)
+    m->specs[i++] = fs;
+  *out = m;
+  return SA_OK;
+}
+
+SaStatus sattn_module_parse(SattnContext *ctx, const char *name, const char *text, size_t len, SattnModule **out) {
+  if (!out)
+    return SA_ERR_INVALID_ARGUMENT;
+  *out = NULL;
+  if (!ctx || (!text && len))
+    return SA_ERR_INVALID_ARGUMENT;
+  return parse_owned(ctx, name, dup_text(text ? text : "", len), len, out);
+}
+
+SaStatus sattn_module_parse_file(SattnContext *ctx, const char *path, SattnModule **out) {
+  if (!out)
+    return SA_ERR_INVALID_ARGUMENT;
+  *out = NULL;
+  if (!ctx || !path)
+    return SA_ERR_INVALID_ARGUMENT;
+  size_t len;
+  char *text = drv_read_file(ctx, path, &len);
+  if (!text)
+    return SA_ERR_IO;
+  return parse_owned(ctx, strcmp(path, "-") == 0 ? "<stdin>" : path, text, len, out);
+}
+
+void sattn_module_destroy(SattnModule *m) {
+  if (!m)
+    return;
+  fe_free(&m->fe);
+  free(m->text);
+  free(m);
+}
+
+int sattn_module_kernel_count(const SattnModule *m) { return m ? m->n : 0; }
+
+const SaSpec *sattn_module_kernel(const SattnModule *m, int i) {
+  return m && i >= 0 && i < m->n ? &m->specs[i]->spec : NULL;
+}
+
+int sattn_module_find(const SattnModule *m, const char *name) {
+  for (int i = 0; m && name && i < m->n; i++)
+    if (strcmp(m->specs[i]->spec.name, name) == 0)
+      return i;
+  return -1;
+}
+
+SaStatus sattn_module_set_shape(SattnModule *m, int i, const SattnShape *shape) {
+  if (!m || !shape || i < 0 || i >= m->n || shape->batch < 0 || shape->seq < 0 || shape->heads < 0 ||
+      shape->kv_heads < 0 || shape->head_dim < 0)
+    return SA_ERR_INVALID_ARGUMENT;
+  FeSpec t = *m->specs[i];
+  SaSpec *s = &t.spec;
+  if (shape->batch && s->batch != SA_DYNAMIC)
+    s->batch = shape->batch;
+  if (shape->seq && s->seq != SA_DYNAMIC)
+    s->seq = shape->seq;
+  if (shape->heads)
+    s->heads = shape->heads;
+  if (shape->kv_heads) {
+    s->kv_heads = shape->kv_heads;
+    if (!t.at.kv_heads.line) /* so that the checks keep it */
+      t.at.kv_heads = t.at.shape;
+  }
+  if (shape->head_dim)
+    s->head_dim = shape->head_dim;
+  Diag d = drv_diag(m->ctx);
+  d.src = &m->fe.src;
+  if (!fe_check_spec(&t, &d))
+    return SA_ERR_INVALID_SPEC;
+  *m->specs[i] = t;
+  return SA_OK;
+}
+
+/* ---- kernel metadata ---- */
+
+static void *copy_array(Arena *a, const void *p, size_t bytes) {
+  void *q = bytes ? arena_alloc(a, bytes) : NULL;
+  if (q)
+    memcpy(q, p, bytes);
+  return q;
+}
+
+/* A SattnKernelInfo for s in arena memory (the spec deep-copied). */
+static bool kernel_info(Arena *a, const SaSpec *s, SattnKernelInfo *k) {
+  SaSpec *c = arena_alloc(a, sizeof *c);
+  char proto[512];
+  cg_cpu_prototype(s, proto, sizeof proto);
+  if (!c)
+    return false;
+  *c = *s;
+  c->name = arena_strndup(a, s->name, strlen(s->name));
+  c->file = s->file ? arena_strndup(a, s->file, strlen(s->file)) : NULL;
+  c->global = copy_array(a, s->global, (size_t)s->n_global * sizeof *s->global);
+  c->block_pairs = copy_array(a, s->block_pairs, (size_t)s->n_block_pairs * sizeof *s->block_pairs);
+  const char *p = arena_strndup(a, proto, strlen(proto));
+  if (!c->name || (s->file && !c->file) || (s->n_global && !c->global) || (s->n_block_pairs && !c->block_pairs) || !p)
+    return false;
+  bool per_head;
+  int64_t tile = cg_cpu_query_tile(s, &per_head);
+  *k = (SattnKernelInfo){
+      .name = c->name,
+      .spec = c,
+      .prototype = p,
+      .batch = s->batch,
+      .seq = s->seq,
+      .heads = s->heads,
+      .kv_heads = s->kv_heads,
+      .head_dim = s->head_dim,
+      .layout = s->layout,
+      .storage = s->storage,
+      .output = s->output,
+      .storage_bytes = (size_t)(sa_dtype_bits(s->storage) + 7) / 8,
+      .output_bytes = (size_t)(sa_dtype_bits(s->output) + 7) / 8,
+      .prunes_tokens = s->token_keep < 1.0,
+      .prunes_heads = s->head_keep < 1.0,
+      .split = tile ? SATTN_SPLIT_TILES : per_head ? SATTN_SPLIT_HEADS : SATTN_SPLIT_NONE,
+      .query_tile = tile,
+  };
+  return true;
+}
+
+static bool kernel_infos(Arena *a, const SaSpec *const *specs, int n, SattnKernelInfo **out) {
+  *out = arena_alloc(a, (size_t)(n > 0 ? n : 1) * sizeof **out);
+  if (!*out)
+    return false;
+  for (int i = 0; i < n; i++)
+    if (!kernel_info(a, specs[i], &(*out)[i]))
+      return false;
+  return true;
+}
+
+/* ---- compiling ---- */
+
+struct SattnArtifact {
+  SattnArtifactKind kind;
+  char *data;
+  size_t size;
+  Arena arena; /* the kernel metadata */
+  int n_kernels;
+  SattnKernelInfo *kernels;
+};
+
+/* The specs opt->kernel selects into a malloc'ed array. */
+static SaStatus select_specs(SattnModule *m, const SattnOptions *o, const SaSpec ***out, int *n) {
+  *out = malloc((size_t)(m->n > 0 ? m->n : 1) * sizeof **out);
+  if (!*out)
+    return SA_ERR_OUT_OF_MEMORY;
+  *n = 0;
+  for (int i = 0; i < m->n; i++)
+    if (!o->kernel || strcmp(o->kernel, m->specs[i]->spec.name) == 0)
+      (*out)[(*n)++] = &m->specs[i]->spec;
+  if (o->kernel && *n == 0) {
+    drv_report(m->ctx, SATTN_SEVERITY_ERROR, m->fe.src.file, 0, 0, NULL, "no attention spec named '%s'", o->kernel);
+    free(*out);
+    *out = NULL;
+    return SA_ERR_NOT_FOUND;
+  }
+  return SA_OK;
+}
+
+static const DrvStage stage_of[SATTN_ARTIFACT_COUNT] = {
+    [SATTN_ARTIFACT_MLIR] = DRV_SATTN,    [SATTN_ARTIFACT_MLIR_CANONICAL] = DRV_CANONICAL,
+    [SATTN_ARTIFACT_MLIR_CPU] = DRV_CPU,  [SATTN_ARTIFACT_MLIR_LLVM] = DRV_LLVM,
+    [SATTN_ARTIFACT_LLVM_IR] = DRV_LLVM,  [SATTN_ARTIFACT_ASM] = DRV_LLVM,
+    [SATTN_ARTIFACT_OBJECT] = DRV_LLVM,
+};
+
+/* Builds the IR of the specs, lowers it to `stage`; null after diagnostics. */
+static MlirModule build_lowered(SattnContext *c, const SaSpec *const *specs, int n, DrvStage stage,
+                                SaStatus *st) {
+  MlirContext mctx = drv_mlir(c);
+  *st = SA_ERR_INVALID_SPEC;
+  if (mlirContextIsNull(mctx))
+    return (MlirModule){NULL};
+  MlirModule mod = irgen_module(mctx, (const SaSpec **)specs, n);
+  if (mlirModuleIsNull(mod)) {
+    *st = SA_ERR_OUT_OF_MEMORY;
+    return mod;
+  }
+  if (!drv_lower(c, mod, stage)) {
+    mlirModuleDestroy(mod);
+    return (MlirModule){NULL};
+  }
+  *st = SA_OK;
+  return mod;
+}
+
+/* Writes the artifact's bytes for kind k to f. */
+static SaStatus write_kind(SattnModule *m, SattnArtifactKind k, const SattnOptions *o, const SaSpec *const *specs,
+                           int n, FILE *f) {
+  SattnContext *c = m->ctx;
+  switch (k) {
+  case SATTN_ARTIFACT_TOKENS: fe_print_tokens(f, &m->fe.toks); return SA_OK;
+  case SATTN_ARTIFACT_AST: fe_print_ast(f, &m->fe.file, o->kernel); return SA_OK;
+  case SATTN_ARTIFACT_HEADER: cg_cpu_header(f, specs, n); return SA_OK;
+  case SATTN_ARTIFACT_MASK_SVG:
+  case SATTN_ARTIFACT_MASK_PNG: {
+    if (n == 0)
+      return SA_OK; /* one picture of the first spec (or opt->kernel) */
+    const SaSpec *s = specs[0];
+    int64_t seq = o->picture_seq ? o->picture_seq : s->seq;
+    if (seq == SA_DYNAMIC) {
+      drv_report(c, SATTN_SEVERITY_ERROR, m->fe.src.file, s->line, s->col, NULL,
+                 "spec '%s' has seq=?; give --seq N for its picture", s->name);
+      return SA_ERR_INVALID_SPEC;
+    }
+    return pic_write(f, s, seq, o->picture_seed, k == SATTN_ARTIFACT_MASK_PNG) ? SA_OK : SA_ERR_OUT_OF_MEMORY;
+  }
+  case SATTN_ARTIFACT_MLIR:
+  case SATTN_ARTIFACT_MLIR_CANONICAL:
+  case SATTN_ARTIFACT_MLIR_CPU:
+  case SATTN_ARTIFACT_MLIR_LLVM:
+  case SATTN_ARTIFACT_LLVM_IR:
+  case SATTN_ARTIFACT_ASM:
+  case SATTN_ARTIFACT_OBJECT: {
+    SaStatus st;
+    MlirModule mod = build_lowered(c, specs, n, stage_of[k], &st);
+    if (st != SA_OK)
+      return st;
+    if (k == SATTN_ARTIFACT_LLVM_IR || k == SATTN_ARTIFACT_ASM || k == SATTN_ARTIFACT_OBJECT) {
+      char err[512];
+      CgOutput what = k == SATTN_ARTIFACT_LLVM_IR ? CG_OUT_LLVM : k == SATTN_ARTIFACT_ASM ? CG_OUT_ASM : CG_OUT_OBJ;
+      if (!cg_cpu_emit(mod, o->cpu, what, f, err, sizeof err)) {
+        drv_report(c, SATTN_SEVERITY_ERROR, m->fe.src.file, 0, 0, NULL, "%s", err);
+        st = SA_ERR_UNSUPPORTED;
+      }
+    } else {
+      drv_print(mlirModuleGetOperation(mod), f, false);
+    }
+    mlirModuleDestroy(mod);
+    return st;
+  }
+  case SATTN_ARTIFACT_COUNT: break;
+  }
+  return SA_ERR_INVALID_ARGUMENT;
+}
+
+/* An artifact whose bytes `fill` writes through a memory stream. */
+static SaStatus make_artifact(SattnArtifactKind kind, SattnArtifact **out,
+                              SaStatus (*fill)(FILE *f, void *ud), void *ud) {
+  SattnArtifact *a = calloc(1, sizeof *a);
+  if (!a)
+    return SA_ERR_OUT_OF_MEMORY;
+  a->kind = kind;
+  FILE *f = open_memstream(&a->data, &a->size);
+  if (!f) {
+    free(a);
+    return SA_ERR_OUT_OF_MEMORY;
+  }
+  SaStatus st = fill(f, ud);
+  if (fclose(f) != 0 && st == SA_OK)
+    st = SA_ERR_OUT_OF_MEMORY;
+  if (st != SA_OK) {
+    sattn_artifact_destroy(a);
+    return st;
+  }
+  *out = a;
+  return SA_OK;
+}
+
+typedef struct {
+  SattnModule *m;
+  SattnArtifactKind kind;
+  const SattnOptions *o;
+  const SaSpec *const *specs;
+  int n;
+} EmitJob;
+
+static SaStatus fill_emit(FILE *f, void *ud) {
+  EmitJob *j = ud;
+  return write_kind(j->m, j->kind, j->o, j->specs, j->n, f);
+}
+
+/* The CPU-specific checks of the options, before any work. */
+static SaStatus check_options(SattnModule *m, SattnArtifactKind kind, const SattnOptions *o) {
+  if ((unsigned)o->target >= SATTN_TARGET_COUNT || (unsigned)kind >= SATTN_ARTIFACT_COUNT)
+    return SA_ERR_INVALID_ARGUMENT;
+  if ((kind == SATTN_ARTIFACT_LLVM_IR || kind == SATTN_ARTIFACT_ASM || kind == SATTN_ARTIFACT_OBJECT) &&
+      !cg_cpu_known(o->cpu)) {
+    drv_report(m->ctx, SATTN_SEVERITY_ERROR, m->fe.src.file, 0, 0, NULL,
+               "unknown CPU '%s' (use native, x86-64, x86-64-v3, haswell, skylake-avx512, znver4, ...)", o->cpu);
+    return SA_ERR_UNSUPPORTED;
+  }
+  return SA_OK;
+}
+
+SaStatus sattn_emit(SattnModule *m, SattnArtifactKind kind, const SattnOptions *opt, SattnArtifact **out) {
+  if (!out)
+    return SA_ERR_INVALID_ARGUMENT;
+  *out = NULL;
+  if (!m)
+    return SA_ERR_INVALID_ARGUMENT;
+  SattnOptions o = opt ? *opt : (SattnOptions){0};
+  SaStatus st = check_options(m, kind, &o);
+  const SaSpec **specs = NULL;
+  int n = 0;
+  if (st == SA_OK)
+    st = select_specs(m, &o, &specs, &n);
+  if (st != SA_OK)
+    return st;
+  EmitJob job = {m, kind, &o, specs, n};
+  SattnArtifact *a = NULL;
+  st = make_artifact(kind, &a, fill_emit, &job);
+  if (st == SA_OK && kind != SATTN_ARTIFACT_TOKENS) {
+    a->n_kernels = n;
+    if (!kernel_infos(&a->arena, specs, n, &a->kernels)) {
+      sattn_artifact_destroy(a);
+      a = NULL;
+      st = SA_ERR_OUT_OF_MEMORY;
+    }
+  }
+  free(specs);
+  *out = a;
+  return st;
+}
+
+typedef struct {
+  SattnContext *ctx;
+  const char *name, *text;
+  size_t len;
+  const char *pipeline;
+  bool generic;
+} OptJob;
+
+static SaStatus fill_tokens(FILE *f, void *ud) {
+  OptJob *j = ud;
+  FrontEnd fe = {0};
+  Diag d = drv_diag(j->ctx);
+  char *text = dup_text(j->text, j->len);
+  SaStatus st = SA_ERR_OUT_OF_MEMORY;
+  if (text) {
+    st = fe_run(&fe, j->name, text, j->len, FE_STOP_TOKENS, &d) ? SA_OK : SA_ERR_INVALID_SPEC;
+    if (st == SA_OK)
+      fe_print_tokens(f, &fe.toks);
+  }
+  fe_free(&fe);
+  free(text);
+  return st;
+}
+
+SaStatus sattn_lex(SattnContext *ctx, const char *name, const char *text, size_t len, SattnArtifact **out) {
+  if (!out)
+    return SA_ERR_INVALID_ARGUMENT;
+  *out = NULL;
+  if (!ctx || (!text && len))
+    return SA_ERR_INVALID_ARGUMENT;
+  OptJob j = {ctx, name ? name : "<input>", text ? text : "", len, NULL, false};
+  return make_artifact(SATTN_ARTIFACT_TOKENS, out, fill_tokens, &j);
+}
+
+static SaStatus fill_opt(FILE *f, void *ud) {
+  OptJob *j = ud;
+  MlirContext mctx = drv_mlir(j->ctx);
+  if (mlirContextIsNull(mctx))
+    return SA_ERR_INVALID_SPEC;
+  /* MLIR's lexer reads up to a NUL: give it a terminated copy */
+  char *text = dup_text(j->text, j->len);
+  if (!text)
+    return SA_ERR_OUT_OF_MEMORY;
+  MlirOperation op = mlirOperationCreateParse(mctx, (MlirStringRef){text, j->len}, dl_ref(j->name));
+  free(text);
+  if (mlirOperationIsNull(op))
+    return SA_ERR_INVALID_SPEC;
+  /* A lone top-level op (one func.func) gets the module mlir-opt would give it. */
+  MlirStringRef opname = mlirIdentifierStr(mlirOperationGetName(op));
+  if (opname.length != 14 || memcmp(opname.data, "builtin.module", 14) != 0) {
+    MlirModule m = mlirModuleCreateEmpty(mlirOperationGetLocation(op));
+    mlirBlockAppendOwnedOperation(mlirModuleGetBody(m), op);
+    op = mlirModuleGetOperation(m);
+  }
+  SaStatus st = SA_ERR_INVALID_SPEC;
+  MlirPassManager pm = mlirPassManagerCreateOnOperation(mctx, dl_ref("builtin.module"));
+  /* Like mlir-opt, the input is verified before any pass runs. */
+  if (drv_add_pipeline(j->ctx, pm, "sattn-verify") && drv_add_pipeline(j->ctx, pm, j->pipeline) &&
+      mlirOperationVerify(op) && mlirLogicalResultIsSuccess(mlirPassManagerRunOnOp(pm, op))) {
+    drv_print(op, f, j->generic);
+    st = SA_OK;
+  }
+  mlirPassManagerDestroy(pm);
+  mlirOperationDestroy(op);
+  return st;
+}
+
+SaStatus sattn_opt(SattnContext *ctx, const char *name, const char *text, size_t len, const char *pipeline,
+                   bool generic, SattnArtifact **out) {
+  if (!out)
+    return SA_ERR_INVALID_ARGUMENT;
+  *out = NULL;
+  if (!ctx || (!text && len))
+    return SA_ERR_INVALID_ARGUMENT;
+  OptJob j = {ctx, name ? name : "<input>", text ? text : "", len, pipeline ? pipeline : "", generic};
+  return make_artifact(SATTN_ARTIFACT_MLIR, out, fill_opt, &j);
+}
+
+const void *sattn_artifact_data(const SattnArtifact *a, size_t *size) {
+  if (size)
+    *size = a ? a->size : 0;
+  return a ? a->data : NULL;
+}
+
+SattnArtifactKind sattn_artifact_kind(const SattnArtifact *a) { return a ? a->kind : SATTN_ARTIFACT_COUNT; }
+int sattn_artifact_kernel_count(const SattnArtifact *a) { return a ? a->n_kernels : 0; }
+
+const SattnKernelInfo *sattn_artifact_kernel(const SattnArtifact *a, int i) {
+  return a && i >= 0 && i < a->n_kernels ? &a->kernels[i] : NULL;
+}
+
+SaStatus sattn_artifact_write(const SattnArtifact *a, SattnContext *ctx, const char *path) {
+  if (!a || !path)
+    return SA_ERR_INVALID_ARGUMENT;
+  bool out = strcmp(path, "-") == 0;
+  FILE *f = out ? stdout : fopen(path, "wb");
+  bool ok = f && fwrite(a->data, 1, a->size, f) == a->size;
+  ok = f && (out ? fflush(f) == 0 : fclose(f) == 0) && ok;
+  if (ok)
+    return SA_OK;
+  SattnContext fallback = {0}; /* no context: the default handler */
+  drv_report(ctx ? ctx : &fallback, SATTN_SEVERITY_ERROR, path, 0, 0, NULL, "cannot write '%s'", path);
+  return SA_ERR_IO;
+}
+
+void sattn_artifact_destroy(SattnArtifact *a) {
+  if (!a)
+    return;
+  arena_free(&a->arena);
+  free(a->data);
+  free(a);
+}
+
+/* ---- the JIT ---- */
+
+struct SattnJit {
+  CgJit jit;
+  Arena arena;
+  int n_kernels;
+  SattnKernelInfo *kernels;
+};
+
+SaStatus sattn_jit_create(SattnModule *m, const SattnOptions *opt, SattnJit **out) {
+  if (!out)
+    return SA_ERR_INVALID_ARGUMENT;
+  *out = NULL;
+  if (!m)
+    return SA_ERR_INVALID_ARGUMENT;
+  SattnOptions o = opt ? *opt : (SattnOptions){0};
+  if ((unsigned)o.target >= SATTN_TARGET_COUNT)
+    return SA_ERR_INVALID_ARGUMENT;
+  const SaSpec **specs = NULL;
+  int n = 0;
+  SaStatus st = select_specs(m, &o, &specs, &n);
+  if (st != SA_OK)
+    return st;
+  SattnJit *j = calloc(1, sizeof *j);
+  MlirModule mod = {NULL};
+  if (!j) {
+    st = SA_ERR_OUT_OF_MEMORY;
+    goto done;
+  }
+  mod = build_lowered(m->ctx, specs, n, DRV_LLVM, &st);
+  if (st != SA_OK)
+    goto done;
+  if (!cg_cpu_jit_create(mod, &j->jit)) {
+    drv_report(m->ctx, SATTN_SEVERITY_ERROR, m->fe.src.file, 0, 0, NULL, "the JIT could not compile the kernels");
+    st = SA_ERR_UNSUPPORTED;
+    goto done;
+  }
+  j->n_kernels = n;
+  if (!kernel_infos(&j->arena, specs, n, &j->kernels)) {
+    st = SA_ERR_OUT_OF_MEMORY;
+    goto done;
+  }
+done:
+  if (!mlirModuleIsNull(mod))
+    mlirModuleDestroy(mod);
+  free(specs);
+  if (st != SA_OK) {
+    sattn_jit_destroy(j);
+    return st;
+  }
+  *out = j;
+  return SA_OK;
+}
+
+SattnCpuKernelFn sattn_jit_lookup(const SattnJit *jit, const char *name) {
+  for (int i = 0; jit && name && i < jit->n_kernels; i++)
+    if (strcmp(jit->kernels[i].name, name) == 0)
+      return cg_cpu_jit_lookup((CgJit *)&jit->jit, name);
+  return NULL;
+}
+
+int sattn_jit_kernel_count(const SattnJit *jit) { return jit ? jit->n_kernels : 0; }
+
+const SattnKernelInfo *sattn_jit_kernel(const SattnJit *jit, int i) {
+  return jit && i >= 0 && i < jit->n_kernels ? &jit->kernels[i] : NULL;
+}
+
+void sattn_jit_destroy(SattnJit *jit) {
+  if (!jit)
+    return;
+  cg_cpu_jit_destroy(&jit->jit);
+  arena_free(&jit->arena);
+  free(jit);
+}
