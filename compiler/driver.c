@@ -170,6 +170,12 @@ bool drv_add_pipeline(SattnContext *c, MlirPassManager pm, const char *pipeline)
     MlirStringRef el = {p + a, b - a};
     char why[1024] = "";
     if (mlirLogicalResultIsFailure(mlirOpPassManagerAddPipeline(opm, el, append, why))) {
+      /* MLIR's message: "<parser>:1:1: error: WHY\n<element>\n^": keep WHY */
+      char *e = strstr(why, "error: "), *nl;
+      if (e)
+        memmove(why, e + 7, strlen(e + 7) + 1);
+      if ((nl = strchr(why, '\n')))
+        *nl = 0;
       drv_report(c, SATTN_SEVERITY_ERROR, NULL, 0, 0, NULL, "unknown pass or bad pipeline element '%.*s': %s",
                  (int)(b - a), p + a, why);
       return false;
