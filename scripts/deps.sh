@@ -8,7 +8,7 @@ set -euo pipefail
 packages=(
   cmake ninja-build gcc make python3
   llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools
-  clang-22 libclang-rt-22-dev valgrind
+  clang-22 libclang-rt-22-dev valgrind pkgconf python3-numpy
 )
 if [ "${1:-}" = bench ]; then
   packages+=(libopenblas-dev libdnnl-dev python3-venv)

@@ -22,6 +22,7 @@ for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "HOME"):
 config.substitutions.append(("%examples", os.path.join(root, "examples")))
 config.substitutions.append(("%data", os.path.join(os.path.dirname(root), "shared", "data")))
 config.substitutions.append(("%bin", bindir))
+config.substitutions.append(("%build", build))
 
 # C programs built by tests link the project's static libraries; in the
 # sanitizer build they need the same instrumentation.
@@ -30,6 +31,7 @@ sanitize = os.path.exists(cache) and "SATTN_SANITIZE:BOOL=ON" in open(cache).rea
 cflags = "-std=c11 -O1 -D_POSIX_C_SOURCE=200809L -I%s -I%s" % (root, os.path.join(root, "include"))
 if sanitize:
     cflags += " -fsanitize=address,undefined"
+    config.available_features.add("sanitize")
 config.substitutions.append(("%cc", "cc " + cflags))
 config.substitutions.append(("%libs", "%s %s -lm" % (os.path.join(build, "libsattn_frontend.a"),
                                                     os.path.join(build, "libsattn_runtime.a"))))
