@@ -23,6 +23,10 @@ config.substitutions.append(("%examples", os.path.join(root, "examples")))
 config.substitutions.append(("%data", os.path.join(os.path.dirname(root), "shared", "data")))
 config.substitutions.append(("%bin", bindir))
 config.substitutions.append(("%build", build))
+config.substitutions.append(("%root", root))
+# The interpreter running lit is Debian's, the one with python3-numpy.
+import sys
+config.substitutions.append(("%python", sys.executable))
 
 # C programs built by tests link the project's static libraries; in the
 # sanitizer build they need the same instrumentation.
