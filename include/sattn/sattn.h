@@ -227,10 +227,10 @@ typedef struct {
 
 /* Compiles the specs of m (or opt->kernel alone) to artifact `kind`; opt
  * NULL means defaults. The artifact lists the kernels it holds.
- * SA_ERR_NOT_FOUND when opt->kernel names no spec; SA_ERR_UNSUPPORTED when
- * the target cannot make this kind or these specs (a storage type the CPU
- * kernels do not read, an unknown cpu name); SA_ERR_INVALID_SPEC when IR
- * checks fail; each with a diagnostic. */
+ * SA_ERR_NOT_FOUND when opt->kernel names no spec; SA_ERR_INVALID_SPEC when
+ * IR checks fail or the target's lowering refuses a spec (int8 storage on
+ * the CPU, say); SA_ERR_UNSUPPORTED for an unknown cpu name or when LLVM
+ * cannot generate code; each with a diagnostic. */
 SaStatus sattn_emit(SattnModule *m, SattnArtifactKind kind, const SattnOptions *opt, SattnArtifact **out);
 
 /* The tokens of spec text (SATTN_ARTIFACT_TOKENS), for text that need not
