@@ -110,4 +110,13 @@ bool cg_cpu_jit_create(MlirModule m, CgJit *out);
 CgKernelFn cg_cpu_jit_lookup(CgJit *jit, const char *name); /* NULL when absent */
 void cg_cpu_jit_destroy(CgJit *jit);
 
+/* ---- accel/schedule.c: the accelerator's instruction stream ---- */
+#include "sattn/accel.h"
+
+/* The .sacc stream of spec s (static patterns, fixed seq) scheduled for
+ * cfg, malloc'ed into *out. False with a reason in err when the spec holds
+ * what the accelerator target does not schedule, or out of memory. */
+bool cg_accel_stream(const SaSpec *s, const SaAccelConfig *cfg, unsigned char **out, size_t *len, char *err,
+                     size_t cap);
+
 #endif

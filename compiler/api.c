@@ -10,6 +10,7 @@
 
 #include "../codegen/codegen.h"
 #include "../codegen/picture.h"
+#include "sattn/accel.h"
 #include "../dialect/dialect.h"
 #include "../passes/passes.h"
 #include "driver.h"
@@ -337,6 +338,53 @@ static MlirModule build_lowered(SattnContext *c, const SaSpec *const *specs, int
   return mod;
 }
 
+/* A stream for the one selected spec, or its listing. */
+static SaStatus write_accel(SattnModule *m, SattnArtifactKind k, const SattnOptions *o, const SaSpec *const *specs,
+                            int n, FILE *f) {
+  SattnContext *c = m->ctx;
+  const char *file = m->fe.src.file;
+  if (n != 1) {
+    drv_report(c, SATTN_SEVERITY_ERROR, file, 0, 0, NULL,
+               "an accelerator stream holds one kernel; this file has %d (choose one with --kernel)", n);
+    return SA_ERR_UNSUPPORTED;
+  }
+  SaAccelConfig cfg;
+  char err[256];
+  sa_accel_config_default(&cfg);
+  if (o->accel_config && sa_accel_config_parse(o->accel_config, strlen(o->accel_config), &cfg, err, sizeof err)) {
+    drv_report(c, SATTN_SEVERITY_ERROR, "<accel config>", 0, 0, NULL, "%s", err);
+    return SA_ERR_INVALID_ARGUMENT;
+  }
+  SaSpec s = *specs[0];
+  if (s.seq == SA_DYNAMIC && o->seq > 0)
+    s.seq = o->seq;
+  unsigned char *bytes;
+  size_t len;
+  if (!cg_accel_stream(&s, &cfg, &bytes, &len, err, sizeof err)) {
+    drv_report(c, SATTN_SEVERITY_ERROR, file, s.line, s.col, NULL, "%s", err);
+    return SA_ERR_UNSUPPORTED;
+  }
+  SaStatus st = SA_OK;
+  if (k == SATTN_ARTIFACT_ACCEL) {
+    fwrite(bytes, 1, len, f);
+  } else {
+    /* the listing is the disassembly of the stream itself, so the two agree */
+    SaAccelProgram *p;
+    st = sa_accel_load(bytes, len, &p, err, sizeof err);
+    char *text = st == SA_OK ? sa_accel_disassemble(p) : NULL;
+    if (st != SA_OK)
+      drv_report(c, SATTN_SEVERITY_ERROR, file, 0, 0, NULL, "internal error: the stream does not load: %s", err);
+    else if (!text)
+      st = SA_ERR_OUT_OF_MEMORY;
+    else
+      fputs(text, f);
+    free(text);
+    sa_accel_free(p);
+  }
+  free(bytes);
+  return st;
+}
+
 /* Writes the artifact's bytes for kind k to f. */
 static SaStatus write_kind(SattnModule *m, SattnArtifactKind k, const SattnOptions *o, const SaSpec *const *specs,
                            int n, FILE *f) {
@@ -350,7 +398,7 @@ static SaStatus write_kind(SattnModule *m, SattnArtifactKind k, const SattnOptio
     if (n == 0)
       return SA_OK; /* one picture of the first spec (or opt->kernel) */
     const SaSpec *s = specs[0];
-    int64_t seq = o->picture_seq ? o->picture_seq : s->seq;
+    int64_t seq = o->seq ? o->seq : s->seq;
     if (seq == SA_DYNAMIC) {
       drv_report(c, SATTN_SEVERITY_ERROR, m->fe.src.file, s->line, s->col, NULL,
                  "spec '%s' has seq=?; give --seq N for its picture", s->name);
@@ -382,6 +430,8 @@ static SaStatus write_kind(SattnModule *m, SattnArtifactKind k, const SattnOptio
     mlirModuleDestroy(mod);
     return st;
   }
+  case SATTN_ARTIFACT_ACCEL:
+  case SATTN_ARTIFACT_ACCEL_ASM: return write_accel(m, k, o, specs, n, f);
   case SATTN_ARTIFACT_COUNT: break;
   }
   return SA_ERR_INVALID_ARGUMENT;
@@ -427,6 +477,14 @@ static SaStatus fill_emit(FILE *f, void *ud) {
 static SaStatus check_options(SattnModule *m, SattnArtifactKind kind, const SattnOptions *o) {
   if ((unsigned)o->target >= SATTN_TARGET_COUNT || (unsigned)kind >= SATTN_ARTIFACT_COUNT)
     return SA_ERR_INVALID_ARGUMENT;
+  bool cpu_kind = kind >= SATTN_ARTIFACT_MLIR_CPU && kind <= SATTN_ARTIFACT_HEADER;
+  bool accel_kind = kind == SATTN_ARTIFACT_ACCEL || kind == SATTN_ARTIFACT_ACCEL_ASM;
+  if ((cpu_kind && o->target != SATTN_TARGET_CPU) || (accel_kind && o->target != SATTN_TARGET_ACCEL)) {
+    drv_report(m->ctx, SATTN_SEVERITY_ERROR, m->fe.src.file, 0, 0, NULL, "target %s does not make '%s' (%s)",
+               sattn_target_name(o->target), sattn_artifact_kind_name(kind),
+               o->target == SATTN_TARGET_ACCEL ? "it makes accel and accel-asm" : "it makes mlir-cpu to header");
+    return SA_ERR_UNSUPPORTED;
+  }
   if ((kind == SATTN_ARTIFACT_LLVM_IR || kind == SATTN_ARTIFACT_ASM || kind == SATTN_ARTIFACT_OBJECT) &&
       !cg_cpu_known(o->cpu)) {
     drv_report(m->ctx, SATTN_SEVERITY_ERROR, m->fe.src.file, 0, 0, NULL,
@@ -597,6 +655,11 @@ SaStatus sattn_jit_create(SattnModule *m, const SattnOptions *opt, SattnJit **ou
   SattnOptions o = opt ? *opt : (SattnOptions){0};
   if ((unsigned)o.target >= SATTN_TARGET_COUNT)
     return SA_ERR_INVALID_ARGUMENT;
+  if (o.target != SATTN_TARGET_CPU) {
+    drv_report(m->ctx, SATTN_SEVERITY_ERROR, m->fe.src.file, 0, 0, NULL,
+               "the JIT runs CPU kernels; accelerator streams run with sa_accel_run (sattn/accel.h)");
+    return SA_ERR_UNSUPPORTED;
+  }
   const SaSpec **specs = NULL;
   int n = 0;
   SaStatus st = select_specs(m, &o, &specs, &n);

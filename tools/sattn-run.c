@@ -21,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "sattn/accel.h"
 #include "sattn/reference.h"
 #include "sattn/sattn.h"
 
@@ -28,13 +29,15 @@ typedef struct {
   const char *file, *kernel, *qf, *kf, *vf, *expect, *out;
   int64_t seq, batch, heads, kv_heads, head_dim;
   uint64_t seed;
-  bool have_seed, json, importance;
+  bool have_seed, json, importance, accel;
+  const char *accel_config_file;
+  char *accel_config;
   double input_scale;
   int repeat;
 } Args;
 
 static void usage(FILE *f) {
-  fputs("usage: sattn-run FILE [--kernel NAME] [--target=cpu] [--seq N] [--batch N] [--heads N]\n"
+  fputs("usage: sattn-run FILE [--kernel NAME] [--target=cpu|accel] [--accel-config F] [--seq N] [--batch N] [--heads N]\n"
         "                 [--kv-heads N] [--head-dim N] [--seed S] [--input-scale X]\n"
         "                 [--q F --k F --v F] [--expect F] [--out F] [--repeat N] [--importance]\n"
         "                 [--threads N] [--json]\n",
@@ -240,6 +243,70 @@ static int cmp_double(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
+/* ---- the accelerator ---- */
+
+/* Compiles spec s to a stream through the API, loads it and runs it on the
+ * model; the output (in the spec's layout) goes to out. */
+static bool run_accel(const Args *a, SattnModule *mod, const SaSpec *s, const float *q, const float *k,
+                      const float *v, float *out, int64_t B, SaAccelStats *stats) {
+  SaAccelConfig cfg;
+  char err[256];
+  sa_accel_config_default(&cfg);
+  if (a->accel_config && sa_accel_config_parse(a->accel_config, strlen(a->accel_config), &cfg, err, sizeof err)) {
+    fprintf(stderr, "sattn-run: error: %s: %s\n", a->accel_config_file, err);
+    return false;
+  }
+  SattnArtifact *art = NULL;
+  SattnOptions opt = {.target = SATTN_TARGET_ACCEL, .kernel = s->name, .seq = s->seq == SA_DYNAMIC ? a->seq : 0,
+                      .accel_config = a->accel_config};
+  if (sattn_emit(mod, SATTN_ARTIFACT_ACCEL, &opt, &art) != SA_OK)
+    return false;
+  size_t len;
+  const void *bytes = sattn_artifact_data(art, &len);
+  SaAccelProgram *prog = NULL;
+  SaStatus st = sa_accel_load(bytes, len, &prog, err, sizeof err);
+  if (st == SA_OK)
+    st = sa_accel_run(prog, &cfg, q, k, v, out, B, stats, err, sizeof err);
+  if (st != SA_OK)
+    fprintf(stderr, "sattn-run: error: the accelerator: %s (%s)\n", err, sa_status_name(st));
+  else
+    printf("%s: accelerator stream of %zu bytes, %zu words\n", s->name, len, sa_accel_program_words(prog));
+  sa_accel_free(prog);
+  sattn_artifact_destroy(art);
+  return st == SA_OK;
+}
+
+static void print_accel(const SaAccelStats *t) {
+  printf("  accelerator: %lld cycles (%.4f ms): compute %lld, DRAM transfer %lld\n", (long long)t->cycles,
+         1e3 * t->seconds, (long long)t->compute_cycles, (long long)t->dram_cycles);
+  printf("  DRAM read %lld B, written %lld B; SRAM %lld B; %lld MACs; energy %.1f uJ; %lld scores\n",
+         (long long)t->dram_read_bytes, (long long)t->dram_write_bytes, (long long)t->sram_bytes, (long long)t->macs,
+         1e-6 * t->energy_pj, (long long)t->pairs);
+  printf("  %-8s %12s %12s %14s %14s %12s\n", "class", "instructions", "cycles", "DRAM bytes", "MACs", "energy uJ");
+  for (int i = 0; i < SA_ACCEL_CLASSES; i++) {
+    const SaAccelClassStats *c = &t->cls[i];
+    printf("  %-8s %12lld %12lld %14lld %14lld %12.2f\n", c->name, (long long)c->instructions, (long long)c->cycles,
+           (long long)(c->dram_read_bytes + c->dram_write_bytes), (long long)c->macs, 1e-6 * c->energy_pj);
+  }
+}
+
+static void print_accel_json(const SaAccelStats *t) {
+  printf(", \"accel\": {\"cycles\": %lld, \"seconds\": %.6g, \"compute_cycles\": %lld, \"dram_cycles\": %lld, "
+         "\"dram_read_bytes\": %lld, \"dram_write_bytes\": %lld, \"sram_bytes\": %lld, \"macs\": %lld, "
+         "\"energy_pj\": %.1f, \"scores\": %lld, \"classes\": {",
+         (long long)t->cycles, t->seconds, (long long)t->compute_cycles, (long long)t->dram_cycles,
+         (long long)t->dram_read_bytes, (long long)t->dram_write_bytes, (long long)t->sram_bytes, (long long)t->macs,
+         t->energy_pj, (long long)t->pairs);
+  for (int i = 0; i < SA_ACCEL_CLASSES; i++) {
+    const SaAccelClassStats *c = &t->cls[i];
+    printf("%s\"%s\": {\"instructions\": %lld, \"cycles\": %lld, \"dram_bytes\": %lld, \"macs\": %lld, "
+           "\"energy_pj\": %.1f}",
+           i ? ", " : "", c->name, (long long)c->instructions, (long long)c->cycles,
+           (long long)(c->dram_read_bytes + c->dram_write_bytes), (long long)c->macs, c->energy_pj);
+  }
+  printf("}}");
+}
+
 /* ---- main ---- */
 
 static int run(const Args *a, SattnModule *mod, int index) {
@@ -331,8 +398,16 @@ static int run(const Args *a, SattnModule *mod, int index) {
     goto done;
   }
 
+  double t0 = now_s(), compile_s, kernel_s;
+  SaAccelStats stats = {0};
+  if (a->accel) {
+    if (!run_accel(a, mod, s, q, k, v, got_l, B, &stats))
+      goto done;
+    compile_s = now_s() - t0;
+    kernel_s = 0;
+    goto compare;
+  }
   /* compile */
-  double t0 = now_s();
   SaStatus cs = sattn_jit_create(mod, &(SattnOptions){.kernel = s->name}, &jit);
   if (cs != SA_OK) {
     if (cs == SA_ERR_OUT_OF_MEMORY)
@@ -344,7 +419,7 @@ static int run(const Args *a, SattnModule *mod, int index) {
     fprintf(stderr, "sattn-run: error: no kernel '%s' in the compiled module\n", s->name);
     goto done;
   }
-  double compile_s = now_s() - t0;
+  compile_s = now_s() - t0;
 
   /* run */
   int reps = a->repeat > 0 ? a->repeat : 1;
@@ -360,13 +435,14 @@ static int run(const Args *a, SattnModule *mod, int index) {
     goto done;
   }
   qsort(times, (size_t)reps, sizeof *times, cmp_double);
-  double kernel_s = times[reps / 2];
+  kernel_s = times[reps / 2];
   free(times);
   if (st != 0) {
     fprintf(stderr, "sattn-run: error: the kernel returned status %d (%s)\n", st, sa_status_name((SaStatus)st));
     goto done;
   }
   decode(ko, nq, s->output, got_l);
+compare:
   to_layout(s, B, H, S, got_l, got, true); /* back to [B,H,S,D] */
 
   SaProblem p = {B, S, q, k, v, ref, tin, tokens ? tout_r : NULL, hin, heads ? hout_r : NULL};
@@ -383,6 +459,10 @@ static int run(const Args *a, SattnModule *mod, int index) {
 
   double tol_rel, tol_abs;
   tolerance(s->output, &tol_rel, &tol_abs);
+  if (a->accel) { /* the accelerator's table exp: 1.5e-5 per weight (docs/accel-isa.md) */
+    tol_rel += 1e-4;
+    tol_abs += 4e-4;
+  }
   /* Scores are computed in fp32: a logit of magnitude L carries an error of
    * about L * 2^-24, which shifts the probabilities by that much. Bound L by
    * scale * max |q_i| * max |k_j| (Cauchy-Schwarz) and widen both
@@ -439,6 +519,8 @@ static int run(const Args *a, SattnModule *mod, int index) {
       printf(", \"head_importance_rel_error\": %.3e", eh.rel);
     if (expect)
       printf(", \"expected_rel_error\": %.3e", ee.rel);
+    if (a->accel)
+      print_accel_json(&stats);
     printf(", \"ok\": %s}\n", ok ? "true" : "false");
   } else {
     printf("%s: batch=%lld heads=%lld kv_heads=%lld seq=%lld head_dim=%lld %s->%s seed=%llu\n", s->name, (long long)B,
@@ -453,7 +535,10 @@ static int run(const Args *a, SattnModule *mod, int index) {
       printf("  head importance: relative error %.3e\n", eh.rel);
     if (expect)
       printf("  against %s: relative error %.3e\n", a->expect, ee.rel);
-    printf("  time: compile %.3f s, kernel %.6f s, reference %.3f s\n", compile_s, kernel_s, ref_s);
+    if (a->accel)
+      print_accel(&stats);
+    else
+      printf("  time: compile %.3f s, kernel %.6f s, reference %.3f s\n", compile_s, kernel_s, ref_s);
     printf("  %s\n", ok ? "ok" : "FAILED");
   }
   rc = ok ? 0 : 1;
@@ -509,8 +594,25 @@ int main(int argc, char **argv) {
         return bad_usage("expected a positive integer after ", s);
       sattn_cpu_set_threads(atoi(argv[++i]));
     } else if (!strncmp(s, "--target=", 9)) {
-      if (strcmp(s + 9, "cpu") != 0)
+      if (strcmp(s + 9, "cpu") != 0 && strcmp(s + 9, "accel") != 0)
         return bad_usage("unknown target ", s + 9);
+      a.accel = strcmp(s + 9, "accel") == 0;
+    } else if (!strcmp(s, "--accel-config")) {
+      if (i + 1 == argc)
+        return bad_usage(s, " needs a file");
+      FILE *f = fopen(argv[++i], "rb");
+      size_t n = 0;
+      a.accel_config_file = argv[i];
+      a.accel_config = f ? calloc(1, 1 << 16) : NULL;
+      if (a.accel_config)
+        n = fread(a.accel_config, 1, (1 << 16) - 1, f);
+      if (f)
+        fclose(f);
+      if (!a.accel_config || n == (1 << 16) - 1) {
+        fprintf(stderr, "sattn-run: error: cannot read the configuration '%s'\n", argv[i]);
+        free(a.accel_config);
+        return 1;
+      }
     } else if (s[0] == '-' && s[1]) {
       return bad_usage("unknown option ", s);
     } else if (a.file) {
@@ -521,6 +623,8 @@ int main(int argc, char **argv) {
   }
   if (!a.file)
     return bad_usage("no input file", "");
+  if (a.accel && (a.importance || a.repeat > 1))
+    return bad_usage("--importance and --repeat are for the cpu target", "");
   if (!a.have_seed) {
     struct timespec t;
     clock_gettime(CLOCK_REALTIME, &t);
@@ -548,5 +652,6 @@ int main(int argc, char **argv) {
   }
   sattn_module_destroy(mod);
   sattn_context_destroy(ctx);
+  free(a.accel_config);
   return rc;
 }

@@ -10,6 +10,8 @@
  *   asm, obj        assembly or an ELF object for the chosen CPU
  *   header          the C header for the object's kernels
  *   mask-svg, mask-png  a picture of the pattern at --seq (codegen/picture.c)
+ *   accel, accel-asm    an accelerator stream (.sacc) and its listing
+ *                       (--target=accel; docs/accel-isa.md)
  * Exit status: 0 on success, 1 on a user error (with a located message),
  * 2 on bad usage. */
 #include <stdio.h>
@@ -20,15 +22,18 @@
 #include "tool.h"
 
 static void usage(FILE *f) {
-  fputs("usage: sattnc FILE [--emit=KIND] [--target=cpu] [--cpu=NAME] [--kernel NAME] [-o OUT]\n"
-        "              [--split-input-file]\n"
+  fputs("usage: sattnc FILE [--emit=KIND] [--target=cpu|accel] [--cpu=NAME] [--kernel NAME] [-o OUT]\n"
+        "              [--accel-config FILE] [--split-input-file]\n"
         "  FILE            a .sattn spec file, or - for standard input\n"
         "  --emit=KIND     tokens | ast | mlir (default) | mlir-canonical | mlir-cpu |\n"
-        "                  mlir-llvm | llvm | asm | obj | header | mask-svg | mask-png\n"
-        "  --target=cpu    the back end for mlir-cpu and later stages (cpu is the only one yet)\n"
+        "                  mlir-llvm | llvm | asm | obj | header | mask-svg | mask-png |\n"
+        "                  accel | accel-asm\n"
+        "  --target=T      cpu (default: mlir-cpu to header) or accel (accel, accel-asm)\n"
         "  --cpu=NAME      LLVM CPU name for llvm/asm/obj (skylake-avx512, haswell, x86-64, ...);\n"
         "                  default: the host (native)\n"
-        "  --seq N         sequence length of a mask picture (default: the spec's)\n"
+        "  --accel-config FILE  the accelerator's hardware configuration (default: SALO's array)\n"
+        "  --seq N         sequence length of a mask picture or of an accelerator stream when\n"
+        "                  the spec says seq=? (default: the spec's)\n"
         "  --seed S        inputs of a dynamic pattern's picture (default 1)\n"
         "  --kernel NAME   only the spec called NAME\n"
         "  -o OUT          write to OUT instead of standard output\n"
@@ -89,6 +94,7 @@ static int compile_part(const char *part, size_t n, void *ud) {
 int main(int argc, char **argv) {
   const char *input = NULL, *output = NULL;
   Options o = {NULL, SATTN_ARTIFACT_MLIR, {.picture_seed = 1}};
+  char *accel_config = NULL;
   bool split = false;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -103,7 +109,7 @@ int main(int argc, char **argv) {
     } else if (!strncmp(a, "--target=", 9)) {
       int t = sattn_target_parse(a + 9);
       if (t < 0)
-        return bad_usage("unknown --target '%s' (this build has: cpu)", a + 9);
+        return bad_usage("unknown --target '%s' (this build has: cpu, accel)", a + 9);
       o.opt.target = (SattnTarget)t;
     } else if ((!strcmp(a, "--seq") || !strcmp(a, "--seed")) && i + 1 < argc) {
       char *end;
@@ -111,11 +117,19 @@ int main(int argc, char **argv) {
       if (*end || v < (a[4] == 'q' ? 1 : 0))
         return bad_usage("bad number for %s", a);
       if (a[4] == 'q')
-        o.opt.picture_seq = v;
+        o.opt.seq = v;
       else
         o.opt.picture_seed = (uint64_t)v;
     } else if (!strncmp(a, "--cpu=", 6)) {
       o.opt.cpu = a + 6;
+    } else if (!strcmp(a, "--accel-config")) {
+      if (i + 1 == argc)
+        return bad_usage("%s needs a file", a);
+      size_t n;
+      free(accel_config);
+      if (!(accel_config = tool_read_file(argv[++i], &n)))
+        return 1;
+      o.opt.accel_config = accel_config;
     } else if (!strcmp(a, "--split-input-file")) {
       split = true;
     } else if (!strcmp(a, "-o") || !strcmp(a, "--kernel")) {
@@ -158,5 +172,6 @@ int main(int argc, char **argv) {
   }
   sattn_context_destroy(o.ctx);
   free(text);
+  free(accel_config);
   return rc;
 }

@@ -141,7 +141,9 @@ SaStatus sattn_module_set_shape(SattnModule *m, int i, const SattnShape *shape);
 /* ---- compiling ---- */
 
 /* X(enum, name used by sattnc --target=) */
-#define SATTN_TARGETS(X) X(SATTN_TARGET_CPU, "cpu")
+#define SATTN_TARGETS(X)           \
+  X(SATTN_TARGET_CPU, "cpu")       \
+  X(SATTN_TARGET_ACCEL, "accel")
 
 typedef enum {
 #define X(e, s) e,
@@ -150,7 +152,9 @@ typedef enum {
   SATTN_TARGET_COUNT
 } SattnTarget;
 
-/* X(enum, name used by sattnc --emit=, binary). Stages in pipeline order. */
+/* X(enum, name used by sattnc --emit=, binary). mlir-cpu to header need
+ * the cpu target, accel and accel-asm (a .sacc stream and its listing) the
+ * accel target; the others serve both. */
 #define SATTN_ARTIFACTS(X)                                  \
   X(SATTN_ARTIFACT_TOKENS, "tokens", 0)                     \
   X(SATTN_ARTIFACT_AST, "ast", 0)                           \
@@ -163,7 +167,9 @@ typedef enum {
   X(SATTN_ARTIFACT_OBJECT, "obj", 1)                        \
   X(SATTN_ARTIFACT_HEADER, "header", 0)                     \
   X(SATTN_ARTIFACT_MASK_SVG, "mask-svg", 0)                 \
-  X(SATTN_ARTIFACT_MASK_PNG, "mask-png", 1)
+  X(SATTN_ARTIFACT_MASK_PNG, "mask-png", 1)                 \
+  X(SATTN_ARTIFACT_ACCEL, "accel", 1)                       \
+  X(SATTN_ARTIFACT_ACCEL_ASM, "accel-asm", 0)
 
 typedef enum {
 #define X(e, s, b) e,
@@ -182,12 +188,16 @@ int sattn_artifact_kind_parse(const char *name);
 bool sattn_artifact_kind_is_binary(SattnArtifactKind k);
 
 typedef struct {
-  SattnTarget target; /* back end of mlir-cpu and later stages; 0 is cpu */
+  SattnTarget target; /* the back end; 0 is cpu */
   const char *cpu;    /* LLVM CPU name for llvm, asm and obj (znver4, skylake-avx512,
                          haswell, x86-64, ...); NULL or "native": the host */
   const char *kernel; /* only the spec with this name; NULL: every spec */
-  int64_t picture_seq;   /* mask pictures: the sequence length; 0: the spec's */
-  uint64_t picture_seed; /* mask pictures of dynamic patterns: the inputs' seed */
+  int64_t seq;        /* mask pictures and accelerator streams: the sequence length
+                         when the spec leaves it open (a picture may also override
+                         a fixed one); 0: the spec's */
+  uint64_t picture_seed;    /* mask pictures of dynamic patterns: the inputs' seed */
+  const char *accel_config; /* accel target: a hardware configuration's text
+                               (sattn/accel.h); NULL: the defaults */
 } SattnOptions;
 
 /* Names of the CPUs `cpu` accepts, NULL-terminated. Static. */

@@ -6,8 +6,9 @@
 #define SATTN_STATUS_H
 
 /* X(enum, description). SA_OK comes first so that it is 0. Kernels and the
- * reference return the first four; the rest come from the compiler API
- * (sattn/sattn.h), always with a diagnostic that says more. */
+ * reference return the first four; the compiler API (sattn/sattn.h) adds
+ * the next four, always with a diagnostic that says more, and the
+ * accelerator runtime (sattn/accel.h) SA_ERR_BAD_STREAM. */
 #define SA_STATUSES(X)                                  \
   X(SA_OK, "ok")                                        \
   X(SA_ERR_INVALID_ARGUMENT, "invalid argument")        \
@@ -16,7 +17,8 @@
   X(SA_ERR_INVALID_SPEC, "invalid spec or IR")          \
   X(SA_ERR_UNSUPPORTED, "not supported by the target")  \
   X(SA_ERR_NOT_FOUND, "no such kernel")                 \
-  X(SA_ERR_IO, "cannot read or write a file")
+  X(SA_ERR_IO, "cannot read or write a file")           \
+  X(SA_ERR_BAD_STREAM, "malformed accelerator stream")
 
 typedef enum {
 #define X(e, s) e,

@@ -129,7 +129,7 @@ static void test_artifacts(void) {
   printf("kernels: %d; 'local' at %d\n", sattn_module_kernel_count(m), sattn_module_find(m, "local"));
   for (int k = 0; k < SATTN_ARTIFACT_COUNT; k++) {
     SattnArtifact *a = NULL;
-    SattnOptions opt = {.kernel = "local", .cpu = "x86-64-v3", .picture_seq = 32};
+    SattnOptions opt = {.kernel = "local", .cpu = "x86-64-v3", .seq = 32};
     SaStatus st = sattn_emit(m, (SattnArtifactKind)k, &opt, &a);
     size_t size = 0;
     const unsigned char *d = sattn_artifact_data(a, &size);

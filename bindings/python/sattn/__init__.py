@@ -60,7 +60,7 @@ _DiagnosticFn = ctypes.CFUNCTYPE(None, ctypes.POINTER(_Diagnostic), ctypes.c_voi
 
 class _Options(ctypes.Structure):
     _fields_ = [("target", ctypes.c_int), ("cpu", ctypes.c_char_p), ("kernel", ctypes.c_char_p),
-                ("picture_seq", ctypes.c_int64), ("picture_seed", ctypes.c_uint64)]
+                ("seq", ctypes.c_int64), ("picture_seed", ctypes.c_uint64), ("accel_config", ctypes.c_char_p)]
 
 
 class _Shape(ctypes.Structure):

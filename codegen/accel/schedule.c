@@ -1,0 +1,196 @@
+/* schedule.c: the accelerator back end: a checked spec to an instruction
+ * stream (docs/accel-isa.md), scheduled for one hardware configuration.
+ *
+ * Per head (one `heads` loop) and per tile of R query rows:
+ *   - sliding and 2-D windows become diagonal passes (SALO's data
+ *     scheduler): the window's key offsets, C per pass, so that row r of the
+ *     tile sees key row0 + r + offset[c] in column c;
+ *   - block layouts, BigBird and patterns without a local term become block
+ *     passes over the key blocks of C keys that hold an allowed pair;
+ *   - global keys go to the global columns (gcol), global queries to the
+ *     global row (grow) before the tiles.
+ * Each pass is `qk; softmax; av; sync`. The mask unit drops pairs the
+ * pattern does not allow and pairs an earlier pass scored, so the passes
+ * only have to cover the pattern. */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../runtime/accel/accel.h"
+#include "../codegen.h"
+#include "sattn/reference.h"
+
+static bool fail(char *err, size_t cap, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, cap, fmt, ap);
+  va_end(ap);
+  return false;
+}
+
+typedef struct {
+  uint64_t *w;
+  size_t n, cap;
+  bool oom;
+} Code;
+
+static void put(Code *c, AccOpcode op, uint32_t b, uint32_t v) {
+  if (c->n == c->cap) {
+    size_t cap = c->cap ? 2 * c->cap : 1024;
+    uint64_t *w = realloc(c->w, cap * sizeof *w);
+    if (!w) {
+      c->oom = true;
+      return;
+    }
+    c->w = w, c->cap = cap;
+  }
+  c->w[c->n++] = acc_encode((AccInsn){op, 0, (uint16_t)b, v});
+}
+
+static void pass_body(Code *c) {
+  put(c, OP_QK, 0, 0);
+  put(c, OP_SOFTMAX, 0, 0);
+  put(c, OP_AV, 0, 0);
+  put(c, OP_SYNC, 0, 0);
+}
+
+static int cmp_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* The key offsets of the window terms, sorted and unique; causal drops the
+ * positive ones. NULL with *n = 0 when there is no window term. */
+static int64_t *window_offsets(const SaSpec *s, size_t *n, bool *oom) {
+  size_t cap = 0;
+  if (s->has_window)
+    cap += (size_t)(2 * (s->window / 2) + 1);
+  if (s->has_window2d)
+    cap += (size_t)((2 * (s->win_h / 2) + 1) * (2 * (s->win_w / 2) + 1));
+  *n = 0;
+  if (!cap)
+    return NULL;
+  int64_t *o = malloc(cap * sizeof *o);
+  if (!o) {
+    *oom = true;
+    return NULL;
+  }
+  if (s->has_window)
+    for (int64_t k = -(s->window / 2); k <= s->window / 2; k++)
+      o[(*n)++] = k * s->dilation;
+  if (s->has_window2d)
+    for (int64_t dy = -(s->win_h / 2); dy <= s->win_h / 2; dy++)
+      for (int64_t dx = -(s->win_w / 2); dx <= s->win_w / 2; dx++)
+        o[(*n)++] = dy * s->image_w + dx;
+  qsort(o, *n, sizeof *o, cmp_i64);
+  size_t u = 0;
+  for (size_t i = 0; i < *n; i++)
+    if ((u == 0 || o[i] != o[u - 1]) && (!s->causal || o[i] <= 0) && o[i] > -s->seq && o[i] < s->seq)
+      o[u++] = o[i];
+  *n = u;
+  return o;
+}
+
+/* Whether a block pass over keys [k0, k0 + C) has a pair the block term
+ * (block pairs or BigBird, without windows and globals) allows for rows
+ * [r0, r0 + rows). Patterns without a local term need every block (but
+ * those above the diagonal under causal). */
+static bool block_needed(const SaSpec *blocks_only, bool any_local, int64_t r0, int64_t rows, int64_t k0,
+                         int64_t C) {
+  if (!any_local)
+    return !blocks_only->causal || k0 <= r0 + rows - 1;
+  for (int64_t i = r0; i < r0 + rows; i++)
+    for (int64_t j = k0; j < k0 + C && j < blocks_only->seq; j++)
+      if (sa_static_allowed(blocks_only, blocks_only->seq, i, j))
+        return true;
+  return false;
+}
+
+bool cg_accel_stream(const SaSpec *s, const SaAccelConfig *cfg, unsigned char **out, size_t *len, char *err,
+                     size_t cap) {
+  *out = NULL;
+  const char *dynamic = s->has_predict            ? "predict (DSA)"
+                        : s->n_filter_rounds > 0  ? "filter rounds (Energon)"
+                        : s->nm_m > 0             ? "N:M selection (DFSS)"
+                        : s->token_keep < 1.0     ? "token pruning (SpAtten)"
+                        : s->head_keep < 1.0      ? "head pruning (SpAtten)"
+                        : s->value_keep < 1.0     ? "value pruning (SpAtten)"
+                        : s->has_progressive      ? "progressive quantization (SpAtten)"
+                                                  : NULL;
+  if (dynamic)
+    return fail(err, cap, "the accelerator target does not schedule %s yet; it runs static patterns", dynamic);
+  if (s->seq == SA_DYNAMIC)
+    return fail(err, cap, "an accelerator stream is scheduled for one sequence length; give seq (sattnc --seq N)");
+  if (s->seq > UINT32_MAX || s->heads > UINT16_MAX)
+    return fail(err, cap, "seq or heads too large for the instruction fields");
+  bool in_ok = s->storage == DT_FP32 || s->storage == DT_FP16 || s->storage == DT_BF16;
+  bool out_ok = s->output == DT_FP32 || s->output == DT_FP16 || s->output == DT_BF16;
+  if (!in_ok || !out_ok)
+    return fail(err, cap, "the accelerator reads and writes fp32, fp16 or bf16, not %s -> %s",
+                sa_dtype_name(s->storage), sa_dtype_name(s->output));
+  int64_t R = cfg->pe_rows, C = cfg->pe_cols, G = cfg->global_pes, S = s->seq;
+  if (R > UINT16_MAX || C > UINT16_MAX)
+    return fail(err, cap, "PE array larger than the instruction fields");
+
+  bool oom = false;
+  size_t n_off;
+  int64_t *off = window_offsets(s, &n_off, &oom);
+  bool blocks = s->n_block_pairs > 0 || s->has_bigbird;
+  bool any_local = s->has_window || s->has_window2d || blocks;
+  SaSpec bonly = *s; /* the block term alone */
+  bonly.has_window = bonly.has_window2d = false;
+  bonly.n_global = 0;
+  int64_t gchunk = G > 0 ? G : C;
+  int n_glob = any_local ? s->n_global : 0;
+
+  Code c = {0};
+  put(&c, OP_HEADS, (uint32_t)s->heads, 0);
+  for (int g = 0; g < n_glob; g++)
+    put(&c, OP_GROW, 0, (uint32_t)s->global[g]);
+  for (int64_t r0 = 0; r0 < S && !c.oom; r0 += R) {
+    int64_t rows = S - r0 < R ? S - r0 : R;
+    put(&c, OP_LOADQ, (uint32_t)rows, (uint32_t)r0);
+    for (size_t o = 0; o < n_off; o += (size_t)C) {
+      put(&c, OP_DIAG, (uint32_t)(n_off - o < (size_t)C ? n_off - o : (size_t)C), (uint32_t)o);
+      pass_body(&c);
+    }
+    if (blocks || !any_local)
+      for (int64_t k0 = 0; k0 < S; k0 += C)
+        if (block_needed(&bonly, any_local, r0, rows, k0, C)) {
+          put(&c, OP_BLOCK, (uint32_t)(S - k0 < C ? S - k0 : C), (uint32_t)k0);
+          pass_body(&c);
+        }
+    for (int g = 0; g < n_glob; g += (int)gchunk) {
+      put(&c, OP_GCOL, (uint32_t)(n_glob - g < gchunk ? n_glob - g : gchunk), (uint32_t)g);
+      pass_body(&c);
+    }
+    put(&c, OP_STORE, (uint32_t)rows, (uint32_t)r0);
+  }
+  if (!c.oom)
+    c.w[0] = acc_encode((AccInsn){OP_HEADS, 0, (uint16_t)s->heads, (uint32_t)(c.n - 1)});
+  put(&c, OP_END, 0, 0);
+  if (c.n - 1 > UINT32_MAX)
+    c.oom = true;
+
+  int64_t header[H_COUNT] = {0}, mask[M_COUNT] = {0};
+  header[H_BATCH] = s->batch, header[H_HEADS] = s->heads, header[H_KV_HEADS] = s->kv_heads;
+  header[H_SEQ] = S, header[H_HEAD_DIM] = s->head_dim, header[H_LAYOUT] = s->layout;
+  header[H_STORAGE] = s->storage, header[H_OUTPUT] = s->output;
+  memcpy(&header[H_SCALE_BITS], &s->scale, sizeof s->scale);
+  header[H_ROWS] = R, header[H_COLS] = C, header[H_GLOBAL_PES] = G;
+  mask[M_CAUSAL] = s->causal;
+  mask[M_HAS_WINDOW] = s->has_window, mask[M_WINDOW] = s->window, mask[M_DILATION] = s->dilation;
+  mask[M_HAS_WINDOW2D] = s->has_window2d, mask[M_IMAGE_H] = s->image_h, mask[M_IMAGE_W] = s->image_w;
+  mask[M_WIN_H] = s->win_h, mask[M_WIN_W] = s->win_w, mask[M_IMAGE_OFFSET] = s->image_offset;
+  mask[M_BLOCK] = s->block, mask[M_HAS_BIGBIRD] = s->has_bigbird, mask[M_BB_WINDOW] = s->bb_window;
+  mask[M_BB_RANDOM] = s->bb_random, mask[M_BB_GLOBAL] = s->bb_global, mask[M_BB_SEED] = (int64_t)s->bb_seed;
+  AccStreamParts parts = {s->name, sa_accel_config_hash(cfg), header, mask, s->global, s->n_global,
+                          s->block_pairs, s->n_block_pairs, off, n_off, c.w, c.n};
+  if (!oom && !c.oom)
+    *out = acc_stream_write(&parts, len);
+  free(off);
+  free(c.w);
+  if (!*out)
+    return fail(err, cap, "out of memory scheduling the accelerator stream");
+  return true;
+}

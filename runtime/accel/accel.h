@@ -1,0 +1,47 @@
+/* accel.h: the accelerator runtime's internal header: the program a
+ * validated stream becomes, and the stream writer the compiler uses (one
+ * implementation of the format for both sides). */
+#ifndef SATTN_ACCEL_INTERNAL_H
+#define SATTN_ACCEL_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "isa.h"
+#include "sattn/accel.h"
+
+struct SaAccelProgram {
+  char name[64];
+  int64_t header[H_COUNT], mask[M_COUNT];
+  uint64_t config_hash;
+  int64_t *globals;
+  SaBlockPair *blocks;
+  int64_t *offsets;
+  size_t n_offsets;
+  uint64_t *code;
+  size_t n_code;
+  SaSpec spec; /* the layer, pointing into the arrays above */
+};
+
+/* What a stream holds, for acc_stream_write. */
+typedef struct {
+  const char *name;
+  uint64_t config_hash;
+  const int64_t *header; /* H_COUNT */
+  const int64_t *mask;   /* M_COUNT */
+  const int64_t *globals;
+  int n_globals;
+  const SaBlockPair *blocks;
+  int n_blocks;
+  const int64_t *offsets;
+  size_t n_offsets;
+  const uint64_t *code;
+  size_t n_code;
+} AccStreamParts;
+
+/* The .sacc bytes (malloc'ed; *len set), or NULL when out of memory. */
+unsigned char *acc_stream_write(const AccStreamParts *s, size_t *len);
+
+const char *acc_op_name(AccOpcode op);
+
+#endif
