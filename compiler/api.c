@@ -356,7 +356,7 @@ static SaStatus write_accel(SattnModule *m, SattnArtifactKind k, const SattnOpti
     return SA_ERR_INVALID_ARGUMENT;
   }
   SaSpec s = *specs[0];
-  if (s.seq == SA_DYNAMIC && o->seq > 0)
+  if (o->seq > 0)
     s.seq = o->seq;
   unsigned char *bytes;
   size_t len;

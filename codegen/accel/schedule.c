@@ -146,7 +146,8 @@ bool cg_accel_stream(const SaSpec *s, const SaAccelConfig *cfg, unsigned char **
   Code c = {0};
   put(&c, OP_HEADS, (uint32_t)s->heads, 0);
   for (int g = 0; g < n_glob; g++)
-    put(&c, OP_GROW, 0, (uint32_t)s->global[g]);
+    if (s->global[g] < S) /* a spec with seq=? may name tokens beyond this length */
+      put(&c, OP_GROW, 0, (uint32_t)s->global[g]);
   for (int64_t r0 = 0; r0 < S && !c.oom; r0 += R) {
     int64_t rows = S - r0 < R ? S - r0 : R;
     put(&c, OP_LOADQ, (uint32_t)rows, (uint32_t)r0);

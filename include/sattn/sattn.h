@@ -193,8 +193,7 @@ typedef struct {
                          haswell, x86-64, ...); NULL or "native": the host */
   const char *kernel; /* only the spec with this name; NULL: every spec */
   int64_t seq;        /* mask pictures and accelerator streams: the sequence length
-                         when the spec leaves it open (a picture may also override
-                         a fixed one); 0: the spec's */
+                         to draw or schedule for; 0: the spec's */
   uint64_t picture_seed;    /* mask pictures of dynamic patterns: the inputs' seed */
   const char *accel_config; /* accel target: a hardware configuration's text
                                (sattn/accel.h); NULL: the defaults */

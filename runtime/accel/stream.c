@@ -141,9 +141,10 @@ static SaStatus check_fields(const int64_t *h, const int64_t *m, char *err, size
   memcpy(&scale, &h[H_SCALE_BITS], sizeof scale);
   if (!isfinite(scale))
     return fail(err, cap, SA_ERR_BAD_STREAM, "header: scale is not finite");
+  /* sizes within the language's limits, so that no product overflows */
   for (int f = 0; f < M_COUNT; f++)
-    if (m[f] < 0 || m[f] > (INT64_C(1) << 40))
-      return fail(err, cap, SA_ERR_BAD_STREAM, "mask: field %d out of range", f);
+    if (f != M_BB_SEED && (m[f] < 0 || m[f] > (INT64_C(1) << 24)))
+      return fail(err, cap, SA_ERR_BAD_STREAM, "mask: field %d out of range [0, 2^24]", f);
   static const int flags[] = {M_CAUSAL, M_HAS_WINDOW, M_HAS_WINDOW2D, M_HAS_BIGBIRD};
   for (size_t i = 0; i < sizeof flags / sizeof *flags; i++)
     if (m[flags[i]] > 1)
@@ -312,13 +313,15 @@ SaStatus sa_accel_load(const void *bytes, size_t len, SaAccelProgram **out, char
   int64_t seq = p->header[H_SEQ];
   for (size_t i = 0; i < ng; i++) {
     p->globals[i] = (int64_t)get64(sec[SEC_GLOBALS] + 8 * i);
-    if (p->globals[i] < 0 || p->globals[i] >= seq || (i > 0 && p->globals[i] <= p->globals[i - 1]))
-      st = fail(err, cap, SA_ERR_BAD_STREAM, "global tokens are not sorted, unique and inside the sequence");
+    /* tokens beyond a sequence shorter than the spec's are allowed and unused */
+    if (p->globals[i] < 0 || p->globals[i] > (INT64_C(1) << 40) || (i > 0 && p->globals[i] <= p->globals[i - 1]))
+      st = fail(err, cap, SA_ERR_BAD_STREAM, "global tokens are not sorted, unique and non-negative");
   }
   for (size_t i = 0; i < nb; i++) {
     p->blocks[i].q = (int64_t)get64(sec[SEC_BLOCKS] + 16 * i);
     p->blocks[i].k = (int64_t)get64(sec[SEC_BLOCKS] + 16 * i + 8);
-    if (p->blocks[i].q < 0 || p->blocks[i].k < 0 || p->blocks[i].q > seq || p->blocks[i].k > seq)
+    if (p->blocks[i].q < 0 || p->blocks[i].k < 0 || p->blocks[i].q > (INT64_C(1) << 40) ||
+        p->blocks[i].k > (INT64_C(1) << 40))
       st = fail(err, cap, SA_ERR_BAD_STREAM, "block pair %zu out of range", i);
   }
   if (nb > 0 && p->mask[M_BLOCK] < 1)
