@@ -3,29 +3,40 @@
 # sattn's own lowering, run the kernel on seeded random inputs, check it
 # against the reference, and print one row per spec. Specs run at their own
 # shape, except that a sequence length left to run time (seq=?) is 1024 and
-# one above 2048 is cut to 2048 so that the reference (double precision,
+# one above 3200 is cut to 2048 so that the reference (double precision,
 # one row at a time) stays within seconds. The real-data example (ocr.sattn)
-# also runs on the PP-OCRv4 tensors in ../shared/data.
+# also runs on the PP-OCRv4 tensors in ../shared/data. Each spec the
+# accelerator target schedules (static patterns) also runs on the
+# accelerator model at the same shape: cycles, time at its clock, DRAM bytes
+# read and energy, next to the CPU kernel's time.
 set -euo pipefail
 build=${1:-build}
 bin=$build/bin
 data=$(dirname "$0")/../../shared/data/ocr-attn
 rows=$(mktemp)
-trap 'rm -f "$rows"' EXIT
+stream=$(mktemp)
+trap 'rm -f "$rows" "$stream"' EXIT
 status=0
 for f in examples/*.sattn; do
   for n in $("$bin/sattnc" "$f" --emit=ast | awk '/^attention /{print $2}'); do
     ast=$("$bin/sattnc" "$f" --emit=ast --kernel "$n")
     pattern=$(echo "$ast" | awk 'NR>5{sub(/^  /,""); sub(/ dilation 1$/,""); printf "%s%s", sep, $0; sep="; "}')
     seq=$(echo "$ast" | awk '/^  shape/{for(i=2;i<=NF;i++) if ($i ~ /^seq=/) {sub(/seq=/,"",$i); print $i}}')
-    if [ "$seq" = "?" ]; then seq=1024; elif [ "$seq" -gt 2048 ]; then seq=2048; fi
+    if [ "$seq" = "?" ]; then seq=1024; elif [ "$seq" -gt 3200 ]; then seq=2048; fi
+    accel="{}"
+    if "$bin/sattnc" "$f" --kernel "$n" --target=accel --emit=accel --seq "$seq" -o "$stream" 2>/dev/null; then
+      accel=$("$bin/sattn-accel" "$stream" --run --json) || status=1
+    fi
     if ! "$bin/sattn-run" "$f" --kernel "$n" --seq "$seq" --seed 1 --json |
-      PATTERN="${pattern:-dense}" FILE="$(basename "$f")" python3 -c '
+      PATTERN="${pattern:-dense}" FILE="$(basename "$f")" ACCEL="$accel" python3 -c '
 import json, os, sys
 r = json.loads(sys.stdin.read())
+a = json.loads(os.environ["ACCEL"])
+acc = ["%d" % a["cycles"], "%.3f" % (1e3 * a["seconds"]), "%.1f" % (a["dram_read_bytes"] / 1e6),
+       "%.0f" % (a["energy_pj"] / 1e6)] if a else ["-"] * 4
 print("\t".join([os.environ["FILE"], r["kernel"], "%dx%dx%dx%d" % (r["batch"], r["heads"], r["seq"], r["head_dim"]),
-                 r["storage"], os.environ["PATTERN"][:60], "%.4f" % r["kept_fraction"], "%.1e" % r["rel_error"],
-                 "%.1f" % (1e3 * r["kernel_s"]), "%.0f" % (1e3 * r["reference_s"]), "ok" if r["ok"] else "FAILED"]))
+                 r["storage"], os.environ["PATTERN"][:48], "%.4f" % r["kept_fraction"], "%.1e" % r["rel_error"],
+                 "%.1f" % (1e3 * r["kernel_s"]), "%.0f" % (1e3 * r["reference_s"])] + acc + ["ok" if r["ok"] else "FAILED"]))
 ' >> "$rows"; then
       status=1
     fi
@@ -39,18 +50,22 @@ import json, os, sys
 r = json.loads(sys.stdin.read())
 print("\t".join(["ocr-attn (real)", os.environ["NAME"], "%dx%dx%dx%d" % (r["batch"], r["heads"], r["seq"], r["head_dim"]),
                  r["storage"], "dense, vs the model output: %.1e" % r["expected_rel_error"], "%.4f" % r["kept_fraction"],
-                 "%.1e" % r["rel_error"], "%.1f" % (1e3 * r["kernel_s"]), "%.0f" % (1e3 * r["reference_s"]),
-                 "ok" if r["ok"] else "FAILED"]))
+                 "%.1e" % r["rel_error"], "%.1f" % (1e3 * r["kernel_s"]), "%.0f" % (1e3 * r["reference_s"])] +
+                ["-"] * 4 + ["ok" if r["ok"] else "FAILED"]))
 ' >> "$rows" || status=1
 done
 python3 - "$rows" <<'PY'
 import sys
-head = ["file", "spec", "BxHxSxD", "input", "pattern", "kept", "rel.err", "kernel ms", "ref ms", ""]
+head = ["file", "spec", "BxHxSxD", "input", "pattern", "kept", "rel.err", "cpu ms", "ref ms",
+        "accel cycles", "accel ms", "DRAM MB", "uJ", ""]
 rows = [head] + [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 w = [max(len(r[i]) for r in rows) for i in range(len(head))]
 for r in rows:
     print("  ".join(c.ljust(w[i]) for i, c in enumerate(r)).rstrip())
 PY
 echo "kept: fraction of (batch, head, query, key) scores that reach softmax; rel.err: relative"
-echo "Frobenius error of the CPU kernel against the reference (double); times: one run, this machine."
+echo "Frobenius error of the CPU kernel against the reference (double); cpu and ref ms: one run, this"
+echo "machine. accel: the accelerator model (docs/accel-isa.md; 32x32 PEs, 1 GHz, compute only) on the"
+echo "same shape: cycles, time, DRAM bytes read, energy; '-' where it does not schedule the spec's"
+echo "dynamic stages yet."
 exit $status

@@ -177,8 +177,10 @@ static SaStatus check_code(const SaAccelProgram *p, char *err, size_t cap) {
     case OP_NOP:
     case OP_SYNC: no_bc = true; break;
     case OP_HEADS:
-      if (heads_seen || in.b != p->header[H_HEADS] || in.c < 1 || pc + in.c >= p->n_code)
-        return fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (heads): one loop over every head, inside the code", pc);
+      /* the code is exactly `heads; body; end`: no word runs outside a head */
+      if (pc != 0 || in.b != p->header[H_HEADS] || in.c < 1 || in.c + 2 != p->n_code)
+        return fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (heads): the code must be one loop over every head, then 'end'",
+                    pc);
       heads_seen = true;
       loop_end = pc + in.c;
       break;
@@ -237,7 +239,7 @@ static SaStatus check_code(const SaAccelProgram *p, char *err, size_t cap) {
   if (p->n_code == 0 || acc_decode(p->code[p->n_code - 1]).op != OP_END)
     return fail(err, cap, SA_ERR_BAD_STREAM, "the code does not end with 'end'");
   if (!heads_seen)
-    return fail(err, cap, SA_ERR_BAD_STREAM, "the code has no head loop");
+    return fail(err, cap, SA_ERR_BAD_STREAM, "the code does not start with a head loop");
   return SA_OK;
 }
 
