@@ -137,9 +137,10 @@ static SaStatus parse_owned(SattnContext *ctx, const char *name, char *text, siz
   m->text = text;
   Diag d = drv_diag(ctx);
   if (!fe_run(&m->fe, display, text, len, FE_STOP_CHECK, &d)) {
-    sattn_module_destroy(m);
     /* the front end reports running out of memory as an error too */
-    return SA_ERR_INVALID_SPEC;
+    SaStatus st = m->fe.arena.failed ? SA_ERR_OUT_OF_MEMORY : SA_ERR_INVALID_SPEC;
+    sattn_module_destroy(m);
+    return st;
   }
   m->n = m->fe.file.count;
   m->specs = arena_alloc(&m->fe.arena, (size_t)(m->n > 0 ? m->n : 1) * sizeof *m->specs);

@@ -14,8 +14,10 @@ struct ArenaChunk {
 enum { CHUNK_MIN = 64 * 1024 };
 
 void *arena_alloc(Arena *a, size_t size) {
-  if (a->fail_at > 0 && ++a->count == a->fail_at)
+  if (a->fail_at > 0 && ++a->count == a->fail_at) {
+    a->failed = true;
     return NULL;
+  }
   size = (size + 15) & ~(size_t)15;
   if (size == 0)
     size = 16;
@@ -23,8 +25,10 @@ void *arena_alloc(Arena *a, size_t size) {
   if (!c || c->cap - c->used < size) {
     size_t cap = size > CHUNK_MIN ? size : CHUNK_MIN;
     c = malloc(sizeof(ArenaChunk) + cap);
-    if (!c)
+    if (!c) {
+      a->failed = true;
       return NULL;
+    }
     c->next = a->head;
     c->used = 0;
     c->cap = cap;

@@ -25,6 +25,7 @@ typedef struct {
   ArenaChunk *head;
   /* Fault injection: when > 0, the fail_at-th allocation fails (tests). */
   long fail_at, count;
+  bool failed; /* an allocation has failed: errors after it may be its echoes */
 } Arena;
 
 /* Zero-initialized memory, or NULL when out of memory. */

@@ -129,7 +129,9 @@ static void test_artifacts(void) {
   printf("kernels: %d; 'local' at %d\n", sattn_module_kernel_count(m), sattn_module_find(m, "local"));
   for (int k = 0; k < SATTN_ARTIFACT_COUNT; k++) {
     SattnArtifact *a = NULL;
-    SattnOptions opt = {.kernel = "local", .cpu = "x86-64-v3", .seq = 32};
+    bool accel = k == SATTN_ARTIFACT_ACCEL || k == SATTN_ARTIFACT_ACCEL_ASM;
+    SattnOptions opt = {.target = accel ? SATTN_TARGET_ACCEL : SATTN_TARGET_CPU, .kernel = "local",
+                        .cpu = "x86-64-v3", .seq = 32};
     SaStatus st = sattn_emit(m, (SattnArtifactKind)k, &opt, &a);
     size_t size = 0;
     const unsigned char *d = sattn_artifact_data(a, &size);
@@ -137,7 +139,9 @@ static void test_artifacts(void) {
     EXPECT(sattn_artifact_kind_is_binary((SattnArtifactKind)k) || (d && d[size] == 0 && strlen((const char *)d) == size));
     printf("artifact %s: %s, %s, %d kernel(s)%s\n", sattn_artifact_kind_name((SattnArtifactKind)k), sa_status_name(st),
            size > 0 ? "non-empty" : "EMPTY", sattn_artifact_kernel_count(a),
-           k == SATTN_ARTIFACT_OBJECT && size > 4 && memcmp(d, "\x7f" "ELF", 4) == 0 ? ", ELF" : "");
+           k == SATTN_ARTIFACT_OBJECT && size > 4 && memcmp(d, "\x7f" "ELF", 4) == 0   ? ", ELF"
+           : k == SATTN_ARTIFACT_ACCEL && size > 4 && memcmp(d, "SACC", 4) == 0 ? ", SACC"
+                                                                                 : "");
     sattn_artifact_destroy(a);
   }
   /* metadata, which outlives the module */
