@@ -105,7 +105,7 @@ int main(int argc, char **argv) {
       q[i] = (float)sa_gaussian(&seed);
     for (size_t i = 0; i < nkv; i++)
       k[i] = (float)sa_gaussian(&seed), v[i] = (float)sa_gaussian(&seed);
-    st = sa_accel_run(p, &cfg, q, k, v, o, batch, &t, err, sizeof err);
+    st = sa_accel_run(p, &cfg, q, k, v, o, batch, NULL, &t, err, sizeof err);
     if (st != SA_OK) {
       fprintf(stderr, "%s: error: %s: %s\n", file, sa_status_name(st), err);
     } else if (json) {

@@ -248,7 +248,7 @@ static int cmp_double(const void *a, const void *b) {
 /* Compiles spec s to a stream through the API, loads it and runs it on the
  * model; the output (in the spec's layout) goes to out. */
 static bool run_accel(const Args *a, SattnModule *mod, const SaSpec *s, const float *q, const float *k,
-                      const float *v, float *out, int64_t B, SaAccelStats *stats) {
+                      const float *v, float *out, int64_t B, const SaAccelImportance *io, SaAccelStats *stats) {
   SaAccelConfig cfg;
   char err[256];
   sa_accel_config_default(&cfg);
@@ -266,7 +266,7 @@ static bool run_accel(const Args *a, SattnModule *mod, const SaSpec *s, const fl
   SaAccelProgram *prog = NULL;
   SaStatus st = sa_accel_load(bytes, len, &prog, err, sizeof err);
   if (st == SA_OK)
-    st = sa_accel_run(prog, &cfg, q, k, v, out, B, stats, err, sizeof err);
+    st = sa_accel_run(prog, &cfg, q, k, v, out, B, io, stats, err, sizeof err);
   if (st != SA_OK)
     fprintf(stderr, "sattn-run: error: the accelerator: %s (%s)\n", err, sa_status_name(st));
   else
@@ -401,7 +401,8 @@ static int run(const Args *a, SattnModule *mod, int index) {
   double t0 = now_s(), compile_s, kernel_s;
   SaAccelStats stats = {0};
   if (a->accel) {
-    if (!run_accel(a, mod, s, q, k, v, got_l, B, &stats))
+    SaAccelImportance io = {tin, tokens ? tout_k : NULL, hin, heads ? hout_k : NULL};
+    if (!run_accel(a, mod, s, q, k, v, got_l, B, &io, &stats))
       goto done;
     compile_s = now_s() - t0;
     kernel_s = 0;

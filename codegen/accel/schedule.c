@@ -106,19 +106,60 @@ static bool block_needed(const SaSpec *blocks_only, bool any_local, int64_t r0, 
   return false;
 }
 
+/* A dynamic tile's row sequence, in the order of docs/semantics.md. */
+static void row_sequence(Code *c, const SaSpec *s) {
+  put(c, OP_CAND, 0, 0);
+  if (s->has_predict) {
+    put(c, OP_LOWQK, 0, 0);
+    put(c, OP_SELECT, 0, 0);
+  }
+  for (int r = 0; r < s->n_filter_rounds; r++) {
+    put(c, OP_LOWQK, (uint32_t)r + 1, 0);
+    put(c, OP_SELECT, (uint32_t)r + 1, 0);
+  }
+  if (s->nm_m > 0 || !s->has_progressive)
+    put(c, OP_FULLQK, 0, 0);
+  if (s->nm_m > 0)
+    put(c, OP_NM, (uint32_t)s->nm_n, (uint32_t)s->nm_m);
+  if (s->has_progressive)
+    put(c, OP_MSBQK, 0, 0);
+  put(c, OP_RSOFTMAX, 0, 0);
+  if (s->has_progressive)
+    put(c, OP_REQUANT, 0, 0);
+  if (s->value_keep < 1.0)
+    put(c, OP_VPRUNE, 0, 0);
+  put(c, OP_RAV, 0, 0);
+}
+
+static int64_t f64_bits(double d) {
+  int64_t b;
+  memcpy(&b, &d, sizeof b);
+  return b;
+}
+
+/* The DYNAMIC section's fields of s. */
+static void dynamic_fields(const SaSpec *s, int64_t *d) {
+  d[D_HAS_PREDICT] = s->has_predict, d[D_PREDICT_DIM] = s->predict_dim, d[D_PREDICT_BITS] = s->predict_bits;
+  d[D_PREDICT_KEEP_KIND] = s->predict_keep.kind, d[D_PREDICT_KEEP_VALUE] = f64_bits(s->predict_keep.value);
+  d[D_PREDICT_SEED] = (int64_t)s->predict_seed;
+  d[D_NM_N] = s->nm_n, d[D_NM_M] = s->nm_m;
+  d[D_TOKEN_KEEP] = f64_bits(s->token_keep), d[D_HEAD_KEEP] = f64_bits(s->head_keep);
+  d[D_VALUE_KEEP] = f64_bits(s->value_keep);
+  d[D_HAS_PROGRESSIVE] = s->has_progressive, d[D_MSB_BITS] = s->msb_bits, d[D_LSB_BITS] = s->lsb_bits;
+  d[D_THRESHOLD] = f64_bits(s->requant_threshold);
+  d[D_FILTER_ROUNDS] = s->n_filter_rounds;
+  for (int r = 0; r < s->n_filter_rounds; r++) {
+    int64_t *f = d + D_ROUNDS + 4 * r;
+    f[0] = s->filter[r].q_bits, f[1] = s->filter[r].k_bits, f[2] = s->filter[r].keep.kind;
+    f[3] = f64_bits(s->filter[r].keep.value);
+  }
+}
+
 bool cg_accel_stream(const SaSpec *s, const SaAccelConfig *cfg, unsigned char **out, size_t *len, char *err,
                      size_t cap) {
   *out = NULL;
-  const char *dynamic = s->has_predict            ? "predict (DSA)"
-                        : s->n_filter_rounds > 0  ? "filter rounds (Energon)"
-                        : s->nm_m > 0             ? "N:M selection (DFSS)"
-                        : s->token_keep < 1.0     ? "token pruning (SpAtten)"
-                        : s->head_keep < 1.0      ? "head pruning (SpAtten)"
-                        : s->value_keep < 1.0     ? "value pruning (SpAtten)"
-                        : s->has_progressive      ? "progressive quantization (SpAtten)"
-                                                  : NULL;
-  if (dynamic)
-    return fail(err, cap, "the accelerator target does not schedule %s yet; it runs static patterns", dynamic);
+  bool dynamic = s->has_predict || s->n_filter_rounds > 0 || s->nm_m > 0 || s->token_keep < 1.0 ||
+                 s->head_keep < 1.0 || s->value_keep < 1.0 || s->has_progressive;
   if (s->seq == SA_DYNAMIC)
     return fail(err, cap, "an accelerator stream is scheduled for one sequence length; give seq (sattnc --seq N)");
   if (s->seq > UINT32_MAX || s->heads > UINT16_MAX)
@@ -144,11 +185,22 @@ bool cg_accel_stream(const SaSpec *s, const SaAccelConfig *cfg, unsigned char **
   int n_glob = any_local ? s->n_global : 0;
 
   Code c = {0};
+  if (dynamic && s->token_keep < 1.0)
+    put(&c, OP_TPRUNE, 0, 0);
+  if (dynamic && s->head_keep < 1.0)
+    put(&c, OP_HPRUNE, 0, 0);
+  size_t loop = c.n;
   put(&c, OP_HEADS, (uint32_t)s->heads, 0);
-  for (int g = 0; g < n_glob; g++)
+  for (int g = 0; !dynamic && g < n_glob; g++)
     if (s->global[g] < S) /* a spec with seq=? may name tokens beyond this length */
       put(&c, OP_GROW, 0, (uint32_t)s->global[g]);
-  for (int64_t r0 = 0; r0 < S && !c.oom; r0 += R) {
+  for (int64_t r0 = 0; dynamic && r0 < S && !c.oom; r0 += R) {
+    int64_t rows = S - r0 < R ? S - r0 : R;
+    put(&c, OP_LOADQ, (uint32_t)rows, (uint32_t)r0);
+    row_sequence(&c, s);
+    put(&c, OP_STORE, (uint32_t)rows, (uint32_t)r0);
+  }
+  for (int64_t r0 = 0; !dynamic && r0 < S && !c.oom; r0 += R) {
     int64_t rows = S - r0 < R ? S - r0 : R;
     put(&c, OP_LOADQ, (uint32_t)rows, (uint32_t)r0);
     for (size_t o = 0; o < n_off; o += (size_t)C) {
@@ -168,7 +220,7 @@ bool cg_accel_stream(const SaSpec *s, const SaAccelConfig *cfg, unsigned char **
     put(&c, OP_STORE, (uint32_t)rows, (uint32_t)r0);
   }
   if (!c.oom)
-    c.w[0] = acc_encode((AccInsn){OP_HEADS, 0, (uint16_t)s->heads, (uint32_t)(c.n - 1)});
+    c.w[loop] = acc_encode((AccInsn){OP_HEADS, 0, (uint16_t)s->heads, (uint32_t)(c.n - 1 - loop)});
   put(&c, OP_END, 0, 0);
   if (c.n - 1 > UINT32_MAX)
     c.oom = true;
@@ -185,8 +237,10 @@ bool cg_accel_stream(const SaSpec *s, const SaAccelConfig *cfg, unsigned char **
   mask[M_WIN_H] = s->win_h, mask[M_WIN_W] = s->win_w, mask[M_IMAGE_OFFSET] = s->image_offset;
   mask[M_BLOCK] = s->block, mask[M_HAS_BIGBIRD] = s->has_bigbird, mask[M_BB_WINDOW] = s->bb_window;
   mask[M_BB_RANDOM] = s->bb_random, mask[M_BB_GLOBAL] = s->bb_global, mask[M_BB_SEED] = (int64_t)s->bb_seed;
+  int64_t dyn[D_COUNT] = {0};
+  dynamic_fields(s, dyn);
   AccStreamParts parts = {s->name, sa_accel_config_hash(cfg), header, mask, s->global, s->n_global,
-                          s->block_pairs, s->n_block_pairs, off, n_off, c.w, c.n};
+                          s->block_pairs, s->n_block_pairs, off, n_off, c.w, c.n, dynamic ? dyn : NULL};
   if (!oom && !c.oom)
     *out = acc_stream_write(&parts, len);
   free(off);

@@ -77,7 +77,7 @@ typedef struct {
   const char *name;
   int64_t instructions, cycles;
   int64_t dram_read_bytes, dram_write_bytes, sram_bytes;
-  int64_t macs, exps;
+  int64_t macs, low_macs, exps; /* MACs at the storage precision, low-bit (<= 8-bit) MACs, exponents */
   double energy_pj;
 } SaAccelClassStats;
 
@@ -87,10 +87,22 @@ typedef struct {
   int64_t dram_cycles;    /* transfer time at the configured bandwidth */
   int64_t cycles;         /* the total: compute, plus DRAM time it cannot hide */
   double seconds;
-  int64_t dram_read_bytes, dram_write_bytes, sram_bytes, macs;
+  int64_t dram_read_bytes, dram_write_bytes, sram_bytes, macs, low_macs;
   double energy_pj;
-  int64_t pairs; /* (head, query, key) scores computed, per batch entry */
+  int64_t pairs; /* (head, query, key) full-precision scores computed, per batch entry */
 } SaAccelStats;
+
+/* The importance arrays of SpAtten's cascade pruning (docs/semantics.md
+ * §5), as the CPU kernels take them: token_in/token_out [batch, seq],
+ * head_in/head_out [batch, heads]; any may be NULL (a NULL input is all
+ * zeros, a NULL output is not written). Outputs are written only by
+ * programs with dynamic stages. */
+typedef struct {
+  const float *token_in;
+  float *token_out;
+  const float *head_in;
+  float *head_out;
+} SaAccelImportance;
 
 /* Runs p on fp32 tensors in the program's layout (q [batch, heads, seq,
  * head_dim], k and v [batch, kv_heads, seq, head_dim], or bshd order),
@@ -99,7 +111,8 @@ typedef struct {
  * (SA_ERR_UNSUPPORTED otherwise). Statistics are for the whole batch.
  * SA_ERR_SHAPE when batch differs from a batch the program fixes. */
 SaStatus sa_accel_run(const SaAccelProgram *p, const SaAccelConfig *c, const float *q, const float *k,
-                      const float *v, float *o, int64_t batch, SaAccelStats *stats, char *err, size_t cap);
+                      const float *v, float *o, int64_t batch, const SaAccelImportance *importance,
+                      SaAccelStats *stats, char *err, size_t cap);
 
 #ifdef __cplusplus
 }

@@ -20,6 +20,8 @@ struct SaAccelProgram {
   size_t n_offsets;
   uint64_t *code;
   size_t n_code;
+  bool dynamic; /* has the DYNAMIC section */
+  int64_t dyn[D_COUNT];
   SaSpec spec; /* the layer, pointing into the arrays above */
 };
 
@@ -37,6 +39,7 @@ typedef struct {
   size_t n_offsets;
   const uint64_t *code;
   size_t n_code;
+  const int64_t *dynamic; /* D_COUNT fields, or NULL for static patterns */
 } AccStreamParts;
 
 /* The .sacc bytes (malloc'ed; *len set), or NULL when out of memory. */

@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "accel.h"
+#include "machine.h"
 #include "sattn/reference.h"
 
 static const char *const class_names[] = {
@@ -42,21 +42,14 @@ static SaStatus fail(char *err, size_t cap, SaStatus st, const char *fmt, ...) {
 
 /* ---- 2^x from a table ---- */
 
-enum { EXP_SEGMENTS = 64 };
-
-/* The hardware's constant table: 2^(k/64) for k = 0..64, in fp32. */
-typedef struct {
-  float t[EXP_SEGMENTS + 1];
-} ExpTable;
-
-static void exp_table_init(ExpTable *e) {
+void exp_table_init(ExpTable *e) {
   for (int k = 0; k <= EXP_SEGMENTS; k++)
     e->t[k] = (float)exp2((double)k / EXP_SEGMENTS);
 }
 
 /* 2^x for x <= 0: the integer part shifts, the fraction interpolates
  * linearly between table entries. */
-static float exp2_table(const ExpTable *e, float x) {
+float exp2_table(const ExpTable *e, float x) {
   if (!(x > -126.0f))
     return 0.0f;
   float fl = floorf(x), pos = (x - fl) * EXP_SEGMENTS;
@@ -66,43 +59,11 @@ static float exp2_table(const ExpTable *e, float x) {
   return ldexpf(e->t[k] + (e->t[k + 1] - e->t[k]) * (pos - (float)k), (int)fl);
 }
 
-/* ---- the machine ---- */
-
-typedef struct {
-  const SaAccelProgram *p;
-  const SaAccelConfig *c;
-  int64_t H, KVH, S, D, R, C, G;
-  size_t in_bytes, out_bytes;
-  float scale_log2e; /* scores in base-2 units: scale * log2(e) */
-  ExpTable exp;
-  /* inputs of the current batch entry, rounded to the storage type */
-  const float *q, *k, *v;
-  float *o;
-  int64_t h; /* the head register */
-  /* per head: rows already finished by the global row */
-  bool *grown;
-  /* the tile */
-  int64_t row0, rows;
-  unsigned char *seen; /* rows x S bits: pairs scored in this tile */
-  float *m, *l, *acc;  /* per tile row: running max (base 2), sum, weighted V */
-  /* the pass */
-  int64_t *keys;  /* rows x cols key per PE, -1 when idle */
-  float *score;   /* rows x cols */
-  int64_t ncols;
-  bool global_pass;
-  /* K/V buffer: resident[j] is the fetch stamp of key row j, FIFO eviction */
-  int64_t *resident, capacity, fetched;
-  /* counters */
-  int64_t array_cycles, global_cycles;
-  SaAccelClassStats cls[CL_COUNT];
-  int64_t pairs;
-} M;
-
-static size_t qrow(const M *m, int64_t h, int64_t i) {
+size_t qrow(const M *m, int64_t h, int64_t i) {
   int64_t r = m->p->spec.layout == LAYOUT_BHSD ? h * m->S + i : i * m->H + h;
   return (size_t)(r * m->D);
 }
-static size_t kvrow(const M *m, int64_t kh, int64_t j) {
+size_t kvrow(const M *m, int64_t kh, int64_t j) {
   int64_t r = m->p->spec.layout == LAYOUT_BHSD ? kh * m->S + j : j * m->KVH + kh;
   return (size_t)(r * m->D);
 }
@@ -117,7 +78,7 @@ static void fetch_kv(M *m, int64_t j, AccClass cl) {
   m->cls[cl].sram_bytes += bytes;
 }
 
-static bool allowed(const M *m, int64_t i, int64_t j) { return sa_static_allowed(&m->p->spec, m->S, i, j); }
+bool allowed(const M *m, int64_t i, int64_t j) { return sa_static_allowed(&m->p->spec, m->S, i, j); }
 
 /* Scores row r (absolute row i) against the pass's keys. */
 static void qk_row(M *m, int64_t r, int64_t i, AccClass cl) {
@@ -259,10 +220,28 @@ static void store(M *m) {
   m->cls[CL_STORE].sram_bytes += m->rows * m->D * 4;
 }
 
+/* The first head from h on that runs (heads pruning leaves out), set up;
+ * H when none is left. */
+static int64_t next_head(M *m, int64_t h) {
+  for (; h < m->H; h++) {
+    m->h = h;
+    if (!m->rows_engine || rows_begin_head(m))
+      break;
+  }
+  if (h < m->H) {
+    memset(m->grown, 0, (size_t)m->S * sizeof *m->grown);
+    for (int64_t j = 0; j < m->S; j++)
+      m->resident[j] = -1;
+  }
+  return h;
+}
+
 /* Runs the code once (one batch entry). */
 static void run_code(M *m) {
   const SaAccelProgram *p = m->p;
   size_t loop_start = 0, loop_end = 0;
+  if (m->rows_engine)
+    rows_begin_batch(m);
   for (size_t pc = 0; pc < p->n_code; pc++) {
     AccInsn in = acc_decode(p->code[pc]);
     AccClass cl = CL_CONTROL;
@@ -270,11 +249,10 @@ static void run_code(M *m) {
     switch (in.op) {
     case OP_NOP: cyc = 1; break;
     case OP_HEADS:
-      m->h = 0;
       loop_start = pc + 1, loop_end = pc + in.c;
-      memset(m->grown, 0, (size_t)m->S * sizeof *m->grown);
-      for (int64_t j = 0; j < m->S; j++)
-        m->resident[j] = -1;
+      m->h = next_head(m, 0);
+      if (m->h == m->H)
+        pc = loop_end; /* every head pruned: nothing runs */
       break;
     case OP_LOADQ:
       cl = CL_LOAD;
@@ -316,6 +294,7 @@ static void run_code(M *m) {
       break;
     case OP_END: cyc = m->C + m->G - 1; break;
     case OP_COUNT: break;
+    default: cyc = rows_exec(m, in, &cl); break;
     }
     m->cls[cl].instructions++;
     m->cls[cl].cycles += cyc;
@@ -323,17 +302,16 @@ static void run_code(M *m) {
       m->global_cycles += cyc;
     else
       m->array_cycles += cyc;
-    if (loop_end && pc == loop_end && ++m->h < m->H) {
+    if (loop_end && pc == loop_end && m->h < m->H && (m->h = next_head(m, m->h + 1)) < m->H)
       pc = loop_start - 1;
-      memset(m->grown, 0, (size_t)m->S * sizeof *m->grown);
-      for (int64_t j = 0; j < m->S; j++)
-        m->resident[j] = -1;
-    }
   }
+  if (m->rows_engine)
+    rows_end_batch(m);
 }
 
 SaStatus sa_accel_run(const SaAccelProgram *p, const SaAccelConfig *c, const float *q, const float *k,
-                      const float *v, float *o, int64_t batch, SaAccelStats *stats, char *err, size_t cap) {
+                      const float *v, float *o, int64_t batch, const SaAccelImportance *importance,
+                      SaAccelStats *stats, char *err, size_t cap) {
   if (!p || !c || !q || !k || !v || !o || batch < 1)
     return fail(err, cap, SA_ERR_INVALID_ARGUMENT, "NULL tensor, program or configuration, or batch below 1");
   if (sa_accel_config_hash(c) != p->config_hash || c->pe_rows != p->header[H_ROWS] ||
@@ -374,7 +352,11 @@ SaStatus sa_accel_run(const SaAccelProgram *p, const SaAccelConfig *c, const flo
   m.score = malloc((size_t)(m.R * m.C) * sizeof *m.score);
   m.resident = malloc((size_t)m.S * sizeof *m.resident);
   SaStatus st = SA_OK;
-  if (!rq || !rk || !rv || !m.grown || !m.seen || !m.m || !m.l || !m.acc || !m.keys || !m.score || !m.resident) {
+  SaAccelImportance io = importance ? *importance : (SaAccelImportance){0};
+  bool ok = rq && rk && rv && m.grown && m.seen && m.m && m.l && m.acc && m.keys && m.score && m.resident;
+  if (ok && p->dynamic)
+    ok = rows_alloc(&m, io.token_in, io.token_out, io.head_in, io.head_out);
+  if (!ok) {
     st = fail(err, cap, SA_ERR_OUT_OF_MEMORY, "out of memory");
     goto done;
   }
@@ -385,7 +367,7 @@ SaStatus sa_accel_run(const SaAccelProgram *p, const SaAccelConfig *c, const flo
       rk[i] = sa_round_to_dtype(k[(size_t)b * nkv + i], s->storage);
       rv[i] = sa_round_to_dtype(v[(size_t)b * nkv + i], s->storage);
     }
-    m.q = rq, m.k = rk, m.v = rv, m.o = o + (size_t)b * nq;
+    m.q = rq, m.k = rk, m.v = rv, m.o = o + (size_t)b * nq, m.b = b;
     /* rows no pass reaches (fully masked) output zeros */
     memset(m.o, 0, nq * sizeof *m.o);
     run_code(&m);
@@ -396,13 +378,15 @@ SaStatus sa_accel_run(const SaAccelProgram *p, const SaAccelConfig *c, const flo
     for (int i = 0; i < CL_COUNT; i++) {
       SaAccelClassStats *x = &m.cls[i];
       x->name = class_names[i];
-      x->energy_pj = (double)x->macs * e_mac + (double)x->exps * c->e_exp_pj + (double)x->sram_bytes * c->e_sram_byte_pj +
+      x->energy_pj = (double)x->macs * e_mac + (double)x->low_macs * c->e_mac_int8_pj +
+                     (double)x->exps * c->e_exp_pj + (double)x->sram_bytes * c->e_sram_byte_pj +
                      (double)(x->dram_read_bytes + x->dram_write_bytes) * c->e_dram_byte_pj;
       t.cls[i] = *x;
       t.dram_read_bytes += x->dram_read_bytes;
       t.dram_write_bytes += x->dram_write_bytes;
       t.sram_bytes += x->sram_bytes;
       t.macs += x->macs;
+      t.low_macs += x->low_macs;
       t.energy_pj += x->energy_pj;
     }
     t.compute_cycles = m.array_cycles > m.global_cycles ? m.array_cycles : m.global_cycles;
@@ -415,6 +399,7 @@ SaStatus sa_accel_run(const SaAccelProgram *p, const SaAccelConfig *c, const flo
     *stats = t;
   }
 done:
+  rows_free(&m);
   free(rq), free(rk), free(rv), free(m.grown), free(m.seen), free(m.m), free(m.l), free(m.acc), free(m.keys),
       free(m.score), free(m.resident);
   return st;

@@ -41,7 +41,19 @@
   X(OP_AV, "av", "-", "-", "-", "d")                                                                           \
   X(OP_SYNC, "sync", "-", "-", "-", "1")                                                                       \
   X(OP_STORE, "store", "-", "rows (<= R)", "first query row", "0: DMA, overlapped")                            \
-  X(OP_END, "end", "-", "-", "-", "C+G-1 (drain)")
+  X(OP_END, "end", "-", "-", "-", "C+G-1 (drain)")                                                            \
+  X(OP_TPRUNE, "tprune", "-", "-", "-", "top-k engine over seq")                                               \
+  X(OP_HPRUNE, "hprune", "-", "-", "-", "top-k engine over heads")                                             \
+  X(OP_CAND, "cand", "-", "-", "-", "ceil(seq/C)")                                                             \
+  X(OP_LOWQK, "lowqk", "-", "source", "-", "ceil(n/C)*ceil(dim*bits/16)")                                     \
+  X(OP_SELECT, "select", "-", "source", "-", "mean: ceil(n/C)+3; top: 2ceil(n/C)+4ceil(log2(n+1))")            \
+  X(OP_FULLQK, "fullqk", "-", "-", "-", "ceil(n/C)*d")                                                         \
+  X(OP_NM, "nm", "-", "N", "M", "ceil(n/C)")                                                                   \
+  X(OP_MSBQK, "msbqk", "-", "-", "-", "ceil(n/C)*d")                                                           \
+  X(OP_RSOFTMAX, "rsoftmax", "-", "-", "-", "ceil(n/C)+C+3")                                                   \
+  X(OP_REQUANT, "requant", "-", "-", "-", "ceil(n/C)*d + ceil(n/C)+C+3 when a row requantizes")               \
+  X(OP_VPRUNE, "vprune", "-", "-", "-", "2ceil(n/C)+4ceil(log2(n+1))")                                         \
+  X(OP_RAV, "rav", "-", "-", "-", "ceil(kept/C)*d")
 
 typedef enum {
 #define X(e, m, a, b, c, cost) e,
@@ -95,7 +107,8 @@ static inline AccInsn acc_decode(uint64_t w) {
   X(SEC_BLOCKS, "blocks", 8)     \
   X(SEC_OFFSETS, "offsets", 8)   \
   X(SEC_CODE, "code", 8)         \
-  X(SEC_NAME, "name", 1)
+  X(SEC_NAME, "name", 1)         \
+  X(SEC_DYNAMIC, "dynamic", 8)
 
 typedef enum {
 #define X(e, s, z) e,
@@ -152,5 +165,35 @@ typedef enum {
 #undef X
   M_COUNT
 } AccMaskField;
+
+/* The DYNAMIC section's 64-bit fields: the dynamic stages' parameters
+ * (docs/semantics.md §4-8). Ratios, keep values and the threshold are f64
+ * bits; keep kinds are SaKeepKind. Then, per filter round r < 8, four
+ * fields at D_ROUNDS + 4r: q_bits, k_bits, keep kind, keep value. */
+#define ACC_DYNAMIC_FIELDS(X) \
+  X(D_HAS_PREDICT)            \
+  X(D_PREDICT_DIM)            \
+  X(D_PREDICT_BITS)           \
+  X(D_PREDICT_KEEP_KIND)      \
+  X(D_PREDICT_KEEP_VALUE)     \
+  X(D_PREDICT_SEED)           \
+  X(D_NM_N)                   \
+  X(D_NM_M)                   \
+  X(D_TOKEN_KEEP)             \
+  X(D_HEAD_KEEP)              \
+  X(D_VALUE_KEEP)             \
+  X(D_HAS_PROGRESSIVE)        \
+  X(D_MSB_BITS)               \
+  X(D_LSB_BITS)               \
+  X(D_THRESHOLD)              \
+  X(D_FILTER_ROUNDS)          \
+  X(D_ROUNDS)
+
+typedef enum {
+#define X(e) e,
+  ACC_DYNAMIC_FIELDS(X)
+#undef X
+  D_COUNT = D_ROUNDS + 4 * 8
+} AccDynamicField;
 
 #endif

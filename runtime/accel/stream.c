@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../reference/ref.h"
 #include "accel.h"
 
 static const char *const op_names[] = {
@@ -76,9 +77,10 @@ static void put32(unsigned char *p, uint32_t v) {
 enum { PREAMBLE = 16, ENTRY = 16 };
 
 unsigned char *acc_stream_write(const AccStreamParts *s, size_t *out_len) {
-  const void *data[SEC_COUNT] = {s->header, s->mask, s->globals, s->blocks, s->offsets, s->code, s->name};
-  size_t count[SEC_COUNT] = {H_COUNT, M_COUNT, (size_t)s->n_globals, 2 * (size_t)s->n_blocks, s->n_offsets,
-                             s->n_code, strlen(s->name)};
+  const void *data[SEC_COUNT] = {s->header, s->mask, s->globals, s->blocks, s->offsets, s->code, s->name,
+                                 s->dynamic};
+  size_t count[SEC_COUNT] = {H_COUNT,   M_COUNT, (size_t)s->n_globals, 2 * (size_t)s->n_blocks, s->n_offsets,
+                             s->n_code, strlen(s->name), s->dynamic ? D_COUNT : 0};
   size_t len = PREAMBLE + SEC_COUNT * ENTRY, off[SEC_COUNT];
   for (int k = 0; k < SEC_COUNT; k++) {
     off[k] = len;
@@ -158,13 +160,92 @@ static SaStatus check_fields(const int64_t *h, const int64_t *m, char *err, size
   return SA_OK;
 }
 
-/* Each instruction's operands, and the order of a pass: a key stream
- * (diag, block, gcol), then qk, softmax, av, inside a loaded query tile. */
+static double f64(int64_t bits) {
+  double d;
+  memcpy(&d, &bits, sizeof d);
+  return d;
+}
+
+/* The DYNAMIC section into the spec, checked with the semantics' own
+ * ranges (the reference's). */
+static SaStatus dynamic_fields(SaAccelProgram *p, char *err, size_t cap) {
+  const int64_t *d = p->dyn;
+  SaSpec *s = &p->spec;
+  for (int f = 0; f < D_COUNT; f++) {
+    bool is_f64 = f == D_PREDICT_KEEP_VALUE || f == D_TOKEN_KEEP || f == D_HEAD_KEEP || f == D_VALUE_KEEP ||
+                  f == D_THRESHOLD || (f >= D_ROUNDS && (f - D_ROUNDS) % 4 == 3);
+    if (is_f64 ? !isfinite(f64(d[f])) : f != D_PREDICT_SEED && (d[f] < 0 || d[f] > (1 << 24)))
+      return fail(err, cap, SA_ERR_BAD_STREAM, "dynamic: field %d out of range", f);
+  }
+  if (d[D_FILTER_ROUNDS] > SA_MAX_FILTER_ROUNDS || d[D_HAS_PREDICT] > 1 || d[D_HAS_PROGRESSIVE] > 1 ||
+      d[D_PREDICT_KEEP_KIND] > KEEP_MEAN)
+    return fail(err, cap, SA_ERR_BAD_STREAM, "dynamic: flag or count out of range");
+  s->has_predict = d[D_HAS_PREDICT];
+  s->predict_dim = d[D_PREDICT_DIM];
+  s->predict_bits = (int)d[D_PREDICT_BITS];
+  s->predict_keep = (SaKeep){(SaKeepKind)d[D_PREDICT_KEEP_KIND], f64(d[D_PREDICT_KEEP_VALUE])};
+  s->predict_seed = (uint64_t)d[D_PREDICT_SEED];
+  s->nm_n = (int)d[D_NM_N], s->nm_m = (int)d[D_NM_M];
+  s->token_keep = f64(d[D_TOKEN_KEEP]), s->head_keep = f64(d[D_HEAD_KEEP]), s->value_keep = f64(d[D_VALUE_KEEP]);
+  s->has_progressive = d[D_HAS_PROGRESSIVE];
+  s->msb_bits = (int)d[D_MSB_BITS], s->lsb_bits = (int)d[D_LSB_BITS];
+  s->requant_threshold = f64(d[D_THRESHOLD]);
+  s->n_filter_rounds = (int)d[D_FILTER_ROUNDS];
+  for (int r = 0; r < s->n_filter_rounds; r++) {
+    const int64_t *f = d + D_ROUNDS + 4 * r;
+    if (f[2] > KEEP_MEAN)
+      return fail(err, cap, SA_ERR_BAD_STREAM, "dynamic: round %d keep kind out of range", r);
+    s->filter[r] = (SaFilterRound){(int)f[0], (int)f[1], {(SaKeepKind)f[2], f64(f[3])}};
+  }
+  if (!ref_dynamic_valid(s))
+    return fail(err, cap, SA_ERR_BAD_STREAM, "dynamic: stage parameters outside the ranges of the semantics");
+  if (s->has_predict && s->predict_dim > s->head_dim)
+    return fail(err, cap, SA_ERR_BAD_STREAM, "dynamic: predict dim larger than head_dim");
+  return SA_OK;
+}
+
+/* Each instruction's operands, and the order of the code:
+ *   [tprune] [hprune] heads H, n; <n words>; end
+ * inside the loop, tiles `loadq ... store` of either passes
+ * (diag|block|gcol; qk; softmax; av; sync) or one dynamic row sequence
+ * (cand; (lowqk s; select s)*; [fullqk]; [nm]; [msbqk]; rsoftmax;
+ * [requant]; [vprune]; rav), and `grow` between tiles. */
+typedef enum { T_NONE, T_PASSES, T_DYNAMIC } TileKind;
+
+/* The dynamic row sequence: each opcode's position (its rank) and the
+ * ranks it may follow, as a bit mask (1 << rank). */
+static const struct {
+  AccOpcode op;
+  int rank;
+  unsigned after;
+} dyn_order[] = {
+    {OP_CAND, 1, 1u << 0},
+    {OP_LOWQK, 2, 1u << 1 | 1u << 3},
+    {OP_SELECT, 3, 1u << 2},
+    {OP_FULLQK, 4, 1u << 1 | 1u << 3},
+    {OP_NM, 5, 1u << 4},
+    {OP_MSBQK, 6, 1u << 1 | 1u << 3 | 1u << 4 | 1u << 5},
+    {OP_RSOFTMAX, 7, 1u << 4 | 1u << 5 | 1u << 6},
+    {OP_REQUANT, 8, 1u << 7},
+    {OP_VPRUNE, 9, 1u << 7 | 1u << 8},
+    {OP_RAV, 10, 1u << 7 | 1u << 8 | 1u << 9},
+};
+enum { DYN_DONE = 10 };
+
+static int dyn_index(AccOpcode op) {
+  for (size_t i = 0; i < sizeof dyn_order / sizeof *dyn_order; i++)
+    if (dyn_order[i].op == op)
+      return (int)i;
+  return -1;
+}
+
 static SaStatus check_code(const SaAccelProgram *p, char *err, size_t cap) {
   enum { NONE, KEYS, SCORES, PROBS } pass = NONE;
-  bool tile = false, heads_seen = false;
+  const SaSpec *s = &p->spec;
+  TileKind tile = T_NONE;
+  bool heads_seen = false;
+  int rank = 0, low_source = -1;
   int64_t tile_row0 = 0, tile_rows = 0, seq = p->header[H_SEQ];
-  size_t loop_end = 0;
   for (size_t pc = 0; pc < p->n_code; pc++) {
     AccInsn in = acc_decode(p->code[pc]);
     if ((unsigned)in.op >= OP_COUNT)
@@ -172,28 +253,72 @@ static SaStatus check_code(const SaAccelProgram *p, char *err, size_t cap) {
     const char *name = op_names[in.op];
     if (in.a != 0)
       return fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (%s): field a must be 0", pc, name);
-    bool no_bc = false;
+    bool no_bc = false, in_loop = heads_seen && pc + 1 < p->n_code;
+    if (!in_loop && in.op != OP_HEADS && in.op != OP_END && in.op != OP_TPRUNE && in.op != OP_HPRUNE)
+      return fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (%s): outside the head loop", pc, name);
+    int di = dyn_index(in.op);
+    if (di >= 0) { /* the dynamic row sequence */
+      int r = dyn_order[di].rank;
+      bool ok = tile_rows > 0 && pass == NONE && tile != T_PASSES && (dyn_order[di].after >> rank & 1u);
+      if (in.op == OP_RSOFTMAX && s->has_progressive && rank != 6)
+        ok = false; /* progressive scores come from msbqk */
+      if (!ok)
+        return fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (%s): out of order in its tile's row sequence", pc, name);
+      bool needs = in.op == OP_LOWQK || in.op == OP_SELECT || in.op == OP_NM || in.op == OP_MSBQK ||
+                   in.op == OP_REQUANT || in.op == OP_VPRUNE;
+      if (needs && !p->dynamic)
+        return fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (%s): the stream has no dynamic stages", pc, name);
+      if (in.op == OP_LOWQK || in.op == OP_SELECT) {
+        int nsrc = s->n_filter_rounds + 1;
+        bool src_ok = (int)in.b < nsrc && (in.b > 0 || s->has_predict) && in.c == 0;
+        if (!src_ok || (in.op == OP_SELECT && (int)in.b != low_source) ||
+            (in.op == OP_LOWQK && (int)in.b <= low_source))
+          return fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (%s): source %u is not the next stage", pc, name, in.b);
+        low_source = in.b;
+      } else if (in.op == OP_NM) {
+        if (s->nm_m == 0 || in.b != s->nm_n || in.c != (uint32_t)s->nm_m)
+          return fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (nm): %u:%u is not the stream's N:M", pc, in.b, in.c);
+      } else {
+        no_bc = true;
+      }
+      if ((in.op == OP_MSBQK || in.op == OP_REQUANT) && !s->has_progressive)
+        return fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (%s): no progressive quantization", pc, name);
+      if (in.op == OP_VPRUNE && !(s->value_keep < 1.0))
+        return fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (vprune): no value pruning", pc);
+      tile = T_DYNAMIC;
+      rank = r;
+      goto operands;
+    }
     switch (in.op) {
     case OP_NOP:
     case OP_SYNC: no_bc = true; break;
+    case OP_TPRUNE:
+    case OP_HPRUNE:
+      no_bc = true;
+      if (heads_seen || pc > 1 || (in.op == OP_TPRUNE && pc != 0) || !p->dynamic ||
+          !((in.op == OP_TPRUNE ? s->token_keep : s->head_keep) < 1.0))
+        return fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (%s): only before the head loop, tprune first, and "
+                    "only when the stream prunes", pc, name);
+      break;
     case OP_HEADS:
-      /* the code is exactly `heads; body; end`: no word runs outside a head */
-      if (pc != 0 || in.b != p->header[H_HEADS] || in.c < 1 || in.c + 2 != p->n_code)
-        return fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (heads): the code must be one loop over every head, then 'end'",
-                    pc);
+      /* the code is `[tprune] [hprune] heads; body; end`: every other word runs in a head */
+      if (heads_seen || in.b != p->header[H_HEADS] || in.c < 1 || pc + in.c + 2 != p->n_code)
+        return fail(err, cap, SA_ERR_BAD_STREAM,
+                    "word %zu (heads): the code must be one loop over every head, then 'end'", pc);
       heads_seen = true;
-      loop_end = pc + in.c;
       break;
     case OP_LOADQ:
     case OP_STORE:
       if (in.b < 1 || in.b > p->header[H_ROWS] || in.c >= seq || in.c + in.b > seq)
         return fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (%s): rows %u at %u outside the tile or sequence", pc, name,
                     in.b, in.c);
-      if (in.op == OP_STORE && (!tile || tile_row0 != in.c || tile_rows != in.b || pass != NONE))
-        return fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (store): not the loaded tile, or a pass unfinished", pc);
-      if (in.op == OP_LOADQ && (tile || pass != NONE))
+      if (in.op == OP_STORE && (tile_rows == 0 || tile_row0 != in.c || tile_rows != in.b || pass != NONE ||
+                                (tile == T_DYNAMIC && rank != DYN_DONE)))
+        return fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (store): not the loaded tile, or its work unfinished", pc);
+      if (in.op == OP_LOADQ && (tile_rows != 0 || pass != NONE))
         return fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (loadq): the previous tile is not stored", pc);
-      tile = in.op == OP_LOADQ, tile_row0 = in.c, tile_rows = in.b;
+      tile_row0 = in.c, tile_rows = in.op == OP_LOADQ ? in.b : 0;
+      tile = T_NONE, rank = 0, low_source = -1;
       break;
     case OP_DIAG:
     case OP_BLOCK:
@@ -203,14 +328,15 @@ static SaStatus check_code(const SaAccelProgram *p, char *err, size_t cap) {
       if (!cols_ok || (uint64_t)in.c + in.b > table)
         return fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (%s): %u columns from %u exceed its table", pc, name, in.b,
                     in.c);
-      if (!tile || pass != NONE)
+      if (tile_rows == 0 || pass != NONE || tile == T_DYNAMIC)
         return fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (%s): a pass needs a loaded tile and the last pass done",
                     pc, name);
       pass = KEYS;
+      tile = T_PASSES;
       break;
     }
     case OP_GROW:
-      if (in.b != 0 || in.c >= seq || tile)
+      if (in.b != 0 || in.c >= seq || tile_rows != 0)
         return fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (grow): token %u outside the sequence, or inside a tile", pc,
                     in.c);
       break;
@@ -226,15 +352,14 @@ static SaStatus check_code(const SaAccelProgram *p, char *err, size_t cap) {
     }
     case OP_END:
       no_bc = true;
-      if (pc + 1 != p->n_code || tile || pass != NONE)
+      if (pc + 1 != p->n_code || tile_rows != 0 || pass != NONE)
         return fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (end): not the last word, or a tile is open", pc);
       break;
-    case OP_COUNT: break;
+    default: break;
     }
+  operands:
     if (no_bc && (in.b != 0 || in.c != 0))
       return fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (%s): takes no operands", pc, name);
-    if (heads_seen && pc == loop_end && (tile || pass != NONE))
-      return fail(err, cap, SA_ERR_BAD_STREAM, "word %zu: the head loop ends inside a tile", pc);
   }
   if (p->n_code == 0 || acc_decode(p->code[p->n_code - 1]).op != OP_END)
     return fail(err, cap, SA_ERR_BAD_STREAM, "the code does not end with 'end'");
@@ -335,6 +460,11 @@ SaStatus sa_accel_load(const void *bytes, size_t len, SaAccelProgram **out, char
   }
   for (size_t i = 0; i < p->n_code; i++)
     p->code[i] = get64(sec[SEC_CODE] + 8 * i);
+  if (cnt[SEC_DYNAMIC] != 0 && cnt[SEC_DYNAMIC] != D_COUNT)
+    st = fail(err, cap, SA_ERR_BAD_STREAM, "dynamic section of %zu fields, not %d", cnt[SEC_DYNAMIC], D_COUNT);
+  p->dynamic = cnt[SEC_DYNAMIC] == D_COUNT;
+  for (int f = 0; p->dynamic && f < D_COUNT; f++)
+    p->dyn[f] = (int64_t)get64(sec[SEC_DYNAMIC] + 8 * f);
 
   /* the layer as a spec, for the mask unit and the reference */
   SaSpec *s = &p->spec;
@@ -358,6 +488,8 @@ SaStatus sa_accel_load(const void *bytes, size_t len, SaAccelProgram **out, char
   s->token_keep = s->head_keep = s->value_keep = 1.0;
   if (!s->has_window)
     s->dilation = 1;
+  if (st == SA_OK && p->dynamic)
+    st = dynamic_fields(p, err, cap);
   if (st == SA_OK)
     st = check_code(p, err, cap);
   if (st != SA_OK) {
@@ -405,14 +537,24 @@ char *sa_accel_disassemble(const SaAccelProgram *p) {
           (long long)p->mask[M_IMAGE_OFFSET], (long long)p->mask[M_BLOCK], (long long)p->mask[M_HAS_BIGBIRD],
           (long long)p->mask[M_BB_WINDOW], (long long)p->mask[M_BB_RANDOM], (long long)p->mask[M_BB_GLOBAL],
           (long long)p->mask[M_BB_SEED]);
+  if (p->dynamic) {
+    fprintf(f, ".dynamic predict=%d dim=%lld bits=%d keep=%d/%.9g seed=%llu nm=%d:%d tokens=%.9g heads=%.9g "
+               "values=%.9g progressive=%d msb=%d lsb=%d threshold=%.9g rounds=%d",
+            s->has_predict, (long long)s->predict_dim, s->predict_bits, (int)s->predict_keep.kind,
+            s->predict_keep.value, (unsigned long long)s->predict_seed, s->nm_n, s->nm_m, s->token_keep, s->head_keep,
+            s->value_keep, s->has_progressive, s->msb_bits, s->lsb_bits, s->requant_threshold, s->n_filter_rounds);
+    for (int r = 0; r < s->n_filter_rounds; r++)
+      fprintf(f, " [q%d k%d keep=%d/%.9g]", s->filter[r].q_bits, s->filter[r].k_bits, (int)s->filter[r].keep.kind,
+              s->filter[r].keep.value);
+    fputc('\n', f);
+  }
   const struct {
     const char *name;
     size_t n;
     const int64_t *v;
-    int stride;
-  } tables[] = {{"globals", (size_t)s->n_global, s->global, 1},
-                {"blocks", 2 * (size_t)s->n_block_pairs, (const int64_t *)s->block_pairs, 1},
-                {"offsets", p->n_offsets, p->offsets, 1}};
+  } tables[] = {{"globals", (size_t)s->n_global, s->global},
+                {"blocks", 2 * (size_t)s->n_block_pairs, (const int64_t *)s->block_pairs},
+                {"offsets", p->n_offsets, p->offsets}};
   for (size_t t = 0; t < sizeof tables / sizeof *tables; t++) {
     if (!tables[t].n)
       continue;
@@ -425,17 +567,24 @@ char *sa_accel_disassemble(const SaAccelProgram *p) {
   size_t loop_end = 0;
   for (size_t pc = 0; pc < p->n_code; pc++) {
     AccInsn in = acc_decode(p->code[pc]);
-    fprintf(f, "%6zu: %*s%-8s", pc, 2 * depth, "", op_names[in.op]);
+    char ops[64] = "";
     switch (in.op) {
-    case OP_HEADS: fprintf(f, " %u, %u", in.b, in.c); break;
+    case OP_HEADS: snprintf(ops, sizeof ops, "%u, %u", in.b, in.c); break;
     case OP_LOADQ:
-    case OP_STORE: fprintf(f, " rows %u @ %u", in.b, in.c); break;
-    case OP_DIAG: fprintf(f, " %u @ offsets[%u]", in.b, in.c); break;
-    case OP_BLOCK: fprintf(f, " %u @ key %u", in.b, in.c); break;
-    case OP_GCOL: fprintf(f, " %u @ globals[%u]", in.b, in.c); break;
-    case OP_GROW: fprintf(f, " token %u", in.c); break;
+    case OP_STORE: snprintf(ops, sizeof ops, "rows %u @ %u", in.b, in.c); break;
+    case OP_DIAG: snprintf(ops, sizeof ops, "%u @ offsets[%u]", in.b, in.c); break;
+    case OP_BLOCK: snprintf(ops, sizeof ops, "%u @ key %u", in.b, in.c); break;
+    case OP_GCOL: snprintf(ops, sizeof ops, "%u @ globals[%u]", in.b, in.c); break;
+    case OP_GROW: snprintf(ops, sizeof ops, "token %u", in.c); break;
+    case OP_LOWQK:
+    case OP_SELECT: snprintf(ops, sizeof ops, "%u", in.b); break;
+    case OP_NM: snprintf(ops, sizeof ops, "%u:%u", in.b, in.c); break;
     default: break;
     }
+    if (*ops)
+      fprintf(f, "%6zu: %*s%-8s %s", pc, 2 * depth, "", op_names[in.op], ops);
+    else
+      fprintf(f, "%6zu: %*s%s", pc, 2 * depth, "", op_names[in.op]);
     fputc('\n', f);
     if (in.op == OP_HEADS)
       depth = 1, loop_end = pc + in.c;

@@ -4,6 +4,7 @@
  * stage a separate loop over the row in the order the document gives. Speed
  * does not matter here; being easy to check against the document does. */
 #include "sattn/reference.h"
+#include "ref.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -182,10 +183,6 @@ bool sa_static_allowed(const SaSpec *s, int64_t seq, int64_t i, int64_t j) {
 /* ------------------------------------------------------------------ */
 /* Selection helpers                                                  */
 
-typedef struct {
-  double val;
-  int64_t idx;
-} RefRank;
 
 /* Larger value first, then lower index. NaN sorts last so that the order
  * stays total (qsort needs a consistent comparator). */
@@ -199,7 +196,7 @@ static int ref_rank_cmp(const void *pa, const void *pb) {
   return a->idx < b->idx ? -1 : (a->idx > b->idx ? 1 : 0);
 }
 
-static int64_t ref_count(const bool *set, int64_t n) {
+int64_t ref_count(const bool *set, int64_t n) {
   int64_t c = 0;
   for (int64_t j = 0; j < n; j++)
     c += set[j];
@@ -208,7 +205,7 @@ static int64_t ref_count(const bool *set, int64_t n) {
 
 /* Shrinks `set` (n flags) to its `k` members with the largest `val`, ties to
  * the lower index; keeps all members when there are k or fewer. */
-static void ref_keep_top(const double *val, bool *set, int64_t n, int64_t k,
+void ref_keep_top(const double *val, bool *set, int64_t n, int64_t k,
                          RefRank *rank) {
   int64_t c = 0;
   for (int64_t j = 0; j < n; j++)
@@ -222,12 +219,12 @@ static void ref_keep_top(const double *val, bool *set, int64_t n, int64_t k,
 }
 
 /* ceil(ratio * n) in double, as the document specifies. */
-static int64_t ref_ceil_ratio(double ratio, int64_t n) {
+int64_t ref_ceil_ratio(double ratio, int64_t n) {
   return (int64_t)ceil(ratio * (double)n);
 }
 
 /* Applies one selection rule to the candidate set `cand` with values `a`. */
-static void ref_select(SaKeep keep, const double *a, bool *cand, int64_t n,
+void ref_select(SaKeep keep, const double *a, bool *cand, int64_t n,
                        RefRank *rank) {
   int64_t c = ref_count(cand, n);
   if (c == 0)
@@ -264,7 +261,7 @@ static void ref_select(SaKeep keep, const double *a, bool *cand, int64_t n,
 /* Symmetric per-row quantization onto the integer grid: out[d] is the
  * integer clamp(round(x[d] / step), -qmax, qmax) (as a double) and the
  * return value is step. `out` may alias `x`. */
-static double ref_quant_grid(const double *x, int64_t n, int bits, double *out) {
+double ref_quant_grid(const double *x, int64_t n, int bits, double *out) {
   double qmax = ldexp(1.0, bits - 1) - 1.0, amax = 0.0;
   for (int64_t d = 0; d < n; d++)
     amax = fmax(amax, fabs(x[d]));
@@ -282,19 +279,19 @@ static void ref_quant_row(const double *x, int64_t n, int bits, double *out) {
     out[d] *= step;
 }
 
-static void ref_quant_grid_rows(const double *x, int64_t rows, int64_t n, int bits, double *grid,
+void ref_quant_grid_rows(const double *x, int64_t rows, int64_t n, int bits, double *grid,
                                 double *steps) {
   for (int64_t r = 0; r < rows; r++)
     steps[r] = ref_quant_grid(x + r * n, n, bits, grid + r * n);
 }
 
-static void ref_quant_rows(const double *x, int64_t rows, int64_t n, int bits,
+void ref_quant_rows(const double *x, int64_t rows, int64_t n, int bits,
                            double *out) {
   for (int64_t r = 0; r < rows; r++)
     ref_quant_row(x + r * n, n, bits, out + r * n);
 }
 
-static double ref_dot(const double *x, const double *y, int64_t n) {
+double ref_dot(const double *x, const double *y, int64_t n) {
   double acc = 0.0;
   for (int64_t d = 0; d < n; d++)
     acc += x[d] * y[d];
@@ -341,7 +338,7 @@ static bool ref_grid_bits_valid(int bits) { return bits >= 2 && bits <= REF_MAX_
 
 static bool ref_ratio_valid(double r) { return r > 0.0 && r <= 1.0; }
 
-static bool ref_dynamic_valid(const SaSpec *s) {
+bool ref_dynamic_valid(const SaSpec *s) {
   if (s->has_predict && (s->predict_dim < 1 || !ref_grid_bits_valid(s->predict_bits) ||
                          !ref_keep_valid(s->predict_keep)))
     return false;
@@ -481,14 +478,14 @@ static size_t ref_row_offset(const SaSpec *s, int64_t nh, int64_t S, int64_t b,
 }
 
 /* DSA's random +-1/sqrt(predict_dim) matrix, drawn row-major from the seed. */
-static void ref_build_projection(const SaSpec *s, double *proj) {
+void ref_build_projection(const SaSpec *s, double *proj) {
   uint64_t state = s->predict_seed;
   double mag = 1.0 / sqrt((double)s->predict_dim);
   for (int64_t n = 0; n < s->head_dim * s->predict_dim; n++)
     proj[n] = (sa_splitmix64(&state) & 1) ? mag : -mag;
 }
 
-static void ref_project_rows(const SaSpec *s, const double *x, int64_t S,
+void ref_project_rows(const SaSpec *s, const double *x, int64_t S,
                              const double *proj, double *out, double *steps) {
   int64_t D = s->head_dim, pd = s->predict_dim;
   for (int64_t i = 0; i < S; i++) {
@@ -577,7 +574,7 @@ static double ref_softmax(const double *score, const bool *cand, double *p, int6
 }
 
 /* Scores of row i against every candidate with the given Q and K rows. */
-static void ref_scores(const SaSpec *s, const double *q, const double *k, int64_t dim,
+void ref_scores(const SaSpec *s, const double *q, const double *k, int64_t dim,
                        int64_t i, const bool *cand, int64_t S, double *out) {
   for (int64_t j = 0; j < S; j++)
     out[j] = cand[j] ? s->scale * ref_dot(q + i * dim, k + j * dim, dim) : 0.0;
@@ -586,7 +583,7 @@ static void ref_scores(const SaSpec *s, const double *q, const double *k, int64_
 /* Scores from quantized rows: ((scale * step_q) * step_k) * (integer dot),
  * the integer dot being exact in double, so that equal products tie
  * exactly in every implementation. */
-static void ref_grid_scores(const SaSpec *s, const double *q, const double *q_step,
+void ref_grid_scores(const SaSpec *s, const double *q, const double *q_step,
                             const double *k, const double *k_step, int64_t dim, int64_t i,
                             const bool *cand, int64_t S, double *out) {
   double coef = s->scale * q_step[i];

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The accelerator against the reference: every static pattern of the CPU
-# suite's spec file (test/cpu/Inputs/patterns.sattn) through sattnc
+# The accelerator against the reference: every pattern of the CPU suite's
+# spec file (test/cpu/Inputs/patterns.sattn) but the fp8 ones (the
+# accelerator stores fp32, fp16 and bf16), static and dynamic, through sattnc
 # --target=accel, the loader and the executor (sattn-run --target=accel),
 # at seq {1, 7, 64, 129, 1000} and head_dim {15, 32, 64, 80, 128}, batch 1
 # and 2, GQA, bshd, fp16 and bf16, logits near 1e4, and a 16x8 array with
@@ -26,16 +27,17 @@ check() {
 seqs=(1 7 64 129 1000)
 dims=(15 32 64 80 128)
 i=0
-static=(dense causal_gqa_bshd window_dilated window_global_edges window2d_text blocks_gaps bigbird_small
-        fp16_causal bf16_in_fp32_out)
-for k in "${static[@]}"; do
+kernels=(dense causal_gqa_bshd window_dilated window_global_edges window2d_text blocks_gaps bigbird_small
+         nm_2of4 nm_3of7_causal filter_cascade filter_mean_neg predict_window spatten_cascade nm_filter_values
+         fp16_causal bf16_in_fp32_out)
+for k in "${kernels[@]}"; do
   for n in 0 1 2 3 4; do
     check --kernel "$k" --seq "${seqs[n]}" --head-dim "${dims[(n + i) % 5]}" --batch $((1 + (n + i) % 2))
   done
   check --kernel "$k" --seq 130 --head-dim 24 --accel-config "$small"
   i=$((i + 1))
 done
-for k in dense causal_gqa_bshd window_global_edges; do
+for k in dense causal_gqa_bshd window_global_edges nm_2of4 spatten_cascade; do
   check --kernel "$k" --seq 129 --input-scale 1000
 done
 echo "$pass passed, $fail failed"

@@ -83,7 +83,7 @@ static SaStatus job(void) {
     SaAccelConfig c;
     sa_accel_config_default(&c);
     SaAccelStats stats;
-    st = buf ? sa_accel_run(p, &c, buf, buf + nq, buf + nq + nkv, buf + nq + 2 * nkv, 1, &stats, NULL, 0)
+    st = buf ? sa_accel_run(p, &c, buf, buf + nq, buf + nq + nkv, buf + nq + 2 * nkv, 1, NULL, &stats, NULL, 0)
              : SA_ERR_OUT_OF_MEMORY;
   }
   free(buf);

@@ -44,7 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       q[i] = (float)(i % 3) - 1.0f;
     SaAccelStats st;
     if (q && k && v && o)
-      sa_accel_run(p, &c, q, k, v, o, 1, &st, err, sizeof err);
+      sa_accel_run(p, &c, q, k, v, o, 1, NULL, &st, err, sizeof err);
     free(q), free(k), free(v), free(o);
   }
   sa_accel_free(p);

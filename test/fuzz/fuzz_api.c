@@ -54,7 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         SaAccelConfig c;
         sa_accel_config_default(&c);
         if (q && k && v && o)
-          sa_accel_run(p, &c, q, k, v, o, 1, NULL, NULL, 0);
+          sa_accel_run(p, &c, q, k, v, o, 1, NULL, NULL, NULL, 0);
         free(q), free(k), free(v), free(o);
       }
       sa_accel_free(p);

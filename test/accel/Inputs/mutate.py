@@ -12,7 +12,9 @@ for i in range(nsec):
     kind, count, off = struct.unpack_from("<IIQ", b, 16 + 16 * i)
     sections[kind] = (i, count, off)
 HEADER, MASK, GLOBALS, BLOCKS, OFFSETS, CODE, NAME = range(7)
-OPS = ["nop", "heads", "loadq", "diag", "block", "gcol", "grow", "qk", "softmax", "av", "sync", "store", "end"]
+OPS = ["nop", "heads", "loadq", "diag", "block", "gcol", "grow", "qk", "softmax", "av", "sync", "store", "end",
+       "tprune", "hprune", "cand", "lowqk", "select", "fullqk", "nm", "msbqk", "rsoftmax", "requant", "vprune", "rav"]
+DYNAMIC = 7
 
 
 def word(k, i):
@@ -83,6 +85,16 @@ elif what == "end":
 elif what == "heads-loop":
     i = find("heads")
     set_word(CODE, i, (OPS.index("heads") << 56) | (3 << 32) | 1)
+elif what == "dyn-order":
+    i = find("fullqk")
+    set_word(CODE, i, OPS.index("rsoftmax") << 56)
+    set_word(CODE, i + 2, OPS.index("fullqk") << 56)
+elif what == "nm":
+    set_field("nm", "b", 3)
+elif what == "dyn-field":
+    set_word(DYNAMIC, 9, 0)  # head_keep 0.0: outside (0, 1]
+elif what == "row-op":
+    set_word(CODE, 3, OPS.index("select") << 56)
 elif what == "name":
     _, count, off = sections[NAME]
     b[off] = ord("-")
