@@ -89,7 +89,8 @@ typedef struct {
   double seconds;
   int64_t dram_read_bytes, dram_write_bytes, sram_bytes, macs, low_macs;
   double energy_pj;
-  int64_t pairs; /* (head, query, key) full-precision scores computed, per batch entry */
+  int64_t pairs;        /* (head, query, key) full-precision scores computed, per batch entry */
+  int64_t rows, requantized_rows; /* query rows the row engine ran, and those it requantized */
 } SaAccelStats;
 
 /* The importance arrays of SpAtten's cascade pruning (docs/semantics.md

@@ -396,6 +396,7 @@ SaStatus sa_accel_run(const SaAccelProgram *p, const SaAccelConfig *c, const flo
     t.cycles = t.compute_cycles + (t.dram_cycles > t.compute_cycles ? t.dram_cycles - t.compute_cycles : 0);
     t.seconds = (double)t.cycles / (c->clock_ghz * 1e9);
     t.pairs = m.pairs / batch;
+    t.rows = m.engine_rows, t.requantized_rows = m.requantized_rows;
     *stats = t;
   }
 done:

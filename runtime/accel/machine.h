@@ -53,7 +53,7 @@ typedef struct {
   /* counters */
   int64_t array_cycles, global_cycles;
   SaAccelClassStats cls[CL_COUNT];
-  int64_t pairs;
+  int64_t pairs, engine_rows, requantized_rows;
 } M;
 
 size_t qrow(const M *m, int64_t h, int64_t i);

@@ -242,6 +242,7 @@ int64_t rows_exec(M *m, AccInsn in, AccClass *cl) {
       for (int64_t j = 0; j < S; j++)
         w->cand[r * S + j] = w->active[r] && w->token_kept[j] && allowed(m, i, j);
       m->l[r] = w->active[r] ? 1.0f : 0.0f; /* rav leaves normalized rows */
+      m->engine_rows += w->active[r];
     }
     w->pruned_values = false;
     return cdiv(S, C);
@@ -330,6 +331,7 @@ int64_t rows_exec(M *m, AccInsn in, AccClass *cl) {
       if (!w->active[r] || !(w->pmax[r] < s->requant_threshold))
         continue;
       any = true;
+      m->requantized_rows++;
       bool *cand = w->cand + r * S;
       ref_scores(s, w->q, w->k_full, D, m->row0 + r, cand, S, w->ps + r * S);
       for (int64_t j = 0; j < S; j++)
