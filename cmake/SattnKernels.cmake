@@ -1,15 +1,21 @@
-# sattn_add_kernels(<name> SPECS <file.sattn>... [TARGETS cpu...] [CPU <llvm-cpu>])
+# sattn_add_kernels(<name> SPECS <file.sattn>... [TARGETS cpu accel]
+#                   [CPU <llvm-cpu>] [ACCEL_SEQ <n>] [ACCEL_CONFIG <file>])
 #
-# Compiles attention specs at build time into a static library <name> of
-# kernels, with a header <name>.h that declares them all (one section per
-# spec file, as `sattnc --emit=header` writes it).
+# Compiles attention specs at build time into a static library <name>, with
+# a header <name>.h that declares everything in it (one header per spec file
+# and target, as `sattnc --emit=header` writes them).
 #
 #   SPECS    .sattn files, relative to the current source directory or absolute
-#   TARGETS  back ends to compile for: cpu (the only one this sattn has; the
-#            default). Naming another is an error at configure time.
+#   TARGETS  back ends: cpu (CPU kernels, the default) and accel (accelerator
+#            streams embedded as `const unsigned char NAME_sacc[]` and
+#            `NAME_sacc_size`, for sa_accel_load). Naming another (cuda) is an
+#            error at configure time.
 #   CPU      the LLVM CPU the objects are tuned for: x86-64, x86-64-v3,
 #            haswell, skylake-avx512, znver4, ... (default: x86-64-v3, which
 #            runs on any AVX2 machine; native tunes for the build machine)
+#   ACCEL_SEQ     the sequence length streams are scheduled for when a spec
+#                 leaves it open (seq=?)
+#   ACCEL_CONFIG  the accelerator's hardware configuration (default: sattn's)
 #
 # Each spec is one build step with its spec file and sattnc as inputs and
 # its object and header as outputs, so make and ninja rebuild only the specs
@@ -18,7 +24,7 @@
 include_guard(GLOBAL)
 
 function(sattn_add_kernels name)
-  cmake_parse_arguments(PARSE_ARGV 1 ARG "" "CPU" "SPECS;TARGETS")
+  cmake_parse_arguments(PARSE_ARGV 1 ARG "" "CPU;ACCEL_SEQ;ACCEL_CONFIG" "SPECS;TARGETS")
   if(ARG_UNPARSED_ARGUMENTS)
     message(FATAL_ERROR "sattn_add_kernels(${name}): unknown arguments: ${ARG_UNPARSED_ARGUMENTS}")
   endif()
@@ -29,11 +35,21 @@ function(sattn_add_kernels name)
     set(ARG_TARGETS cpu)
   endif()
   foreach(t IN LISTS ARG_TARGETS)
-    if(NOT t STREQUAL "cpu")
+    if(NOT t STREQUAL "cpu" AND NOT t STREQUAL "accel")
       message(FATAL_ERROR "sattn_add_kernels(${name}): target '${t}' is not supported by this sattn "
-                          "(it compiles for: cpu)")
+                          "(it compiles for: cpu, accel)")
     endif()
   endforeach()
+  set(accel_args "")
+  set(accel_deps "")
+  if(ARG_ACCEL_SEQ)
+    list(APPEND accel_args --seq ${ARG_ACCEL_SEQ})
+  endif()
+  if(ARG_ACCEL_CONFIG)
+    get_filename_component(cfg ${ARG_ACCEL_CONFIG} ABSOLUTE BASE_DIR ${CMAKE_CURRENT_SOURCE_DIR})
+    list(APPEND accel_args --accel-config ${cfg})
+    list(APPEND accel_deps ${cfg})
+  endif()
   if(NOT ARG_CPU)
     set(ARG_CPU x86-64-v3)
   endif()
@@ -50,22 +66,41 @@ function(sattn_add_kernels name)
       message(FATAL_ERROR "sattn_add_kernels(${name}): two spec files named '${stem}'")
     endif()
     list(APPEND stems ${stem})
-    set(obj ${out}/${stem}.o)
-    set(hdr ${out}/${stem}.h)
-    add_custom_command(OUTPUT ${obj}
-      COMMAND sattn::sattnc ${abs} --target=cpu --emit=obj --cpu=${ARG_CPU} -o ${obj}
-      DEPENDS ${abs} sattn::sattnc
-      COMMENT "sattnc: compiling ${spec} for ${ARG_CPU}"
-      VERBATIM)
-    add_custom_command(OUTPUT ${hdr}
-      COMMAND sattn::sattnc ${abs} --target=cpu --emit=header -o ${hdr}
-      DEPENDS ${abs} sattn::sattnc
-      COMMENT "sattnc: header of ${spec}"
-      VERBATIM)
-    set_source_files_properties(${obj} PROPERTIES EXTERNAL_OBJECT TRUE GENERATED TRUE)
-    list(APPEND objects ${obj})
-    list(APPEND headers ${hdr})
-    string(APPEND includes "#include \"${stem}.h\"\n")
+    if("cpu" IN_LIST ARG_TARGETS)
+      set(obj ${out}/${stem}.o)
+      set(hdr ${out}/${stem}.h)
+      add_custom_command(OUTPUT ${obj}
+        COMMAND sattn::sattnc ${abs} --target=cpu --emit=obj --cpu=${ARG_CPU} -o ${obj}
+        DEPENDS ${abs} sattn::sattnc
+        COMMENT "sattnc: compiling ${spec} for ${ARG_CPU}"
+        VERBATIM)
+      add_custom_command(OUTPUT ${hdr}
+        COMMAND sattn::sattnc ${abs} --target=cpu --emit=header -o ${hdr}
+        DEPENDS ${abs} sattn::sattnc
+        COMMENT "sattnc: header of ${spec}"
+        VERBATIM)
+      set_source_files_properties(${obj} PROPERTIES EXTERNAL_OBJECT TRUE GENERATED TRUE)
+      list(APPEND objects ${obj})
+      list(APPEND headers ${hdr})
+      string(APPEND includes "#include \"${stem}.h\"\n")
+    endif()
+    if("accel" IN_LIST ARG_TARGETS)
+      set(src ${out}/${stem}_accel.c)
+      set(hdr ${out}/${stem}_accel.h)
+      add_custom_command(OUTPUT ${src}
+        COMMAND sattn::sattnc ${abs} --target=accel --emit=accel-c ${accel_args} -o ${src}
+        DEPENDS ${abs} sattn::sattnc ${accel_deps}
+        COMMENT "sattnc: accelerator streams of ${spec}"
+        VERBATIM)
+      add_custom_command(OUTPUT ${hdr}
+        COMMAND sattn::sattnc ${abs} --target=accel --emit=header ${accel_args} -o ${hdr}
+        DEPENDS ${abs} sattn::sattnc ${accel_deps}
+        COMMENT "sattnc: header of ${spec}'s streams"
+        VERBATIM)
+      list(APPEND objects ${src})
+      list(APPEND headers ${hdr})
+      string(APPEND includes "#include \"${stem}_accel.h\"\n")
+    endif()
   endforeach()
 
   # The umbrella header changes only when the list of specs does.

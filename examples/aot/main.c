@@ -3,13 +3,16 @@
  * The header attention_kernels.h declares every kernel with its shapes as
  * macros (DECODER_LOCAL_HEADS, ...). The program checks the causal window
  * kernel against a direct double-precision loop over the same pattern, and
- * runs the N:M kernel on fp16 data. No compiler is involved at run time. */
+ * runs the N:M kernel on fp16 data; then it runs the causal window's
+ * accelerator stream (embedded in the library as data) on the machine model
+ * with the same inputs. No compiler is involved at run time. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "attention_kernels.h"
+#include "sattn/accel.h"
 #include "sattn/cpu.h"
 
 /* Deterministic inputs in [-1, 1). */
@@ -81,6 +84,29 @@ int main(void) {
   printf("decoder_local: status %d, seq %lld on %d threads, largest difference from the direct loop %.1e: %s\n", st,
          (long long)S, sattn_cpu_threads(), worst, st == 0 && worst < 1e-5 ? "ok" : "MISMATCH");
   int rc = st == 0 && worst < 1e-5 ? 0 : 1;
+
+  /* the same layer on the accelerator model, from the embedded stream */
+  SaAccelProgram *prog = NULL;
+  SaAccelConfig cfg;
+  SaAccelStats stats;
+  char err[256];
+  float *ao = malloc(nq * 4);
+  sa_accel_config_default(&cfg);
+  SaStatus as = sa_accel_load(decoder_local_sacc, decoder_local_sacc_size, &prog, err, sizeof err);
+  if (as == SA_OK && ao)
+    as = sa_accel_run(prog, &cfg, q, k, v, ao, 1, NULL, &stats, err, sizeof err);
+  double adiff = 0;
+  for (size_t i = 0; as == SA_OK && i < nq; i++)
+    adiff = fmax(adiff, fabs((double)ao[i] - o[i]));
+  if (as == SA_OK)
+    printf("decoder_local on the accelerator: %lld cycles, %.1f KB DRAM read, largest difference from the CPU "
+           "kernel %.1e: %s\n",
+           (long long)stats.cycles, stats.dram_read_bytes / 1e3, adiff, adiff < 1e-4 ? "ok" : "MISMATCH");
+  else
+    printf("decoder_local on the accelerator: %s: %s\n", sa_status_name(as), err);
+  rc |= as != SA_OK || adiff >= 1e-4;
+  sa_accel_free(prog);
+  free(ao);
 
   /* the fp16 N:M kernel: fixed shape */
   size_t n = (size_t)(ENCODER_NM_BATCH * ENCODER_NM_HEADS * ENCODER_NM_SEQ * ENCODER_NM_HEAD_DIM);

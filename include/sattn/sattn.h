@@ -152,9 +152,10 @@ typedef enum {
   SATTN_TARGET_COUNT
 } SattnTarget;
 
-/* X(enum, name used by sattnc --emit=, binary). mlir-cpu to header need
- * the cpu target, accel and accel-asm (a .sacc stream and its listing) the
- * accel target; the others serve both. */
+/* X(enum, name used by sattnc --emit=, binary). mlir-cpu to obj need the
+ * cpu target; accel, accel-asm and accel-c (a .sacc stream, its listing, and
+ * a C source that embeds the streams of every selected spec) the accel
+ * target; a header declares the cpu kernels or the embedded streams. */
 #define SATTN_ARTIFACTS(X)                                  \
   X(SATTN_ARTIFACT_TOKENS, "tokens", 0)                     \
   X(SATTN_ARTIFACT_AST, "ast", 0)                           \
@@ -169,7 +170,8 @@ typedef enum {
   X(SATTN_ARTIFACT_MASK_SVG, "mask-svg", 0)                 \
   X(SATTN_ARTIFACT_MASK_PNG, "mask-png", 1)                 \
   X(SATTN_ARTIFACT_ACCEL, "accel", 1)                       \
-  X(SATTN_ARTIFACT_ACCEL_ASM, "accel-asm", 0)
+  X(SATTN_ARTIFACT_ACCEL_ASM, "accel-asm", 0)               \
+  X(SATTN_ARTIFACT_ACCEL_C, "accel-c", 0)
 
 typedef enum {
 #define X(e, s, b) e,

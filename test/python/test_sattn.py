@@ -124,6 +124,26 @@ class SattnTest(unittest.TestCase):
         with self.assertRaises(ValueError):
             self.m.emit("elf")
 
+    def test_accelerator(self):
+        prog = self.m.accel("local", seq=90)
+        self.assertTrue(prog.stream.startswith(b"SACC"))
+        self.assertIn("heads    4,", prog.listing)
+        q, k, v = self.randn(1, 4, 90, 32), self.randn(1, 2, 90, 32), self.randn(1, 2, 90, 32)
+        out, stats = prog.run(q, k, v)
+        self.assertLess(rel_err(out, self.m.reference("local", q, k, v)), 1e-4)
+        self.assertGreater(stats["cycles"], 0)
+        self.assertGreater(stats["classes"]["qk"]["macs"], 0)
+        self.assertGreater(stats["energy_pj"], 0)
+        # a dynamic stage runs on the row engine; another array shape is refused
+        q, k, v = self.randn(1, 128, 2, 16), self.randn(1, 128, 2, 16), self.randn(1, 128, 2, 16)
+        out, stats = self.m.accel("nm").run(q, k, v)
+        self.assertLess(rel_err(out, self.m.reference("nm", q, k, v)), 1e-4)
+        self.assertEqual(stats["rows"], 2 * 128)
+        small = self.m.accel("nm", config="pe_rows = 16\npe_cols = 8\n")
+        self.assertEqual(small.run(q, k, v)[0].shape, q.shape)
+        with self.assertRaises(sattn.Error):
+            self.m.accel("nm", config="bogus = 1\n")
+
     def test_threads(self):
         before = sattn.threads()
         sattn.set_threads(1)

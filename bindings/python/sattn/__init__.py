@@ -24,8 +24,8 @@ from collections import namedtuple
 
 import numpy as np
 
-__all__ = ["Error", "Diagnostic", "Module", "Jit", "Kernel", "compile", "compile_file", "set_threads", "threads",
-           "version", "ARTIFACTS"]
+__all__ = ["Error", "Diagnostic", "Module", "Jit", "Kernel", "AccelProgram", "compile", "compile_file",
+           "set_threads", "threads", "version", "ARTIFACTS"]
 
 # ---- the library ----------------------------------------------------------
 
@@ -88,6 +88,34 @@ _KernelFn = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, c
                              ctypes.c_int64, ctypes.c_int64, c_float_p, c_float_p, c_float_p, c_float_p)
 
 
+class _AccelConfig(ctypes.Structure):
+    _fields_ = [("pe_rows", ctypes.c_int64), ("pe_cols", ctypes.c_int64), ("global_pes", ctypes.c_int64),
+                ("clock_ghz", ctypes.c_double), ("sram_q_bytes", ctypes.c_int64), ("sram_kv_bytes", ctypes.c_int64),
+                ("sram_out_bytes", ctypes.c_int64), ("dram_bytes_per_cycle", ctypes.c_double),
+                ("dram_channels", ctypes.c_int64), ("dram_latency_cycles", ctypes.c_int64),
+                ("e_mac_fp32_pj", ctypes.c_double), ("e_mac_fp16_pj", ctypes.c_double),
+                ("e_mac_int8_pj", ctypes.c_double), ("e_exp_pj", ctypes.c_double), ("e_sram_byte_pj", ctypes.c_double),
+                ("e_dram_byte_pj", ctypes.c_double)]
+
+
+class _AccelClass(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_char_p)] + [(f, ctypes.c_int64) for f in (
+        "instructions", "cycles", "dram_read_bytes", "dram_write_bytes", "sram_bytes", "macs", "low_macs", "exps")] + [
+        ("energy_pj", ctypes.c_double)]
+
+
+class _AccelStats(ctypes.Structure):
+    _fields_ = [("cls", _AccelClass * 7), ("compute_cycles", ctypes.c_int64), ("dram_cycles", ctypes.c_int64),
+                ("cycles", ctypes.c_int64), ("seconds", ctypes.c_double)] + [(f, ctypes.c_int64) for f in (
+        "dram_read_bytes", "dram_write_bytes", "sram_bytes", "macs", "low_macs")] + [
+        ("energy_pj", ctypes.c_double), ("pairs", ctypes.c_int64), ("rows", ctypes.c_int64),
+        ("requantized_rows", ctypes.c_int64)]
+
+
+class _AccelImportance(ctypes.Structure):
+    _fields_ = [("token_in", c_float_p), ("token_out", c_float_p), ("head_in", c_float_p), ("head_out", c_float_p)]
+
+
 def _sig(name, res, *args):
     f = getattr(_lib, name)
     f.restype = res
@@ -125,6 +153,17 @@ _sig("sattn_jit_destroy", None, P)
 _sig("sattn_cpu_set_threads", None, ctypes.c_int)
 _sig("sattn_cpu_threads", ctypes.c_int)
 _sig("sa_reference", ctypes.c_int, P, ctypes.POINTER(_Problem), ctypes.POINTER(ctypes.c_double))
+_sig("sa_accel_config_default", None, ctypes.POINTER(_AccelConfig))
+_sig("sa_accel_config_parse", ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(_AccelConfig),
+     ctypes.c_char_p, ctypes.c_size_t)
+_sig("sa_accel_load", ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(P), ctypes.c_char_p,
+     ctypes.c_size_t)
+_sig("sa_accel_free", None, P)
+_sig("sa_accel_disassemble", P, P)
+_sig("sa_accel_run", ctypes.c_int, P, ctypes.POINTER(_AccelConfig), c_float_p, c_float_p, c_float_p, c_float_p,
+     ctypes.c_int64, ctypes.POINTER(_AccelImportance), ctypes.POINTER(_AccelStats), ctypes.c_char_p, ctypes.c_size_t)
+_libc = ctypes.CDLL(None)
+_libc.free.argtypes = [P]
 
 ARTIFACTS = []
 while True:
@@ -209,8 +248,12 @@ def _info(ki):
             "prunes_heads": k.prunes_heads, "prototype": k.prototype.decode()}
 
 
-def _options(kernel=None, cpu=None, seq=0, seed=1):
-    return _Options(0, cpu.encode() if cpu else None, kernel.encode() if kernel else None, seq, seed)
+_TARGETS = {"cpu": 0, "accel": 1}
+
+
+def _options(kernel=None, cpu=None, seq=0, seed=1, target="cpu", accel_config=None):
+    return _Options(_TARGETS[target], cpu.encode() if cpu else None, kernel.encode() if kernel else None, seq, seed,
+                    accel_config.encode() if accel_config else None)
 
 
 class Module:
@@ -260,15 +303,17 @@ class Module:
         self._ctx.check(_lib.sattn_module_set_shape(self._handle, self._index(name), ctypes.byref(shape)),
                         "set_shape")
 
-    def emit(self, kind, kernel=None, cpu=None, seq=0, seed=1):
-        """One artifact (sattn.ARTIFACTS: 'mlir', 'llvm', 'asm', 'obj', 'header', ...): str, or bytes for
-        binary kinds. cpu: an LLVM CPU name for llvm/asm/obj (default: this machine)."""
+    def emit(self, kind, kernel=None, cpu=None, seq=0, seed=1, target=None, accel_config=None):
+        """One artifact (sattn.ARTIFACTS: 'mlir', 'llvm', 'asm', 'obj', 'header', 'accel', ...): str, or bytes
+        for binary kinds. cpu: an LLVM CPU name for llvm/asm/obj (default: this machine). target: 'cpu' or
+        'accel' (default: accel for the accel kinds). accel_config: a hardware configuration's text."""
         k = _lib.sattn_artifact_kind_parse(kind.encode())
         if k < 0:
             raise ValueError("unknown artifact kind %r (one of %s)" % (kind, ", ".join(ARTIFACTS)))
+        target = target or ("accel" if kind.startswith("accel") else "cpu")
         art = P()
-        self._ctx.check(_lib.sattn_emit(self._handle, k, ctypes.byref(_options(kernel, cpu, seq, seed)),
-                                        ctypes.byref(art)), "emit " + kind)
+        opt = _options(kernel, cpu, seq, seed, target, accel_config)
+        self._ctx.check(_lib.sattn_emit(self._handle, k, ctypes.byref(opt), ctypes.byref(art)), "emit " + kind)
         try:
             size = ctypes.c_size_t()
             data = _lib.sattn_artifact_data(art, ctypes.byref(size))
@@ -276,6 +321,13 @@ class Module:
         finally:
             _lib.sattn_artifact_destroy(art)
         return raw if _lib.sattn_artifact_kind_is_binary(k) else raw.decode()
+
+    def accel(self, kernel=None, seq=0, config=None):
+        """The accelerator stream of one spec (docs/accel-isa.md), scheduled for `seq` (0: the spec's) on the
+        hardware configuration `config` (its text; None: the defaults), ready to run."""
+        name = kernel or self.kernels[0]
+        stream = self.emit("accel", kernel=name, seq=seq, accel_config=config)
+        return AccelProgram(stream, config)
 
     def jit(self, kernel=None):
         """Compiles every spec (or `kernel` alone) for this CPU and loads it."""
@@ -301,6 +353,69 @@ class Module:
         if st != 0:
             raise Error(st, [], "reference")
         return out if tout is None and hout is None else (out, tout, hout)
+
+
+class AccelProgram:
+    """A validated accelerator stream and the machine it runs on:
+    program.run(q, k, v) -> (output, statistics). `stream` holds the .sacc
+    bytes and `listing` its readable form."""
+
+    def __init__(self, stream, config=None):
+        self.stream = bytes(stream)
+        err = ctypes.create_string_buffer(256)
+        self._cfg = _AccelConfig()
+        _lib.sa_accel_config_default(ctypes.byref(self._cfg))
+        if config is not None:
+            text = config.encode()
+            st = _lib.sa_accel_config_parse(text, len(text), ctypes.byref(self._cfg), err, 256)
+            if st != 0:
+                raise Error(st, [], "accelerator configuration: " + err.value.decode())
+        h = P()
+        st = _lib.sa_accel_load(self.stream, len(self.stream), ctypes.byref(h), err, 256)
+        if st != 0:
+            raise Error(st, [], "stream: " + err.value.decode())
+        self._handle = h
+        text = _lib.sa_accel_disassemble(h)
+        self.listing = ctypes.string_at(text).decode() if text else ""
+        _libc.free(text)
+        head = self.listing.splitlines()[1]  # "; heads=H kv_heads=K seq=S head_dim=D batch=B layout=L ..."
+        f = dict(x.split("=", 1) for x in head[2:].split() if "=" in x)
+        self.heads, self.kv_heads, self.seq, self.head_dim = (int(f[x]) for x in ("heads", "kv_heads", "seq",
+                                                                                    "head_dim"))
+        self.layout = f["layout"]
+
+    def __del__(self):
+        if getattr(self, "_handle", None):
+            _lib.sa_accel_free(self._handle)
+            self._handle = None
+
+    def run(self, q, k, v, token_importance=None, head_importance=None):
+        """Runs on float32 arrays in the program's layout; returns (output float32 array, statistics dict:
+        cycles, seconds, DRAM and SRAM bytes, MACs, energy, and the same per instruction class)."""
+        q, k, v = (np.ascontiguousarray(x, dtype=np.float32) for x in (q, k, v))
+        batch = q.shape[0]
+        bhsd = self.layout == "bhsd"
+        want = lambda h: (batch, h, self.seq, self.head_dim) if bhsd else (batch, self.seq, h, self.head_dim)
+        if q.shape != want(self.heads) or k.shape != want(self.kv_heads) or v.shape != want(self.kv_heads):
+            raise ValueError("the stream takes q %s and k, v %s" % (want(self.heads), want(self.kv_heads)))
+        out = np.empty(q.shape, np.float32)
+        tin = None if token_importance is None else np.ascontiguousarray(token_importance, np.float32)
+        hin = None if head_importance is None else np.ascontiguousarray(head_importance, np.float32)
+        tout = np.zeros((batch, self.seq), np.float32)
+        hout = np.zeros((batch, self.heads), np.float32)
+        io = _AccelImportance(_fp(tin), _fp(tout), _fp(hin), _fp(hout))
+        stats = _AccelStats()
+        err = ctypes.create_string_buffer(256)
+        st = _lib.sa_accel_run(self._handle, ctypes.byref(self._cfg), _fp(q), _fp(k), _fp(v), _fp(out), batch,
+                               ctypes.byref(io), ctypes.byref(stats), err, 256)
+        if st != 0:
+            raise Error(st, [], "accelerator: " + err.value.decode())
+        names = [f[0] for f in _AccelStats._fields_ if f[0] != "cls"]
+        result = {n: getattr(stats, n) for n in names}
+        result["classes"] = {c.name.decode(): {f[0]: getattr(c, f[0]) for f in _AccelClass._fields_ if f[0] != "name"}
+                             for c in stats.cls}
+        result["token_importance"], result["head_importance"] = tout, hout
+        return out, result
 
 
 def compile(text, name="<input>"):
