@@ -5,8 +5,9 @@
  *   sattn-accel FILE.sacc [--disassemble] [--run] [--config F] [--batch N]
  *               [--seed S] [--json]
  *
- * --run executes the stream on seeded Gaussian inputs on the configuration
- * of --config (default: sattn/accel.h's) and prints cycles, time, memory
+ * --run executes the stream on seeded Gaussian inputs (batch: the stream's
+ * fixed batch, else 1) on the configuration of --config (default:
+ * sattn/accel.h's) and prints cycles, time, memory
  * traffic and energy per instruction class; sattn-run --target=accel also
  * checks the result against the reference. Runs only the runtime library:
  * no compiler, no LLVM. Exit status: 0, 1 for a malformed stream or a
@@ -27,7 +28,7 @@ static int usage(FILE *f, int rc) {
 int main(int argc, char **argv) {
   const char *file = NULL, *config = NULL;
   bool run = false, dis = false, json = false;
-  long long batch = 1;
+  long long batch = 0; /* 0: the stream's, or 1 */
   uint64_t seed = 1;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -95,6 +96,8 @@ int main(int argc, char **argv) {
     goto done;
   }
   const SaSpec *s = sa_accel_spec(p);
+  if (batch == 0)
+    batch = s->batch != SA_DYNAMIC ? s->batch : 1;
   size_t nq = (size_t)(batch * s->heads * s->seq * s->head_dim), nkv = (size_t)(batch * s->kv_heads * s->seq * s->head_dim);
   float *q = malloc(nq * sizeof *q), *k = malloc(nkv * sizeof *k), *v = malloc(nkv * sizeof *v), *o = malloc(nq * sizeof *o);
   SaAccelStats t;
