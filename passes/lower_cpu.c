@@ -229,6 +229,14 @@ static void read_func(Lower *l) {
     error_at(l, f, "q and k must be [batch, heads, seq, head_dim] tensors with static heads and head_dim");
     return;
   }
+  /* the kernel generator's register blocking assumes the language's limits */
+  int64_t vd[4];
+  MlirType vt = mlirValueGetType(mlirBlockGetArgument(body, 2));
+  if (qd[3] > 256 || kd[3] != qd[3] || qd[1] > 65536 || !pass_tensor(vt, 4, vd) || vd[1] != kd[1] ||
+      vd[3] != kd[3]) {
+    error_at(l, f, "q, k and v must share head_dim (at most 256), k and v their heads (at most 65536)");
+    return;
+  }
   s->batch = qd[0] < 0 ? SA_DYNAMIC : qd[0];
   s->heads = qd[1];
   s->seq = qd[2] < 0 ? SA_DYNAMIC : qd[2];

@@ -47,4 +47,7 @@ unsigned char *acc_stream_write(const AccStreamParts *s, size_t *len);
 
 const char *acc_op_name(AccOpcode op);
 
+/* Writes a reason to err (when not NULL) and returns st. */
+SaStatus acc_fail(char *err, size_t cap, SaStatus st, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 #endif

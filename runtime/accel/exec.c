@@ -16,7 +16,6 @@
  * and outputs always move. Time is compute plus the DRAM transfer time the
  * compute cannot hide (perfect double buffering otherwise). */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,16 +28,6 @@ static const char *const class_names[] = {
     ACC_CLASSES(X)
 #undef X
 };
-
-static SaStatus fail(char *err, size_t cap, SaStatus st, const char *fmt, ...) {
-  if (err && cap) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-  }
-  return st;
-}
 
 /* ---- 2^x from a table ---- */
 
@@ -313,16 +302,16 @@ SaStatus sa_accel_run(const SaAccelProgram *p, const SaAccelConfig *c, const flo
                       const float *v, float *o, int64_t batch, const SaAccelImportance *importance,
                       SaAccelStats *stats, char *err, size_t cap) {
   if (!p || !c || !q || !k || !v || !o || batch < 1)
-    return fail(err, cap, SA_ERR_INVALID_ARGUMENT, "NULL tensor, program or configuration, or batch below 1");
+    return acc_fail(err, cap, SA_ERR_INVALID_ARGUMENT, "NULL tensor, program or configuration, or batch below 1");
   if (sa_accel_config_hash(c) != p->config_hash || c->pe_rows != p->header[H_ROWS] ||
       c->pe_cols != p->header[H_COLS] || c->global_pes != p->header[H_GLOBAL_PES])
-    return fail(err, cap, SA_ERR_UNSUPPORTED,
+    return acc_fail(err, cap, SA_ERR_UNSUPPORTED,
                 "the stream was scheduled for a %lldx%lld array with %lld global PEs, not this configuration's "
                 "%lldx%lld with %lld",
                 (long long)p->header[H_ROWS], (long long)p->header[H_COLS], (long long)p->header[H_GLOBAL_PES],
                 (long long)c->pe_rows, (long long)c->pe_cols, (long long)c->global_pes);
   if (p->spec.batch != SA_DYNAMIC && batch != p->spec.batch)
-    return fail(err, cap, SA_ERR_SHAPE, "batch %lld, the stream fixes %lld", (long long)batch,
+    return acc_fail(err, cap, SA_ERR_SHAPE, "batch %lld, the stream fixes %lld", (long long)batch,
                 (long long)p->spec.batch);
   const SaSpec *s = &p->spec;
   M m = {.p = p,
@@ -357,7 +346,7 @@ SaStatus sa_accel_run(const SaAccelProgram *p, const SaAccelConfig *c, const flo
   if (ok && p->dynamic)
     ok = rows_alloc(&m, io.token_in, io.token_out, io.head_in, io.head_out);
   if (!ok) {
-    st = fail(err, cap, SA_ERR_OUT_OF_MEMORY, "out of memory");
+    st = acc_fail(err, cap, SA_ERR_OUT_OF_MEMORY, "out of memory");
     goto done;
   }
   for (int64_t b = 0; b < batch; b++) {

@@ -139,18 +139,9 @@ bool rows_begin_head(M *m) {
       w->k[i * D + d] = m->k[kvrow(m, kh, i) + (size_t)d];
       w->v[i * D + d] = m->v[kvrow(m, kh, i) + (size_t)d];
     }
-  if (s->has_predict) {
-    ref_project_rows(s, w->q, S, w->proj, w->pq, w->pq_step);
-    ref_project_rows(s, w->k, S, w->proj, w->pk, w->pk_step);
-  }
-  for (int r = 0; r < s->n_filter_rounds; r++) {
-    ref_quant_grid_rows(w->q, S, D, s->filter[r].q_bits, w->fq + r * S * D, w->fq_step + r * S);
-    ref_quant_grid_rows(w->k, S, D, s->filter[r].k_bits, w->fk + r * S * D, w->fk_step + r * S);
-  }
-  if (s->has_progressive) {
-    ref_quant_rows(w->k, S, D, s->msb_bits, w->k_msb);
-    ref_quant_rows(w->k, S, D, s->msb_bits + s->lsb_bits, w->k_full);
-  }
+  ref_quantize_head(s, S,
+                    &(RefHeadQuant){w->q, w->k, w->proj, w->pq, w->pk, w->pq_step, w->pk_step, w->fq, w->fk,
+                                    w->fq_step, w->fk_step, w->k_msb, w->k_full});
   memset(w->fetched, 0, (size_t)(PL_COUNT * S));
   return true;
 }

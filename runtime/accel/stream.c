@@ -35,7 +35,7 @@ static const char *const sec_names[] = {
 
 const char *acc_op_name(AccOpcode op) { return (unsigned)op < OP_COUNT ? op_names[op] : "?"; }
 
-static SaStatus fail(char *err, size_t cap, SaStatus st, const char *fmt, ...) {
+SaStatus acc_fail(char *err, size_t cap, SaStatus st, const char *fmt, ...) {
   if (err && cap) {
     va_list ap;
     va_start(ap, fmt);
@@ -129,34 +129,34 @@ static SaStatus check_fields(const int64_t *h, const int64_t *m, char *err, size
   };
   for (size_t i = 0; i < sizeof hr / sizeof *hr; i++)
     if (h[hr[i].field] < hr[i].lo || h[hr[i].field] > hr[i].hi)
-      return fail(err, cap, SA_ERR_BAD_STREAM, "header: %s %lld out of range [%lld, %lld]", hr[i].name,
+      return acc_fail(err, cap, SA_ERR_BAD_STREAM, "header: %s %lld out of range [%lld, %lld]", hr[i].name,
                   (long long)h[hr[i].field], (long long)hr[i].lo, (long long)hr[i].hi);
   if (h[H_BATCH] != SA_DYNAMIC && (h[H_BATCH] < 1 || h[H_BATCH] > INT32_MAX))
-    return fail(err, cap, SA_ERR_BAD_STREAM, "header: batch %lld out of range", (long long)h[H_BATCH]);
+    return acc_fail(err, cap, SA_ERR_BAD_STREAM, "header: batch %lld out of range", (long long)h[H_BATCH]);
   if (h[H_HEADS] % h[H_KV_HEADS] != 0)
-    return fail(err, cap, SA_ERR_BAD_STREAM, "header: kv_heads does not divide heads");
+    return acc_fail(err, cap, SA_ERR_BAD_STREAM, "header: kv_heads does not divide heads");
   if (!dtype_ok(h[H_STORAGE]) || !dtype_ok(h[H_OUTPUT]))
-    return fail(err, cap, SA_ERR_BAD_STREAM, "header: storage and output must be fp32, fp16 or bf16");
+    return acc_fail(err, cap, SA_ERR_BAD_STREAM, "header: storage and output must be fp32, fp16 or bf16");
   if (h[H_HEADS] * h[H_SEQ] * h[H_HEAD_DIM] > (INT64_C(1) << 36))
-    return fail(err, cap, SA_ERR_BAD_STREAM, "header: tensors larger than 2^36 elements");
+    return acc_fail(err, cap, SA_ERR_BAD_STREAM, "header: tensors larger than 2^36 elements");
   double scale;
   memcpy(&scale, &h[H_SCALE_BITS], sizeof scale);
   if (!isfinite(scale))
-    return fail(err, cap, SA_ERR_BAD_STREAM, "header: scale is not finite");
+    return acc_fail(err, cap, SA_ERR_BAD_STREAM, "header: scale is not finite");
   /* sizes within the language's limits, so that no product overflows */
   for (int f = 0; f < M_COUNT; f++)
     if (f != M_BB_SEED && (m[f] < 0 || m[f] > (INT64_C(1) << 24)))
-      return fail(err, cap, SA_ERR_BAD_STREAM, "mask: field %d out of range [0, 2^24]", f);
+      return acc_fail(err, cap, SA_ERR_BAD_STREAM, "mask: field %d out of range [0, 2^24]", f);
   static const int flags[] = {M_CAUSAL, M_HAS_WINDOW, M_HAS_WINDOW2D, M_HAS_BIGBIRD};
   for (size_t i = 0; i < sizeof flags / sizeof *flags; i++)
     if (m[flags[i]] > 1)
-      return fail(err, cap, SA_ERR_BAD_STREAM, "mask: a flag is neither 0 nor 1");
+      return acc_fail(err, cap, SA_ERR_BAD_STREAM, "mask: a flag is neither 0 nor 1");
   if (m[M_HAS_WINDOW] && m[M_DILATION] < 1)
-    return fail(err, cap, SA_ERR_BAD_STREAM, "mask: dilation below 1");
+    return acc_fail(err, cap, SA_ERR_BAD_STREAM, "mask: dilation below 1");
   if (m[M_HAS_WINDOW2D] && (m[M_IMAGE_H] < 1 || m[M_IMAGE_W] < 1 || m[M_WIN_H] < 1 || m[M_WIN_W] < 1))
-    return fail(err, cap, SA_ERR_BAD_STREAM, "mask: empty 2-D window or image");
+    return acc_fail(err, cap, SA_ERR_BAD_STREAM, "mask: empty 2-D window or image");
   if (m[M_HAS_BIGBIRD] && m[M_BLOCK] < 1)
-    return fail(err, cap, SA_ERR_BAD_STREAM, "mask: bigbird without a block size");
+    return acc_fail(err, cap, SA_ERR_BAD_STREAM, "mask: bigbird without a block size");
   return SA_OK;
 }
 
@@ -175,11 +175,11 @@ static SaStatus dynamic_fields(SaAccelProgram *p, char *err, size_t cap) {
     bool is_f64 = f == D_PREDICT_KEEP_VALUE || f == D_TOKEN_KEEP || f == D_HEAD_KEEP || f == D_VALUE_KEEP ||
                   f == D_THRESHOLD || (f >= D_ROUNDS && (f - D_ROUNDS) % 4 == 3);
     if (is_f64 ? !isfinite(f64(d[f])) : f != D_PREDICT_SEED && (d[f] < 0 || d[f] > (1 << 24)))
-      return fail(err, cap, SA_ERR_BAD_STREAM, "dynamic: field %d out of range", f);
+      return acc_fail(err, cap, SA_ERR_BAD_STREAM, "dynamic: field %d out of range", f);
   }
   if (d[D_FILTER_ROUNDS] > SA_MAX_FILTER_ROUNDS || d[D_HAS_PREDICT] > 1 || d[D_HAS_PROGRESSIVE] > 1 ||
       d[D_PREDICT_KEEP_KIND] > KEEP_MEAN)
-    return fail(err, cap, SA_ERR_BAD_STREAM, "dynamic: flag or count out of range");
+    return acc_fail(err, cap, SA_ERR_BAD_STREAM, "dynamic: flag or count out of range");
   s->has_predict = d[D_HAS_PREDICT];
   s->predict_dim = d[D_PREDICT_DIM];
   s->predict_bits = (int)d[D_PREDICT_BITS];
@@ -194,13 +194,13 @@ static SaStatus dynamic_fields(SaAccelProgram *p, char *err, size_t cap) {
   for (int r = 0; r < s->n_filter_rounds; r++) {
     const int64_t *f = d + D_ROUNDS + 4 * r;
     if (f[2] > KEEP_MEAN)
-      return fail(err, cap, SA_ERR_BAD_STREAM, "dynamic: round %d keep kind out of range", r);
+      return acc_fail(err, cap, SA_ERR_BAD_STREAM, "dynamic: round %d keep kind out of range", r);
     s->filter[r] = (SaFilterRound){(int)f[0], (int)f[1], {(SaKeepKind)f[2], f64(f[3])}};
   }
   if (!ref_dynamic_valid(s))
-    return fail(err, cap, SA_ERR_BAD_STREAM, "dynamic: stage parameters outside the ranges of the semantics");
+    return acc_fail(err, cap, SA_ERR_BAD_STREAM, "dynamic: stage parameters outside the ranges of the semantics");
   if (s->has_predict && s->predict_dim > s->head_dim)
-    return fail(err, cap, SA_ERR_BAD_STREAM, "dynamic: predict dim larger than head_dim");
+    return acc_fail(err, cap, SA_ERR_BAD_STREAM, "dynamic: predict dim larger than head_dim");
   return SA_OK;
 }
 
@@ -249,13 +249,13 @@ static SaStatus check_code(const SaAccelProgram *p, char *err, size_t cap) {
   for (size_t pc = 0; pc < p->n_code; pc++) {
     AccInsn in = acc_decode(p->code[pc]);
     if ((unsigned)in.op >= OP_COUNT)
-      return fail(err, cap, SA_ERR_BAD_STREAM, "word %zu: unknown opcode %u", pc, (unsigned)in.op);
+      return acc_fail(err, cap, SA_ERR_BAD_STREAM, "word %zu: unknown opcode %u", pc, (unsigned)in.op);
     const char *name = op_names[in.op];
     if (in.a != 0)
-      return fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (%s): field a must be 0", pc, name);
+      return acc_fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (%s): field a must be 0", pc, name);
     bool no_bc = false, in_loop = heads_seen && pc + 1 < p->n_code;
     if (!in_loop && in.op != OP_HEADS && in.op != OP_END && in.op != OP_TPRUNE && in.op != OP_HPRUNE)
-      return fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (%s): outside the head loop", pc, name);
+      return acc_fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (%s): outside the head loop", pc, name);
     int di = dyn_index(in.op);
     if (di >= 0) { /* the dynamic row sequence */
       int r = dyn_order[di].rank;
@@ -263,28 +263,28 @@ static SaStatus check_code(const SaAccelProgram *p, char *err, size_t cap) {
       if (in.op == OP_RSOFTMAX && s->has_progressive && rank != 6)
         ok = false; /* progressive scores come from msbqk */
       if (!ok)
-        return fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (%s): out of order in its tile's row sequence", pc, name);
+        return acc_fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (%s): out of order in its tile's row sequence", pc, name);
       bool needs = in.op == OP_LOWQK || in.op == OP_SELECT || in.op == OP_NM || in.op == OP_MSBQK ||
                    in.op == OP_REQUANT || in.op == OP_VPRUNE;
       if (needs && !p->dynamic)
-        return fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (%s): the stream has no dynamic stages", pc, name);
+        return acc_fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (%s): the stream has no dynamic stages", pc, name);
       if (in.op == OP_LOWQK || in.op == OP_SELECT) {
         int nsrc = s->n_filter_rounds + 1;
         bool src_ok = (int)in.b < nsrc && (in.b > 0 || s->has_predict) && in.c == 0;
         if (!src_ok || (in.op == OP_SELECT && (int)in.b != low_source) ||
             (in.op == OP_LOWQK && (int)in.b <= low_source))
-          return fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (%s): source %u is not the next stage", pc, name, in.b);
+          return acc_fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (%s): source %u is not the next stage", pc, name, in.b);
         low_source = in.b;
       } else if (in.op == OP_NM) {
         if (s->nm_m == 0 || in.b != s->nm_n || in.c != (uint32_t)s->nm_m)
-          return fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (nm): %u:%u is not the stream's N:M", pc, in.b, in.c);
+          return acc_fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (nm): %u:%u is not the stream's N:M", pc, in.b, in.c);
       } else {
         no_bc = true;
       }
       if ((in.op == OP_MSBQK || in.op == OP_REQUANT) && !s->has_progressive)
-        return fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (%s): no progressive quantization", pc, name);
+        return acc_fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (%s): no progressive quantization", pc, name);
       if (in.op == OP_VPRUNE && !(s->value_keep < 1.0))
-        return fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (vprune): no value pruning", pc);
+        return acc_fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (vprune): no value pruning", pc);
       tile = T_DYNAMIC;
       rank = r;
       goto operands;
@@ -297,26 +297,26 @@ static SaStatus check_code(const SaAccelProgram *p, char *err, size_t cap) {
       no_bc = true;
       if (heads_seen || pc > 1 || (in.op == OP_TPRUNE && pc != 0) || !p->dynamic ||
           !((in.op == OP_TPRUNE ? s->token_keep : s->head_keep) < 1.0))
-        return fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (%s): only before the head loop, tprune first, and "
+        return acc_fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (%s): only before the head loop, tprune first, and "
                     "only when the stream prunes", pc, name);
       break;
     case OP_HEADS:
       /* the code is `[tprune] [hprune] heads; body; end`: every other word runs in a head */
       if (heads_seen || in.b != p->header[H_HEADS] || in.c < 1 || pc + in.c + 2 != p->n_code)
-        return fail(err, cap, SA_ERR_BAD_STREAM,
+        return acc_fail(err, cap, SA_ERR_BAD_STREAM,
                     "word %zu (heads): the code must be one loop over every head, then 'end'", pc);
       heads_seen = true;
       break;
     case OP_LOADQ:
     case OP_STORE:
       if (in.b < 1 || in.b > p->header[H_ROWS] || in.c >= seq || in.c + in.b > seq)
-        return fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (%s): rows %u at %u outside the tile or sequence", pc, name,
+        return acc_fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (%s): rows %u at %u outside the tile or sequence", pc, name,
                     in.b, in.c);
       if (in.op == OP_STORE && (tile_rows == 0 || tile_row0 != in.c || tile_rows != in.b || pass != NONE ||
                                 (tile == T_DYNAMIC && rank != DYN_DONE)))
-        return fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (store): not the loaded tile, or its work unfinished", pc);
+        return acc_fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (store): not the loaded tile, or its work unfinished", pc);
       if (in.op == OP_LOADQ && (tile_rows != 0 || pass != NONE))
-        return fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (loadq): the previous tile is not stored", pc);
+        return acc_fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (loadq): the previous tile is not stored", pc);
       tile_row0 = in.c, tile_rows = in.op == OP_LOADQ ? in.b : 0;
       tile = T_NONE, rank = 0, low_source = -1;
       break;
@@ -326,10 +326,10 @@ static SaStatus check_code(const SaAccelProgram *p, char *err, size_t cap) {
       size_t table = in.op == OP_DIAG ? p->n_offsets : in.op == OP_GCOL ? (size_t)p->spec.n_global : (size_t)seq;
       bool cols_ok = in.b >= 1 && (in.op == OP_GCOL || in.b <= p->header[H_COLS]);
       if (!cols_ok || (uint64_t)in.c + in.b > table)
-        return fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (%s): %u columns from %u exceed its table", pc, name, in.b,
+        return acc_fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (%s): %u columns from %u exceed its table", pc, name, in.b,
                     in.c);
       if (tile_rows == 0 || pass != NONE || tile == T_DYNAMIC)
-        return fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (%s): a pass needs a loaded tile and the last pass done",
+        return acc_fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (%s): a pass needs a loaded tile and the last pass done",
                     pc, name);
       pass = KEYS;
       tile = T_PASSES;
@@ -337,7 +337,7 @@ static SaStatus check_code(const SaAccelProgram *p, char *err, size_t cap) {
     }
     case OP_GROW:
       if (in.b != 0 || in.c >= seq || tile_rows != 0)
-        return fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (grow): token %u outside the sequence, or inside a tile", pc,
+        return acc_fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (grow): token %u outside the sequence, or inside a tile", pc,
                     in.c);
       break;
     case OP_QK:
@@ -346,44 +346,44 @@ static SaStatus check_code(const SaAccelProgram *p, char *err, size_t cap) {
       no_bc = true;
       int need = in.op == OP_QK ? KEYS : in.op == OP_SOFTMAX ? SCORES : PROBS;
       if ((int)pass != need)
-        return fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (%s): out of order in its pass", pc, name);
+        return acc_fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (%s): out of order in its pass", pc, name);
       pass = in.op == OP_AV ? NONE : (int)pass + 1;
       break;
     }
     case OP_END:
       no_bc = true;
       if (pc + 1 != p->n_code || tile_rows != 0 || pass != NONE)
-        return fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (end): not the last word, or a tile is open", pc);
+        return acc_fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (end): not the last word, or a tile is open", pc);
       break;
     default: break;
     }
   operands:
     if (no_bc && (in.b != 0 || in.c != 0))
-      return fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (%s): takes no operands", pc, name);
+      return acc_fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (%s): takes no operands", pc, name);
   }
   if (p->n_code == 0 || acc_decode(p->code[p->n_code - 1]).op != OP_END)
-    return fail(err, cap, SA_ERR_BAD_STREAM, "the code does not end with 'end'");
+    return acc_fail(err, cap, SA_ERR_BAD_STREAM, "the code does not end with 'end'");
   if (!heads_seen)
-    return fail(err, cap, SA_ERR_BAD_STREAM, "the code does not start with a head loop");
+    return acc_fail(err, cap, SA_ERR_BAD_STREAM, "the code does not start with a head loop");
   return SA_OK;
 }
 
 SaStatus sa_accel_load(const void *bytes, size_t len, SaAccelProgram **out, char *err, size_t cap) {
   if (!out)
-    return fail(err, cap, SA_ERR_INVALID_ARGUMENT, "no output pointer");
+    return acc_fail(err, cap, SA_ERR_INVALID_ARGUMENT, "no output pointer");
   *out = NULL;
   if (!bytes && len)
-    return fail(err, cap, SA_ERR_INVALID_ARGUMENT, "no stream");
+    return acc_fail(err, cap, SA_ERR_INVALID_ARGUMENT, "no stream");
   const unsigned char *b = bytes;
   if (len < PREAMBLE + 8 || memcmp(b, ACC_MAGIC, 4) != 0)
-    return fail(err, cap, SA_ERR_BAD_STREAM, "not an accelerator stream (bad magic or too short)");
+    return acc_fail(err, cap, SA_ERR_BAD_STREAM, "not an accelerator stream (bad magic or too short)");
   unsigned version = b[4] | (unsigned)b[5] << 8, nsec = b[6] | (unsigned)b[7] << 8;
   if (version != ACC_VERSION)
-    return fail(err, cap, SA_ERR_BAD_STREAM, "stream version %u; this runtime reads version %d", version, ACC_VERSION);
+    return acc_fail(err, cap, SA_ERR_BAD_STREAM, "stream version %u; this runtime reads version %d", version, ACC_VERSION);
   if (nsec > 64 || PREAMBLE + (size_t)nsec * ENTRY > len - 8)
-    return fail(err, cap, SA_ERR_BAD_STREAM, "section table (%u entries) beyond the stream", nsec);
+    return acc_fail(err, cap, SA_ERR_BAD_STREAM, "section table (%u entries) beyond the stream", nsec);
   if (get64(b + len - 8) != fnv1a(b, len - 8, FNV_START))
-    return fail(err, cap, SA_ERR_BAD_STREAM, "checksum mismatch: the stream is damaged");
+    return acc_fail(err, cap, SA_ERR_BAD_STREAM, "checksum mismatch: the stream is damaged");
   const unsigned char *sec[SEC_COUNT] = {0};
   size_t cnt[SEC_COUNT] = {0};
   size_t body = PREAMBLE + (size_t)nsec * ENTRY;
@@ -392,9 +392,9 @@ SaStatus sa_accel_load(const void *bytes, size_t len, SaAccelProgram **out, char
     uint32_t kind = get32(e), count = get32(e + 4);
     uint64_t off = get64(e + 8);
     if (kind >= SEC_COUNT || sec[kind])
-      return fail(err, cap, SA_ERR_BAD_STREAM, "section %u: unknown or repeated kind %u", i, kind);
+      return acc_fail(err, cap, SA_ERR_BAD_STREAM, "section %u: unknown or repeated kind %u", i, kind);
     if (off < body || off % 8 != 0 || off > len - 8 || (uint64_t)count * sec_elem[kind] > len - 8 - off)
-      return fail(err, cap, SA_ERR_BAD_STREAM, "section '%s': %u elements at %llu lie outside the stream",
+      return acc_fail(err, cap, SA_ERR_BAD_STREAM, "section '%s': %u elements at %llu lie outside the stream",
                   sec_names[kind], count, (unsigned long long)off);
     sec[kind] = b + off;
     cnt[kind] = count;
@@ -402,21 +402,21 @@ SaStatus sa_accel_load(const void *bytes, size_t len, SaAccelProgram **out, char
   const int required[] = {SEC_HEADER, SEC_MASK, SEC_CODE, SEC_NAME};
   for (size_t i = 0; i < sizeof required / sizeof *required; i++)
     if (!sec[required[i]])
-      return fail(err, cap, SA_ERR_BAD_STREAM, "no '%s' section", sec_names[required[i]]);
+      return acc_fail(err, cap, SA_ERR_BAD_STREAM, "no '%s' section", sec_names[required[i]]);
   if (cnt[SEC_HEADER] != H_COUNT || cnt[SEC_MASK] != M_COUNT || cnt[SEC_BLOCKS] % 2 != 0)
-    return fail(err, cap, SA_ERR_BAD_STREAM, "header, mask or block sections of the wrong size");
+    return acc_fail(err, cap, SA_ERR_BAD_STREAM, "header, mask or block sections of the wrong size");
   if (cnt[SEC_NAME] < 1 || cnt[SEC_NAME] > 63)
-    return fail(err, cap, SA_ERR_BAD_STREAM, "kernel name of %zu bytes", cnt[SEC_NAME]);
+    return acc_fail(err, cap, SA_ERR_BAD_STREAM, "kernel name of %zu bytes", cnt[SEC_NAME]);
   for (size_t i = 0; i < cnt[SEC_NAME]; i++)
     if (!isalnum(sec[SEC_NAME][i]) && sec[SEC_NAME][i] != '_')
-      return fail(err, cap, SA_ERR_BAD_STREAM, "kernel name holds a byte that is not a letter, digit or '_'");
+      return acc_fail(err, cap, SA_ERR_BAD_STREAM, "kernel name holds a byte that is not a letter, digit or '_'");
   if (cnt[SEC_GLOBALS] > 65536 || cnt[SEC_BLOCKS] > 2 * 65536 || cnt[SEC_OFFSETS] > (1u << 20) ||
       cnt[SEC_CODE] > (1u << 26))
-    return fail(err, cap, SA_ERR_BAD_STREAM, "a table is larger than this runtime accepts");
+    return acc_fail(err, cap, SA_ERR_BAD_STREAM, "a table is larger than this runtime accepts");
 
   SaAccelProgram *p = calloc(1, sizeof *p);
   if (!p)
-    return fail(err, cap, SA_ERR_OUT_OF_MEMORY, "out of memory");
+    return acc_fail(err, cap, SA_ERR_OUT_OF_MEMORY, "out of memory");
   for (int f = 0; f < H_COUNT; f++)
     p->header[f] = (int64_t)get64(sec[SEC_HEADER] + 8 * f);
   for (int f = 0; f < M_COUNT; f++)
@@ -431,7 +431,7 @@ SaStatus sa_accel_load(const void *bytes, size_t len, SaAccelProgram **out, char
   p->offsets = malloc((p->n_offsets ? p->n_offsets : 1) * sizeof *p->offsets);
   p->code = malloc((p->n_code ? p->n_code : 1) * sizeof *p->code);
   if (st == SA_OK && (!p->globals || !p->blocks || !p->offsets || !p->code))
-    st = fail(err, cap, SA_ERR_OUT_OF_MEMORY, "out of memory");
+    st = acc_fail(err, cap, SA_ERR_OUT_OF_MEMORY, "out of memory");
   if (st != SA_OK) {
     sa_accel_free(p);
     return st;
@@ -442,26 +442,26 @@ SaStatus sa_accel_load(const void *bytes, size_t len, SaAccelProgram **out, char
     p->globals[i] = (int64_t)get64(sec[SEC_GLOBALS] + 8 * i);
     /* tokens beyond a sequence shorter than the spec's are allowed and unused */
     if (p->globals[i] < 0 || p->globals[i] > (INT64_C(1) << 40) || (i > 0 && p->globals[i] <= p->globals[i - 1]))
-      st = fail(err, cap, SA_ERR_BAD_STREAM, "global tokens are not sorted, unique and non-negative");
+      st = acc_fail(err, cap, SA_ERR_BAD_STREAM, "global tokens are not sorted, unique and non-negative");
   }
   for (size_t i = 0; i < nb; i++) {
     p->blocks[i].q = (int64_t)get64(sec[SEC_BLOCKS] + 16 * i);
     p->blocks[i].k = (int64_t)get64(sec[SEC_BLOCKS] + 16 * i + 8);
     if (p->blocks[i].q < 0 || p->blocks[i].k < 0 || p->blocks[i].q > (INT64_C(1) << 40) ||
         p->blocks[i].k > (INT64_C(1) << 40))
-      st = fail(err, cap, SA_ERR_BAD_STREAM, "block pair %zu out of range", i);
+      st = acc_fail(err, cap, SA_ERR_BAD_STREAM, "block pair %zu out of range", i);
   }
   if (nb > 0 && p->mask[M_BLOCK] < 1)
-    st = fail(err, cap, SA_ERR_BAD_STREAM, "block pairs without a block size");
+    st = acc_fail(err, cap, SA_ERR_BAD_STREAM, "block pairs without a block size");
   for (size_t i = 0; i < p->n_offsets; i++) {
     p->offsets[i] = (int64_t)get64(sec[SEC_OFFSETS] + 8 * i);
     if (p->offsets[i] <= -seq || p->offsets[i] >= seq)
-      st = fail(err, cap, SA_ERR_BAD_STREAM, "key offset %lld outside the sequence", (long long)p->offsets[i]);
+      st = acc_fail(err, cap, SA_ERR_BAD_STREAM, "key offset %lld outside the sequence", (long long)p->offsets[i]);
   }
   for (size_t i = 0; i < p->n_code; i++)
     p->code[i] = get64(sec[SEC_CODE] + 8 * i);
   if (cnt[SEC_DYNAMIC] != 0 && cnt[SEC_DYNAMIC] != D_COUNT)
-    st = fail(err, cap, SA_ERR_BAD_STREAM, "dynamic section of %zu fields, not %d", cnt[SEC_DYNAMIC], D_COUNT);
+    st = acc_fail(err, cap, SA_ERR_BAD_STREAM, "dynamic section of %zu fields, not %d", cnt[SEC_DYNAMIC], D_COUNT);
   p->dynamic = cnt[SEC_DYNAMIC] == D_COUNT;
   for (int f = 0; p->dynamic && f < D_COUNT; f++)
     p->dyn[f] = (int64_t)get64(sec[SEC_DYNAMIC] + 8 * f);
@@ -629,7 +629,7 @@ void sa_accel_config_default(SaAccelConfig *c) {
 
 SaStatus sa_accel_config_parse(const char *text, size_t len, SaAccelConfig *out, char *err, size_t cap) {
   if (!out || (!text && len))
-    return fail(err, cap, SA_ERR_INVALID_ARGUMENT, "no configuration");
+    return acc_fail(err, cap, SA_ERR_INVALID_ARGUMENT, "no configuration");
   SaAccelConfig c;
   sa_accel_config_default(&c);
   size_t i = 0;
@@ -651,28 +651,28 @@ SaStatus sa_accel_config_parse(const char *text, size_t len, SaAccelConfig *out,
     int used = 0;
     if (sscanf(buf, " %63[a-z0-9_] = %lf %n", key, &v, &used) != 2) {
       if (sscanf(buf, " %127s", rest) == 1)
-        return fail(err, cap, SA_ERR_INVALID_ARGUMENT, "line %d: expected 'key = number'", line);
+        return acc_fail(err, cap, SA_ERR_INVALID_ARGUMENT, "line %d: expected 'key = number'", line);
       continue;
     }
     if (buf[used] != 0)
-      return fail(err, cap, SA_ERR_INVALID_ARGUMENT, "line %d: text after the value", line);
+      return acc_fail(err, cap, SA_ERR_INVALID_ARGUMENT, "line %d: text after the value", line);
     bool found = false;
 #define X(f, integral)                                                                                        \
   if (!strcmp(key, #f)) {                                                                                     \
     found = true;                                                                                             \
     if (!(v >= 0) || v > 1e15 || (integral && v != floor(v)))                                                 \
-      return fail(err, cap, SA_ERR_INVALID_ARGUMENT, "line %d: %s must be a %s", line, key,                  \
+      return acc_fail(err, cap, SA_ERR_INVALID_ARGUMENT, "line %d: %s must be a %s", line, key,                  \
                   integral ? "non-negative integer" : "non-negative number");                                 \
     c.f = v;                                                                                                  \
   }
     CONFIG_FIELDS(X)
 #undef X
     if (!found)
-      return fail(err, cap, SA_ERR_INVALID_ARGUMENT, "line %d: unknown key '%s'", line, key);
+      return acc_fail(err, cap, SA_ERR_INVALID_ARGUMENT, "line %d: unknown key '%s'", line, key);
   }
   if (c.pe_rows < 1 || c.pe_cols < 1 || c.pe_rows > 4096 || c.pe_cols > 4096 || c.global_pes > 64 ||
       !(c.clock_ghz > 0))
-    return fail(err, cap, SA_ERR_INVALID_ARGUMENT, "pe_rows and pe_cols in [1, 4096], global_pes <= 64, clock_ghz > 0");
+    return acc_fail(err, cap, SA_ERR_INVALID_ARGUMENT, "pe_rows and pe_cols in [1, 4096], global_pes <= 64, clock_ghz > 0");
   *out = c;
   return SA_OK;
 }

@@ -41,6 +41,18 @@ void ref_scores(const SaSpec *s, const double *q, const double *k, int64_t dim, 
 void ref_grid_scores(const SaSpec *s, const double *q, const double *q_step, const double *k, const double *k_step,
                      int64_t dim, int64_t i, const bool *cand, int64_t S, double *out);
 
+/* A head's quantized copies, made from its storage-rounded rows q and k
+ * (S x head_dim): DSA's projected grids, each filter round's grids, and
+ * SpAtten's MSB and MSB+LSB rows of K. Arrays a spec does not use may be
+ * NULL. */
+typedef struct {
+  const double *q, *k, *proj;
+  double *pq, *pk, *pq_step, *pk_step;
+  double *fq, *fk, *fq_step, *fk_step; /* round r at offset r * S * D (steps r * S) */
+  double *k_msb, *k_full;
+} RefHeadQuant;
+void ref_quantize_head(const SaSpec *s, int64_t S, const RefHeadQuant *h);
+
 /* Whether the dynamic-stage fields of s are in the ranges the semantics define. */
 bool ref_dynamic_valid(const SaSpec *s);
 

@@ -499,6 +499,22 @@ void ref_project_rows(const SaSpec *s, const double *x, int64_t S,
   }
 }
 
+void ref_quantize_head(const SaSpec *s, int64_t S, const RefHeadQuant *h) {
+  int64_t D = s->head_dim;
+  if (s->has_predict) {
+    ref_project_rows(s, h->q, S, h->proj, h->pq, h->pq_step);
+    ref_project_rows(s, h->k, S, h->proj, h->pk, h->pk_step);
+  }
+  for (int r = 0; r < s->n_filter_rounds; r++) {
+    ref_quant_grid_rows(h->q, S, D, s->filter[r].q_bits, h->fq + r * S * D, h->fq_step + r * S);
+    ref_quant_grid_rows(h->k, S, D, s->filter[r].k_bits, h->fk + r * S * D, h->fk_step + r * S);
+  }
+  if (s->has_progressive) {
+    ref_quant_rows(h->k, S, D, s->msb_bits, h->k_msb);
+    ref_quant_rows(h->k, S, D, s->msb_bits + s->lsb_bits, h->k_full);
+  }
+}
+
 /* Loads head h of batch b rounded to storage precision, and precomputes the
  * quantized copies the selection stages and progressive softmax score with. */
 static void ref_load_head(const SaSpec *s, const SaProblem *p, RefWork *w, int64_t b,
@@ -514,18 +530,9 @@ static void ref_load_head(const SaSpec *s, const SaProblem *p, RefWork *w, int64
       w->v[i * D + d] = sa_round_to_dtype(v[d], s->storage);
     }
   }
-  if (s->has_predict) {
-    ref_project_rows(s, w->q, S, w->proj, w->pq, w->pq_step);
-    ref_project_rows(s, w->k, S, w->proj, w->pk, w->pk_step);
-  }
-  for (int r = 0; r < s->n_filter_rounds; r++) {
-    ref_quant_grid_rows(w->q, S, D, s->filter[r].q_bits, w->fq + r * S * D, w->fq_step + r * S);
-    ref_quant_grid_rows(w->k, S, D, s->filter[r].k_bits, w->fk + r * S * D, w->fk_step + r * S);
-  }
-  if (s->has_progressive) {
-    ref_quant_rows(w->k, S, D, s->msb_bits, w->k_msb);
-    ref_quant_rows(w->k, S, D, s->msb_bits + s->lsb_bits, w->k_full);
-  }
+  ref_quantize_head(s, S,
+                    &(RefHeadQuant){w->q, w->k, w->proj, w->pq, w->pk, w->pq_step, w->pk_step, w->fq, w->fk,
+                                    w->fq_step, w->fk_step, w->k_msb, w->k_full});
 }
 
 /* Token pruning for batch b: marks the kept tokens, loads importance_in. */

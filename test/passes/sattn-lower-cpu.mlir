@@ -45,3 +45,15 @@ func.func @fp8(%q: tensor<1x2x8x16xf8E4M3FN>, %k: tensor<1x2x8x16xf8E4M3FN>, %v:
   %o = "sattn.av"(%p, %v) {accumulate = f32} : (tensor<1x2x8x8xf32>, tensor<1x2x8x16xf8E4M3FN>) -> tensor<1x2x8x16xf8E4M3FN>
   return %o : tensor<1x2x8x16xf8E4M3FN>
 }
+
+// -----
+
+// The func's q is not what the ops read (a fuzzer found this): its head_dim
+// of 624 would overrun the kernel generator's register blocking.
+// ERR: sattn-lower-cpu.mlir:[[@LINE+1]]:1: error: sattn-lower-cpu: q, k and v must share head_dim (at most 256), k and v their heads (at most 65536)
+func.func @odd_args(%q: tensor<1x2x8x624xf32>, %k: tensor<1x2x8x16xf32>, %v: tensor<1x2x8x16xf32>) -> tensor<1x2x8x16xf32> {
+  %s = "sattn.qk"(%k, %k) {scale = 0.25 : f64, precision = f32} : (tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>) -> tensor<1x2x8x8xf32>
+  %p = "sattn.softmax"(%s) {precision = f32} : (tensor<1x2x8x8xf32>) -> tensor<1x2x8x8xf32>
+  %o = "sattn.av"(%p, %v) {accumulate = f32} : (tensor<1x2x8x8xf32>, tensor<1x2x8x16xf32>) -> tensor<1x2x8x16xf32>
+  return %o : tensor<1x2x8x16xf32>
+}
