@@ -264,9 +264,7 @@ static SaStatus check_code(const SaAccelProgram *p, char *err, size_t cap) {
         ok = false; /* progressive scores come from msbqk */
       if (!ok)
         return acc_fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (%s): out of order in its tile's row sequence", pc, name);
-      bool needs = in.op == OP_LOWQK || in.op == OP_SELECT || in.op == OP_NM || in.op == OP_MSBQK ||
-                   in.op == OP_REQUANT || in.op == OP_VPRUNE;
-      if (needs && !p->dynamic)
+      if (!p->dynamic) /* the row engine exists for streams with dynamic stages */
         return acc_fail(err, cap, SA_ERR_BAD_STREAM, "word %zu (%s): the stream has no dynamic stages", pc, name);
       if (in.op == OP_LOWQK || in.op == OP_SELECT) {
         int nsrc = s->n_filter_rounds + 1;

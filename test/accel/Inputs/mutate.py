@@ -93,6 +93,8 @@ elif what == "nm":
     set_field("nm", "b", 3)
 elif what == "dyn-field":
     set_word(DYNAMIC, 9, 0)  # head_keep 0.0: outside (0, 1]
+elif what == "static-cand":
+    set_word(CODE, 2, OPS.index("cand") << 56)
 elif what == "row-op":
     set_word(CODE, 3, OPS.index("select") << 56)
 elif what == "name":
