@@ -24,6 +24,7 @@
 #include "sattn/accel.h"
 #include "sattn/reference.h"
 #include "sattn/sattn.h"
+#include "tool.h"
 
 typedef struct {
   const char *file, *kernel, *qf, *kf, *vf, *expect, *out;
@@ -601,19 +602,11 @@ int main(int argc, char **argv) {
     } else if (!strcmp(s, "--accel-config")) {
       if (i + 1 == argc)
         return bad_usage(s, " needs a file");
-      FILE *f = fopen(argv[++i], "rb");
-      size_t n = 0;
-      a.accel_config_file = argv[i];
-      a.accel_config = f ? calloc(1, 1 << 16) : NULL;
-      if (a.accel_config)
-        n = fread(a.accel_config, 1, (1 << 16) - 1, f);
-      if (f)
-        fclose(f);
-      if (!a.accel_config || n == (1 << 16) - 1) {
-        fprintf(stderr, "sattn-run: error: cannot read the configuration '%s'\n", argv[i]);
-        free(a.accel_config);
+      size_t n;
+      a.accel_config_file = argv[++i];
+      free(a.accel_config);
+      if (!(a.accel_config = tool_read_file(argv[i], &n)))
         return 1;
-      }
     } else if (s[0] == '-' && s[1]) {
       return bad_usage("unknown option ", s);
     } else if (a.file) {
