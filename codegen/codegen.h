@@ -1,7 +1,7 @@
 /* codegen.h: the back ends' shared view of a fused attention kernel, and
  * the CPU code generator.
  *
- * A CpuPlan is what sattn-lower-cpu reads out of one sattn func: the shapes
+ * A KernelPlan is what the lowering passes read out of one sattn func: the shapes
  * and precisions, the static mask as a tree of mask ops, and the dynamic
  * stages in the order docs/semantics.md runs them. cg_cpu_kernel turns a
  * plan into a func.func in upstream dialects (scf, vector, memref, arith,
@@ -53,12 +53,12 @@ typedef struct {
    * pattern fields of the spec are unused (the mask tree says it). */
   SaSpec s;
   const MaskNode *mask; /* NULL: every pair */
-} CpuPlan;
+} KernelPlan;
 
 /* The kernel as MLIR text: one func.func named s.name with the C ABI, to
  * be parsed into the module being lowered. NULL when out of memory. The
  * caller frees the text. */
-char *cg_cpu_kernel(const CpuPlan *plan);
+char *cg_cpu_kernel(const KernelPlan *plan);
 
 /* How a call of the kernel for s splits into tasks when it asks for no
  * importance output: tiles of the returned number of queries, or (when 0)
@@ -110,13 +110,41 @@ bool cg_cpu_jit_create(MlirModule m, CgJit *out);
 CgKernelFn cg_cpu_jit_lookup(CgJit *jit, const char *name); /* NULL when absent */
 void cg_cpu_jit_destroy(CgJit *jit);
 
-/* ---- accel/schedule.c: the accelerator's instruction stream ---- */
+/* ---- accel/: the accelerator back end ---- */
+#include "../runtime/accel/isa.h"
 #include "sattn/accel.h"
 
-/* The .sacc stream of spec s (static patterns, fixed seq) scheduled for
- * cfg, malloc'ed into *out. False with a reason in err when the spec holds
- * what the accelerator target does not schedule, or out of memory. */
-bool cg_accel_stream(const SaSpec *s, const SaAccelConfig *cfg, unsigned char **out, size_t *len, char *err,
-                     size_t cap);
+/* A scheduled accelerator program: what a .sacc stream holds
+ * (docs/accel-isa.md), before encoding. Every array is owned. */
+typedef struct {
+  char name[64];
+  uint64_t config_hash;
+  int64_t header[H_COUNT], mask[M_COUNT];
+  int64_t *globals;
+  int n_globals;
+  SaBlockPair *blocks;
+  int n_blocks;
+  int64_t *offsets;
+  size_t n_offsets;
+  uint64_t *code; /* encoded words; a HEADS word's body length included */
+  size_t n_code;
+  bool dynamic; /* dyn holds the DYNAMIC section */
+  int64_t dyn[D_COUNT];
+} CgAccel;
+
+/* schedule.c: the program of spec s (a fixed seq; the static pattern in its
+ * pattern fields) for cfg's PE array. False with a reason in err when the
+ * spec holds what the accelerator does not run, or out of memory. */
+bool cg_accel_schedule(const SaSpec *s, const SaAccelConfig *cfg, CgAccel *out, char *err, size_t cap);
+void cg_accel_free(CgAccel *p);
+
+/* saccel.c: the program as a func.func in the saccel dialect
+ * (dialect/saccel.irdl.mlir), as MLIR text; NULL when out of memory. */
+char *cg_accel_print(const CgAccel *p);
+/* saccel.c: the program of a func.func in the saccel dialect. False with a
+ * diagnostic at the offending op. */
+bool cg_accel_read(MlirOperation func, CgAccel *out);
+/* The .sacc bytes of p (malloc'ed), or NULL when out of memory. */
+unsigned char *cg_accel_write(const CgAccel *p, size_t *len);
 
 #endif

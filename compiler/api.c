@@ -14,6 +14,8 @@
 #include "../dialect/dialect.h"
 #include "../passes/passes.h"
 #include "driver.h"
+#include "mlir-c/BuiltinAttributes.h"
+#include "mlir-c/Diagnostics.h"
 
 #define STR2(x) #x
 #define STR(x) STR2(x)
@@ -339,26 +341,116 @@ static MlirModule build_lowered(SattnContext *c, const SaSpec *const *specs, int
   return mod;
 }
 
-/* The stream of spec s0 for the options' configuration and length, into
- * *bytes (malloc'ed). */
-static SaStatus make_stream(SattnModule *m, const SattnOptions *o, const SaSpec *s0, unsigned char **bytes,
-                            size_t *len) {
+/* The accelerator configuration the options name (sattn's default when
+ * none); false after a diagnostic. */
+static bool options_config(SattnContext *c, const SattnOptions *o, SaAccelConfig *cfg) {
+  char err[256];
+  sa_accel_config_default(cfg);
+  if (o->accel_config && sa_accel_config_parse(o->accel_config, strlen(o->accel_config), cfg, err, sizeof err)) {
+    drv_report(c, SATTN_SEVERITY_ERROR, "<accel config>", 0, 0, NULL, "%s", err);
+    return false;
+  }
+  return true;
+}
+
+/* The saccel programs of the specs (each at the options' sequence length
+ * when given), scheduled for the options' PE array by sattn-lower-accel;
+ * null after diagnostics. */
+static MlirModule build_accel(SattnModule *m, const SattnOptions *o, const SaSpec *const *specs, int n,
+                              SaStatus *st) {
   SattnContext *c = m->ctx;
   SaAccelConfig cfg;
+  *st = SA_ERR_INVALID_ARGUMENT;
+  if (!options_config(c, o, &cfg))
+    return (MlirModule){NULL};
+  *st = SA_ERR_OUT_OF_MEMORY;
+  SaSpec *copies = malloc((size_t)(n > 0 ? n : 1) * sizeof *copies);
+  const SaSpec **ptrs = malloc((size_t)(n > 0 ? n : 1) * sizeof *ptrs);
+  MlirModule mod = {NULL};
+  if (copies && ptrs) {
+    for (int i = 0; i < n; i++) {
+      copies[i] = *specs[i];
+      if (o->seq > 0)
+        copies[i].seq = o->seq;
+      ptrs[i] = &copies[i];
+      if (copies[i].seq == SA_DYNAMIC) {
+        drv_report(c, SATTN_SEVERITY_ERROR, m->fe.src.file, specs[i]->line, specs[i]->col, NULL,
+                   "an accelerator stream is scheduled for one sequence length; spec '%s' has seq=? "
+                   "(give sattnc --seq N)",
+                   specs[i]->name);
+        *st = SA_ERR_INVALID_SPEC;
+        goto done;
+      }
+    }
+    MlirContext mctx = drv_mlir(c);
+    *st = SA_ERR_INVALID_SPEC;
+    if (mlirContextIsNull(mctx))
+      goto done;
+    mod = irgen_module(mctx, ptrs, n);
+    *st = SA_ERR_OUT_OF_MEMORY;
+    if (mlirModuleIsNull(mod))
+      goto done;
+    MlirNamedAttribute pe[] = {
+        mlirNamedAttributeGet(mlirIdentifierGet(mctx, dl_ref("pe_rows")), dl_i64(mctx, cfg.pe_rows)),
+        mlirNamedAttributeGet(mlirIdentifierGet(mctx, dl_ref("pe_cols")), dl_i64(mctx, cfg.pe_cols)),
+        mlirNamedAttributeGet(mlirIdentifierGet(mctx, dl_ref("global_pes")), dl_i64(mctx, cfg.global_pes)),
+    };
+    mlirOperationSetAttributeByName(mlirModuleGetOperation(mod), dl_ref("saccel.config"),
+                                    mlirDictionaryAttrGet(mctx, 3, pe));
+    *st = SA_ERR_UNSUPPORTED;
+    if (!drv_lower(c, mod, DRV_ACCEL)) {
+      mlirModuleDestroy(mod);
+      mod = (MlirModule){NULL};
+      goto done;
+    }
+    *st = SA_OK;
+  }
+done:
+  free(copies);
+  free(ptrs);
+  return mod;
+}
+
+/* The stream of a saccel program func, checked by the runtime's loader,
+ * into *bytes (malloc'ed). */
+static SaStatus encode_program(MlirOperation func, unsigned char **bytes, size_t *len) {
+  CgAccel prog;
+  *bytes = NULL;
+  if (!cg_accel_read(func, &prog))
+    return SA_ERR_INVALID_SPEC;
+  *bytes = cg_accel_write(&prog, len);
+  cg_accel_free(&prog);
+  if (!*bytes)
+    return SA_ERR_OUT_OF_MEMORY;
+  SaAccelProgram *p;
   char err[256];
-  sa_accel_config_default(&cfg);
-  if (o->accel_config && sa_accel_config_parse(o->accel_config, strlen(o->accel_config), &cfg, err, sizeof err)) {
-    drv_report(c, SATTN_SEVERITY_ERROR, "<accel config>", 0, 0, NULL, "%s", err);
-    return SA_ERR_INVALID_ARGUMENT;
+  SaStatus st = sa_accel_load(*bytes, *len, &p, err, sizeof err);
+  if (st == SA_ERR_OUT_OF_MEMORY)
+    return st;
+  if (st != SA_OK) {
+    char msg[320];
+    snprintf(msg, sizeof msg, "saccel: the program is not a valid stream: %s", err);
+    mlirEmitError(mlirOperationGetLocation(func), msg);
+    free(*bytes);
+    *bytes = NULL;
+    return SA_ERR_INVALID_SPEC;
   }
-  SaSpec s = *s0;
-  if (o->seq > 0)
-    s.seq = o->seq;
-  if (!cg_accel_stream(&s, &cfg, bytes, len, err, sizeof err)) {
-    drv_report(c, SATTN_SEVERITY_ERROR, m->fe.src.file, s.line, s.col, NULL, "%s", err);
-    return SA_ERR_UNSUPPORTED;
-  }
+  sa_accel_free(p);
   return SA_OK;
+}
+
+/* The stream of spec s for the options' configuration and length, into
+ * *bytes (malloc'ed): the saccel program sattn-lower-accel makes, encoded. */
+static SaStatus make_stream(SattnModule *m, const SattnOptions *o, const SaSpec *s, unsigned char **bytes,
+                            size_t *len) {
+  SaStatus st;
+  *bytes = NULL;
+  MlirModule mod = build_accel(m, o, &s, 1, &st);
+  if (st != SA_OK)
+    return st;
+  st = encode_program(mlirBlockGetFirstOperation(mlirModuleGetBody(mod)), bytes, len);
+  mlirModuleDestroy(mod);
+  return st == SA_ERR_INVALID_SPEC ? SA_ERR_UNSUPPORTED : st;
 }
 
 /* A C source that embeds the stream of every selected spec as
@@ -483,6 +575,15 @@ static SaStatus write_kind(SattnModule *m, SattnArtifactKind k, const SattnOptio
   }
   case SATTN_ARTIFACT_ACCEL:
   case SATTN_ARTIFACT_ACCEL_ASM: return write_accel(m, k, o, specs, n, f);
+  case SATTN_ARTIFACT_MLIR_ACCEL: {
+    SaStatus st;
+    MlirModule mod = build_accel(m, o, specs, n, &st);
+    if (st != SA_OK)
+      return st;
+    drv_print(mlirModuleGetOperation(mod), f, false);
+    mlirModuleDestroy(mod);
+    return SA_OK;
+  }
   case SATTN_ARTIFACT_COUNT: break;
   }
   return SA_ERR_INVALID_ARGUMENT;
@@ -529,11 +630,12 @@ static SaStatus check_options(SattnModule *m, SattnArtifactKind kind, const Satt
   if ((unsigned)o->target >= SATTN_TARGET_COUNT || (unsigned)kind >= SATTN_ARTIFACT_COUNT)
     return SA_ERR_INVALID_ARGUMENT;
   bool cpu_kind = kind >= SATTN_ARTIFACT_MLIR_CPU && kind <= SATTN_ARTIFACT_OBJECT;
-  bool accel_kind = kind == SATTN_ARTIFACT_ACCEL || kind == SATTN_ARTIFACT_ACCEL_ASM || kind == SATTN_ARTIFACT_ACCEL_C;
+  bool accel_kind = kind == SATTN_ARTIFACT_ACCEL || kind == SATTN_ARTIFACT_ACCEL_ASM ||
+                    kind == SATTN_ARTIFACT_ACCEL_C || kind == SATTN_ARTIFACT_MLIR_ACCEL;
   if ((cpu_kind && o->target != SATTN_TARGET_CPU) || (accel_kind && o->target != SATTN_TARGET_ACCEL)) {
     drv_report(m->ctx, SATTN_SEVERITY_ERROR, m->fe.src.file, 0, 0, NULL, "target %s does not make '%s' (%s)",
                sattn_target_name(o->target), sattn_artifact_kind_name(kind),
-               o->target == SATTN_TARGET_ACCEL ? "it makes accel, accel-asm, accel-c and header"
+               o->target == SATTN_TARGET_ACCEL ? "it makes mlir-accel, accel, accel-asm, accel-c and header"
                                                : "it makes mlir-cpu to obj and header");
     return SA_ERR_UNSUPPORTED;
   }
@@ -652,6 +754,75 @@ SaStatus sattn_opt(SattnContext *ctx, const char *name, const char *text, size_t
     return SA_ERR_INVALID_ARGUMENT;
   OptJob j = {ctx, name ? name : "<input>", text ? text : "", len, pipeline ? pipeline : "", generic};
   return make_artifact(SATTN_ARTIFACT_MLIR, out, fill_opt, &j);
+}
+
+typedef struct {
+  OptJob job;
+  const char *program;
+} EncodeJob;
+
+static SaStatus fill_encode(FILE *f, void *ud) {
+  EncodeJob *e = ud;
+  OptJob *j = &e->job;
+  MlirContext mctx = drv_mlir(j->ctx);
+  if (mlirContextIsNull(mctx))
+    return SA_ERR_INVALID_SPEC;
+  char *text = dup_text(j->text, j->len);
+  if (!text)
+    return SA_ERR_OUT_OF_MEMORY;
+  MlirOperation op = mlirOperationCreateParse(mctx, (MlirStringRef){text, j->len}, dl_ref(j->name));
+  free(text);
+  if (mlirOperationIsNull(op))
+    return SA_ERR_INVALID_SPEC;
+  if (!mlirOperationVerify(op)) {
+    mlirOperationDestroy(op);
+    return SA_ERR_INVALID_SPEC;
+  }
+  /* the programs: op itself, or the funcs of a module */
+  MlirStringRef opname = mlirIdentifierStr(mlirOperationGetName(op));
+  bool is_module = opname.length == 14 && memcmp(opname.data, "builtin.module", 14) == 0;
+  MlirOperation found = {NULL};
+  int n = 0;
+  MlirOperation it = is_module ? mlirBlockGetFirstOperation(mlirModuleGetBody(mlirModuleFromOperation(op))) : op;
+  for (; !mlirOperationIsNull(it); it = is_module ? mlirOperationGetNextInBlock(it) : (MlirOperation){NULL}) {
+    if (mlirAttributeIsNull(mlirOperationGetAttributeByName(it, dl_ref("saccel.program"))))
+      continue;
+    MlirStringRef sym = mlirStringAttrGetValue(mlirOperationGetAttributeByName(it, dl_ref("sym_name")));
+    if (e->program && (strlen(e->program) != sym.length || memcmp(e->program, sym.data, sym.length) != 0))
+      continue;
+    found = it;
+    n++;
+  }
+  SaStatus st = SA_OK;
+  if (n == 0) {
+    drv_report(j->ctx, SATTN_SEVERITY_ERROR, j->name, 0, 0, NULL,
+               "no saccel program named '%s' (a func.func with the saccel.program attribute)",
+               e->program ? e->program : "");
+    st = SA_ERR_NOT_FOUND;
+  } else if (n > 1) {
+    drv_report(j->ctx, SATTN_SEVERITY_ERROR, j->name, 0, 0, NULL, "%d saccel programs; name the one to encode", n);
+    st = SA_ERR_INVALID_SPEC;
+  }
+  unsigned char *bytes = NULL;
+  size_t len = 0;
+  if (st == SA_OK)
+    st = encode_program(found, &bytes, &len);
+  if (st == SA_OK && fwrite(bytes, 1, len, f) != len)
+    st = SA_ERR_OUT_OF_MEMORY;
+  free(bytes);
+  mlirOperationDestroy(op);
+  return st;
+}
+
+SaStatus sattn_accel_encode(SattnContext *ctx, const char *name, const char *text, size_t len, const char *program,
+                            SattnArtifact **out) {
+  if (!out)
+    return SA_ERR_INVALID_ARGUMENT;
+  *out = NULL;
+  if (!ctx || (!text && len))
+    return SA_ERR_INVALID_ARGUMENT;
+  EncodeJob e = {{ctx, name ? name : "<input>", text ? text : "", len, NULL, false}, program};
+  return make_artifact(SATTN_ARTIFACT_ACCEL, out, fill_encode, &e);
 }
 
 const void *sattn_artifact_data(const SattnArtifact *a, size_t *size) {

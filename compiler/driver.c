@@ -203,6 +203,7 @@ static const char *stage_pipeline(DrvStage stage) {
   case DRV_SATTN: return "sattn-verify";
   case DRV_CANONICAL: return "sattn-verify,sattn-canonicalize,sattn-verify";
   case DRV_CPU: return "sattn-verify,sattn-canonicalize,sattn-verify,sattn-lower-cpu";
+  case DRV_ACCEL: return "sattn-verify,sattn-canonicalize,sattn-verify,sattn-lower-accel";
   case DRV_LLVM: break;
   }
   return NULL;

@@ -48,6 +48,8 @@ typedef enum {
   DRV_CANONICAL, /* after sattn-canonicalize */
   DRV_CPU,       /* after sattn-lower-cpu: upstream dialects, C ABI */
   DRV_LLVM,      /* the LLVM dialect, ready for translation or the JIT */
+  DRV_ACCEL,     /* after sattn-lower-accel: saccel programs (the PE array from
+                    the module's saccel.config) */
 } DrvStage;
 
 /* Runs the passes to `stage` in place. False after diagnostics. */

@@ -1,4 +1,5 @@
-/* dialect.c: loading the IRDL dialect and the op-building helpers. */
+/* dialect.c: loading the IRDL dialects (sattn, saccel) and the op-building
+ * helpers. */
 #include <string.h>
 
 #include "dialect.h"
@@ -9,8 +10,10 @@
 #include "mlir-c/BuiltinTypes.h"
 #include "mlir-c/Diagnostics.h"
 
-/* Generated at build time from sattn.irdl.mlir (see CMakeLists.txt). */
+/* Generated at build time from sattn.irdl.mlir and saccel.irdl.mlir (see
+ * CMakeLists.txt). */
 extern const char sattn_irdl_text[];
+extern const char saccel_irdl_text[];
 
 MlirStringRef dl_ref(const char *s) { return mlirStringRefCreateFromCString(s); }
 
@@ -20,12 +23,17 @@ bool dl_load(MlirContext ctx) {
   mlirDialectHandleLoadDialect(mlirGetDialectHandle__irdl__(), ctx);
   if (mlirContextIsRegisteredOperation(ctx, dl_ref("sattn.qk")))
     return true;
-  MlirModule m = mlirModuleCreateParse(ctx, dl_ref(sattn_irdl_text));
-  if (mlirModuleIsNull(m))
-    return false;
-  bool ok = mlirLogicalResultIsSuccess(mlirLoadIRDLDialects(m));
-  mlirModuleDestroy(m);
-  return ok;
+  const char *texts[] = {sattn_irdl_text, saccel_irdl_text};
+  for (int i = 0; i < 2; i++) {
+    MlirModule m = mlirModuleCreateParse(ctx, dl_ref(texts[i]));
+    if (mlirModuleIsNull(m))
+      return false;
+    bool ok = mlirLogicalResultIsSuccess(mlirLoadIRDLDialects(m));
+    mlirModuleDestroy(m);
+    if (!ok)
+      return false;
+  }
+  return true;
 }
 
 MlirOperation dl_build(Builder *b, const char *name, int n_operands, const MlirValue *operands,

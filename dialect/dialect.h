@@ -12,7 +12,7 @@
 
 /* ---- dialect.c ---- */
 
-/* Loads func, arith and the sattn dialect into ctx; loading twice is a
+/* Loads func, arith and the sattn and saccel dialects into ctx; loading twice is a
  * no-op (IRDL would crash on a second load). Returns false on failure, with
  * a diagnostic emitted through the context. */
 bool dl_load(MlirContext ctx);

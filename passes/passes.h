@@ -16,7 +16,10 @@
   X(pass_canonicalize_run, "sattn-canonicalize",                                             \
     "remove selections that keep everything and masks that allow everything")                 \
   X(pass_lower_cpu_run, "sattn-lower-cpu",                                                   \
-    "replace each sattn func by a fused CPU kernel in scf/vector/memref/arith/math with a C ABI")
+    "replace each sattn func by a fused CPU kernel in scf/vector/memref/arith/math with a C ABI")      \
+  X(pass_lower_accel_run, "sattn-lower-accel",                                               \
+    "replace each sattn func by an accelerator program in the saccel dialect, scheduled for "  \
+    "the PE array of the module's saccel.config")
 
 /* Each pass's body; returns false after emitting diagnostics. */
 #define X(fn, flag, summary) bool fn(MlirOperation module);

@@ -113,11 +113,12 @@ int main(int argc, char **argv) {
       fprintf(stderr, "%s: error: %s: %s\n", file, sa_status_name(st), err);
     } else if (json) {
       printf("{\"kernel\": \"%s\", \"batch\": %lld, \"cycles\": %lld, \"seconds\": %.6g, \"compute_cycles\": %lld, "
-             "\"dram_cycles\": %lld, \"dram_read_bytes\": %lld, \"dram_write_bytes\": %lld, \"sram_bytes\": %lld, "
-             "\"macs\": %lld, \"low_macs\": %lld, \"energy_pj\": %.1f, \"scores\": %lld, \"engine_rows\": %lld, "
-             "\"requantized_rows\": %lld, \"classes\": {",
+             "\"dram_cycles\": %lld, \"dram_read_bytes\": %lld, \"dram_write_bytes\": %lld, \"dram_requests\": %lld, "
+             "\"sram_bytes\": %lld, \"macs\": %lld, \"low_macs\": %lld, \"energy_pj\": %.1f, \"scores\": %lld, "
+             "\"engine_rows\": %lld, \"requantized_rows\": %lld, \"classes\": {",
              s->name, batch, (long long)t.cycles, t.seconds, (long long)t.compute_cycles, (long long)t.dram_cycles,
-             (long long)t.dram_read_bytes, (long long)t.dram_write_bytes, (long long)t.sram_bytes, (long long)t.macs,
+             (long long)t.dram_read_bytes, (long long)t.dram_write_bytes, (long long)t.dram_requests,
+             (long long)t.sram_bytes, (long long)t.macs,
              (long long)t.low_macs, t.energy_pj, (long long)t.pairs, (long long)t.rows, (long long)t.requantized_rows);
       for (int i = 0; i < SA_ACCEL_CLASSES; i++)
         printf("%s\"%s\": {\"instructions\": %lld, \"cycles\": %lld, \"dram_read_bytes\": %lld, \"macs\": %lld, "
@@ -130,9 +131,10 @@ int main(int argc, char **argv) {
     } else {
       printf("%s: %lld cycles (%.4f ms at %.2f GHz): compute %lld, DRAM transfer %lld\n", s->name, (long long)t.cycles,
              1e3 * t.seconds, cfg.clock_ghz, (long long)t.compute_cycles, (long long)t.dram_cycles);
-      printf("  DRAM read %lld B, written %lld B; SRAM %lld B; %lld MACs, %lld low-bit MACs; energy %.1f uJ; %lld "
-             "scores per batch entry\n",
-             (long long)t.dram_read_bytes, (long long)t.dram_write_bytes, (long long)t.sram_bytes, (long long)t.macs,
+      printf("  DRAM read %lld B, written %lld B in %lld requests; SRAM %lld B; %lld MACs, %lld low-bit MACs; "
+             "energy %.1f uJ; %lld scores per batch entry\n",
+             (long long)t.dram_read_bytes, (long long)t.dram_write_bytes, (long long)t.dram_requests,
+             (long long)t.sram_bytes, (long long)t.macs,
              (long long)t.low_macs, 1e-6 * t.energy_pj, (long long)t.pairs);
       if (t.rows)
         printf("  row engine: %lld query rows, %lld requantized\n", (long long)t.rows, (long long)t.requantized_rows);

@@ -1,6 +1,8 @@
 /* sattn-opt: mlir-opt for the sattn dialect. Parses IR (sattn ops in
  * generic form), verifies it with MLIR's verifier and sattn-verify, runs a
- * pipeline of sattn and upstream passes, and prints the result.
+ * pipeline of sattn and upstream passes, and prints the result; with
+ * --emit-accel, writes the .sacc stream of the saccel program in the result
+ * instead (--program NAME picks one when there are several).
  * Exit status: 0 on success, 1 when the input or a pass fails, 2 on bad
  * usage. */
 #include <stdio.h>
@@ -12,16 +14,28 @@
 
 static void usage(FILE *f) {
   fputs("usage: sattn-opt [FILE|-] [--pass-pipeline=P] [--pass FLAG]... [--split-input-file]\n"
-        "                 [--mlir-print-op-generic] [-o OUT] [--list-passes]\n",
+        "                 [--mlir-print-op-generic] [-o OUT] [--list-passes]\n"
+        "                 [--emit-accel [--program NAME]]\n",
         f);
 }
 
-/* One input buffer: parse, verify, run, print. Returns 0 or 1. */
+/* Set by --emit-accel: the program to encode ("" for the only one). */
+static const char *accel_program;
+
+/* One input buffer: parse, verify, run, print (or encode). Returns 0 or 1. */
 static int process(SattnContext *ctx, const char *name, const char *text, size_t len, const char *pipeline,
                    bool generic, FILE *out) {
   SattnArtifact *a = NULL;
   int errors = sattn_context_error_count(ctx);
   SaStatus st = sattn_opt(ctx, name, text, len, pipeline, generic, &a);
+  if (st == SA_OK && accel_program) {
+    size_t n;
+    const char *ir = sattn_artifact_data(a, &n);
+    SattnArtifact *s = NULL;
+    st = sattn_accel_encode(ctx, name, ir, n, *accel_program ? accel_program : NULL, &s);
+    sattn_artifact_destroy(a);
+    a = s;
+  }
   if (st == SA_OK) {
     size_t n;
     const void *data = sattn_artifact_data(a, &n);
@@ -80,6 +94,16 @@ int main(int argc, char **argv) {
       strcat(pipeline, p);
     } else if (!strcmp(a, "--split-input-file")) {
       split = true;
+    } else if (!strcmp(a, "--emit-accel")) {
+      if (!accel_program)
+        accel_program = "";
+    } else if (!strcmp(a, "--program")) {
+      if (i + 1 == argc) {
+        fprintf(stderr, "sattn-opt: error: --program needs a name\n");
+        rc = 2;
+        goto done;
+      }
+      accel_program = argv[++i];
     } else if (!strcmp(a, "--mlir-print-op-generic")) {
       generic = true;
     } else if (!strcmp(a, "-o")) {

@@ -280,9 +280,9 @@ static bool run_accel(const Args *a, SattnModule *mod, const SaSpec *s, const fl
 static void print_accel(const SaAccelStats *t) {
   printf("  accelerator: %lld cycles (%.4f ms): compute %lld, DRAM transfer %lld\n", (long long)t->cycles,
          1e3 * t->seconds, (long long)t->compute_cycles, (long long)t->dram_cycles);
-  printf("  DRAM read %lld B, written %lld B; SRAM %lld B; %lld MACs; energy %.1f uJ; %lld scores\n",
-         (long long)t->dram_read_bytes, (long long)t->dram_write_bytes, (long long)t->sram_bytes, (long long)t->macs,
-         1e-6 * t->energy_pj, (long long)t->pairs);
+  printf("  DRAM read %lld B, written %lld B in %lld requests; SRAM %lld B; %lld MACs; energy %.1f uJ; %lld scores\n",
+         (long long)t->dram_read_bytes, (long long)t->dram_write_bytes, (long long)t->dram_requests,
+         (long long)t->sram_bytes, (long long)t->macs, 1e-6 * t->energy_pj, (long long)t->pairs);
   printf("  %-8s %12s %12s %14s %14s %12s\n", "class", "instructions", "cycles", "DRAM bytes", "MACs", "energy uJ");
   for (int i = 0; i < SA_ACCEL_CLASSES; i++) {
     const SaAccelClassStats *c = &t->cls[i];
@@ -293,11 +293,11 @@ static void print_accel(const SaAccelStats *t) {
 
 static void print_accel_json(const SaAccelStats *t) {
   printf(", \"accel\": {\"cycles\": %lld, \"seconds\": %.6g, \"compute_cycles\": %lld, \"dram_cycles\": %lld, "
-         "\"dram_read_bytes\": %lld, \"dram_write_bytes\": %lld, \"sram_bytes\": %lld, \"macs\": %lld, "
-         "\"energy_pj\": %.1f, \"scores\": %lld, \"classes\": {",
+         "\"dram_read_bytes\": %lld, \"dram_write_bytes\": %lld, \"dram_requests\": %lld, \"sram_bytes\": %lld, "
+         "\"macs\": %lld, \"energy_pj\": %.1f, \"scores\": %lld, \"classes\": {",
          (long long)t->cycles, t->seconds, (long long)t->compute_cycles, (long long)t->dram_cycles,
-         (long long)t->dram_read_bytes, (long long)t->dram_write_bytes, (long long)t->sram_bytes, (long long)t->macs,
-         t->energy_pj, (long long)t->pairs);
+         (long long)t->dram_read_bytes, (long long)t->dram_write_bytes, (long long)t->dram_requests,
+         (long long)t->sram_bytes, (long long)t->macs, t->energy_pj, (long long)t->pairs);
   for (int i = 0; i < SA_ACCEL_CLASSES; i++) {
     const SaAccelClassStats *c = &t->cls[i];
     printf("%s\"%s\": {\"instructions\": %lld, \"cycles\": %lld, \"dram_bytes\": %lld, \"macs\": %lld, "

@@ -10,6 +10,8 @@
  *   asm, obj        assembly or an ELF object for the chosen CPU
  *   header          the C header for the object's kernels
  *   mask-svg, mask-png  a picture of the pattern at --seq (codegen/picture.c)
+ *   mlir-accel          after sattn-lower-accel: the scheduled programs in
+ *                       the saccel dialect (--target=accel)
  *   accel, accel-asm    an accelerator stream (.sacc) and its listing
  *                       (--target=accel; docs/accel-isa.md)
  *   accel-c             a C source embedding the streams (with header)
@@ -28,9 +30,9 @@ static void usage(FILE *f) {
         "  FILE            a .sattn spec file, or - for standard input\n"
         "  --emit=KIND     tokens | ast | mlir (default) | mlir-canonical | mlir-cpu |\n"
         "                  mlir-llvm | llvm | asm | obj | header | mask-svg | mask-png |\n"
-        "                  accel | accel-asm | accel-c\n"
-        "  --target=T      cpu (default: mlir-cpu to obj, header) or accel (accel, accel-asm,\n"
-        "                  accel-c, header)\n"
+        "                  mlir-accel | accel | accel-asm | accel-c\n"
+        "  --target=T      cpu (default: mlir-cpu to obj, header) or accel (mlir-accel, accel,\n"
+        "                  accel-asm, accel-c, header)\n"
         "  --cpu=NAME      LLVM CPU name for llvm/asm/obj (skylake-avx512, haswell, x86-64, ...);\n"
         "                  default: the host (native)\n"
         "  --accel-config FILE  the accelerator's hardware configuration (default: SALO's array)\n"

@@ -1,5 +1,6 @@
-/* schedule.c: the accelerator back end: a checked spec to an instruction
- * stream (docs/accel-isa.md), scheduled for one hardware configuration.
+/* schedule.c: the accelerator's scheduler: a spec's shapes, pattern and
+ * stages to the program of docs/accel-isa.md for one PE array. The pass
+ * sattn-lower-accel calls it and writes the result in the saccel dialect.
  *
  * Per head (one `heads` loop) and per tile of R query rows:
  *   - sliding and 2-D windows become diagonal passes (SALO's data
@@ -13,6 +14,7 @@
  * pattern does not allow and pairs an earlier pass scored, so the passes
  * only have to cover the pattern. */
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -155,24 +157,41 @@ static void dynamic_fields(const SaSpec *s, int64_t *d) {
   }
 }
 
-bool cg_accel_stream(const SaSpec *s, const SaAccelConfig *cfg, unsigned char **out, size_t *len, char *err,
-                     size_t cap) {
+/* A copy of n elements of size z (NULL for none); false when out of memory. */
+static bool dup_array(void **out, const void *src, size_t n, size_t z) {
   *out = NULL;
+  if (n == 0)
+    return true;
+  *out = malloc(n * z);
+  if (*out)
+    memcpy(*out, src, n * z);
+  return *out != NULL;
+}
+
+void cg_accel_free(CgAccel *p) {
+  free(p->globals);
+  free(p->blocks);
+  free(p->offsets);
+  free(p->code);
+  memset(p, 0, sizeof *p);
+}
+
+bool cg_accel_schedule(const SaSpec *s, const SaAccelConfig *cfg, CgAccel *out, char *err, size_t cap) {
+  memset(out, 0, sizeof *out);
   bool dynamic = s->has_predict || s->n_filter_rounds > 0 || s->nm_m > 0 || s->token_keep < 1.0 ||
                  s->head_keep < 1.0 || s->value_keep < 1.0 || s->has_progressive;
   if (s->seq == SA_DYNAMIC)
     return fail(err, cap, "an accelerator stream is scheduled for one sequence length; give seq (sattnc --seq N)");
   if (s->seq > UINT32_MAX || s->heads > UINT16_MAX)
     return fail(err, cap, "seq or heads too large for the instruction fields");
-  bool in_ok = s->storage == DT_FP32 || s->storage == DT_FP16 || s->storage == DT_BF16;
   bool out_ok = s->output == DT_FP32 || s->output == DT_FP16 || s->output == DT_BF16;
+  bool in_ok = out_ok || s->storage == DT_FP8E4M3 || s->storage == DT_FP8E5M2;
   if (!in_ok || !out_ok)
-    return fail(err, cap, "the accelerator reads and writes fp32, fp16 or bf16, not %s -> %s",
+    return fail(err, cap, "the accelerator reads fp32, fp16, bf16 or fp8 and writes fp32, fp16 or bf16, not %s -> %s",
                 sa_dtype_name(s->storage), sa_dtype_name(s->output));
   int64_t R = cfg->pe_rows, C = cfg->pe_cols, G = cfg->global_pes, S = s->seq;
-  if (R > UINT16_MAX || C > UINT16_MAX)
-    return fail(err, cap, "PE array larger than the instruction fields");
-
+  if (R < 1 || C < 1 || R > UINT16_MAX || C > UINT16_MAX || G < 0 || G > 64)
+    return fail(err, cap, "PE array outside the instruction fields (rows and columns 1 to 65535, global PEs 0 to 64)");
   bool oom = false;
   size_t n_off;
   int64_t *off = window_offsets(s, &n_off, &oom);
@@ -225,7 +244,7 @@ bool cg_accel_stream(const SaSpec *s, const SaAccelConfig *cfg, unsigned char **
   if (c.n - 1 > UINT32_MAX)
     c.oom = true;
 
-  int64_t header[H_COUNT] = {0}, mask[M_COUNT] = {0};
+  int64_t *header = out->header, *mask = out->mask;
   header[H_BATCH] = s->batch, header[H_HEADS] = s->heads, header[H_KV_HEADS] = s->kv_heads;
   header[H_SEQ] = S, header[H_HEAD_DIM] = s->head_dim, header[H_LAYOUT] = s->layout;
   header[H_STORAGE] = s->storage, header[H_OUTPUT] = s->output;
@@ -237,15 +256,18 @@ bool cg_accel_stream(const SaSpec *s, const SaAccelConfig *cfg, unsigned char **
   mask[M_WIN_H] = s->win_h, mask[M_WIN_W] = s->win_w, mask[M_IMAGE_OFFSET] = s->image_offset;
   mask[M_BLOCK] = s->block, mask[M_HAS_BIGBIRD] = s->has_bigbird, mask[M_BB_WINDOW] = s->bb_window;
   mask[M_BB_RANDOM] = s->bb_random, mask[M_BB_GLOBAL] = s->bb_global, mask[M_BB_SEED] = (int64_t)s->bb_seed;
-  int64_t dyn[D_COUNT] = {0};
-  dynamic_fields(s, dyn);
-  AccStreamParts parts = {s->name, sa_accel_config_hash(cfg), header, mask, s->global, s->n_global,
-                          s->block_pairs, s->n_block_pairs, off, n_off, c.w, c.n, dynamic ? dyn : NULL};
-  if (!oom && !c.oom)
-    *out = acc_stream_write(&parts, len);
-  free(off);
-  free(c.w);
-  if (!*out)
+  out->dynamic = dynamic;
+  if (dynamic)
+    dynamic_fields(s, out->dyn);
+  snprintf(out->name, sizeof out->name, "%s", s->name ? s->name : "attention");
+  out->config_hash = sa_accel_config_hash(cfg);
+  out->offsets = off, out->n_offsets = n_off;
+  out->code = c.w, out->n_code = c.n;
+  out->n_globals = s->n_global, out->n_blocks = s->n_block_pairs;
+  if (oom || c.oom || !dup_array((void **)&out->globals, s->global, (size_t)s->n_global, sizeof *s->global) ||
+      !dup_array((void **)&out->blocks, s->block_pairs, (size_t)s->n_block_pairs, sizeof *s->block_pairs)) {
+    cg_accel_free(out);
     return fail(err, cap, "out of memory scheduling the accelerator stream");
+  }
   return true;
 }

@@ -1,4 +1,4 @@
-/* kernel.c: the CPU kernel generator, a CpuPlan to MLIR in upstream
+/* kernel.c: the CPU kernel generator, a KernelPlan to MLIR in upstream
  * dialects (scf, vector, memref, arith, math, llvm).
  *
  * The kernel follows docs/semantics.md one query row at a time, fused: the
@@ -65,7 +65,7 @@ bool cg_cpu_dtype_supported(SaDtype t) {
 
 typedef struct {
   Em e;
-  const CpuPlan *p;
+  const KernelPlan *p;
   const SaSpec *s;
   int64_t H, KVH, D, R, P; /* heads, kv heads, head dim, filter rounds, predict dim */
   bool dynamic;            /* any stage that ranks or thresholds */
@@ -1660,7 +1660,7 @@ static char *finish_func(Em *e) {
   return text;
 }
 
-char *cg_cpu_kernel(const CpuPlan *plan) {
+char *cg_cpu_kernel(const KernelPlan *plan) {
   K kk = {0}, *k = &kk;
   const SaSpec *s = &plan->s;
   k->p = plan;

@@ -76,7 +76,7 @@ char *sa_accel_disassemble(const SaAccelProgram *p);
 typedef struct {
   const char *name;
   int64_t instructions, cycles;
-  int64_t dram_read_bytes, dram_write_bytes, sram_bytes;
+  int64_t dram_read_bytes, dram_write_bytes, dram_requests, sram_bytes;
   int64_t macs, low_macs, exps; /* MACs at the storage precision, low-bit (<= 8-bit) MACs, exponents */
   double energy_pj;
 } SaAccelClassStats;
@@ -84,10 +84,10 @@ typedef struct {
 typedef struct {
   SaAccelClassStats cls[SA_ACCEL_CLASSES];
   int64_t compute_cycles; /* the array and the global row, overlapped */
-  int64_t dram_cycles;    /* transfer time at the configured bandwidth */
+  int64_t dram_cycles;    /* DRAM time: bytes / bandwidth + requests x latency / channels */
   int64_t cycles;         /* the total: compute, plus DRAM time it cannot hide */
   double seconds;
-  int64_t dram_read_bytes, dram_write_bytes, sram_bytes, macs, low_macs;
+  int64_t dram_read_bytes, dram_write_bytes, dram_requests, sram_bytes, macs, low_macs;
   double energy_pj;
   int64_t pairs;        /* (head, query, key) full-precision scores computed, per batch entry */
   int64_t rows, requantized_rows; /* query rows the row engine ran, and those it requantized */

@@ -153,9 +153,10 @@ typedef enum {
 } SattnTarget;
 
 /* X(enum, name used by sattnc --emit=, binary). mlir-cpu to obj need the
- * cpu target; accel, accel-asm and accel-c (a .sacc stream, its listing, and
- * a C source that embeds the streams of every selected spec) the accel
- * target; a header declares the cpu kernels or the embedded streams. */
+ * cpu target; mlir-accel, accel, accel-asm and accel-c (the scheduled
+ * programs in the saccel dialect, a .sacc stream, its listing, and a C
+ * source that embeds the streams of every selected spec) the accel target;
+ * a header declares the cpu kernels or the embedded streams. */
 #define SATTN_ARTIFACTS(X)                                  \
   X(SATTN_ARTIFACT_TOKENS, "tokens", 0)                     \
   X(SATTN_ARTIFACT_AST, "ast", 0)                           \
@@ -171,7 +172,8 @@ typedef enum {
   X(SATTN_ARTIFACT_MASK_PNG, "mask-png", 1)                 \
   X(SATTN_ARTIFACT_ACCEL, "accel", 1)                       \
   X(SATTN_ARTIFACT_ACCEL_ASM, "accel-asm", 0)               \
-  X(SATTN_ARTIFACT_ACCEL_C, "accel-c", 0)
+  X(SATTN_ARTIFACT_ACCEL_C, "accel-c", 0)                   \
+  X(SATTN_ARTIFACT_MLIR_ACCEL, "mlir-accel", 0)
 
 typedef enum {
 #define X(e, s, b) e,
@@ -256,6 +258,17 @@ SaStatus sattn_lex(SattnContext *ctx, const char *name, const char *text, size_t
  * pass fails. */
 SaStatus sattn_opt(SattnContext *ctx, const char *name, const char *text, size_t len, const char *pipeline,
                    bool generic, SattnArtifact **out);
+
+/* The .sacc stream (an artifact of kind SATTN_ARTIFACT_ACCEL) of a program
+ * in the saccel dialect: `len` bytes of MLIR holding func.func ops with the
+ * saccel.program attribute, as sattn-lower-accel and --emit=mlir-accel give
+ * them (and as a user may edit or transform them). `program` names the one
+ * to encode; NULL when there is only one. The program is verified, encoded
+ * word for word, and the stream checked by the runtime's loader.
+ * SA_ERR_INVALID_SPEC after diagnostics; SA_ERR_NOT_FOUND when no program
+ * has that name. */
+SaStatus sattn_accel_encode(SattnContext *ctx, const char *name, const char *text, size_t len, const char *program,
+                            SattnArtifact **out);
 
 /* The sattn passes sattn_opt accepts by flag: i in [0, count). Static strings. */
 int sattn_pass_count(void);

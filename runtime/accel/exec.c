@@ -64,6 +64,7 @@ static void fetch_kv(M *m, int64_t j, AccClass cl) {
   m->resident[j] = m->fetched++;
   int64_t bytes = 2 * m->D * (int64_t)m->in_bytes;
   m->cls[cl].dram_read_bytes += bytes;
+  m->cls[cl].dram_requests += 2; /* a K row and a V row */
   m->cls[cl].sram_bytes += bytes;
 }
 
@@ -192,6 +193,7 @@ static void grow(M *m, int64_t t) {
   for (int64_t d = 0; d < m->D; d++)
     out[d] = sa_round_to_dtype(acc[d] * inv, m->p->spec.output);
   m->cls[CL_GLOBAL].dram_write_bytes += m->D * (int64_t)m->out_bytes;
+  m->cls[CL_GLOBAL].dram_requests++;
   m->grown[t] = true;
 }
 
@@ -206,6 +208,7 @@ static void store(M *m) {
       out[d] = sa_round_to_dtype(m->acc[r * m->D + d] * inv, m->p->spec.output);
   }
   m->cls[CL_STORE].dram_write_bytes += m->rows * m->D * (int64_t)m->out_bytes;
+  m->cls[CL_STORE].dram_requests++;
   m->cls[CL_STORE].sram_bytes += m->rows * m->D * 4;
 }
 
@@ -251,6 +254,7 @@ static void run_code(M *m) {
         m->m[r] = -INFINITY, m->l[r] = 0;
       memset(m->acc, 0, (size_t)(m->R * m->D) * sizeof *m->acc);
       m->cls[CL_LOAD].dram_read_bytes += in.b * m->D * (int64_t)m->in_bytes;
+      m->cls[CL_LOAD].dram_requests++;
       m->cls[CL_LOAD].sram_bytes += in.b * m->D * (int64_t)m->in_bytes;
       break;
     case OP_DIAG:
@@ -363,7 +367,11 @@ SaStatus sa_accel_run(const SaAccelProgram *p, const SaAccelConfig *c, const flo
   }
   if (stats) {
     SaAccelStats t = {0};
-    double e_mac = s->storage == DT_FP32 ? c->e_mac_fp32_pj : c->e_mac_fp16_pj;
+    /* a MAC costs what a multiplier of the storage width does: fp8 inputs
+     * go through the 8-bit multipliers the low-bit scores use */
+    double e_mac = s->storage == DT_FP32                                   ? c->e_mac_fp32_pj
+                   : s->storage == DT_FP8E4M3 || s->storage == DT_FP8E5M2 ? c->e_mac_int8_pj
+                                                                          : c->e_mac_fp16_pj;
     for (int i = 0; i < CL_COUNT; i++) {
       SaAccelClassStats *x = &m.cls[i];
       x->name = class_names[i];
@@ -373,15 +381,20 @@ SaStatus sa_accel_run(const SaAccelProgram *p, const SaAccelConfig *c, const flo
       t.cls[i] = *x;
       t.dram_read_bytes += x->dram_read_bytes;
       t.dram_write_bytes += x->dram_write_bytes;
+      t.dram_requests += x->dram_requests;
       t.sram_bytes += x->sram_bytes;
       t.macs += x->macs;
       t.low_macs += x->low_macs;
       t.energy_pj += x->energy_pj;
     }
     t.compute_cycles = m.array_cycles > m.global_cycles ? m.array_cycles : m.global_cycles;
-    t.dram_cycles = c->dram_bytes_per_cycle > 0
-                        ? (int64_t)ceil((double)(t.dram_read_bytes + t.dram_write_bytes) / c->dram_bytes_per_cycle)
-                        : 0;
+    /* Each channel serves one request at a time and requests spread evenly
+     * over the channels, so latency is paid once per request and channel
+     * in parallel; bandwidth is the channels' total. */
+    if (c->dram_bytes_per_cycle > 0)
+      t.dram_cycles = (int64_t)ceil((double)(t.dram_read_bytes + t.dram_write_bytes) / c->dram_bytes_per_cycle +
+                                    (double)t.dram_requests * (double)c->dram_latency_cycles /
+                                        (double)(c->dram_channels > 0 ? c->dram_channels : 1));
     t.cycles = t.compute_cycles + (t.dram_cycles > t.compute_cycles ? t.dram_cycles - t.compute_cycles : 0);
     t.seconds = (double)t.cycles / (c->clock_ghz * 1e9);
     t.pairs = m.pairs / batch;

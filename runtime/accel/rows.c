@@ -155,6 +155,7 @@ static void fetch(M *m, int pl, int64_t j, int64_t bits_per_elem, int64_t dim, A
   *f = 1;
   int64_t bytes = (dim * bits_per_elem + 7) / 8;
   m->cls[cl].dram_read_bytes += bytes;
+  m->cls[cl].dram_requests++;
   m->cls[cl].sram_bytes += bytes;
 }
 

@@ -115,6 +115,7 @@ unsigned char *acc_stream_write(const AccStreamParts *s, size_t *out_len) {
 /* ---- loading ---- */
 
 static bool dtype_ok(int64_t t) { return t == DT_FP32 || t == DT_FP16 || t == DT_BF16; }
+static bool storage_ok(int64_t t) { return dtype_ok(t) || t == DT_FP8E4M3 || t == DT_FP8E5M2; }
 
 /* The header and mask fields, range by range. */
 static SaStatus check_fields(const int64_t *h, const int64_t *m, char *err, size_t cap) {
@@ -135,8 +136,9 @@ static SaStatus check_fields(const int64_t *h, const int64_t *m, char *err, size
     return acc_fail(err, cap, SA_ERR_BAD_STREAM, "header: batch %lld out of range", (long long)h[H_BATCH]);
   if (h[H_HEADS] % h[H_KV_HEADS] != 0)
     return acc_fail(err, cap, SA_ERR_BAD_STREAM, "header: kv_heads does not divide heads");
-  if (!dtype_ok(h[H_STORAGE]) || !dtype_ok(h[H_OUTPUT]))
-    return acc_fail(err, cap, SA_ERR_BAD_STREAM, "header: storage and output must be fp32, fp16 or bf16");
+  if (!storage_ok(h[H_STORAGE]) || !dtype_ok(h[H_OUTPUT]))
+    return acc_fail(err, cap, SA_ERR_BAD_STREAM,
+                    "header: storage must be fp32, fp16, bf16 or fp8 (e4m3, e5m2), output fp32, fp16 or bf16");
   if (h[H_HEADS] * h[H_SEQ] * h[H_HEAD_DIM] > (INT64_C(1) << 36))
     return acc_fail(err, cap, SA_ERR_BAD_STREAM, "header: tensors larger than 2^36 elements");
   double scale;
@@ -669,8 +671,9 @@ SaStatus sa_accel_config_parse(const char *text, size_t len, SaAccelConfig *out,
       return acc_fail(err, cap, SA_ERR_INVALID_ARGUMENT, "line %d: unknown key '%s'", line, key);
   }
   if (c.pe_rows < 1 || c.pe_cols < 1 || c.pe_rows > 4096 || c.pe_cols > 4096 || c.global_pes > 64 ||
-      !(c.clock_ghz > 0))
-    return acc_fail(err, cap, SA_ERR_INVALID_ARGUMENT, "pe_rows and pe_cols in [1, 4096], global_pes <= 64, clock_ghz > 0");
+      !(c.clock_ghz > 0) || c.dram_channels < 1)
+    return acc_fail(err, cap, SA_ERR_INVALID_ARGUMENT,
+                    "pe_rows and pe_cols in [1, 4096], global_pes <= 64, clock_ghz > 0, dram_channels >= 1");
   *out = c;
   return SA_OK;
 }

@@ -129,7 +129,8 @@ static void test_artifacts(void) {
   printf("kernels: %d; 'local' at %d\n", sattn_module_kernel_count(m), sattn_module_find(m, "local"));
   for (int k = 0; k < SATTN_ARTIFACT_COUNT; k++) {
     SattnArtifact *a = NULL;
-    bool accel = k == SATTN_ARTIFACT_ACCEL || k == SATTN_ARTIFACT_ACCEL_ASM || k == SATTN_ARTIFACT_ACCEL_C;
+    bool accel = k == SATTN_ARTIFACT_ACCEL || k == SATTN_ARTIFACT_ACCEL_ASM || k == SATTN_ARTIFACT_ACCEL_C ||
+                 k == SATTN_ARTIFACT_MLIR_ACCEL;
     SattnOptions opt = {.target = accel ? SATTN_TARGET_ACCEL : SATTN_TARGET_CPU, .kernel = "local",
                         .cpu = "x86-64-v3", .seq = 32};
     SaStatus st = sattn_emit(m, (SattnArtifactKind)k, &opt, &a);

@@ -38,7 +38,7 @@ func.func @out_of_order(%q: tensor<1x2x8x16xf32>, %k: tensor<1x2x8x16xf32>, %v: 
 
 // fp8 inputs lower; an fp8 output (which the spec language does not allow
 // either) is rejected.
-// ERR: sattn-lower-cpu.mlir:[[@LINE+4]]:8: error: sattn-lower-cpu: the CPU target writes fp32, fp16 or bf16 outputs
+// ERR: sattn-lower-cpu.mlir:[[@LINE+1]]:1: error: sattn-lower-cpu: the CPU target writes fp32, fp16 or bf16 outputs
 func.func @fp8(%q: tensor<1x2x8x16xf8E4M3FN>, %k: tensor<1x2x8x16xf8E4M3FN>, %v: tensor<1x2x8x16xf8E4M3FN>) -> tensor<1x2x8x16xf8E4M3FN> {
   %s = "sattn.qk"(%q, %k) {scale = 0.25 : f64, precision = f32} : (tensor<1x2x8x16xf8E4M3FN>, tensor<1x2x8x16xf8E4M3FN>) -> tensor<1x2x8x8xf32>
   %p = "sattn.softmax"(%s) {precision = f32} : (tensor<1x2x8x8xf32>) -> tensor<1x2x8x8xf32>

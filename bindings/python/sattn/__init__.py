@@ -100,14 +100,15 @@ class _AccelConfig(ctypes.Structure):
 
 class _AccelClass(ctypes.Structure):
     _fields_ = [("name", ctypes.c_char_p)] + [(f, ctypes.c_int64) for f in (
-        "instructions", "cycles", "dram_read_bytes", "dram_write_bytes", "sram_bytes", "macs", "low_macs", "exps")] + [
+        "instructions", "cycles", "dram_read_bytes", "dram_write_bytes", "dram_requests", "sram_bytes", "macs",
+        "low_macs", "exps")] + [
         ("energy_pj", ctypes.c_double)]
 
 
 class _AccelStats(ctypes.Structure):
     _fields_ = [("cls", _AccelClass * 7), ("compute_cycles", ctypes.c_int64), ("dram_cycles", ctypes.c_int64),
                 ("cycles", ctypes.c_int64), ("seconds", ctypes.c_double)] + [(f, ctypes.c_int64) for f in (
-        "dram_read_bytes", "dram_write_bytes", "sram_bytes", "macs", "low_macs")] + [
+        "dram_read_bytes", "dram_write_bytes", "dram_requests", "sram_bytes", "macs", "low_macs")] + [
         ("energy_pj", ctypes.c_double), ("pairs", ctypes.c_int64), ("rows", ctypes.c_int64),
         ("requantized_rows", ctypes.c_int64)]
 
