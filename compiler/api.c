@@ -394,9 +394,11 @@ static MlirModule build_accel(SattnModule *m, const SattnOptions *o, const SaSpe
         mlirNamedAttributeGet(mlirIdentifierGet(mctx, dl_ref("pe_rows")), dl_i64(mctx, cfg.pe_rows)),
         mlirNamedAttributeGet(mlirIdentifierGet(mctx, dl_ref("pe_cols")), dl_i64(mctx, cfg.pe_cols)),
         mlirNamedAttributeGet(mlirIdentifierGet(mctx, dl_ref("global_pes")), dl_i64(mctx, cfg.global_pes)),
+        mlirNamedAttributeGet(mlirIdentifierGet(mctx, dl_ref("sram_q_bytes")), dl_i64(mctx, cfg.sram_q_bytes)),
+        mlirNamedAttributeGet(mlirIdentifierGet(mctx, dl_ref("sram_out_bytes")), dl_i64(mctx, cfg.sram_out_bytes)),
     };
     mlirOperationSetAttributeByName(mlirModuleGetOperation(mod), dl_ref("saccel.config"),
-                                    mlirDictionaryAttrGet(mctx, 3, pe));
+                                    mlirDictionaryAttrGet(mctx, 5, pe));
     *st = SA_ERR_UNSUPPORTED;
     if (!drv_lower(c, mod, DRV_ACCEL)) {
       mlirModuleDestroy(mod);

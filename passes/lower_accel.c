@@ -8,9 +8,11 @@
  * the window terms on diagonal passes and blocks on block passes, and order
  * the row engine's stages; the program is written as saccel ops.
  *
- * The PE array comes from the module's `saccel.config` dictionary
- * (pe_rows, pe_cols, global_pes, as in the hardware configuration file);
- * SALO's 32 x 32 array with one global PE when it is absent. */
+ * The PE array and the on-chip buffers the tiles must fit come from the
+ * module's `saccel.config` dictionary (pe_rows, pe_cols, global_pes,
+ * sram_q_bytes, sram_out_bytes, as in the hardware configuration file);
+ * sattn's defaults (SALO's 32 x 32 array, one global PE, 32 KiB buffers)
+ * for what it does not name. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,14 +32,14 @@ static bool read_config(MlirOperation module, SaAccelConfig *cfg) {
   MlirAttribute d = mlirOperationGetAttributeByName(module, dl_ref("saccel.config"));
   if (mlirAttributeIsNull(d))
     return true;
-  static const char *const keys[] = {"pe_rows", "pe_cols", "global_pes"};
-  int64_t *fields[] = {&cfg->pe_rows, &cfg->pe_cols, &cfg->global_pes};
+  static const char *const keys[] = {"pe_rows", "pe_cols", "global_pes", "sram_q_bytes", "sram_out_bytes"};
+  int64_t *fields[] = {&cfg->pe_rows, &cfg->pe_cols, &cfg->global_pes, &cfg->sram_q_bytes, &cfg->sram_out_bytes};
   bool ok = mlirAttributeIsADictionary(d);
   for (intptr_t i = 0; ok && i < mlirDictionaryAttrGetNumElements(d); i++) {
     MlirNamedAttribute e = mlirDictionaryAttrGetElement(d, i);
     MlirStringRef k = mlirIdentifierStr(e.name);
     int f = -1;
-    for (int j = 0; j < 3; j++)
+    for (int j = 0; j < 5; j++)
       if (strlen(keys[j]) == k.length && memcmp(keys[j], k.data, k.length) == 0)
         f = j;
     ok = f >= 0 && mlirAttributeIsAInteger(e.attribute);
@@ -45,10 +47,10 @@ static bool read_config(MlirOperation module, SaAccelConfig *cfg) {
       *fields[f] = mlirIntegerAttrGetValueInt(e.attribute);
   }
   if (!ok || cfg->pe_rows < 1 || cfg->pe_cols < 1 || cfg->pe_rows > 4096 || cfg->pe_cols > 4096 ||
-      cfg->global_pes < 0 || cfg->global_pes > 64) {
+      cfg->global_pes < 0 || cfg->global_pes > 64 || cfg->sram_q_bytes < 0 || cfg->sram_out_bytes < 0) {
     mlirEmitError(mlirOperationGetLocation(module),
-                  "sattn-lower-accel: saccel.config is a dictionary of integers pe_rows and pe_cols (1 to 4096) "
-                  "and global_pes (0 to 64)");
+                  "sattn-lower-accel: saccel.config is a dictionary of integers pe_rows and pe_cols (1 to 4096), "
+                  "global_pes (0 to 64), sram_q_bytes and sram_out_bytes (at least 0)");
     return false;
   }
   return true;

@@ -192,6 +192,14 @@ bool cg_accel_schedule(const SaSpec *s, const SaAccelConfig *cfg, CgAccel *out, 
   int64_t R = cfg->pe_rows, C = cfg->pe_cols, G = cfg->global_pes, S = s->seq;
   if (R < 1 || C < 1 || R > UINT16_MAX || C > UINT16_MAX || G < 0 || G > 64)
     return fail(err, cap, "PE array outside the instruction fields (rows and columns 1 to 65535, global PEs 0 to 64)");
+  /* A tile's Q rows (at the storage width) must fit the Q buffer and its
+   * fp32 accumulators the output buffer: tiles are as tall as the array
+   * unless the buffers hold fewer rows. */
+  int64_t T = acc_tile_rows(cfg, s->head_dim, sa_dtype_bits(s->storage) / 8);
+  if (T < 1)
+    return fail(err, cap, "one query row of head_dim %lld does not fit the Q buffer (%lld bytes) or the output "
+                "buffer (%lld bytes)", (long long)s->head_dim, (long long)cfg->sram_q_bytes,
+                (long long)cfg->sram_out_bytes);
   bool oom = false;
   size_t n_off;
   int64_t *off = window_offsets(s, &n_off, &oom);
@@ -213,14 +221,14 @@ bool cg_accel_schedule(const SaSpec *s, const SaAccelConfig *cfg, CgAccel *out, 
   for (int g = 0; !dynamic && g < n_glob; g++)
     if (s->global[g] < S) /* a spec with seq=? may name tokens beyond this length */
       put(&c, OP_GROW, 0, (uint32_t)s->global[g]);
-  for (int64_t r0 = 0; dynamic && r0 < S && !c.oom; r0 += R) {
-    int64_t rows = S - r0 < R ? S - r0 : R;
+  for (int64_t r0 = 0; dynamic && r0 < S && !c.oom; r0 += T) {
+    int64_t rows = S - r0 < T ? S - r0 : T;
     put(&c, OP_LOADQ, (uint32_t)rows, (uint32_t)r0);
     row_sequence(&c, s);
     put(&c, OP_STORE, (uint32_t)rows, (uint32_t)r0);
   }
-  for (int64_t r0 = 0; !dynamic && r0 < S && !c.oom; r0 += R) {
-    int64_t rows = S - r0 < R ? S - r0 : R;
+  for (int64_t r0 = 0; !dynamic && r0 < S && !c.oom; r0 += T) {
+    int64_t rows = S - r0 < T ? S - r0 : T;
     put(&c, OP_LOADQ, (uint32_t)rows, (uint32_t)r0);
     for (size_t o = 0; o < n_off; o += (size_t)C) {
       put(&c, OP_DIAG, (uint32_t)(n_off - o < (size_t)C ? n_off - o : (size_t)C), (uint32_t)o);

@@ -47,6 +47,12 @@ unsigned char *acc_stream_write(const AccStreamParts *s, size_t *len);
 
 const char *acc_op_name(AccOpcode op);
 
+/* The query rows one tile may hold on machine c at head dimension d and
+ * in_bytes per stored element: the array's rows, fewer when the Q buffer
+ * (the rows at storage width) or the output buffer (their fp32
+ * accumulators) holds fewer. 0 when not even one row fits. */
+int64_t acc_tile_rows(const SaAccelConfig *c, int64_t d, int64_t in_bytes);
+
 /* Writes a reason to err (when not NULL) and returns st. */
 SaStatus acc_fail(char *err, size_t cap, SaStatus st, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 

@@ -317,6 +317,16 @@ SaStatus sa_accel_run(const SaAccelProgram *p, const SaAccelConfig *c, const flo
   if (p->spec.batch != SA_DYNAMIC && batch != p->spec.batch)
     return acc_fail(err, cap, SA_ERR_SHAPE, "batch %lld, the stream fixes %lld", (long long)batch,
                 (long long)p->spec.batch);
+  /* the tiles must fit this machine's Q and output buffers */
+  int64_t fit = acc_tile_rows(c, p->spec.head_dim, sa_dtype_bits(p->spec.storage) / 8);
+  for (size_t w = 0; w < p->n_code; w++) {
+    AccInsn in = acc_decode(p->code[w]);
+    if (in.op == OP_LOADQ && in.b > fit)
+      return acc_fail(err, cap, SA_ERR_UNSUPPORTED,
+                      "word %zu loads a tile of %u query rows; this configuration's Q and output buffers "
+                      "(%lld and %lld bytes) hold %lld",
+                      w, in.b, (long long)c->sram_q_bytes, (long long)c->sram_out_bytes, (long long)fit);
+  }
   const SaSpec *s = &p->spec;
   M m = {.p = p,
          .c = c,

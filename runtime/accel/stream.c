@@ -678,6 +678,17 @@ SaStatus sa_accel_config_parse(const char *text, size_t len, SaAccelConfig *out,
   return SA_OK;
 }
 
+int64_t acc_tile_rows(const SaAccelConfig *c, int64_t d, int64_t in_bytes) {
+  int64_t rows = c->pe_rows;
+  if (d < 1 || in_bytes < 1)
+    return 0;
+  if (c->sram_q_bytes / (d * in_bytes) < rows)
+    rows = c->sram_q_bytes / (d * in_bytes);
+  if (c->sram_out_bytes / (d * 4) < rows)
+    rows = c->sram_out_bytes / (d * 4);
+  return rows;
+}
+
 uint64_t sa_accel_config_hash(const SaAccelConfig *c) {
   int64_t shape[3] = {c->pe_rows, c->pe_cols, c->global_pes};
   return fnv1a(shape, sizeof shape, FNV_START);

@@ -112,7 +112,7 @@ func.func @dynamic_seq(%q: tensor<1x2x?x16xf32>, %k: tensor<1x2x?x16xf32>, %v: t
 
 // -----
 
-// ERR: error: sattn-lower-accel: saccel.config is a dictionary of integers pe_rows and pe_cols (1 to 4096) and global_pes (0 to 64)
+// ERR: error: sattn-lower-accel: saccel.config is a dictionary of integers pe_rows and pe_cols (1 to 4096), global_pes (0 to 64), sram_q_bytes and sram_out_bytes (at least 0)
 module attributes {saccel.config = {pe_rows = 0 : i64}} {
 func.func @bad_config(%q: tensor<1x2x8x16xf32>, %k: tensor<1x2x8x16xf32>, %v: tensor<1x2x8x16xf32>) -> tensor<1x2x8x16xf32> {
   %s = "sattn.qk"(%q, %k) {scale = 0.25 : f64, precision = f32} : (tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>) -> tensor<1x2x8x8xf32>
