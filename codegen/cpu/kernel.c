@@ -1243,6 +1243,114 @@ static void emit_pack(K *k) {
   task_end(k);
 }
 
+/* N:M on a score tile (docs/semantics.md 4.7), for plans whose only
+ * dynamic stage is N:M with M dividing 16: the groups [g*M, (g+1)*M) then
+ * lie inside one 16-lane vector of a 64-key tile, and each lane's rank in
+ * its group is M - 1 shuffles and compares. Lanes ranked N or worse become
+ * -inf, so the online softmax and P V that follow give them nothing.
+ *
+ * N:M ranks exact scores; the tile's are f32. Each differs from the exact
+ * one by at most |scale| (D + 1) 2^-24 |q| |k| (an f32 dot of length D and
+ * the scaling, with Cauchy-Schwarz for the sum of |q_d k_d|), so the f32
+ * ranking is the exact one unless a kept and a dropped candidate of a
+ * group lie within twice that. When any do in a row of the tile (rare on
+ * real data), the row's groups are ranked again on scores in f64, as the
+ * row path computes them. qn holds the tile rows' norms |q|; kmax bounds
+ * |k| over the key tile. */
+static void nm_select_tile(K *k, V pt, const char *pmt, V nr, V b, V h, V g, V i0, V k0, V qn, V kmax, V val64) {
+  const SaSpec *s = k->s;
+  int M = (int)s->nm_m, N = (int)s->nm_n;
+  const char *vt = "vector<16xf32>", *it = "vector<16xi32>";
+  V ninf = em(E, "arith.constant dense<0xFF800000> : %s", vt);
+  V nan = em(E, "arith.constant dense<0x7FC00000> : %s", vt);
+  V one = em(E, "arith.constant dense<1> : %s", it), zero_i = em(E, "arith.constant dense<0> : %s", it);
+  V nvec = em(E, "arith.constant dense<%d> : %s", N, it);
+  /* per shift t: the partner lane of each lane, and whether it comes first */
+  char perm[16][128], earlier[16][160];
+  for (int t = 1; t < M; t++) {
+    size_t a = 0, e = 0;
+    for (int lane = 0; lane < 16; lane++) {
+      int base = lane - lane % M, partner = base + (lane - base + t) % M;
+      a += (size_t)snprintf(perm[t] + a, sizeof perm[t] - a, "%s%d", lane ? ", " : "", partner);
+      e += (size_t)snprintf(earlier[t] + e, sizeof earlier[t] - e, "%s%s", lane ? ", " : "",
+                            partner < lane ? "true" : "false");
+    }
+  }
+  double slack = fabs(s->scale) * (double)(k->D + 4) * 0x1p-22;
+  V r = em_for(E, k->c0, nr, k->c1);
+  V thr = bin(k, "arith.mulf", bin(k, "arith.mulf", load(k, qn, r, "memref<96xf32>"), kmax, "f32"),
+              em_float(E, slack, "f32"), "f32");
+  V thrb = em(E, "vector.broadcast %s : f32 to %s", thr.s, vt);
+  V near = em_int(E, 0, "i1");
+  V kept[TK / VL32];
+  for (int v = 0; v < TK / VL32; v++) {
+    V at = addc(k, mulc(k, r, TK), v * VL32);
+    V x = em(E, "vector.load %s[%s] : %s, %s", pt.s, at.s, pmt, vt);
+    V rank = zero_i;
+    for (int t = 1; t < M; t++) {
+      V y = em(E, "vector.shuffle %s, %s [%s] : %s, %s", x.s, x.s, perm[t], vt, vt);
+      V first = em(E, "arith.constant dense<[%s]> : vector<16xi1>", earlier[t]);
+      V beats = em(E, "arith.ori %s, %s : vector<16xi1>", em(E, "arith.cmpf ogt, %s, %s : %s", y.s, x.s, vt).s,
+                   em(E, "arith.andi %s, %s : vector<16xi1>", em(E, "arith.cmpf oeq, %s, %s : %s", y.s, x.s, vt).s,
+                      first.s).s);
+      rank = em(E, "arith.addi %s, %s : %s", rank.s, em(E, "arith.select %s, %s, %s : vector<16xi1>, %s", beats.s, one.s,
+                                                        zero_i.s, it).s, it);
+    }
+    V keep = em(E, "arith.cmpi slt, %s, %s : %s", rank.s, nvec.s, it);
+    V cand = em(E, "arith.cmpf ogt, %s, %s : %s", x.s, ninf.s, vt);
+    kept[v] = em(E, "arith.select %s, %s, %s : vector<16xi1>, %s", keep.s, x.s, ninf.s, vt);
+    /* kept candidates against dropped ones; NaN marks the others, and an
+     * ordered compare with NaN is false */
+    V kx = em(E, "arith.select %s, %s, %s : vector<16xi1>, %s", em(E, "arith.andi %s, %s : vector<16xi1>", keep.s, cand.s).s,
+              x.s, nan.s, vt);
+    V dropped = em(E, "arith.andi %s, %s : vector<16xi1>", cand.s,
+                   em(E, "arith.xori %s, %s : vector<16xi1>", keep.s,
+                      em(E, "arith.constant dense<true> : vector<16xi1>").s).s);
+    V dx = em(E, "arith.select %s, %s, %s : vector<16xi1>, %s", dropped.s, x.s, nan.s, vt);
+    for (int t = 1; t < M; t++) {
+      V dy = em(E, "vector.shuffle %s, %s [%s] : %s, %s", dx.s, dx.s, perm[t], vt, vt);
+      V diff = em(E, "math.absf %s : %s", em(E, "arith.subf %s, %s : %s", kx.s, dy.s, vt).s, vt);
+      V close = em(E, "arith.cmpf ole, %s, %s : %s", diff.s, thrb.s, vt);
+      near = or1(k, near, em(E, "vector.reduction <or>, %s : vector<16xi1> into i1", close.s));
+    }
+  }
+  em_if(E, near);
+  {
+    /* exact: f64 scores of the row's candidates, ranked in their groups */
+    V qoff = row_offset(k, k->H, b, h, addx(k, i0, r));
+    V c = em_for(E, k->c0, em_index(E, TK), k->c1);
+    V x = load(k, pt, addx(k, mulc(k, r, TK), c), pmt);
+    em_if(E, cmpf(k, "ogt", x, em_float(E, -INFINITY, "f32"), "f32"));
+    V d = dot(k, k->q, qoff, k->k, row_offset(k, k->KVH, b, g, addx(k, k0, c)), k->D, "f64");
+    store(k, bin(k, "arith.mulf", em_float(E, s->scale, "f64"), d, "f64"), val64, c, "memref<64xf64>");
+    em_else(E);
+    store(k, em_float(E, -INFINITY, "f64"), val64, c, "memref<64xf64>");
+    em_end(E);
+    em_end(E);
+    c = em_for(E, k->c0, em_index(E, TK), k->c1);
+    V a = load(k, val64, c, "memref<64xf64>");
+    V lo = mulc(k, bin(k, "arith.divui", c, em_index(E, M), "index"), M);
+    V rank = em_var(E, "index");
+    em_set(E, rank, k->c0, "index");
+    V t = em_for(E, lo, addc(k, lo, M), k->c1);
+    V at = load(k, val64, t, "memref<64xf64>");
+    V better = and1(k, cmpf(k, "ogt", at, em_float(E, -INFINITY, "f64"), "f64"),
+                    or1(k, cmpf(k, "ogt", at, a, "f64"), and1(k, cmpf(k, "oeq", at, a, "f64"), cmpi(k, "ult", t, c, "index"))));
+    V rv = em_get(E, rank, "index");
+    em_set(E, rank, sel(k, better, addc(k, rv, 1), rv, "index"), "index");
+    em_end(E);
+    em_if(E, cmpi(k, "uge", em_get(E, rank, "index"), em_index(E, N), "index"));
+    store(k, em_float(E, -INFINITY, "f32"), pt, addx(k, mulc(k, r, TK), c), pmt);
+    em_end(E);
+    em_end(E);
+  }
+  em_else(E);
+  for (int v = 0; v < TK / VL32; v++)
+    em_do(E, "vector.store %s, %s[%s] : %s, %s", kept[v].s, pt.s, addc(k, mulc(k, r, TK), v * VL32).s, pmt, vt);
+  em_end(E);
+  em_end(E);
+}
+
 /* tile task (b, h, query tile). */
 static void emit_tile(K *k) {
   const SaSpec *s = k->s;
@@ -1283,6 +1391,19 @@ static void emit_tile(K *k) {
   V zero = em(E, "arith.constant dense<0.0> : %s", vt);
   V ninf = em(E, "arith.constant dense<0xFF800000> : %s", vt);
   V cTK = em_index(E, TK);
+
+  /* N:M: the norms of the tile's query rows, for the bound on f32 error */
+  bool nm = s->nm_m > 0;
+  V qn = {""}, val64 = {""};
+  if (nm) {
+    qn = em_alloca(E, TQ, "f32");
+    val64 = em_alloca(E, TK, "f64");
+    V rq0 = em_for(E, k->c0, em_index(E, TQ), k->c1);
+    V row = bin(k, "arith.minui", addx(k, i0, rq0), bin(k, "arith.subi", k->S, k->c1, "index"), "index");
+    V qo = row_offset(k, k->H, b, h, row);
+    store(k, em(E, "math.sqrt %s : f32", dot(k, k->q, qo, k->q, qo, D, "f32").s), qn, rq0, rt);
+    em_end(E);
+  }
 
   /* init accumulators */
   V r = em_for(E, k->c0, em_index(E, TQ), k->c1);
@@ -1357,6 +1478,25 @@ static void emit_tile(K *k) {
   em_end(E);
   em_end(E);
   em_end(E);
+
+  if (nm) {
+    /* the largest key norm of the tile (padding keys are zero) */
+    V sq[TK / VL32];
+    for (int v = 0; v < TK / VL32; v++)
+      sq[v] = em_var(E, vt), em_set(E, sq[v], zero, vt);
+    V dd = em_for(E, k->c0, em_index(E, D), k->c1);
+    V kd2 = addx(k, ktbase, addx(k, mulx(k, dd, sp), k0));
+    for (int v = 0; v < TK / VL32; v++) {
+      V x = em(E, "vector.load %s[%s] : memref<?xf32>, %s", k->kt.s, addc(k, kd2, v * VL32).s, vt);
+      em_set(E, sq[v], em(E, "vector.fma %s, %s, %s : %s", x.s, x.s, em_get(E, sq[v], vt).s, vt), vt);
+    }
+    em_end(E);
+    V mx2 = em_get(E, sq[0], vt);
+    for (int v = 1; v < TK / VL32; v++)
+      mx2 = em(E, "arith.maximumf %s, %s : %s", mx2.s, em_get(E, sq[v], vt).s, vt);
+    V kmax = em(E, "math.sqrt %s : f32", em(E, "vector.reduction <maximumf>, %s : %s into f32", mx2.s, vt).s);
+    nm_select_tile(k, pt, pmt, nr, b, h, g, i0, k0, qn, kmax, val64);
+  }
 
   /* online softmax, row by row */
   r = em_for(E, k->c0, nr, k->c1);
@@ -1507,9 +1647,12 @@ static void flash_main(K *k) {
   em_do(E, "memref.dealloc %s : memref<?xf32>", kt.s);
 }
 
-/* Whether the plan runs on the flash path: no stage that ranks or prunes. */
+/* Whether the plan runs on the flash path: no stage that ranks or prunes
+ * but N:M with groups inside a 16-lane vector (M dividing 16), which the
+ * tiles select in registers. */
 static bool flash_eligible(const SaSpec *s) {
-  return !s->has_predict && s->n_filter_rounds == 0 && s->nm_m == 0 && !s->has_progressive && s->value_keep >= 1.0 &&
+  bool nm_ok = s->nm_m == 0 || 16 % s->nm_m == 0;
+  return !s->has_predict && s->n_filter_rounds == 0 && nm_ok && !s->has_progressive && s->value_keep >= 1.0 &&
          s->token_keep >= 1.0 && s->head_keep >= 1.0;
 }
 
