@@ -435,6 +435,146 @@ static void compact_flagged(K *k, bool carry_p) {
   em_set(E, k->n, em_get(E, w, "index"), "index");
 }
 
+/* The number of list entries with val >= t (f64), in 8-lane vectors. */
+static V count_ge(K *k, V t) {
+  const char *vt = "vector<8xf64>", *it = "vector<8xi64>";
+  V n = n_get(k);
+  V acc = em_var(E, it);
+  em_set(E, acc, em(E, "arith.constant dense<0> : %s", it), it);
+  V tb = em(E, "vector.broadcast %s : f64 to %s", t.s, vt);
+  V ninf = em(E, "arith.constant dense<0xFFF0000000000000> : %s", vt);
+  V one = em(E, "arith.constant dense<1> : %s", it), zero = em(E, "arith.constant dense<0> : %s", it);
+  V c = em_for(E, k->c0, n, em_index(E, 8));
+  V mask = em(E, "vector.create_mask %s : vector<8xi1>", bin(k, "arith.subi", n, c, "index").s);
+  V x = em(E, "vector.maskedload %s[%s], %s, %s : memref<?xf64>, vector<8xi1>, %s into %s", k->val.s, c.s, mask.s,
+           ninf.s, vt, vt);
+  V ge = em(E, "arith.cmpf oge, %s, %s : %s", x.s, tb.s, vt);
+  em_set(E, acc, em(E, "arith.addi %s, %s : %s", em_get(E, acc, it).s,
+                    em(E, "arith.select %s, %s, %s : vector<8xi1>, %s", ge.s, one.s, zero.s, it).s, it), it);
+  em_end(E);
+  V sum = em(E, "vector.reduction <add>, %s : %s into i64", em_get(E, acc, it).s, it);
+  return em(E, "arith.index_castui %s : i64 to index", sum.s);
+}
+
+/* keep_top's fast path for long lists of finite values: bisect the value
+ * range with vectorized counts until the kk-th largest value T lies in a
+ * bracket [lo, hi) of at most 256 entries (count(val >= lo) >= kk >
+ * count(val >= hi)); everything >= hi is above T and kept, everything
+ * below lo is below T and dropped, and the bracket's entries are ranked
+ * exactly among themselves (value, then list order: the lower key index).
+ * The result is the radix path's, exactly. Sets `handled` when it did the
+ * selection; lists with a NaN or an infinity, or whose bracket stays wide
+ * (a run of equal values), are left to the radix path. */
+static void keep_top_bisect(K *k, V kk, bool carry_p, V handled) {
+  const char *vt = "vector<8xf64>";
+  V n = n_get(k);
+  em_if(E, cmpi(k, "uge", n, em_index(E, 512), "index"));
+  /* the range and finiteness, one pass */
+  V mn = em_var(E, vt), mx = em_var(E, vt), bad = em_var(E, "i1");
+  V pinf = em(E, "arith.constant dense<0x7FF0000000000000> : %s", vt);
+  V ninf = em(E, "arith.constant dense<0xFFF0000000000000> : %s", vt);
+  V zero = em(E, "arith.constant dense<0.0> : %s", vt);
+  em_set(E, mn, pinf, vt);
+  em_set(E, mx, ninf, vt);
+  em_set(E, bad, em_int(E, 0, "i1"), "i1");
+  V c = em_for(E, k->c0, n, em_index(E, 8));
+  V mask = em(E, "vector.create_mask %s : vector<8xi1>", bin(k, "arith.subi", n, c, "index").s);
+  V x = em(E, "vector.maskedload %s[%s], %s, %s : memref<?xf64>, vector<8xi1>, %s into %s", k->val.s, c.s, mask.s,
+           zero.s, vt, vt);
+  V dx = em(E, "arith.subf %s, %s : %s", x.s, x.s, vt); /* NaN exactly where x is not finite */
+  em_set(E, bad, or1(k, em_get(E, bad, "i1"),
+                     em(E, "vector.reduction <or>, %s : vector<8xi1> into i1",
+                        em(E, "arith.cmpf uno, %s, %s : %s", dx.s, dx.s, vt).s)), "i1");
+  em_set(E, mn, em(E, "arith.select %s, %s, %s : vector<8xi1>, %s", mask.s,
+                   em(E, "arith.minimumf %s, %s : %s", em_get(E, mn, vt).s, x.s, vt).s, em_get(E, mn, vt).s, vt), vt);
+  em_set(E, mx, em(E, "arith.select %s, %s, %s : vector<8xi1>, %s", mask.s,
+                   em(E, "arith.maximumf %s, %s : %s", em_get(E, mx, vt).s, x.s, vt).s, em_get(E, mx, vt).s, vt), vt);
+  em_end(E);
+  em_if(E, em(E, "arith.xori %s, %s : i1", em_get(E, bad, "i1").s, em_int(E, 1, "i1").s));
+  V vmin = em(E, "vector.reduction <minimumf>, %s : %s into f64", em_get(E, mn, vt).s, vt);
+  V vmax = em(E, "vector.reduction <maximumf>, %s : %s into f64", em_get(E, mx, vt).s, vt);
+  /* lo: count(val >= lo) >= kk; hi: count(val >= hi) < kk, or +inf */
+  V lo = em_var(E, "f64"), hi = em_var(E, "f64"), clo = em_var(E, "index"), chi = em_var(E, "index");
+  em_set(E, lo, vmin, "f64");
+  em_set(E, clo, n, "index");
+  V cmax = count_ge(k, vmax);
+  V at_max = cmpi(k, "uge", cmax, kk, "index");
+  em_set(E, lo, sel(k, at_max, vmax, vmin, "f64"), "f64");
+  em_set(E, clo, sel(k, at_max, cmax, n, "index"), "index");
+  em_set(E, hi, sel(k, at_max, em_float(E, INFINITY, "f64"), vmax, "f64"), "f64");
+  em_set(E, chi, sel(k, at_max, k->c0, cmax, "index"), "index");
+  V it = em_for(E, k->c0, em_index(E, 64), k->c1);
+  (void)it;
+  V l = em_get(E, lo, "f64"), h = em_get(E, hi, "f64");
+  V mid = bin(k, "arith.addf", l, bin(k, "arith.mulf", bin(k, "arith.subf", h, l, "f64"), em_float(E, 0.5, "f64"), "f64"), "f64");
+  V wide = cmpi(k, "ugt", bin(k, "arith.subi", em_get(E, clo, "index"), em_get(E, chi, "index"), "index"),
+                em_index(E, 64), "index");
+  V inside = and1(k, cmpf(k, "ogt", mid, l, "f64"), cmpf(k, "olt", mid, h, "f64"));
+  em_if(E, and1(k, wide, inside));
+  V cm = count_ge(k, mid);
+  V up = cmpi(k, "uge", cm, kk, "index");
+  em_set(E, lo, sel(k, up, mid, l, "f64"), "f64");
+  em_set(E, clo, sel(k, up, cm, em_get(E, clo, "index"), "index"), "index");
+  em_set(E, hi, sel(k, up, h, mid, "f64"), "f64");
+  em_set(E, chi, sel(k, up, em_get(E, chi, "index"), cm, "index"), "index");
+  em_end(E);
+  em_end(E);
+  V g = bin(k, "arith.subi", em_get(E, clo, "index"), em_get(E, chi, "index"), "index");
+  em_if(E, cmpi(k, "ule", g, em_index(E, 256), "index"));
+  {
+    V lof = em_get(E, lo, "f64"), hif = em_get(E, hi, "f64");
+    V lob = em(E, "vector.broadcast %s : f64 to %s", lof.s, vt), hib = em(E, "vector.broadcast %s : f64 to %s", hif.s, vt);
+    V bpos = em_alloca(E, 264, "index");
+    V nb = em_var(E, "index");
+    em_set(E, nb, k->c0, "index");
+    /* flags: 1 above the bracket; the bracket's positions, gathered */
+    c = em_for(E, k->c0, n, em_index(E, 8));
+    mask = em(E, "vector.create_mask %s : vector<8xi1>", bin(k, "arith.subi", n, c, "index").s);
+    x = em(E, "vector.maskedload %s[%s], %s, %s : memref<?xf64>, vector<8xi1>, %s into %s", k->val.s, c.s, mask.s,
+           ninf.s, vt, vt);
+    V above = em(E, "arith.cmpf oge, %s, %s : %s", x.s, hib.s, vt);
+    em_do(E, "vector.maskedstore %s[%s], %s, %s : memref<?xi8>, vector<8xi1>, vector<8xi8>", k->flag.s, c.s, mask.s,
+          em(E, "arith.extui %s : vector<8xi1> to vector<8xi8>", above.s).s);
+    V inb = em(E, "arith.andi %s, %s : vector<8xi1>", em(E, "arith.cmpf oge, %s, %s : %s", x.s, lob.s, vt).s,
+               em(E, "arith.cmpf olt, %s, %s : %s", x.s, hib.s, vt).s);
+    /* few vectors hold a bracket entry: a branch, then the lanes one by
+     * one (a compressing store to memory is slow on some CPUs) */
+    em_if(E, em(E, "vector.reduction <or>, %s : vector<8xi1> into i1", inb.s));
+    for (int lane = 0; lane < 8; lane++) {
+      em_if(E, em(E, "vector.extract %s[%d] : i1 from vector<8xi1>", inb.s, lane));
+      V nbv = em_get(E, nb, "index");
+      store(k, addc(k, c, lane), bpos, nbv, "memref<264xindex>");
+      em_set(E, nb, addc(k, nbv, 1), "index");
+      em_end(E);
+    }
+    em_end(E);
+    em_end(E);
+    /* the bracket's `need` largest, ties to the lower position */
+    V need = bin(k, "arith.subi", kk, em_get(E, chi, "index"), "index");
+    V nbn = em_get(E, nb, "index");
+    V e = em_for(E, k->c0, nbn, k->c1);
+    V pe = load(k, bpos, e, "memref<264xindex>");
+    V ve = load(k, k->val, pe, "memref<?xf64>");
+    V rank = em_var(E, "index");
+    em_set(E, rank, k->c0, "index");
+    V f = em_for(E, k->c0, nbn, k->c1);
+    V pf = load(k, bpos, f, "memref<264xindex>");
+    V vf = load(k, k->val, pf, "memref<?xf64>");
+    V better = or1(k, cmpf(k, "ogt", vf, ve, "f64"), and1(k, cmpf(k, "oeq", vf, ve, "f64"), cmpi(k, "ult", pf, pe, "index")));
+    V rv = em_get(E, rank, "index");
+    em_set(E, rank, sel(k, better, addc(k, rv, 1), rv, "index"), "index");
+    em_end(E);
+    V keep = cmpi(k, "ult", em_get(E, rank, "index"), need, "index");
+    store(k, em(E, "arith.extui %s : i1 to i8", keep.s), k->flag, pe, "memref<?xi8>");
+    em_end(E);
+    compact_flagged(k, carry_p);
+    em_set(E, handled, em_int(E, 1, "i1"), "i1");
+  }
+  em_end(E);
+  em_end(E);
+  em_end(E);
+}
+
 /* Keeps the `kk` (index) entries with the largest val, ties to the earlier
  * entry (lists are in key order, so: to the lower key index). The k-th
  * largest key is found a byte at a time from the top (8 counting passes
@@ -443,6 +583,11 @@ static void compact_flagged(K *k, bool carry_p) {
 static void keep_top(K *k, V kk, bool carry_p) {
   V n = n_get(k);
   em_if(E, cmpi(k, "ult", kk, n, "index"));
+  V handled = em_var(E, "i1");
+  em_set(E, handled, em_int(E, 0, "i1"), "i1");
+  keep_top_bisect(k, kk, carry_p, handled);
+  em_if(E, em(E, "arith.xori %s, %s : i1", em_get(E, handled, "i1").s, em_int(E, 1, "i1").s));
+  n = n_get(k);
   /* The kk-th largest key, a byte at a time from the top: count the keys
    * that share the prefix found so far by their next byte, and descend into
    * the byte where the count from the top reaches what is still needed. */
@@ -513,6 +658,7 @@ static void keep_top(K *k, V kk, bool carry_p) {
   store(k, em(E, "arith.extui %s : i1 to i8", keep.s), k->flag, c, "memref<?xi8>");
   em_end(E);
   compact_flagged(k, carry_p);
+  em_end(E);
   em_end(E);
 }
 
