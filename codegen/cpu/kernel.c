@@ -61,6 +61,8 @@ bool cg_cpu_dtype_supported(SaDtype t) {
 }
 
 #define VL32 16 /* f32 lanes */
+#define TQ 96   /* flash path: query rows per tile, a multiple of every row block */
+#define TK 64   /* keys per tile (both paths) */
 #define VL64 8  /* f64 lanes */
 
 typedef struct {
@@ -87,6 +89,9 @@ typedef struct {
   V status;                     /* var i32 */
   V cur_b, cur_h, cur_kvh;      /* the batch entry and head being emitted */
   V kt, kt_len;                 /* flash path: K transposed (f32), padded length (i64) */
+  V fkt, fsc, fsp, fsc_off;     /* row path, first selection stage: its K grid transposed, the
+                                   grid dots of a block of rows, the padded key count, the
+                                   current row's offset in fsc (empty: score per candidate) */
   V ctxm;                       /* task functions: the context block */
   int cur_round;                /* the filter round being emitted */
 } K;
@@ -741,8 +746,13 @@ static void list_scores_f64(K *k, Buf a, V a_off, Buf b, RowOff b_row, int64_t l
     coef = bin(k, "arith.mulf", coef, load(k, a_steps, a_step_at, "memref<?xf64>"), "f64");
   V c = em_for(E, k->c0, n_get(k), k->c1);
   V j = load(k, k->idx, c, "memref<?xindex>");
-  /* grids: an exact integer dot in f32; scores: f64 */
-  V d = grid ? em(E, "arith.extf %s : f32 to f64", dot(k, a, a_off, b, b_row(k, j), len, "f32").s)
+  /* grids: an exact integer dot in f32 (the first stage's computed for a
+   * block of rows beforehand); scores: f64 */
+  V d;
+  if (grid && k->fsc_off.s[0])
+    d = em(E, "arith.extf %s : f32 to f64", load(k, k->fsc, addx(k, k->fsc_off, j), "memref<?xf32>").s);
+  else
+    d = grid ? em(E, "arith.extf %s : f32 to f64", dot(k, a, a_off, b, b_row(k, j), len, "f32").s)
              : dot(k, a, a_off, b, b_row(k, j), len, "f64");
   V cj = grid ? bin(k, "arith.mulf", coef, load(k, b_steps, b_step(k, j), "memref<?xf64>"), "f64") : coef;
   store(k, bin(k, "arith.mulf", cj, d, "f64"), k->val, c, "memref<?xf64>");
@@ -1002,12 +1012,16 @@ static void row(K *k, V i) {
     list_scores_f64(k, pqb, mulc(k, i, k->P), pkb, p_row, k->P, k->pqs, i, k->pks, same_row);
     select_rule(k, s->predict_keep, false);
   }
+  V first = k->fsc_off;
   for (int r = 0; r < s->n_filter_rounds; r++) {
     k->cur_round = r;
+    if (s->has_predict || r > 0)
+      k->fsc_off = (V){""};
     V qo = mulc(k, addx(k, mulx(k, em_index(E, r), k->S), i), k->D);
     list_scores_f64(k, fq, qo, fk, f_row, k->D, k->fqs, addx(k, mulx(k, em_index(E, r), k->S), i), k->fks, f_step);
     select_rule(k, s->filter[r].keep, false);
   }
+  k->fsc_off = first;
   V qoff = row_offset(k, k->H, k->cur_b, k->cur_h, i);
   bool exact = s->nm_m > 0 || (s->value_keep < 1.0 && !s->has_progressive);
   if (exact)
@@ -1126,6 +1140,76 @@ static void prune_decide(K *k, V count, V vals, const char *vals_t, V keep, cons
   em_end(E);
 }
 
+/* The first selection stage (DSA's prediction, else filter round 0) scores
+ * every candidate of every row, so its integer grid dots are computed for
+ * FS_ROWS rows at a time against all keys by a register-blocked
+ * micro-kernel (FS_ROWS x 64 keys in 24 vector accumulators) over the K
+ * grid transposed once per head, rather than one dot and one horizontal
+ * sum per candidate. Grid values are integers below 2^7 and head_dim at
+ * most 256, so every partial sum is an integer below 2^24: exact in f32 in
+ * any order, the same dots the per-candidate path computes. */
+#define FS_ROWS 6
+
+/* The first stage's grids: Q's and K's buffers and their row length. */
+static void first_stage_grids(K *k, V *qg, V *kg, int64_t *len) {
+  bool predict = k->s->has_predict;
+  *qg = predict ? k->pq : k->fq; /* round 0 is the buffers' first block */
+  *kg = predict ? k->pk : k->fk;
+  *len = predict ? k->P : k->D;
+}
+
+/* fkt[d * fsp + j] = K grid[j][d], zero for j >= S. */
+static void first_stage_transpose(K *k) {
+  V qg, kg;
+  int64_t len;
+  first_stage_grids(k, &qg, &kg, &len);
+  V j = em_for(E, k->c0, k->fsp, k->c1);
+  V inside = cmpi(k, "ult", j, k->S, "index");
+  V jr = sel(k, inside, j, k->c0, "index");
+  V d = em_for(E, k->c0, em_index(E, len), k->c1);
+  V x = load(k, kg, addx(k, mulc(k, jr, len), d), "memref<?xf32>");
+  store(k, sel(k, inside, x, em_float(E, 0.0, "f32"), "f32"), k->fkt, addx(k, mulx(k, d, k->fsp), j), "memref<?xf32>");
+  em_end(E);
+  em_end(E);
+}
+
+/* fsc[r * fsp + j] = grid dot of rows i0 + r (r < FS_ROWS; rows past S
+ * repeat the last) and key j, for every key. */
+static void first_stage_block(K *k, V i0) {
+  const char *vt = "vector<16xf32>";
+  V qg, kg;
+  int64_t len;
+  first_stage_grids(k, &qg, &kg, &len);
+  V zero = em(E, "arith.constant dense<0.0> : %s", vt);
+  V acc[FS_ROWS][TK / VL32], qoff[FS_ROWS];
+  for (int r = 0; r < FS_ROWS; r++) {
+    V row = bin(k, "arith.minui", addc(k, i0, r), bin(k, "arith.subi", k->S, k->c1, "index"), "index");
+    qoff[r] = mulc(k, row, len);
+    for (int v = 0; v < TK / VL32; v++)
+      acc[r][v] = em_var(E, vt);
+  }
+  V t = em_for(E, k->c0, k->fsp, em_index(E, TK));
+  for (int r = 0; r < FS_ROWS; r++)
+    for (int v = 0; v < TK / VL32; v++)
+      em_set(E, acc[r][v], zero, vt);
+  V d = em_for(E, k->c0, em_index(E, len), k->c1);
+  V kd = addx(k, mulx(k, d, k->fsp), t);
+  V kv[TK / VL32];
+  for (int v = 0; v < TK / VL32; v++)
+    kv[v] = em(E, "vector.load %s[%s] : memref<?xf32>, %s", k->fkt.s, addc(k, kd, v * VL32).s, vt);
+  for (int r = 0; r < FS_ROWS; r++) {
+    V qb = em(E, "vector.broadcast %s : f32 to %s", load(k, qg, addx(k, qoff[r], d), "memref<?xf32>").s, vt);
+    for (int v = 0; v < TK / VL32; v++)
+      em_set(E, acc[r][v], em(E, "vector.fma %s, %s, %s : %s", qb.s, kv[v].s, em_get(E, acc[r][v], vt).s, vt), vt);
+  }
+  em_end(E);
+  for (int r = 0; r < FS_ROWS; r++)
+    for (int v = 0; v < TK / VL32; v++)
+      em_do(E, "vector.store %s, %s[%s] : memref<?xf32>, %s", em_get(E, acc[r][v], vt).s, k->fsc.s,
+            addc(k, addx(k, mulx(k, em_index(E, r), k->fsp), t), v * VL32).s, vt);
+  em_end(E);
+}
+
 /* One kept head (b, h) on the row path: the quantized copies its selection
  * stages score with, then every query row (zero for pruned tokens). */
 static void head_body(K *k, V b, V h) {
@@ -1142,7 +1226,19 @@ static void head_body(K *k, V b, V h) {
     quant_head(k, k->k, k->KVH, b, k->cur_kvh, k->kmsb, 0, s->msb_bits, (V){""});
     quant_head(k, k->k, k->KVH, b, k->cur_kvh, k->kfull, 0, s->msb_bits + s->lsb_bits, (V){""});
   }
-  V i = em_for(E, k->c0, k->S, k->c1);
+  bool tiled = s->has_predict || s->n_filter_rounds > 0;
+  V i0 = {""}, i;
+  if (tiled) {
+    first_stage_transpose(k);
+    i0 = em_for(E, k->c0, k->S, em_index(E, FS_ROWS));
+    first_stage_block(k, i0);
+    V r = em_for(E, k->c0, bin(k, "arith.minui", em_index(E, FS_ROWS), bin(k, "arith.subi", k->S, i0, "index"), "index"),
+                 k->c1);
+    k->fsc_off = mulx(k, r, k->fsp);
+    i = addx(k, i0, r);
+  } else {
+    i = em_for(E, k->c0, k->S, k->c1);
+  }
   if (s->token_keep < 1.0) {
     V tk = cmpi(k, "ne", load(k, k->tokkeep, i, "memref<?xi8>"), em_int(E, 0, "i8"), "i8");
     em_if(E, tk);
@@ -1154,6 +1250,10 @@ static void head_body(K *k, V b, V h) {
     row(k, i);
   }
   em_end(E);
+  if (tiled) {
+    em_end(E);
+    k->fsc_off = (V){""};
+  }
 }
 
 /* in[off] as f64 when the optional input `has` is given, else 0. */
@@ -1263,8 +1363,6 @@ static V alloc(K *k, V n, const char *et, V *ok) {
  * once per call into f32 (the "pack" task); P V is blocked the same way over
  * head_dim. Tasks run on the runtime's worker pool (sattn_cpu_parallel). */
 
-#define TQ 96 /* query rows per tile: a multiple of every row block below */
-#define TK 64 /* keys per tile */
 
 /* Closed-form facts about the rectangle rows [i0, i1) x keys [k0, k1) for
  * mask node m (i64 values): *need is false only when no pair is allowed,
@@ -1854,6 +1952,12 @@ static void row_scratch_alloc(K *k, RowScratch *rs, V *ok, V len) {
   k->fks = scratch(k, rs, k->R ? mulc(k, k->S, k->R) : one, "f64", ok);
   k->kmsb = scratch(k, rs, s->has_progressive ? sd : one, "f64", ok);
   k->kfull = scratch(k, rs, s->has_progressive ? sd : one, "f64", ok);
+  /* the first selection stage's tiles: keys padded to whole 64-key tiles */
+  bool tiled = s->has_predict || s->n_filter_rounds > 0;
+  k->fsp = mulc(k, bin(k, "arith.divui", addc(k, k->S, TK - 1), em_index(E, TK), "index"), TK);
+  k->fkt = scratch(k, rs, tiled ? mulc(k, k->fsp, s->has_predict ? k->P : k->D) : one, "f32", ok);
+  k->fsc = scratch(k, rs, tiled ? mulc(k, k->fsp, FS_ROWS) : one, "f32", ok);
+  k->fsc_off = (V){""};
 }
 
 static void row_scratch_free(K *k, RowScratch *rs) {
