@@ -425,17 +425,18 @@ static void list_move(K *k, V from, V to, bool carry_p) {
     store(k, load(k, k->pr, from, "memref<?xf32>"), k->pr, to, "memref<?xf32>");
 }
 
-/* Keeps the entries whose `flag` is set, in order. */
+/* Keeps the entries whose `flag` (0 or 1) is set, in order. Branchless:
+ * every entry is copied to the write position, which advances by its flag
+ * (the write position never passes the read one), so a selection that
+ * keeps a scattered tenth costs no mispredicted branches. */
 static void compact_flagged(K *k, bool carry_p) {
   V w = em_var(E, "index");
   em_set(E, w, k->c0, "index");
   V c = em_for(E, k->c0, n_get(k), k->c1);
   V f = load(k, k->flag, c, "memref<?xi8>");
-  em_if(E, cmpi(k, "ne", f, em_int(E, 0, "i8"), "i8"));
   V wv = em_get(E, w, "index");
   list_move(k, c, wv, carry_p);
-  em_set(E, w, addc(k, wv, 1), "index");
-  em_end(E);
+  em_set(E, w, addx(k, wv, em(E, "arith.index_castui %s : i8 to index", f.s)), "index");
   em_end(E);
   em_set(E, k->n, em_get(E, w, "index"), "index");
 }
@@ -509,9 +510,17 @@ static void keep_top_bisect(K *k, V kk, bool carry_p, V handled) {
   em_set(E, hi, sel(k, at_max, em_float(E, INFINITY, "f64"), vmax, "f64"), "f64");
   em_set(E, chi, sel(k, at_max, k->c0, cmax, "index"), "index");
   V it = em_for(E, k->c0, em_index(E, 64), k->c1);
-  (void)it;
   V l = em_get(E, lo, "f64"), h = em_get(E, hi, "f64");
-  V mid = bin(k, "arith.addf", l, bin(k, "arith.mulf", bin(k, "arith.subf", h, l, "f64"), em_float(E, 0.5, "f64"), "f64"), "f64");
+  /* odd steps interpolate the target count between the bracket's ends (the
+   * values are roughly uniform locally), even steps halve: a bad
+   * interpolation costs one step, not convergence */
+  V frac = bin(k, "arith.divf", idx_f64(k, bin(k, "arith.subi", em_get(E, clo, "index"), kk, "index")),
+               idx_f64(k, bin(k, "arith.subi", em_get(E, clo, "index"), em_get(E, chi, "index"), "index")), "f64");
+  V odd = cmpi(k, "ne", bin(k, "arith.andi", it, k->c1, "index"), k->c0, "index");
+  frac = sel(k, and1(k, odd, cmpi(k, "ult", em_get(E, chi, "index"), kk, "index")), frac, em_float(E, 0.5, "f64"), "f64");
+  /* keep the guess off the ends, where a count would not move the bracket */
+  frac = bin(k, "arith.minnumf", bin(k, "arith.maxnumf", frac, em_float(E, 0.05, "f64"), "f64"), em_float(E, 0.95, "f64"), "f64");
+  V mid = bin(k, "arith.addf", l, bin(k, "arith.mulf", bin(k, "arith.subf", h, l, "f64"), frac, "f64"), "f64");
   V wide = cmpi(k, "ugt", bin(k, "arith.subi", em_get(E, clo, "index"), em_get(E, chi, "index"), "index"),
                 em_index(E, 64), "index");
   V inside = and1(k, cmpf(k, "ogt", mid, l, "f64"), cmpf(k, "olt", mid, h, "f64"));
@@ -745,7 +754,10 @@ static void list_scores_f64(K *k, Buf a, V a_off, Buf b, RowOff b_row, int64_t l
   if (grid)
     coef = bin(k, "arith.mulf", coef, load(k, a_steps, a_step_at, "memref<?xf64>"), "f64");
   V c = em_for(E, k->c0, n_get(k), k->c1);
-  V j = load(k, k->idx, c, "memref<?xindex>");
+  /* without a mask or token pruning the first stage's list is every key in
+   * order, and the loads need no indirection (so they vectorize) */
+  bool every_key = grid && k->fsc_off.s[0] && !k->p->mask && k->s->token_keep >= 1.0;
+  V j = every_key ? c : load(k, k->idx, c, "memref<?xindex>");
   /* grids: an exact integer dot in f32 (the first stage's computed for a
    * block of rows beforehand); scores: f64 */
   V d;
