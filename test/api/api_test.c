@@ -40,7 +40,7 @@ static const char specs[] =
     "}\n"
     "attention pruned {\n"
     "  shape batch=1 heads=4 seq=64 head_dim=16\n"
-    "  pattern nm 2:4\n"
+    "  pattern nm 3:7\n" /* groups of 7: the row path */
     "}\n";
 
 /* Runs kernel `name` of jit on seeded inputs and returns the relative error
