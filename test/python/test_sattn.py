@@ -143,6 +143,10 @@ class SattnTest(unittest.TestCase):
         self.assertEqual(small.run(q, k, v)[0].shape, q.shape)
         with self.assertRaises(sattn.Error):
             self.m.accel("nm", config="bogus = 1\n")
+        # the scheduled program in the saccel dialect, with the DRAM requests the model counts
+        ir = self.m.emit("mlir-accel", kernel="local", seq=90)
+        self.assertIn('"saccel.heads"() {count = 4 : i64}', ir)
+        self.assertGreater(stats["dram_requests"], 0)
 
     def test_threads(self):
         before = sattn.threads()

@@ -311,7 +311,7 @@ class Module:
         k = _lib.sattn_artifact_kind_parse(kind.encode())
         if k < 0:
             raise ValueError("unknown artifact kind %r (one of %s)" % (kind, ", ".join(ARTIFACTS)))
-        target = target or ("accel" if kind.startswith("accel") else "cpu")
+        target = target or ("accel" if kind.startswith("accel") or kind == "mlir-accel" else "cpu")
         art = P()
         opt = _options(kernel, cpu, seq, seed, target, accel_config)
         self._ctx.check(_lib.sattn_emit(self._handle, k, ctypes.byref(opt), ctypes.byref(art)), "emit " + kind)
