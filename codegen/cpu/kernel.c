@@ -476,12 +476,14 @@ static void keep_top_bisect(K *k, V kk, bool carry_p, V handled) {
   V n = n_get(k);
   em_if(E, cmpi(k, "uge", n, em_index(E, 512), "index"));
   /* the range and finiteness, one pass */
-  V mn = em_var(E, vt), mx = em_var(E, vt), bad = em_var(E, "i1");
+  V mn = em_var(E, vt), mx = em_var(E, vt), bad = em_var(E, "i1"), sm = em_var(E, vt), sq = em_var(E, vt);
   V pinf = em(E, "arith.constant dense<0x7FF0000000000000> : %s", vt);
   V ninf = em(E, "arith.constant dense<0xFFF0000000000000> : %s", vt);
   V zero = em(E, "arith.constant dense<0.0> : %s", vt);
   em_set(E, mn, pinf, vt);
   em_set(E, mx, ninf, vt);
+  em_set(E, sm, zero, vt);
+  em_set(E, sq, zero, vt);
   em_set(E, bad, em_int(E, 0, "i1"), "i1");
   V c = em_for(E, k->c0, n, em_index(E, 8));
   V mask = em(E, "vector.create_mask %s : vector<8xi1>", bin(k, "arith.subi", n, c, "index").s);
@@ -495,6 +497,8 @@ static void keep_top_bisect(K *k, V kk, bool carry_p, V handled) {
                    em(E, "arith.minimumf %s, %s : %s", em_get(E, mn, vt).s, x.s, vt).s, em_get(E, mn, vt).s, vt), vt);
   em_set(E, mx, em(E, "arith.select %s, %s, %s : vector<8xi1>, %s", mask.s,
                    em(E, "arith.maximumf %s, %s : %s", em_get(E, mx, vt).s, x.s, vt).s, em_get(E, mx, vt).s, vt), vt);
+  em_set(E, sm, em(E, "arith.addf %s, %s : %s", em_get(E, sm, vt).s, x.s, vt), vt); /* masked lanes are 0 */
+  em_set(E, sq, em(E, "vector.fma %s, %s, %s : %s", x.s, x.s, em_get(E, sq, vt).s, vt), vt);
   em_end(E);
   em_if(E, em(E, "arith.xori %s, %s : i1", em_get(E, bad, "i1").s, em_int(E, 1, "i1").s));
   V vmin = em(E, "vector.reduction <minimumf>, %s : %s into f64", em_get(E, mn, vt).s, vt);
@@ -509,6 +513,50 @@ static void keep_top_bisect(K *k, V kk, bool carry_p, V handled) {
   em_set(E, clo, sel(k, at_max, cmax, n, "index"), "index");
   em_set(E, hi, sel(k, at_max, em_float(E, INFINITY, "f64"), vmax, "f64"), "f64");
   em_set(E, chi, sel(k, at_max, k->c0, cmax, "index"), "index");
+  /* Two guesses first: the values' mean plus z(kk/n) standard deviations,
+   * z from the normal distribution's upper tail (a piecewise-linear table),
+   * then a tenth of a deviation towards the target. Typical rows are close
+   * to normal, so the bracket is then a few dozen entries wide; a wrong
+   * guess only costs its count, since the bracket keeps its invariant. */
+  V nf = idx_f64(k, n);
+  V mean = bin(k, "arith.divf", em(E, "vector.reduction <add>, %s : %s into f64", em_get(E, sm, vt).s, vt), nf, "f64");
+  V msq = bin(k, "arith.divf", em(E, "vector.reduction <add>, %s : %s into f64", em_get(E, sq, vt).s, vt), nf, "f64");
+  V var = bin(k, "arith.maxnumf", bin(k, "arith.subf", msq, bin(k, "arith.mulf", mean, mean, "f64"), "f64"),
+              em_float(E, 0.0, "f64"), "f64");
+  V sd = em(E, "math.sqrt %s : f64", var.s);
+  V tail = bin(k, "arith.divf", idx_f64(k, kk), nf, "f64");
+  static const double zq[][2] = {{0.0, 3.5},     {0.001, 3.090}, {0.005, 2.576}, {0.01, 2.326}, {0.02, 2.054},
+                                 {0.05, 1.645},  {0.1, 1.282},   {0.15, 1.036},  {0.2, 0.842},  {0.3, 0.524},
+                                 {0.4, 0.253},   {0.5, 0.0},     {0.6, -0.253},  {0.7, -0.524}, {0.8, -0.842},
+                                 {0.9, -1.282},  {0.95, -1.645}, {0.99, -2.326}, {1.0, -3.5}};
+  V z = em_float(E, 0.0, "f64");
+  for (size_t a = 0; a + 1 < sizeof zq / sizeof *zq; a++) {
+    V in = cmpf(k, "oge", tail, em_float(E, zq[a][0], "f64"), "f64");
+    V zl = bin(k, "arith.addf", em_float(E, zq[a][1], "f64"),
+               bin(k, "arith.mulf", bin(k, "arith.subf", tail, em_float(E, zq[a][0], "f64"), "f64"),
+                   em_float(E, (zq[a + 1][1] - zq[a][1]) / (zq[a + 1][0] - zq[a][0]), "f64"), "f64"),
+               "f64");
+    z = sel(k, in, zl, z, "f64");
+  }
+  V below = em_var(E, "i1"); /* the first guess was at or below the target */
+  em_set(E, below, em_int(E, 1, "i1"), "i1");
+  V step = bin(k, "arith.mulf", em_float(E, 0.1, "f64"), sd, "f64");
+  for (int guess = 0; guess < 2; guess++) {
+    V l = em_get(E, lo, "f64"), h = em_get(E, hi, "f64");
+    V t = guess == 0 ? bin(k, "arith.addf", mean, bin(k, "arith.mulf", z, sd, "f64"), "f64")
+                     : sel(k, em_get(E, below, "i1"), bin(k, "arith.addf", l, step, "f64"),
+                           bin(k, "arith.subf", h, step, "f64"), "f64");
+    em_if(E, and1(k, cmpf(k, "ogt", t, l, "f64"), cmpf(k, "olt", t, h, "f64")));
+    V cg = count_ge(k, t);
+    V up = cmpi(k, "uge", cg, kk, "index");
+    if (guess == 0)
+      em_set(E, below, up, "i1");
+    em_set(E, lo, sel(k, up, t, l, "f64"), "f64");
+    em_set(E, clo, sel(k, up, cg, em_get(E, clo, "index"), "index"), "index");
+    em_set(E, hi, sel(k, up, h, t, "f64"), "f64");
+    em_set(E, chi, sel(k, up, em_get(E, chi, "index"), cg, "index"), "index");
+    em_end(E);
+  }
   V it = em_for(E, k->c0, em_index(E, 64), k->c1);
   V l = em_get(E, lo, "f64"), h = em_get(E, hi, "f64");
   /* odd steps interpolate the target count between the bracket's ends (the
