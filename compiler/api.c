@@ -714,27 +714,43 @@ SaStatus sattn_lex(SattnContext *ctx, const char *name, const char *text, size_t
   return make_artifact(SATTN_ARTIFACT_TOKENS, out, fill_tokens, &j);
 }
 
-static SaStatus fill_opt(FILE *f, void *ud) {
-  OptJob *j = ud;
+/* The job's text as a module: parsed (from a NUL-terminated copy, since
+ * MLIR's lexer reads up to a NUL), a lone top-level op (one func.func) put
+ * in the module mlir-opt would give it. Null after a diagnostic, with *st
+ * saying why. */
+static MlirOperation parse_job(OptJob *j, SaStatus *st) {
+  MlirOperation none = {NULL};
   MlirContext mctx = drv_mlir(j->ctx);
+  *st = SA_ERR_INVALID_SPEC;
   if (mlirContextIsNull(mctx))
-    return SA_ERR_INVALID_SPEC;
-  /* MLIR's lexer reads up to a NUL: give it a terminated copy */
+    return none;
   char *text = dup_text(j->text, j->len);
-  if (!text)
-    return SA_ERR_OUT_OF_MEMORY;
+  if (!text) {
+    *st = SA_ERR_OUT_OF_MEMORY;
+    return none;
+  }
   MlirOperation op = mlirOperationCreateParse(mctx, (MlirStringRef){text, j->len}, dl_ref(j->name));
   free(text);
   if (mlirOperationIsNull(op))
-    return SA_ERR_INVALID_SPEC;
-  /* A lone top-level op (one func.func) gets the module mlir-opt would give it. */
+    return none;
   MlirStringRef opname = mlirIdentifierStr(mlirOperationGetName(op));
   if (opname.length != 14 || memcmp(opname.data, "builtin.module", 14) != 0) {
     MlirModule m = mlirModuleCreateEmpty(mlirOperationGetLocation(op));
     mlirBlockAppendOwnedOperation(mlirModuleGetBody(m), op);
     op = mlirModuleGetOperation(m);
   }
-  SaStatus st = SA_ERR_INVALID_SPEC;
+  *st = SA_OK;
+  return op;
+}
+
+static SaStatus fill_opt(FILE *f, void *ud) {
+  OptJob *j = ud;
+  SaStatus st;
+  MlirOperation op = parse_job(j, &st);
+  if (st != SA_OK)
+    return st;
+  MlirContext mctx = drv_mlir(j->ctx);
+  st = SA_ERR_INVALID_SPEC;
   MlirPassManager pm = mlirPassManagerCreateOnOperation(mctx, dl_ref("builtin.module"));
   /* Like mlir-opt, the input is verified before any pass runs. */
   if (drv_add_pipeline(j->ctx, pm, "sattn-verify") && drv_add_pipeline(j->ctx, pm, j->pipeline) &&
@@ -766,27 +782,19 @@ typedef struct {
 static SaStatus fill_encode(FILE *f, void *ud) {
   EncodeJob *e = ud;
   OptJob *j = &e->job;
-  MlirContext mctx = drv_mlir(j->ctx);
-  if (mlirContextIsNull(mctx))
-    return SA_ERR_INVALID_SPEC;
-  char *text = dup_text(j->text, j->len);
-  if (!text)
-    return SA_ERR_OUT_OF_MEMORY;
-  MlirOperation op = mlirOperationCreateParse(mctx, (MlirStringRef){text, j->len}, dl_ref(j->name));
-  free(text);
-  if (mlirOperationIsNull(op))
-    return SA_ERR_INVALID_SPEC;
+  SaStatus st;
+  MlirOperation op = parse_job(j, &st);
+  if (st != SA_OK)
+    return st;
   if (!mlirOperationVerify(op)) {
     mlirOperationDestroy(op);
     return SA_ERR_INVALID_SPEC;
   }
-  /* the programs: op itself, or the funcs of a module */
-  MlirStringRef opname = mlirIdentifierStr(mlirOperationGetName(op));
-  bool is_module = opname.length == 14 && memcmp(opname.data, "builtin.module", 14) == 0;
+  /* the programs among the module's ops */
   MlirOperation found = {NULL};
   int n = 0;
-  MlirOperation it = is_module ? mlirBlockGetFirstOperation(mlirModuleGetBody(mlirModuleFromOperation(op))) : op;
-  for (; !mlirOperationIsNull(it); it = is_module ? mlirOperationGetNextInBlock(it) : (MlirOperation){NULL}) {
+  for (MlirOperation it = mlirBlockGetFirstOperation(mlirModuleGetBody(mlirModuleFromOperation(op)));
+       !mlirOperationIsNull(it); it = mlirOperationGetNextInBlock(it)) {
     if (mlirAttributeIsNull(mlirOperationGetAttributeByName(it, dl_ref("saccel.program"))))
       continue;
     MlirStringRef sym = mlirStringAttrGetValue(mlirOperationGetAttributeByName(it, dl_ref("sym_name")));
@@ -795,7 +803,6 @@ static SaStatus fill_encode(FILE *f, void *ud) {
     found = it;
     n++;
   }
-  SaStatus st = SA_OK;
   if (n == 0) {
     drv_report(j->ctx, SATTN_SEVERITY_ERROR, j->name, 0, 0, NULL,
                "no saccel program named '%s' (a func.func with the saccel.program attribute)",
