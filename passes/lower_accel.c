@@ -39,7 +39,7 @@ static bool read_config(MlirOperation module, SaAccelConfig *cfg) {
     MlirNamedAttribute e = mlirDictionaryAttrGetElement(d, i);
     MlirStringRef k = mlirIdentifierStr(e.name);
     int f = -1;
-    for (int j = 0; j < 5; j++)
+    for (int j = 0; j < (int)(sizeof keys / sizeof *keys); j++)
       if (strlen(keys[j]) == k.length && memcmp(keys[j], k.data, k.length) == 0)
         f = j;
     ok = f >= 0 && mlirAttributeIsAInteger(e.attribute);

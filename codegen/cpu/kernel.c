@@ -1565,6 +1565,9 @@ static void nm_select_tile(K *k, V pt, const char *pmt, V nr, V b, V h, V g, V i
   const SaSpec *s = k->s;
   int M = (int)s->nm_m, N = (int)s->nm_n;
   const char *vt = "vector<16xf32>", *it = "vector<16xi32>";
+  char qnt[32], vt64[32]; /* the types of qn (TQ rows) and val64 (TK keys) */
+  snprintf(qnt, sizeof qnt, "memref<%dxf32>", TQ);
+  snprintf(vt64, sizeof vt64, "memref<%dxf64>", TK);
   V ninf = em(E, "arith.constant dense<0xFF800000> : %s", vt);
   V nan = em(E, "arith.constant dense<0x7FC00000> : %s", vt);
   V one = em(E, "arith.constant dense<1> : %s", it), zero_i = em(E, "arith.constant dense<0> : %s", it);
@@ -1582,7 +1585,7 @@ static void nm_select_tile(K *k, V pt, const char *pmt, V nr, V b, V h, V g, V i
   }
   double slack = fabs(s->scale) * (double)(k->D + 4) * 0x1p-22;
   V r = em_for(E, k->c0, nr, k->c1);
-  V thr = bin(k, "arith.mulf", bin(k, "arith.mulf", load(k, qn, r, "memref<96xf32>"), kmax, "f32"),
+  V thr = bin(k, "arith.mulf", bin(k, "arith.mulf", load(k, qn, r, qnt), kmax, "f32"),
               em_float(E, slack, "f32"), "f32");
   V thrb = em(E, "vector.broadcast %s : f32 to %s", thr.s, vt);
   V near = em_int(E, 0, "i1");
@@ -1626,18 +1629,18 @@ static void nm_select_tile(K *k, V pt, const char *pmt, V nr, V b, V h, V g, V i
     V x = load(k, pt, addx(k, mulc(k, r, TK), c), pmt);
     em_if(E, cmpf(k, "ogt", x, em_float(E, -INFINITY, "f32"), "f32"));
     V d = dot(k, k->q, qoff, k->k, row_offset(k, k->KVH, b, g, addx(k, k0, c)), k->D, "f64");
-    store(k, bin(k, "arith.mulf", em_float(E, s->scale, "f64"), d, "f64"), val64, c, "memref<64xf64>");
+    store(k, bin(k, "arith.mulf", em_float(E, s->scale, "f64"), d, "f64"), val64, c, vt64);
     em_else(E);
-    store(k, em_float(E, -INFINITY, "f64"), val64, c, "memref<64xf64>");
+    store(k, em_float(E, -INFINITY, "f64"), val64, c, vt64);
     em_end(E);
     em_end(E);
     c = em_for(E, k->c0, em_index(E, TK), k->c1);
-    V a = load(k, val64, c, "memref<64xf64>");
+    V a = load(k, val64, c, vt64);
     V lo = mulc(k, bin(k, "arith.divui", c, em_index(E, M), "index"), M);
     V rank = em_var(E, "index");
     em_set(E, rank, k->c0, "index");
     V t = em_for(E, lo, addc(k, lo, M), k->c1);
-    V at = load(k, val64, t, "memref<64xf64>");
+    V at = load(k, val64, t, vt64);
     V better = and1(k, cmpf(k, "ogt", at, em_float(E, -INFINITY, "f64"), "f64"),
                     or1(k, cmpf(k, "ogt", at, a, "f64"), and1(k, cmpf(k, "oeq", at, a, "f64"), cmpi(k, "ult", t, c, "index"))));
     V rv = em_get(E, rank, "index");
