@@ -27,6 +27,7 @@
 
 #include "../codegen.h"
 #include "../emit.h"
+#include "../mask.h"
 
 /* ------------------------------------------------------------------ */
 /* Buffers and element types                                          */
@@ -279,128 +280,9 @@ static V vexp(K *k, V x) {
 /* ------------------------------------------------------------------ */
 /* Static mask                                                        */
 
-static V abs_diff(K *k, V a, V b) {
-  V d = bin(k, "arith.subi", a, b, "i64");
-  V nd = bin(k, "arith.subi", b, a, "i64");
-  return sel(k, cmpi(k, "sge", d, em_int(E, 0, "i64"), "i64"), d, nd, "i64");
-}
-
 static V and1(K *k, V a, V b) { return bin(k, "arith.andi", a, b, "i1"); }
 static V or1(K *k, V a, V b) { return bin(k, "arith.ori", a, b, "i1"); }
 static V c64(K *k, int64_t v) { return em_int(E, v, "i64"); }
-
-/* SplitMix64 on i64 values with wrapping arithmetic (docs/semantics.md §8). */
-static V splitmix(K *k, V state) {
-  V z = bin(k, "arith.addi", state, c64(k, (int64_t)UINT64_C(0x9E3779B97F4A7C15)), "i64");
-  z = bin(k, "arith.muli", bin(k, "arith.xori", z, bin(k, "arith.shrui", z, c64(k, 30), "i64"), "i64"),
-          c64(k, (int64_t)UINT64_C(0xBF58476D1CE4E5B9)), "i64");
-  z = bin(k, "arith.muli", bin(k, "arith.xori", z, bin(k, "arith.shrui", z, c64(k, 27), "i64"), "i64"),
-          c64(k, (int64_t)UINT64_C(0x94D049BB133111EB)), "i64");
-  return bin(k, "arith.xori", z, bin(k, "arith.shrui", z, c64(k, 31), "i64"), "i64");
-}
-
-/* allowed(i, j) of one mask node as i1; i, j, S as i64. */
-static V mask_pred(K *k, const MaskNode *m, V i, V j) {
-  switch (m->kind) {
-  case MK_ALL:
-    return em_int(E, 1, "i1");
-  case MK_CAUSAL:
-    return cmpi(k, "sle", j, i, "i64");
-  case MK_WINDOW: {
-    V dist = abs_diff(k, i, j);
-    V ok = cmpi(k, "sle", dist, c64(k, (m->a[0] / 2) * m->a[1]), "i64");
-    if (m->a[1] > 1)
-      ok = and1(k, ok, cmpi(k, "eq", bin(k, "arith.remsi", dist, c64(k, m->a[1]), "i64"), c64(k, 0), "i64"));
-    return ok;
-  }
-  case MK_WINDOW2D: {
-    int64_t ih = m->a[0], iw = m->a[1], wh = m->a[2], ww = m->a[3], off = m->a[4];
-    V ri = bin(k, "arith.subi", i, c64(k, off), "i64"), rj = bin(k, "arith.subi", j, c64(k, off), "i64");
-    V in_i = and1(k, cmpi(k, "sge", ri, c64(k, 0), "i64"), cmpi(k, "slt", ri, c64(k, ih * iw), "i64"));
-    V in_j = and1(k, cmpi(k, "sge", rj, c64(k, 0), "i64"), cmpi(k, "slt", rj, c64(k, ih * iw), "i64"));
-    V w = c64(k, iw);
-    V dr = abs_diff(k, bin(k, "arith.divsi", ri, w, "i64"), bin(k, "arith.divsi", rj, w, "i64"));
-    V dc = abs_diff(k, bin(k, "arith.remsi", ri, w, "i64"), bin(k, "arith.remsi", rj, w, "i64"));
-    V ok = and1(k, cmpi(k, "sle", dr, c64(k, wh / 2), "i64"), cmpi(k, "sle", dc, c64(k, ww / 2), "i64"));
-    return and1(k, and1(k, in_i, in_j), ok);
-  }
-  case MK_GLOBAL: {
-    V any = em_int(E, 0, "i1");
-    for (int g = 0; g < m->n_list; g++) {
-      V t = c64(k, m->list[g]);
-      any = or1(k, any, or1(k, cmpi(k, "eq", i, t, "i64"), cmpi(k, "eq", j, t, "i64")));
-    }
-    return any;
-  }
-  case MK_BLOCKS: {
-    V blk = c64(k, m->a[0]);
-    V qb = bin(k, "arith.divsi", i, blk, "i64"), kb = bin(k, "arith.divsi", j, blk, "i64");
-    V any = em_int(E, 0, "i1");
-    for (int n = 0; n + 1 < m->n_list; n += 2)
-      any = or1(k, any, and1(k, cmpi(k, "eq", qb, c64(k, m->list[n]), "i64"),
-                             cmpi(k, "eq", kb, c64(k, m->list[n + 1]), "i64")));
-    return any;
-  }
-  case MK_BIGBIRD: {
-    V blk = c64(k, m->a[0]);
-    V nb = bin(k, "arith.divsi", bin(k, "arith.addi", k->S64, c64(k, m->a[0] - 1), "i64"), blk, "i64");
-    V qb = bin(k, "arith.divsi", i, blk, "i64"), kb = bin(k, "arith.divsi", j, blk, "i64");
-    V any = cmpi(k, "sle", abs_diff(k, qb, kb), c64(k, m->a[1] / 2), "i64");
-    any = or1(k, any, cmpi(k, "slt", qb, c64(k, m->a[3]), "i64"));
-    any = or1(k, any, cmpi(k, "slt", kb, c64(k, m->a[3]), "i64"));
-    V qmix = bin(k, "arith.muli", qb, c64(k, (int64_t)UINT64_C(0x9E3779B97F4A7C15)), "i64");
-    for (int64_t r = 0; r < m->a[2]; r++) {
-      uint64_t rmix = (uint64_t)r * UINT64_C(0xBF58476D1CE4E5B9) + 1;
-      V st = bin(k, "arith.xori", bin(k, "arith.xori", c64(k, m->a[4]), qmix, "i64"), c64(k, (int64_t)rmix), "i64");
-      V pick = bin(k, "arith.remui", splitmix(k, st), nb, "i64");
-      any = or1(k, any, cmpi(k, "eq", pick, kb, "i64"));
-    }
-    return any;
-  }
-  case MK_AND:
-    return and1(k, mask_pred(k, m->lhs, i, j), mask_pred(k, m->rhs, i, j));
-  case MK_OR:
-    return or1(k, mask_pred(k, m->lhs, i, j), mask_pred(k, m->rhs, i, j));
-  }
-  return em_int(E, 1, "i1");
-}
-
-/* Closed-form key range [lo, hi) outside which node m allows nothing for
- * row i (i64). Returns false when the node bounds nothing. */
-static bool mask_bounds(K *k, const MaskNode *m, V i, V *lo, V *hi) {
-  V l1, h1, l2, h2;
-  switch (m->kind) {
-  case MK_CAUSAL:
-    *lo = c64(k, 0);
-    *hi = bin(k, "arith.addi", i, c64(k, 1), "i64");
-    return true;
-  case MK_WINDOW: {
-    int64_t reach = (m->a[0] / 2) * m->a[1];
-    *lo = bin(k, "arith.subi", i, c64(k, reach), "i64");
-    *hi = bin(k, "arith.addi", i, c64(k, reach + 1), "i64");
-    return true;
-  }
-  case MK_AND: {
-    bool a = mask_bounds(k, m->lhs, i, &l1, &h1), b = mask_bounds(k, m->rhs, i, &l2, &h2);
-    if (a && b) {
-      *lo = bin(k, "arith.maxsi", l1, l2, "i64");
-      *hi = bin(k, "arith.minsi", h1, h2, "i64");
-    } else if (a || b) {
-      *lo = a ? l1 : l2;
-      *hi = a ? h1 : h2;
-    }
-    return a || b;
-  }
-  case MK_OR:
-    if (!mask_bounds(k, m->lhs, i, &l1, &h1) || !mask_bounds(k, m->rhs, i, &l2, &h2))
-      return false;
-    *lo = bin(k, "arith.minsi", l1, l2, "i64");
-    *hi = bin(k, "arith.maxsi", h1, h2, "i64");
-    return true;
-  default:
-    return false;
-  }
-}
 
 /* ------------------------------------------------------------------ */
 /* Row lists and selection                                            */
@@ -1042,7 +924,7 @@ static void candidates(K *k, V i) {
   V i64 = to_i64(k, i), lo = c64(k, 0), hi = k->S64;
   if (k->p->mask) {
     V l, h;
-    if (mask_bounds(k, k->p->mask, i64, &l, &h)) {
+    if (mask_bounds(E, k->p->mask, i64, &l, &h)) {
       lo = bin(k, "arith.maxsi", l, lo, "i64");
       hi = bin(k, "arith.minsi", h, hi, "i64");
       hi = bin(k, "arith.maxsi", hi, lo, "i64");
@@ -1051,7 +933,7 @@ static void candidates(K *k, V i) {
   V j = em_for(E, to_index(k, lo), to_index(k, hi), k->c1);
   V ok = em_int(E, 1, "i1");
   if (k->p->mask)
-    ok = mask_pred(k, k->p->mask, i64, to_i64(k, j));
+    ok = mask_pred(E, k->p->mask, k->S64, i64, to_i64(k, j));
   if (tokens)
     ok = and1(k, ok, cmpi(k, "ne", load(k, k->tokkeep, j, "memref<?xi8>"), em_int(E, 0, "i8"), "i8"));
   em_if(E, ok);
@@ -1424,67 +1306,6 @@ static V alloc(K *k, V n, const char *et, V *ok) {
  * head_dim. Tasks run on the runtime's worker pool (sattn_cpu_parallel). */
 
 
-/* Closed-form facts about the rectangle rows [i0, i1) x keys [k0, k1) for
- * mask node m (i64 values): *need is false only when no pair is allowed,
- * *full true only when every pair is. */
-static void tile_facts(K *k, const MaskNode *m, V i0, V i1, V k0, V k1, V *need, V *full) {
-  V t = em_int(E, 1, "i1"), f = em_int(E, 0, "i1");
-  V ilast = bin(k, "arith.subi", i1, c64(k, 1), "i64"), klast = bin(k, "arith.subi", k1, c64(k, 1), "i64");
-  switch (m->kind) {
-  case MK_ALL:
-    *need = t, *full = t;
-    return;
-  case MK_CAUSAL:
-    *need = cmpi(k, "sle", k0, ilast, "i64");
-    *full = cmpi(k, "sle", klast, i0, "i64");
-    return;
-  case MK_WINDOW: {
-    V rd = c64(k, (m->a[0] / 2) * m->a[1]);
-    *need = and1(k, cmpi(k, "sle", k0, bin(k, "arith.addi", ilast, rd, "i64"), "i64"),
-                 cmpi(k, "sge", klast, bin(k, "arith.subi", i0, rd, "i64"), "i64"));
-    V far = bin(k, "arith.maxsi", bin(k, "arith.subi", ilast, k0, "i64"), bin(k, "arith.subi", klast, i0, "i64"), "i64");
-    *full = m->a[1] == 1 ? cmpi(k, "sle", far, rd, "i64") : f;
-    return;
-  }
-  case MK_GLOBAL: {
-    V any = f;
-    for (int g = 0; g < m->n_list; g++) {
-      V tok = c64(k, m->list[g]);
-      V in_rows = and1(k, cmpi(k, "sge", tok, i0, "i64"), cmpi(k, "slt", tok, i1, "i64"));
-      V in_keys = and1(k, cmpi(k, "sge", tok, k0, "i64"), cmpi(k, "slt", tok, k1, "i64"));
-      any = or1(k, any, or1(k, in_rows, in_keys));
-    }
-    *need = any, *full = f;
-    return;
-  }
-  case MK_BLOCKS: {
-    V any = f;
-    int64_t blk = m->a[0];
-    for (int n = 0; n + 1 < m->n_list; n += 2) {
-      V qa = c64(k, m->list[n] * blk), qb = c64(k, (m->list[n] + 1) * blk);
-      V ka = c64(k, m->list[n + 1] * blk), kb = c64(k, (m->list[n + 1] + 1) * blk);
-      V rows = and1(k, cmpi(k, "slt", qa, i1, "i64"), cmpi(k, "sgt", qb, i0, "i64"));
-      V keys = and1(k, cmpi(k, "slt", ka, k1, "i64"), cmpi(k, "sgt", kb, k0, "i64"));
-      any = or1(k, any, and1(k, rows, keys));
-    }
-    *need = any, *full = f;
-    return;
-  }
-  case MK_AND:
-  case MK_OR: {
-    V n1, f1, n2, f2;
-    tile_facts(k, m->lhs, i0, i1, k0, k1, &n1, &f1);
-    tile_facts(k, m->rhs, i0, i1, k0, k1, &n2, &f2);
-    *need = m->kind == MK_AND ? and1(k, n1, n2) : or1(k, n1, n2);
-    *full = m->kind == MK_AND ? and1(k, f1, f2) : or1(k, f1, f2);
-    return;
-  }
-  default: /* window2d, bigbird: visited, masked per pair */
-    *need = t, *full = f;
-    return;
-  }
-}
-
 /* Task functions read their arguments from a context block of i64 slots:
  * q, k, v, o, kt (pointers), batch, seq. */
 static V ctx_ptr(K *k, V ctxm, int slot) {
@@ -1725,7 +1546,7 @@ static void emit_tile(K *k) {
   V lo = c64(k, 0), hi = k->S64;
   if (k->p->mask) {
     V l1, h1, l2, h2;
-    if (mask_bounds(k, k->p->mask, i064, &l1, &h1) && mask_bounds(k, k->p->mask, il64, &l2, &h2)) {
+    if (mask_bounds(E, k->p->mask, i064, &l1, &h1) && mask_bounds(E, k->p->mask, il64, &l2, &h2)) {
       lo = bin(k, "arith.maxsi", bin(k, "arith.minsi", l1, l2, "i64"), lo, "i64");
       hi = bin(k, "arith.minsi", bin(k, "arith.maxsi", h1, h2, "i64"), hi, "i64");
       hi = bin(k, "arith.maxsi", hi, lo, "i64");
@@ -1739,7 +1560,7 @@ static void emit_tile(K *k) {
   V k064 = to_i64(k, k0), k164 = to_i64(k, addx(k, k0, kl)), i164 = to_i64(k, addx(k, i0, nr));
   V need = em_int(E, 1, "i1"), full = em_int(E, 1, "i1");
   if (k->p->mask)
-    tile_facts(k, k->p->mask, i064, i164, k064, k164, &need, &full);
+    mask_tile_facts(E, k->p->mask, i064, i164, k064, k164, &need, &full);
   full = and1(k, full, cmpi(k, "eq", kl, cTK, "index"));
   em_if(E, need);
 
@@ -1778,7 +1599,7 @@ static void emit_tile(K *k) {
   V c = em_for(E, k->c0, cTK, k->c1);
   V ok = cmpi(k, "ult", c, kl, "index");
   if (k->p->mask)
-    ok = and1(k, ok, mask_pred(k, k->p->mask, ir, to_i64(k, addx(k, k0, c))));
+    ok = and1(k, ok, mask_pred(E, k->p->mask, k->S64, ir, to_i64(k, addx(k, k0, c))));
   em_if(E, em(E, "arith.xori %s, %s : i1", ok.s, em_int(E, 1, "i1").s));
   store(k, em_float(E, -INFINITY, "f32"), pt, addx(k, mulc(k, r, TK), c), pmt);
   em_end(E);
@@ -2039,7 +1860,7 @@ static void emit_projection(K *k) {
   V t = em_for(E, k->c0, em_index(E, k->D * k->P), k->c1);
   V st0 = em_get(E, state, "i64");
   em_set(E, state, bin(k, "arith.addi", st0, c64(k, (int64_t)UINT64_C(0x9E3779B97F4A7C15)), "i64"), "i64");
-  V z = splitmix(k, st0);
+  V z = mask_splitmix(E, st0);
   V odd = cmpi(k, "ne", bin(k, "arith.andi", z, c64(k, 1), "i64"), c64(k, 0), "i64");
   store(k, sel(k, odd, em_float(E, mag, "f64"), em_float(E, -mag, "f64"), "f64"), k->proj, t, "memref<?xf64>");
   em_end(E);
