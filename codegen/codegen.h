@@ -68,6 +68,30 @@ int64_t cg_cpu_query_tile(const SaSpec *s, bool *per_head);
 /* The storage and output types the CPU kernels read and write. */
 bool cg_cpu_dtype_supported(SaDtype t);
 
+/* ---- cuda/kernel.c: fused attention for NVIDIA GPUs (docs/cuda.md) ---- */
+
+/* How a kernel is launched is the runtime's sa_cuda_describe (sattn/cuda.h). */
+
+/* ---- cuda/target.c: PTX, cubins and headers ---- */
+/* The chips --arch accepts, NULL-terminated. Static. */
+const char *const *cg_cuda_arches(void);
+bool cg_cuda_arch_known(const char *arch);
+/* The pipeline from sattn-lower-cuda's output to a gpu.binary of PTX. */
+void cg_cuda_pipeline(const char *arch, char *buf, size_t cap);
+/* Writes the PTX of the module's gpu.binary. */
+bool cg_cuda_write_ptx(MlirModule m, FILE *out, char *err, size_t cap);
+/* Assembles PTX into a cubin with the toolkit's ptxas (cuda_path, else
+ * $CUDA_HOME, else /usr/local/cuda). */
+bool cg_cuda_write_cubin(const char *ptx, size_t len, const char *arch, const char *cuda_path, FILE *out, char *err,
+                         size_t cap);
+/* The C header: one SaCudaKernel per spec. */
+void cg_cuda_header(FILE *f, const SaSpec *const *specs, int n, const char *arch);
+/* Whether the CUDA generator handles s; if not, why (into why, cap bytes). */
+bool cg_cuda_supported(const SaSpec *s, char *why, size_t cap);
+/* The kernel as a gpu.func (text) for the module's gpu.module, which must
+ * also hold the dynamic shared block @sattn_smem. NULL when out of memory. */
+char *cg_cuda_kernel(const KernelPlan *plan);
+
 /* ---- cpu/header.c: the C header for n kernels' objects ---- */
 void cg_cpu_header(FILE *out, const SaSpec *const *specs, int n);
 /* The kernel's C declaration (no semicolon) into buf, truncated to cap. */

@@ -60,6 +60,28 @@ V em(Em *e, const char *fmt, ...) {
   return v;
 }
 
+V em_multi(Em *e, int n, const char *fmt, ...) {
+  V v = fresh(e);
+  indent(e, &e->body);
+  buf_add(e, &e->body, "%s:%d = ", v.s, n);
+  va_list ap;
+  va_start(ap, fmt);
+  buf_vadd(e, &e->body, fmt, ap);
+  va_end(ap);
+  buf_add(e, &e->body, "\n");
+  return v;
+}
+
+V em_res(V v, int i) {
+  V r;
+  size_t n = strlen(v.s);
+  memcpy(r.s, v.s, n);
+  snprintf(r.s + n, sizeof r.s - n, "#%d", i % 100000);
+  return r;
+}
+
+V em_fresh(Em *e) { return fresh(e); }
+
 void em_do(Em *e, const char *fmt, ...) {
   indent(e, &e->body);
   va_list ap;

@@ -36,6 +36,11 @@ typedef struct {
 V em(Em *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* An op line with no result. */
 void em_do(Em *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* `%vN:n = <op>` for an op with n results; result i is em_res(v, i). */
+V em_multi(Em *e, int n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+V em_res(V v, int i);
+/* A fresh value name, for block arguments the caller writes itself. */
+V em_fresh(Em *e);
 /* Raw text (no indentation, no newline). */
 void em_raw(Em *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -525,6 +525,51 @@ static SaStatus write_accel(SattnModule *m, SattnArtifactKind k, const SattnOpti
   return st;
 }
 
+/* The chip the options name (sm_80 by default). */
+static const char *options_arch(const SattnOptions *o) { return o->arch ? o->arch : "sm_80"; }
+
+/* mlir-cuda, ptx and cubin: the specs lowered by sattn-lower-cuda, then
+ * through the NVVM pipeline to PTX, then by ptxas to a cubin. */
+static SaStatus write_cuda(SattnModule *m, SattnArtifactKind k, const SattnOptions *o, const SaSpec *const *specs,
+                           int n, FILE *f) {
+  SattnContext *c = m->ctx;
+  SaStatus st;
+  MlirModule mod = build_lowered(c, specs, n, DRV_CUDA, &st);
+  if (st != SA_OK)
+    return st;
+  if (k == SATTN_ARTIFACT_MLIR_CUDA) {
+    drv_print(mlirModuleGetOperation(mod), f, false);
+    mlirModuleDestroy(mod);
+    return SA_OK;
+  }
+  char pipeline[1024], err[512];
+  cg_cuda_pipeline(options_arch(o), pipeline, sizeof pipeline);
+  st = SA_ERR_UNSUPPORTED;
+  if (!drv_run(c, mod, pipeline)) {
+    mlirModuleDestroy(mod);
+    return st;
+  }
+  char *ptx = NULL;
+  size_t len = 0;
+  FILE *pf = k == SATTN_ARTIFACT_PTX ? f : open_memstream(&ptx, &len);
+  if (!pf) {
+    mlirModuleDestroy(mod);
+    return SA_ERR_OUT_OF_MEMORY;
+  }
+  bool ok = cg_cuda_write_ptx(mod, pf, err, sizeof err);
+  mlirModuleDestroy(mod);
+  if (pf != f && fclose(pf) != 0)
+    ok = false, snprintf(err, sizeof err, "out of memory");
+  if (ok && k == SATTN_ARTIFACT_CUBIN)
+    ok = cg_cuda_write_cubin(ptx, len, options_arch(o), o->cuda_path, f, err, sizeof err);
+  free(ptx);
+  if (!ok) {
+    drv_report(c, SATTN_SEVERITY_ERROR, m->fe.src.file, 0, 0, NULL, "%s", err);
+    return SA_ERR_UNSUPPORTED;
+  }
+  return SA_OK;
+}
+
 /* Writes the artifact's bytes for kind k to f. */
 static SaStatus write_kind(SattnModule *m, SattnArtifactKind k, const SattnOptions *o, const SaSpec *const *specs,
                            int n, FILE *f) {
@@ -535,6 +580,10 @@ static SaStatus write_kind(SattnModule *m, SattnArtifactKind k, const SattnOptio
   case SATTN_ARTIFACT_HEADER:
     if (o->target == SATTN_TARGET_ACCEL)
       return write_accel_embedded(m, o, specs, n, f, true);
+    if (o->target == SATTN_TARGET_CUDA) {
+      cg_cuda_header(f, specs, n, options_arch(o));
+      return SA_OK;
+    }
     cg_cpu_header(f, specs, n);
     return SA_OK;
   case SATTN_ARTIFACT_ACCEL_C: return write_accel_embedded(m, o, specs, n, f, false);
@@ -586,6 +635,9 @@ static SaStatus write_kind(SattnModule *m, SattnArtifactKind k, const SattnOptio
     mlirModuleDestroy(mod);
     return SA_OK;
   }
+  case SATTN_ARTIFACT_MLIR_CUDA:
+  case SATTN_ARTIFACT_PTX:
+  case SATTN_ARTIFACT_CUBIN: return write_cuda(m, k, o, specs, n, f);
   case SATTN_ARTIFACT_COUNT: break;
   }
   return SA_ERR_INVALID_ARGUMENT;
@@ -634,11 +686,19 @@ static SaStatus check_options(SattnModule *m, SattnArtifactKind kind, const Satt
   bool cpu_kind = kind >= SATTN_ARTIFACT_MLIR_CPU && kind <= SATTN_ARTIFACT_OBJECT;
   bool accel_kind = kind == SATTN_ARTIFACT_ACCEL || kind == SATTN_ARTIFACT_ACCEL_ASM ||
                     kind == SATTN_ARTIFACT_ACCEL_C || kind == SATTN_ARTIFACT_MLIR_ACCEL;
-  if ((cpu_kind && o->target != SATTN_TARGET_CPU) || (accel_kind && o->target != SATTN_TARGET_ACCEL)) {
+  bool cuda_kind = kind == SATTN_ARTIFACT_MLIR_CUDA || kind == SATTN_ARTIFACT_PTX || kind == SATTN_ARTIFACT_CUBIN;
+  if ((cpu_kind && o->target != SATTN_TARGET_CPU) || (accel_kind && o->target != SATTN_TARGET_ACCEL) ||
+      (cuda_kind && o->target != SATTN_TARGET_CUDA)) {
     drv_report(m->ctx, SATTN_SEVERITY_ERROR, m->fe.src.file, 0, 0, NULL, "target %s does not make '%s' (%s)",
                sattn_target_name(o->target), sattn_artifact_kind_name(kind),
-               o->target == SATTN_TARGET_ACCEL ? "it makes mlir-accel, accel, accel-asm, accel-c and header"
-                                               : "it makes mlir-cpu to obj and header");
+               o->target == SATTN_TARGET_ACCEL  ? "it makes mlir-accel, accel, accel-asm, accel-c and header"
+               : o->target == SATTN_TARGET_CUDA ? "it makes mlir-cuda, ptx, cubin and header"
+                                                : "it makes mlir-cpu to obj and header");
+    return SA_ERR_UNSUPPORTED;
+  }
+  if (o->target == SATTN_TARGET_CUDA && !cg_cuda_arch_known(options_arch(o))) {
+    drv_report(m->ctx, SATTN_SEVERITY_ERROR, m->fe.src.file, 0, 0, NULL,
+               "unknown CUDA arch '%s' (use sm_80, sm_86, sm_89, sm_90 or sm_90a)", o->arch);
     return SA_ERR_UNSUPPORTED;
   }
   if ((kind == SATTN_ARTIFACT_LLVM_IR || kind == SATTN_ARTIFACT_ASM || kind == SATTN_ARTIFACT_OBJECT) &&

@@ -204,6 +204,7 @@ static const char *stage_pipeline(DrvStage stage) {
   case DRV_CANONICAL: return "sattn-verify,sattn-canonicalize,sattn-verify";
   case DRV_CPU: return "sattn-verify,sattn-canonicalize,sattn-verify,sattn-lower-cpu";
   case DRV_ACCEL: return "sattn-verify,sattn-canonicalize,sattn-verify,sattn-lower-accel";
+  case DRV_CUDA: return "sattn-verify,sattn-canonicalize,sattn-verify,sattn-lower-cuda";
   case DRV_LLVM: break;
   }
   return NULL;
@@ -221,6 +222,14 @@ bool drv_lower(SattnContext *c, MlirModule m, DrvStage stage) {
     ok = drv_add_pipeline(c, pm, stage_pipeline(stage));
   }
   ok = ok && mlirLogicalResultIsSuccess(mlirPassManagerRunOnOp(pm, op));
+  mlirPassManagerDestroy(pm);
+  return ok;
+}
+
+bool drv_run(SattnContext *c, MlirModule m, const char *pipeline) {
+  MlirPassManager pm = mlirPassManagerCreateOnOperation(c->mlir, dl_ref("builtin.module"));
+  bool ok = drv_add_pipeline(c, pm, pipeline) &&
+            mlirLogicalResultIsSuccess(mlirPassManagerRunOnOp(pm, mlirModuleGetOperation(m)));
   mlirPassManagerDestroy(pm);
   return ok;
 }

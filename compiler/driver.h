@@ -50,10 +50,14 @@ typedef enum {
   DRV_LLVM,      /* the LLVM dialect, ready for translation or the JIT */
   DRV_ACCEL,     /* after sattn-lower-accel: saccel programs (the PE array from
                     the module's saccel.config) */
+  DRV_CUDA,      /* after sattn-lower-cuda: gpu.module @sattn_kernels */
 } DrvStage;
 
 /* Runs the passes to `stage` in place. False after diagnostics. */
 bool drv_lower(SattnContext *c, MlirModule m, DrvStage stage);
+
+/* Runs a pipeline (drv_add_pipeline's syntax) on m. False after diagnostics. */
+bool drv_run(SattnContext *c, MlirModule m, const char *pipeline);
 
 /* Prints op to f; generic form when `generic`. */
 void drv_print(MlirOperation op, FILE *f, bool generic);

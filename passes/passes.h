@@ -19,7 +19,10 @@
     "replace each sattn func by a fused CPU kernel in scf/vector/memref/arith/math with a C ABI")      \
   X(pass_lower_accel_run, "sattn-lower-accel",                                               \
     "replace each sattn func by an accelerator program in the saccel dialect, scheduled for "  \
-    "the PE array of the module's saccel.config")
+    "the PE array of the module's saccel.config")                                              \
+  X(pass_lower_cuda_run, "sattn-lower-cuda",                                                 \
+    "replace each sattn func by a fused attention gpu.func (nvvm, tensor cores) in the module's " \
+    "gpu.module @sattn_kernels")
 
 /* Each pass's body; returns false after emitting diagnostics. */
 #define X(fn, flag, summary) bool fn(MlirOperation module);

@@ -15,6 +15,10 @@
  *   accel, accel-asm    an accelerator stream (.sacc) and its listing
  *                       (--target=accel; docs/accel-isa.md)
  *   accel-c             a C source embedding the streams (with header)
+ *   mlir-cuda           after sattn-lower-cuda: the kernels as gpu.funcs in
+ *                       the nvvm and llvm dialects (--target=cuda)
+ *   ptx, cubin          PTX from LLVM's NVPTX back end for --arch, and
+ *                       ptxas's cubin of it (--target=cuda; docs/cuda.md)
  * Exit status: 0 on success, 1 on a user error (with a located message),
  * 2 on bad usage. */
 #include <stdio.h>
@@ -25,14 +29,17 @@
 #include "tool.h"
 
 static void usage(FILE *f) {
-  fputs("usage: sattnc FILE [--emit=KIND] [--target=cpu|accel] [--cpu=NAME] [--kernel NAME] [-o OUT]\n"
-        "              [--accel-config FILE] [--split-input-file]\n"
+  fputs("usage: sattnc FILE [--emit=KIND] [--target=cpu|accel|cuda] [--cpu=NAME] [--kernel NAME] [-o OUT]\n"
+        "              [--accel-config FILE] [--arch=SM] [--cuda-path DIR] [--split-input-file]\n"
         "  FILE            a .sattn spec file, or - for standard input\n"
         "  --emit=KIND     tokens | ast | mlir (default) | mlir-canonical | mlir-cpu |\n"
         "                  mlir-llvm | llvm | asm | obj | header | mask-svg | mask-png |\n"
-        "                  mlir-accel | accel | accel-asm | accel-c\n"
-        "  --target=T      cpu (default: mlir-cpu to obj, header) or accel (mlir-accel, accel,\n"
-        "                  accel-asm, accel-c, header)\n"
+        "                  mlir-accel | accel | accel-asm | accel-c | mlir-cuda | ptx | cubin\n"
+        "  --target=T      cpu (default: mlir-cpu to obj, header), accel (mlir-accel, accel,\n"
+        "                  accel-asm, accel-c, header) or cuda (mlir-cuda, ptx, cubin, header)\n"
+        "  --arch=SM       the GPU of --target=cuda: sm_80 (default), sm_86, sm_89, sm_90, sm_90a\n"
+        "  --cuda-path DIR the CUDA toolkit whose ptxas makes cubins (default: $CUDA_HOME,\n"
+        "                  then /usr/local/cuda)\n"
         "  --cpu=NAME      LLVM CPU name for llvm/asm/obj (skylake-avx512, haswell, x86-64, ...);\n"
         "                  default: the host (native)\n"
         "  --accel-config FILE  the accelerator's hardware configuration (default: SALO's array)\n"
@@ -113,7 +120,7 @@ int main(int argc, char **argv) {
     } else if (!strncmp(a, "--target=", 9)) {
       int t = sattn_target_parse(a + 9);
       if (t < 0)
-        return bad_usage("unknown --target '%s' (this build has: cpu, accel)", a + 9);
+        return bad_usage("unknown --target '%s' (this build has: cpu, accel, cuda)", a + 9);
       o.opt.target = (SattnTarget)t;
     } else if ((!strcmp(a, "--seq") || !strcmp(a, "--seed")) && i + 1 < argc) {
       char *end;
@@ -126,6 +133,12 @@ int main(int argc, char **argv) {
         o.opt.picture_seed = (uint64_t)v;
     } else if (!strncmp(a, "--cpu=", 6)) {
       o.opt.cpu = a + 6;
+    } else if (!strncmp(a, "--arch=", 7)) {
+      o.opt.arch = a + 7;
+    } else if (!strcmp(a, "--cuda-path")) {
+      if (i + 1 == argc)
+        return bad_usage("%s needs a directory", a);
+      o.opt.cuda_path = argv[++i];
     } else if (!strcmp(a, "--accel-config")) {
       if (i + 1 == argc)
         return bad_usage("%s needs a file", a);

@@ -143,7 +143,8 @@ SaStatus sattn_module_set_shape(SattnModule *m, int i, const SattnShape *shape);
 /* X(enum, name used by sattnc --target=) */
 #define SATTN_TARGETS(X)           \
   X(SATTN_TARGET_CPU, "cpu")       \
-  X(SATTN_TARGET_ACCEL, "accel")
+  X(SATTN_TARGET_ACCEL, "accel")   \
+  X(SATTN_TARGET_CUDA, "cuda")
 
 typedef enum {
 #define X(e, s) e,
@@ -156,7 +157,9 @@ typedef enum {
  * cpu target; mlir-accel, accel, accel-asm and accel-c (the scheduled
  * programs in the saccel dialect, a .sacc stream, its listing, and a C
  * source that embeds the streams of every selected spec) the accel target;
- * a header declares the cpu kernels or the embedded streams. */
+ * mlir-cuda, ptx and cubin (the kernels as a gpu.module, as PTX, assembled
+ * by ptxas) the cuda target; a header declares the cpu kernels, the
+ * embedded streams or the CUDA kernels' launch contracts (sattn/cuda.h). */
 #define SATTN_ARTIFACTS(X)                                  \
   X(SATTN_ARTIFACT_TOKENS, "tokens", 0)                     \
   X(SATTN_ARTIFACT_AST, "ast", 0)                           \
@@ -173,7 +176,10 @@ typedef enum {
   X(SATTN_ARTIFACT_ACCEL, "accel", 1)                       \
   X(SATTN_ARTIFACT_ACCEL_ASM, "accel-asm", 0)               \
   X(SATTN_ARTIFACT_ACCEL_C, "accel-c", 0)                   \
-  X(SATTN_ARTIFACT_MLIR_ACCEL, "mlir-accel", 0)
+  X(SATTN_ARTIFACT_MLIR_ACCEL, "mlir-accel", 0)             \
+  X(SATTN_ARTIFACT_MLIR_CUDA, "mlir-cuda", 0)               \
+  X(SATTN_ARTIFACT_PTX, "ptx", 0)                           \
+  X(SATTN_ARTIFACT_CUBIN, "cubin", 1)
 
 typedef enum {
 #define X(e, s, b) e,
@@ -201,6 +207,9 @@ typedef struct {
   uint64_t picture_seed;    /* mask pictures of dynamic patterns: the inputs' seed */
   const char *accel_config; /* accel target: a hardware configuration's text
                                (sattn/accel.h); NULL: the defaults */
+  const char *arch;         /* cuda target: sm_80 (NULL), sm_86, sm_89, sm_90, sm_90a */
+  const char *cuda_path;    /* cuda target, cubin: the toolkit whose ptxas assembles;
+                               NULL: $CUDA_HOME, then /usr/local/cuda */
 } SattnOptions;
 
 /* Names of the CPUs `cpu` accepts, NULL-terminated. Static. */

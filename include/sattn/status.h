@@ -8,7 +8,8 @@
 /* X(enum, description). SA_OK comes first so that it is 0. Kernels and the
  * reference return the first four; the compiler API (sattn/sattn.h) adds
  * the next four, always with a diagnostic that says more, and the
- * accelerator runtime (sattn/accel.h) SA_ERR_BAD_STREAM. */
+ * accelerator runtime (sattn/accel.h) SA_ERR_BAD_STREAM, the CUDA runtime
+ * (sattn/cuda.h) SA_ERR_DEVICE. */
 #define SA_STATUSES(X)                                  \
   X(SA_OK, "ok")                                        \
   X(SA_ERR_INVALID_ARGUMENT, "invalid argument")        \
@@ -18,7 +19,8 @@
   X(SA_ERR_UNSUPPORTED, "not supported by the target")  \
   X(SA_ERR_NOT_FOUND, "no such kernel")                 \
   X(SA_ERR_IO, "cannot read or write a file")           \
-  X(SA_ERR_BAD_STREAM, "malformed accelerator stream")
+  X(SA_ERR_BAD_STREAM, "malformed accelerator stream") \
+  X(SA_ERR_DEVICE, "the GPU or its driver failed")
 
 typedef enum {
 #define X(e, s) e,

@@ -1,0 +1,617 @@
+/* kernel.c: the CUDA code generator. One fused, flash-style attention
+ * kernel per spec, written as a gpu.func in the gpu, nvvm, llvm, scf and
+ * arith dialects; MLIR's NVVM target and LLVM's NVPTX back end turn it
+ * into PTX (docs/cuda.md).
+ *
+ * Shape of the kernel (sm_80 and later). A block of 4 warps owns 64 query
+ * rows of one (batch, head); each warp owns 16 of them. The Q tile stays in
+ * shared memory (and in registers when head_dim <= 128); K and V tiles of
+ * BN keys stream through two shared buffers with cp.async, the next tile
+ * loading while the current one is used. Per tile:
+ *   S = Q K^T       mma.sync m16n8k16, A from ldmatrix (Q), B from ldmatrix (K)
+ *   mask            only on tiles the closed-form facts cannot prove full
+ *   online softmax  row max and sum across the 4 lanes that share a row
+ *   O += P V        P goes from the accumulators' layout to the A operand's
+ *                   in registers (it is the same layout); V by ldmatrix.trans
+ * Key tiles outside the mask's closed-form bounds are never loaded; inside
+ * them, tiles that mask_tile_facts proves empty are skipped when choosing
+ * the next tile to load. Shared rows are padded by 16 bytes so that the 8
+ * row addresses of an ldmatrix fall in different banks.
+ *
+ * Numbers: inputs fp16 or bf16, products and sums in f32 (the mma
+ * accumulators), P rounded to the input type for the second mma, as every
+ * flash kernel does; exp2 by ex2.approx on scores pre-scaled by log2(e). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../codegen.h"
+#include "../emit.h"
+#include "../mask.h"
+#include "sattn/cuda.h"
+
+enum { WARPS = 4, THREADS = 128, BM = 64 };
+
+typedef struct {
+  Em e;
+  const KernelPlan *p;
+  const SaSpec *s;
+  int64_t H, KVH, D;
+  int Dp, BN, STR; /* head_dim padded to 16; keys per tile; shared row stride (elements) */
+  int qbytes, kvbytes; /* bytes of the Q tile and of one K (or V) buffer */
+  bool async;   /* head_dim % 8 == 0: 16-byte cp.async rows */
+  bool q_regs;  /* Q fragments held in registers */
+  const char *et; /* "f16" or "bf16" */
+  V smem, tid, lane, warp, g, tq, S32, S64;
+  V q, k, v, o;
+} G;
+
+#define E (&c->e)
+
+bool cg_cuda_supported(const SaSpec *s, char *why, size_t cap) {
+  const char *no = NULL;
+  if (s->storage != DT_FP16 && s->storage != DT_BF16)
+    no = "the CUDA target reads fp16 or bf16 storage (fp32 by tf32 is not implemented yet)";
+  else if (s->output != DT_FP32 && s->output != DT_FP16 && s->output != DT_BF16)
+    no = "the CUDA target writes fp32, fp16 or bf16 outputs";
+  else if (s->head_dim > 256)
+    no = "the CUDA target supports head_dim up to 256";
+  else if (s->has_predict || s->n_filter_rounds > 0 || s->nm_n > 0 || s->token_keep < 1 || s->head_keep < 1 ||
+           s->value_keep < 1 || s->has_progressive)
+    no = "the CUDA target lowers static patterns only: DSA prediction, filter rounds, N:M and SpAtten pruning are "
+         "not implemented for it yet";
+  if (no && why)
+    snprintf(why, cap, "%s", no);
+  return !no;
+}
+
+/* ---- small emitters ---- */
+
+static V c32(G *c, int64_t x) { return em_int(E, x, "i32"); }
+static V c64(G *c, int64_t x) { return em_int(E, x, "i64"); }
+static V bin(G *c, const char *op, V a, V b, const char *ty) { return em(E, "%s %s, %s : %s", op, a.s, b.s, ty); }
+static V add(G *c, V a, V b) { return bin(c, "arith.addi", a, b, "i32"); }
+static V addk(G *c, V a, int64_t k) { return k ? add(c, a, c32(c, k)) : a; }
+static V mul(G *c, V a, V b) { return bin(c, "arith.muli", a, b, "i32"); }
+static V mulk(G *c, V a, int64_t k) { return mul(c, a, c32(c, k)); }
+static V cmp(G *c, const char *pred, V a, V b, const char *ty) {
+  return em(E, "arith.cmpi %s, %s, %s : %s", pred, a.s, b.s, ty);
+}
+static V sel(G *c, V cond, V a, V b, const char *ty) {
+  return em(E, "arith.select %s, %s, %s : %s", cond.s, a.s, b.s, ty);
+}
+static V ext64(G *c, V x) { return em(E, "arith.extsi %s : i32 to i64", x.s); }
+static V fadd(G *c, V a, V b) { return bin(c, "arith.addf", a, b, "f32"); }
+static V fmul(G *c, V a, V b) { return bin(c, "arith.mulf", a, b, "f32"); }
+static V fsub(G *c, V a, V b) { return bin(c, "arith.subf", a, b, "f32"); }
+static V fmaxv(G *c, V a, V b) { return bin(c, "arith.maximumf", a, b, "f32"); }
+static V ex2(G *c, V x) { return em(E, "llvm.inline_asm \"ex2.approx.ftz.f32 $0, $1;\", \"=f,f\" %s : (f32) -> f32", x.s); }
+static V shfl_xor(G *c, V x, int lanes) {
+  V all = em(E, "llvm.mlir.constant(-1 : i32) : i32");
+  return em(E, "nvvm.shfl.sync bfly %s, %s, %s, %s : f32 -> f32", all.s, x.s, c32(c, lanes).s, c32(c, 31).s);
+}
+
+/* A shared-memory address `bytes` into the dynamic shared block. */
+static V sptr(G *c, V bytes) {
+  return em(E, "llvm.getelementptr %s[%s] : (!llvm.ptr<3>, i32) -> !llvm.ptr<3>, i8", c->smem.s, bytes.s);
+}
+/* A global address of element `off` (i64) of `base`, elements of type ty. */
+static V gptr(G *c, V base, V off, const char *ty) {
+  return em(E, "llvm.getelementptr %s[%s] : (!llvm.ptr<1>, i64) -> !llvm.ptr<1>, %s", base.s, off.s, ty);
+}
+
+/* ldmatrix .x4 at a shared byte offset; trans for the B operand of P V. */
+static void ldsm4(G *c, V bytes, bool trans, V out[4]) {
+  V r = em(E,
+           "nvvm.ldmatrix %s {eltType = #nvvm.ld_st_matrix_elt_type<b16>, layout = #nvvm.mma_layout<%s>, num = 4 : "
+           "i32, shape = #nvvm.ld_st_matrix_shape<m = 8, n = 8>} : (!llvm.ptr<3>) -> !llvm.struct<(i32, i32, i32, i32)>",
+           sptr(c, bytes).s, trans ? "col" : "row");
+  for (int i = 0; i < 4; i++)
+    out[i] = em(E, "llvm.extractvalue %s[%d] : !llvm.struct<(i32, i32, i32, i32)>", r.s, i);
+}
+
+/* acc += A B for one m16n8k16 tile; a and b hold packed pairs (i32). */
+static void mma(G *c, const V a[4], const V b[2], V acc[4]) {
+  V x[6];
+  bool f16 = !strcmp(c->et, "f16");
+  for (int i = 0; i < 6; i++) {
+    V w = i < 4 ? a[i] : b[i - 4];
+    x[i] = f16 ? em(E, "llvm.bitcast %s : i32 to vector<2xf16>", w.s) : w;
+  }
+  const char *ot = f16 ? "vector<2xf16>" : "i32";
+  V r = em(E,
+           "nvvm.mma.sync A[%s, %s, %s, %s] B[%s, %s] C[%s, %s, %s, %s] {layoutA = #nvvm.mma_layout<row>, layoutB = "
+           "#nvvm.mma_layout<col>, multiplicandAPtxType = #nvvm.mma_type<%s>, multiplicandBPtxType = "
+           "#nvvm.mma_type<%s>, shape = #nvvm.shape<m = 16, n = 8, k = 16>} : (%s, %s, f32) -> !llvm.struct<(f32, "
+           "f32, f32, f32)>",
+           x[0].s, x[1].s, x[2].s, x[3].s, x[4].s, x[5].s, acc[0].s, acc[1].s, acc[2].s, acc[3].s, c->et, c->et, ot,
+           ot);
+  for (int i = 0; i < 4; i++)
+    acc[i] = em(E, "llvm.extractvalue %s[%d] : !llvm.struct<(f32, f32, f32, f32)>", r.s, i);
+}
+
+/* Two f32 rounded to the input type and packed in an i32 (lower index in
+ * the low half, as the mma operands want). */
+static V pack2(G *c, V lo, V hi) {
+  V u = em(E, "llvm.mlir.undef : vector<2xf32>");
+  u = em(E, "llvm.insertelement %s, %s[%s : i32] : vector<2xf32>", lo.s, u.s, c32(c, 0).s);
+  u = em(E, "llvm.insertelement %s, %s[%s : i32] : vector<2xf32>", hi.s, u.s, c32(c, 1).s);
+  V h = em(E, "llvm.fptrunc %s : vector<2xf32> to vector<2x%s>", u.s, c->et);
+  return em(E, "llvm.bitcast %s : vector<2x%s> to i32", h.s, c->et);
+}
+
+/* ---- pieces of the kernel ---- */
+
+/* Element offset (i64) of row `row` (i32) of head (b, h) of a tensor with
+ * nh heads, in the spec's layout. */
+static V row_offset(G *c, V b, V h, int64_t nh, V row) {
+  V r64 = ext64(c, row), b64 = ext64(c, b), h64 = ext64(c, h);
+  V x;
+  if (c->s->layout == LAYOUT_BHSD) {
+    V bh = bin(c, "arith.addi", bin(c, "arith.muli", b64, c64(c, nh), "i64"), h64, "i64");
+    x = bin(c, "arith.addi", bin(c, "arith.muli", bh, c->S64, "i64"), r64, "i64");
+  } else {
+    V bs = bin(c, "arith.addi", bin(c, "arith.muli", b64, c->S64, "i64"), r64, "i64");
+    x = bin(c, "arith.addi", bin(c, "arith.muli", bs, c64(c, nh), "i64"), h64, "i64");
+  }
+  return bin(c, "arith.muli", x, c64(c, c->D), "i64");
+}
+
+/* Copies rows [row0, row0 + rows) of head (b, h) of `src` (nh heads) into
+ * the shared tile at byte `dst`: head_dim columns, zeros in the padding
+ * columns and in rows at or past seq. With 16-byte rows this is cp.async
+ * (src-size 0 fills zeros); otherwise plain loads and stores. */
+static void load_tile(G *c, V src, V b, V h, int64_t nh, V row0, int rows, V dst) {
+  int64_t D = c->D;
+  if (c->async) {
+    int cpr = c->Dp / 8, total = rows * cpr;
+    int iters = (total + THREADS - 1) / THREADS;
+    V lo = c32(c, 0), hi = c32(c, iters), one = c32(c, 1);
+    V it = em_fresh(E);
+    em_do(E, "scf.for %s = %s to %s step %s : i32 {", it.s, lo.s, hi.s, one.s);
+    E->depth++;
+    V ch = add(c, c->tid, mulk(c, it, THREADS));
+    if (total % THREADS)
+      em_if(E, cmp(c, "slt", ch, c32(c, total), "i32"));
+    V r = bin(c, "arith.divui", ch, c32(c, cpr), "i32");
+    V col = mulk(c, bin(c, "arith.remui", ch, c32(c, cpr), "i32"), 8);
+    V gr = add(c, row0, r);
+    V valid = cmp(c, "slt", gr, c->S32, "i32");
+    V left = bin(c, "arith.subi", c32(c, D), col, "i32");
+    left = bin(c, "arith.maxsi", bin(c, "arith.minsi", left, c32(c, 8), "i32"), c32(c, 0), "i32");
+    V bytes = sel(c, valid, mulk(c, left, 2), c32(c, 0), "i32");
+    V srow = bin(c, "arith.minsi", gr, bin(c, "arith.subi", c->S32, c32(c, 1), "i32"), "i32");
+    V scol = bin(c, "arith.minsi", col, c32(c, D - 8), "i32");
+    V goff = bin(c, "arith.addi", row_offset(c, b, h, nh, srow), ext64(c, scol), "i64");
+    V gp = gptr(c, src, goff, "i16");
+    V sp = sptr(c, add(c, dst, mulk(c, add(c, mulk(c, r, c->STR), col), 2)));
+    em_do(E, "nvvm.cp.async.shared.global %s, %s, 16, cache = cg, %s : !llvm.ptr<3>, !llvm.ptr<1>, i32", sp.s, gp.s,
+          bytes.s);
+    if (total % THREADS)
+      em_end(E);
+    em_end(E);
+    return;
+  }
+  int total = rows * c->Dp;
+  V step = c32(c, THREADS), hi = c32(c, total);
+  V el = em_fresh(E);
+  em_do(E, "scf.for %s = %s to %s step %s : i32 {", el.s, c->tid.s, hi.s, step.s);
+  E->depth++;
+  V r = bin(c, "arith.divui", el, c32(c, c->Dp), "i32");
+  V col = bin(c, "arith.remui", el, c32(c, c->Dp), "i32");
+  V gr = add(c, row0, r);
+  V valid = bin(c, "arith.andi", cmp(c, "slt", gr, c->S32, "i32"), cmp(c, "slt", col, c32(c, D), "i32"), "i1");
+  V srow = bin(c, "arith.minsi", gr, bin(c, "arith.subi", c->S32, c32(c, 1), "i32"), "i32");
+  V scol = bin(c, "arith.minsi", col, c32(c, D - 1), "i32");
+  V goff = bin(c, "arith.addi", row_offset(c, b, h, nh, srow), ext64(c, scol), "i64");
+  V x = em(E, "llvm.load %s : !llvm.ptr<1> -> i16", gptr(c, src, goff, "i16").s);
+  x = sel(c, valid, x, em_int(E, 0, "i16"), "i16");
+  V sp = sptr(c, add(c, dst, mulk(c, add(c, mulk(c, r, c->STR), col), 2)));
+  em_do(E, "llvm.store %s, %s : i16, !llvm.ptr<3>", x.s, sp.s);
+  em_end(E);
+}
+
+/* The first tile index in [t, t_hi) that the mask may need for rows
+ * [i0, i1) (i64), or t_hi. */
+static V next_tile(G *c, V t, V t_hi, V i0, V i1) {
+  if (!c->p->mask)
+    return t;
+  V w = em_fresh(E), a = em_fresh(E);
+  em_do(E, "%s = scf.while (%s = %s) : (i32) -> i32 {", w.s, a.s, t.s);
+  E->depth++;
+  V k0 = ext64(c, mulk(c, a, c->BN));
+  V k1 = bin(c, "arith.addi", k0, c64(c, c->BN), "i64");
+  V need, full;
+  mask_tile_facts(E, c->p->mask, i0, i1, k0, k1, &need, &full);
+  V in = cmp(c, "slt", a, t_hi, "i32");
+  V go = bin(c, "arith.andi", in, bin(c, "arith.xori", need, em_int(E, 1, "i1"), "i1"), "i1");
+  em_do(E, "scf.condition(%s) %s : i32", go.s, a.s);
+  E->depth--;
+  V a2 = em_fresh(E);
+  em_do(E, "} do {");
+  em_do(E, "^bb0(%s: i32):", a2.s);
+  E->depth++;
+  em_do(E, "scf.yield %s : i32", addk(c, a2, 1).s);
+  E->depth--;
+  em_do(E, "}");
+  return w;
+}
+
+/* Starts the loads of key tile t (K and V) into buffer buf, when t < t_hi. */
+static void load_kv(G *c, V t, V t_hi, V buf, V b, V kvh) {
+  em_if(E, cmp(c, "slt", t, t_hi, "i32"));
+  V row0 = mulk(c, t, c->BN);
+  V kdst = add(c, c32(c, c->qbytes), mulk(c, buf, c->kvbytes));
+  V vdst = add(c, c32(c, c->qbytes + 2 * c->kvbytes), mulk(c, buf, c->kvbytes));
+  load_tile(c, c->k, b, kvh, c->KVH, row0, c->BN, kdst);
+  load_tile(c, c->v, b, kvh, c->KVH, row0, c->BN, vdst);
+  em_end(E);
+}
+
+/* Names "%x, %y, ..." of n values into buf. */
+static void list(char *buf, size_t cap, const V *v, int n) {
+  size_t at = 0;
+  buf[0] = 0;
+  for (int i = 0; i < n && at < cap; i++)
+    at += (size_t)snprintf(buf + at, cap - at, "%s%s", i ? ", " : "", v[i].s);
+}
+static void types(char *buf, size_t cap, const char *ty, int n) {
+  size_t at = 0;
+  buf[0] = 0;
+  for (int i = 0; i < n && at < cap; i++)
+    at += (size_t)snprintf(buf + at, cap - at, "%s%s", i ? ", " : "", ty);
+}
+
+#define MAX_NB 32 /* n8 blocks of the score tile (BN / 8) or of head_dim (Dp / 8) */
+
+typedef struct {
+  V o[MAX_NB][4]; /* O accumulators: block nb of head_dim, (row g, g + 8) x (2 tq, 2 tq + 1) */
+  V m[2], l[2];   /* running max (log2 units) and this lane's part of the row sum */
+} Acc;
+
+/* One key tile: S, mask, online softmax, O += P V. */
+static void tile_body(G *c, Acc *acc, V t, V buf, const V qf[][4], V i0, V i1_64) {
+  int nbs = c->BN / 8, nbo = c->Dp / 8, ks = c->Dp / 16;
+  V kbase = add(c, c32(c, c->qbytes), mulk(c, buf, c->kvbytes));
+  V vbase = add(c, c32(c, c->qbytes + 2 * c->kvbytes), mulk(c, buf, c->kvbytes));
+  /* Lane parts of the ldmatrix row addresses (see the layouts at the top). */
+  V l8 = bin(c, "arith.remui", c->lane, c32(c, 8), "i32");
+  V l8b = bin(c, "arith.remui", bin(c, "arith.divui", c->lane, c32(c, 8), "i32"), c32(c, 2), "i32");
+  V l16 = bin(c, "arith.divui", c->lane, c32(c, 16), "i32");
+  /* K as B of Q K^T: matrices (keys 0-7, d 0-7), (0-7, 8-15), (8-15, 0-7), (8-15, 8-15). */
+  V krow = add(c, l8, mulk(c, l16, 8)), kcol = mulk(c, l8b, 8);
+  V koff = add(c, kbase, mulk(c, add(c, mulk(c, krow, c->STR), kcol), 2));
+  /* V as B of P V (transposed): (keys 0-7, d 0-7), (8-15, 0-7), (0-7, 8-15), (8-15, 8-15). */
+  V vrow = add(c, l8, mulk(c, l8b, 8)), vcol = mulk(c, l16, 8);
+  V voff = add(c, vbase, mulk(c, add(c, mulk(c, vrow, c->STR), vcol), 2));
+  V qoff = {{0}};
+  if (!c->q_regs)
+    qoff = mulk(c, add(c, mulk(c, add(c, mulk(c, c->warp, 16), vrow), c->STR), vcol), 2);
+
+  V s[MAX_NB][4];
+  V zero = em_float(E, 0.0, "f32");
+  for (int nb = 0; nb < nbs; nb++)
+    for (int r = 0; r < 4; r++)
+      s[nb][r] = zero;
+  for (int k = 0; k < ks; k++) {
+    V a[4];
+    if (c->q_regs)
+      memcpy(a, qf[k], sizeof a);
+    else
+      ldsm4(c, addk(c, qoff, k * 32), false, a);
+    for (int np = 0; np < nbs / 2; np++) {
+      V bf[4];
+      ldsm4(c, addk(c, koff, (np * 16 * c->STR + k * 16) * 2), false, bf);
+      mma(c, a, bf, s[2 * np]);
+      mma(c, a, bf + 2, s[2 * np + 1]);
+    }
+  }
+  /* Scale into log2 units. */
+  V sc = em_float(E, c->s->scale * 1.4426950408889634, "f32");
+  for (int nb = 0; nb < nbs; nb++)
+    for (int r = 0; r < 4; r++)
+      s[nb][r] = fmul(c, s[nb][r], sc);
+
+  /* Mask: tiles proven full (and inside seq) skip it. */
+  V k0 = mulk(c, t, c->BN);
+  V k064 = ext64(c, k0);
+  V k164 = bin(c, "arith.addi", k064, c64(c, c->BN), "i64");
+  V full = cmp(c, "sle", k164, c->S64, "i64");
+  if (c->p->mask) {
+    V need, f;
+    mask_tile_facts(E, c->p->mask, i0, i1_64, k064, k164, &need, &f);
+    full = bin(c, "arith.andi", full, f, "i1");
+  }
+  int ns = nbs * 4;
+  V flat[MAX_NB * 4];
+  for (int nb = 0; nb < nbs; nb++)
+    for (int r = 0; r < 4; r++)
+      flat[nb * 4 + r] = s[nb][r];
+  char names[4096], tys[1024];
+  types(tys, sizeof tys, "f32", ns);
+  V mres = em_multi(E, ns, "scf.if %s -> (%s) {", full.s, tys);
+  E->depth++;
+  list(names, sizeof names, flat, ns);
+  em_do(E, "scf.yield %s : %s", names, tys);
+  E->depth--;
+  em_do(E, "} else {");
+  E->depth++;
+  {
+    V ninf = em_float(E, -INFINITY, "f32");
+    V row0 = add(c, add(c, mulk(c, c->warp, 16), c->g), em(E, "arith.trunci %s : i64 to i32", i0.s));
+    V rows[2] = {ext64(c, row0), ext64(c, addk(c, row0, 8))};
+    V masked[MAX_NB * 4];
+    for (int nb = 0; nb < nbs; nb++)
+      for (int e = 0; e < 2; e++) {
+        V col = ext64(c, add(c, addk(c, k0, nb * 8 + e), mulk(c, c->tq, 2)));
+        V in = cmp(c, "slt", col, c->S64, "i64");
+        for (int hr = 0; hr < 2; hr++) {
+          V ok = in;
+          if (c->p->mask)
+            ok = bin(c, "arith.andi", ok, mask_pred(E, c->p->mask, c->S64, rows[hr], col), "i1");
+          int r = hr * 2 + e;
+          masked[nb * 4 + r] = sel(c, ok, s[nb][r], ninf, "f32");
+        }
+      }
+    list(names, sizeof names, masked, ns);
+    em_do(E, "scf.yield %s : %s", names, tys);
+  }
+  E->depth--;
+  em_do(E, "}");
+  for (int nb = 0; nb < nbs; nb++)
+    for (int r = 0; r < 4; r++)
+      s[nb][r] = em_res(mres, nb * 4 + r);
+
+  /* Online softmax over the rows g and g + 8 of this lane. */
+  V ninf = em_float(E, -INFINITY, "f32");
+  V alpha[2], base[2];
+  for (int hr = 0; hr < 2; hr++) {
+    V mx = ninf;
+    for (int nb = 0; nb < nbs; nb++)
+      mx = fmaxv(c, fmaxv(c, mx, s[nb][2 * hr]), s[nb][2 * hr + 1]);
+    mx = fmaxv(c, mx, shfl_xor(c, mx, 1));
+    mx = fmaxv(c, mx, shfl_xor(c, mx, 2));
+    V mnew = fmaxv(c, acc->m[hr], mx);
+    V none = em(E, "arith.cmpf oeq, %s, %s : f32", mnew.s, ninf.s);
+    base[hr] = sel(c, none, zero, mnew, "f32");
+    alpha[hr] = ex2(c, fsub(c, acc->m[hr], base[hr]));
+    acc->m[hr] = mnew;
+  }
+  V sum[2] = {zero, zero};
+  for (int nb = 0; nb < nbs; nb++)
+    for (int r = 0; r < 4; r++) {
+      s[nb][r] = ex2(c, fsub(c, s[nb][r], base[r / 2]));
+      sum[r / 2] = fadd(c, sum[r / 2], s[nb][r]);
+    }
+  for (int hr = 0; hr < 2; hr++)
+    acc->l[hr] = fadd(c, fmul(c, acc->l[hr], alpha[hr]), sum[hr]);
+  for (int nb = 0; nb < nbo; nb++)
+    for (int r = 0; r < 4; r++)
+      acc->o[nb][r] = fmul(c, acc->o[nb][r], alpha[r / 2]);
+
+  /* O += P V. The accumulators of score blocks 2kk and 2kk+1 are, lane for
+   * lane, the A operand of keys [16 kk, 16 kk + 16). */
+  for (int kk = 0; kk < nbs / 2; kk++) {
+    V a[4] = {pack2(c, s[2 * kk][0], s[2 * kk][1]), pack2(c, s[2 * kk][2], s[2 * kk][3]),
+              pack2(c, s[2 * kk + 1][0], s[2 * kk + 1][1]), pack2(c, s[2 * kk + 1][2], s[2 * kk + 1][3])};
+    for (int dp = 0; dp < nbo / 2; dp++) {
+      V bf[4];
+      ldsm4(c, addk(c, voff, (kk * 16 * c->STR + dp * 16) * 2), true, bf);
+      mma(c, a, bf, acc->o[2 * dp]);
+      mma(c, a, bf + 2, acc->o[2 * dp + 1]);
+    }
+  }
+}
+
+/* Normalizes the accumulators and writes this lane's part of the output. */
+static void epilogue(G *c, Acc *acc, V b, V h, V i0_32) {
+  int nbo = c->Dp / 8;
+  V zero = em_float(E, 0.0, "f32"), one = em_float(E, 1.0, "f32");
+  const char *ot = c->s->output == DT_FP32 ? "f32" : c->s->output == DT_FP16 ? "f16" : "bf16";
+  int ob = c->s->output == DT_FP32 ? 4 : 2;
+  (void)ob;
+  for (int hr = 0; hr < 2; hr++) {
+    V l = acc->l[hr];
+    l = fadd(c, l, shfl_xor(c, l, 1));
+    l = fadd(c, l, shfl_xor(c, l, 2));
+    V pos = em(E, "arith.cmpf ogt, %s, %s : f32", l.s, zero.s);
+    V inv = sel(c, pos, bin(c, "arith.divf", one, l, "f32"), zero, "f32");
+    V row = add(c, add(c, i0_32, add(c, mulk(c, c->warp, 16), c->g)), c32(c, hr * 8));
+    em_if(E, cmp(c, "slt", row, c->S32, "i32"));
+    V base = row_offset(c, b, h, c->H, row);
+    for (int nb = 0; nb < nbo; nb++) {
+      int first = nb * 8; /* columns first + 2 tq, first + 2 tq + 1 */
+      if (first >= c->D)
+        break;
+      V col = addk(c, mulk(c, c->tq, 2), first);
+      V x0 = fmul(c, acc->o[nb][2 * hr], inv), x1 = fmul(c, acc->o[nb][2 * hr + 1], inv);
+      V off = bin(c, "arith.addi", base, ext64(c, col), "i64");
+      bool guard = first + 8 > c->D;
+      if (c->D % 2 == 0) {
+        if (guard)
+          em_if(E, cmp(c, "slt", col, c32(c, c->D), "i32"));
+        V u = em(E, "llvm.mlir.undef : vector<2xf32>");
+        u = em(E, "llvm.insertelement %s, %s[%s : i32] : vector<2xf32>", x0.s, u.s, c32(c, 0).s);
+        u = em(E, "llvm.insertelement %s, %s[%s : i32] : vector<2xf32>", x1.s, u.s, c32(c, 1).s);
+        if (strcmp(ot, "f32"))
+          u = em(E, "llvm.fptrunc %s : vector<2xf32> to vector<2x%s>", u.s, ot);
+        em_do(E, "llvm.store %s, %s : vector<2x%s>, !llvm.ptr<1>", u.s, gptr(c, c->o, off, ot).s, ot);
+        if (guard)
+          em_end(E);
+      } else {
+        for (int e = 0; e < 2; e++) {
+          V ce = addk(c, col, e);
+          em_if(E, cmp(c, "slt", ce, c32(c, c->D), "i32"));
+          V x = e ? x1 : x0;
+          if (strcmp(ot, "f32"))
+            x = em(E, "arith.truncf %s : f32 to %s", x.s, ot);
+          V oe = bin(c, "arith.addi", base, ext64(c, ce), "i64");
+          em_do(E, "llvm.store %s, %s : %s, !llvm.ptr<1>", x.s, gptr(c, c->o, oe, ot).s, ot);
+          em_end(E);
+        }
+      }
+    }
+    em_end(E);
+  }
+}
+
+char *cg_cuda_kernel(const KernelPlan *p) {
+  G cs = {0}, *c = &cs;
+  c->p = p;
+  c->s = &p->s;
+  c->H = p->s.heads;
+  c->KVH = p->s.kv_heads;
+  c->D = p->s.head_dim;
+  SaCudaKernel geo;
+  sa_cuda_describe(&p->s, &geo);
+  if (geo.threads != THREADS || geo.query_tile != BM)
+    return NULL; /* the runtime's contract and this generator disagree */
+  c->Dp = (int)((c->D + 15) / 16 * 16);
+  c->BN = geo.key_tile;
+  c->STR = c->Dp + 8;
+  c->qbytes = BM * c->STR * 2;
+  c->kvbytes = c->BN * c->STR * 2;
+  c->async = c->D % 8 == 0;
+  c->q_regs = c->Dp <= 128;
+  c->et = p->s.storage == DT_BF16 ? "bf16" : "f16";
+  int nbo = c->Dp / 8;
+
+  em_raw(E, "gpu.func @%s(%%q: !llvm.ptr<1>, %%k: !llvm.ptr<1>, %%v: !llvm.ptr<1>, %%o: !llvm.ptr<1>, %%seq: i64) "
+            "kernel attributes {known_block_size = array<i32: %d, 1, 1>, nvvm.minctasm = 2 : i32, sattn.query_tile = %d : i32, "
+            "sattn.key_tile = %d : i32, sattn.shared_bytes = %d : i32} {\n",
+         p->s.name, THREADS, BM, c->BN, geo.shared_bytes);
+  strcpy(c->q.s, "%q");
+  strcpy(c->k.s, "%k");
+  strcpy(c->v.s, "%v");
+  strcpy(c->o.s, "%o");
+  strcpy(c->S64.s, "%seq");
+  c->smem = em(E, "llvm.mlir.addressof @sattn_smem : !llvm.ptr<3>");
+  c->S32 = em(E, "arith.trunci %%seq : i64 to i32");
+  c->tid = em(E, "nvvm.read.ptx.sreg.tid.x : i32");
+  V qt = em(E, "nvvm.read.ptx.sreg.ctaid.x : i32");
+  V bh = em(E, "nvvm.read.ptx.sreg.ctaid.y : i32");
+  c->warp = bin(c, "arith.divui", c->tid, c32(c, 32), "i32");
+  c->lane = bin(c, "arith.remui", c->tid, c32(c, 32), "i32");
+  c->g = bin(c, "arith.divui", c->lane, c32(c, 4), "i32");
+  c->tq = bin(c, "arith.remui", c->lane, c32(c, 4), "i32");
+  V b = bin(c, "arith.divui", bh, c32(c, c->H), "i32");
+  V h = bin(c, "arith.remui", bh, c32(c, c->H), "i32");
+  V kvh = bin(c, "arith.divui", h, c32(c, c->H / c->KVH), "i32");
+
+  /* Rows [i0, i1) of this block, keys [kv_lo, kv_hi) from the mask's bounds. */
+  V i0 = mulk(c, qt, BM);
+  V i1 = bin(c, "arith.minsi", addk(c, i0, BM), c->S32, "i32");
+  V i064 = ext64(c, i0), i164 = ext64(c, i1);
+  V kv_lo = c64(c, 0), kv_hi = c->S64;
+  V l1, h1, l2, h2;
+  if (p->mask && mask_bounds(E, p->mask, i064, &l1, &h1) &&
+      mask_bounds(E, p->mask, bin(c, "arith.subi", i164, c64(c, 1), "i64"), &l2, &h2)) {
+    kv_lo = bin(c, "arith.maxsi", l1, kv_lo, "i64");
+    kv_hi = bin(c, "arith.minsi", h2, kv_hi, "i64");
+    kv_hi = bin(c, "arith.maxsi", kv_hi, kv_lo, "i64");
+  }
+  V t_lo = em(E, "arith.trunci %s : i64 to i32", bin(c, "arith.divsi", kv_lo, c64(c, c->BN), "i64").s);
+  V t_hi = em(E, "arith.trunci %s : i64 to i32",
+              bin(c, "arith.divsi", bin(c, "arith.addi", kv_hi, c64(c, c->BN - 1), "i64"), c64(c, c->BN), "i64").s);
+
+  /* Q tile, then the first key tile; wait for Q. */
+  load_tile(c, c->q, b, h, c->H, i0, BM, c32(c, 0));
+  em_do(E, "nvvm.cp.async.commit.group");
+  V t0 = next_tile(c, t_lo, t_hi, i064, i164);
+  load_kv(c, t0, t_hi, c32(c, 0), b, kvh);
+  em_do(E, "nvvm.cp.async.commit.group");
+  em_do(E, "nvvm.cp.async.wait.group 1");
+  em_do(E, "nvvm.barrier0");
+  V qf[16][4];
+  if (c->q_regs) {
+    V l8 = bin(c, "arith.remui", c->lane, c32(c, 8), "i32");
+    V l8b = bin(c, "arith.remui", bin(c, "arith.divui", c->lane, c32(c, 8), "i32"), c32(c, 2), "i32");
+    V l16 = bin(c, "arith.divui", c->lane, c32(c, 16), "i32");
+    V qrow = add(c, mulk(c, c->warp, 16), add(c, l8, mulk(c, l8b, 8)));
+    V qoff = mulk(c, add(c, mulk(c, qrow, c->STR), mulk(c, l16, 8)), 2);
+    for (int k = 0; k < c->Dp / 16; k++)
+      ldsm4(c, addk(c, qoff, k * 32), false, qf[k]);
+  }
+
+  /* The key loop: (t, buf, O, m, l) carried. */
+  Acc acc;
+  V zero = em_float(E, 0.0, "f32"), ninf = em_float(E, -INFINITY, "f32");
+  int nstate = 2 + nbo * 4 + 4;
+  V init[2 + MAX_NB * 4 + 4], args[2 + MAX_NB * 4 + 4];
+  init[0] = t0;
+  init[1] = c32(c, 0);
+  for (int i = 0; i < nbo * 4; i++)
+    init[2 + i] = zero;
+  init[2 + nbo * 4] = init[3 + nbo * 4] = ninf;
+  init[4 + nbo * 4] = init[5 + nbo * 4] = zero;
+  char tys[2048], names[8192], binds[12288];
+  size_t at = 0;
+  at += (size_t)snprintf(tys + at, sizeof tys - at, "i32, i32");
+  for (int i = 2; i < nstate; i++)
+    at += (size_t)snprintf(tys + at, sizeof tys - at, ", f32");
+  at = 0;
+  for (int i = 0; i < nstate; i++) {
+    args[i] = em_fresh(E);
+    at += (size_t)snprintf(binds + at, sizeof binds - at, "%s%s = %s", i ? ", " : "", args[i].s, init[i].s);
+  }
+  V w = em_multi(E, nstate, "scf.while (%s) : (%s) -> (%s) {", binds, tys, tys);
+  E->depth++;
+  V go = cmp(c, "slt", args[0], t_hi, "i32");
+  list(names, sizeof names, args, nstate);
+  em_do(E, "scf.condition(%s) %s : %s", go.s, names, tys);
+  E->depth--;
+  V body[2 + MAX_NB * 4 + 4];
+  for (int i = 0; i < nstate; i++)
+    body[i] = em_fresh(E);
+  at = 0;
+  for (int i = 0; i < nstate; i++)
+    at += (size_t)snprintf(binds + at, sizeof binds - at, "%s%s: %s", i ? ", " : "", body[i].s, i < 2 ? "i32" : "f32");
+  em_do(E, "} do {");
+  em_do(E, "^bb0(%s):", binds);
+  E->depth++;
+  {
+    V t = body[0], buf = body[1];
+    for (int nb = 0; nb < nbo; nb++)
+      for (int r = 0; r < 4; r++)
+        acc.o[nb][r] = body[2 + nb * 4 + r];
+    acc.m[0] = body[2 + nbo * 4];
+    acc.m[1] = body[3 + nbo * 4];
+    acc.l[0] = body[4 + nbo * 4];
+    acc.l[1] = body[5 + nbo * 4];
+    V tn = next_tile(c, addk(c, t, 1), t_hi, i064, i164);
+    V nbuf = bin(c, "arith.xori", buf, c32(c, 1), "i32");
+    load_kv(c, tn, t_hi, nbuf, b, kvh);
+    em_do(E, "nvvm.cp.async.commit.group");
+    em_do(E, "nvvm.cp.async.wait.group 1");
+    em_do(E, "nvvm.barrier0");
+    tile_body(c, &acc, t, buf, (const V(*)[4])qf, i064, i164);
+    em_do(E, "nvvm.barrier0");
+    V out[2 + MAX_NB * 4 + 4];
+    out[0] = tn;
+    out[1] = nbuf;
+    for (int nb = 0; nb < nbo; nb++)
+      for (int r = 0; r < 4; r++)
+        out[2 + nb * 4 + r] = acc.o[nb][r];
+    out[2 + nbo * 4] = acc.m[0];
+    out[3 + nbo * 4] = acc.m[1];
+    out[4 + nbo * 4] = acc.l[0];
+    out[5 + nbo * 4] = acc.l[1];
+    list(names, sizeof names, out, nstate);
+    em_do(E, "scf.yield %s : %s", names, tys);
+  }
+  E->depth--;
+  em_do(E, "}");
+  for (int nb = 0; nb < nbo; nb++)
+    for (int r = 0; r < 4; r++)
+      acc.o[nb][r] = em_res(w, 2 + nb * 4 + r);
+  acc.m[0] = em_res(w, 2 + nbo * 4);
+  acc.m[1] = em_res(w, 3 + nbo * 4);
+  acc.l[0] = em_res(w, 4 + nbo * 4);
+  acc.l[1] = em_res(w, 5 + nbo * 4);
+  em_do(E, "nvvm.cp.async.wait.group 0");
+  epilogue(c, &acc, b, h, i0);
+  em_do(E, "gpu.return");
+  em_raw(E, "}\n");
+  return em_take(E);
+}

@@ -1,0 +1,88 @@
+/* sattn/cuda.h: running sattn's CUDA kernels (docs/cuda.md).
+ *
+ * sattnc --target=cuda writes PTX or a cubin holding one kernel per spec,
+ * and a header with one SaCudaKernel per kernel: everything needed to
+ * launch it. This runtime loads the image and launches kernels through the
+ * CUDA driver API. libcuda.so.1 is opened with dlopen on sa_cuda_open, so
+ * programs linked with the runtime start and run everywhere; on a machine
+ * without a driver sa_cuda_open returns SA_ERR_UNSUPPORTED.
+ *
+ * The runtime needs neither LLVM, MLIR nor the CUDA toolkit to build: on a
+ * GPU machine, build libsattn_runtime and the runner, carry the PTX or
+ * cubin and the header, and run.
+ *
+ * Every call returns a status and, on failure, writes a message into err
+ * (cap bytes) when err is not NULL; nothing aborts. Device memory is plain
+ * cuMemAlloc memory (never managed). One SaCuda per thread. */
+#ifndef SATTN_CUDA_H
+#define SATTN_CUDA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sattn/spec.h"
+#include "sattn/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* One compiled kernel: its launch contract.
+ *   name(const T *q, const T *k, const T *v, U *o, int64_t seq)
+ * grid (ceil(seq / query_tile), batch * heads, 1), block (threads, 1, 1),
+ * shared_bytes of dynamic shared memory. q and o hold [batch, heads, seq,
+ * head_dim] and k and v [batch, kv_heads, seq, head_dim] elements in the
+ * order `layout` names; pointers are 16-byte aligned when head_dim is a
+ * multiple of 8. */
+typedef struct {
+  const char *name;
+  int threads, query_tile, key_tile, shared_bytes;
+  int64_t heads, kv_heads, head_dim;
+  SaLayout layout;
+  SaDtype storage, output;
+  const char *arch; /* the sm_XX it was compiled for */
+} SaCudaKernel;
+
+/* The launch contract of the kernel sattn generates for s (the compiler
+ * follows it; runners without the compiler call it too). arch is left
+ * NULL. */
+void sa_cuda_describe(const SaSpec *s, SaCudaKernel *out);
+
+typedef struct SaCuda SaCuda;
+typedef struct SaCudaModule SaCudaModule;
+typedef uint64_t SaCudaPtr; /* a device address */
+
+/* Opens the driver, device `device` and its primary context. */
+SaStatus sa_cuda_open(int device, SaCuda **out, char *err, size_t cap);
+void sa_cuda_close(SaCuda *cu); /* NULL is a no-op */
+/* The device's name and compute capability (major * 10 + minor). */
+SaStatus sa_cuda_device(SaCuda *cu, char *name, size_t name_cap, int *capability);
+
+SaStatus sa_cuda_alloc(SaCuda *cu, size_t bytes, SaCudaPtr *out, char *err, size_t cap);
+void sa_cuda_free(SaCuda *cu, SaCudaPtr p);
+SaStatus sa_cuda_upload(SaCuda *cu, SaCudaPtr dst, const void *src, size_t bytes, char *err, size_t cap);
+SaStatus sa_cuda_download(SaCuda *cu, void *dst, SaCudaPtr src, size_t bytes, char *err, size_t cap);
+/* Sets `bytes` bytes at dst to `byte` (to poison outputs). */
+SaStatus sa_cuda_fill(SaCuda *cu, SaCudaPtr dst, unsigned char byte, size_t bytes, char *err, size_t cap);
+SaStatus sa_cuda_sync(SaCuda *cu, char *err, size_t cap);
+
+/* Loads a PTX text (NUL-terminated) or a cubin. */
+SaStatus sa_cuda_module_load(SaCuda *cu, const void *image, size_t len, SaCudaModule **out, char *err, size_t cap);
+void sa_cuda_module_unload(SaCudaModule *m);
+
+/* Launches kernel k of m on the default stream (asynchronous). batch and
+ * seq must be at least 0; nothing runs when either is 0.
+ * SA_ERR_INVALID_ARGUMENT for shapes the grid cannot hold. */
+SaStatus sa_cuda_launch(SaCudaModule *m, const SaCudaKernel *k, SaCudaPtr q, SaCudaPtr kk, SaCudaPtr v, SaCudaPtr o,
+                        int64_t batch, int64_t seq, char *err, size_t cap);
+
+/* Times `reps` back-to-back launches with CUDA events after one warm-up;
+ * *ms is the mean per launch. */
+SaStatus sa_cuda_time(SaCudaModule *m, const SaCudaKernel *k, SaCudaPtr q, SaCudaPtr kk, SaCudaPtr v, SaCudaPtr o,
+                      int64_t batch, int64_t seq, int reps, double *ms, char *err, size_t cap);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,368 @@
+/* cuda.c: the CUDA runtime (sattn/cuda.h). The driver API is reached
+ * through dlopen("libcuda.so.1") and a table of entry points, so that
+ * nothing here needs cuda.h or a driver at build or load time. Types are
+ * the driver ABI's: CUresult is an int, handles are pointers, device
+ * addresses 64-bit integers. */
+#define _GNU_SOURCE
+#include "sattn/cuda.h"
+
+#include <dlfcn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef int CUresult;
+typedef void *CUcontext, *CUmodule, *CUfunction, *CUstream, *CUevent;
+typedef int CUdevice;
+typedef unsigned long long CUdeviceptr;
+
+enum {
+  ATTR_CC_MAJOR = 75,               /* CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR */
+  ATTR_CC_MINOR = 76,               /* ..._MINOR */
+  ATTR_SHARED_OPTIN = 97,           /* CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN */
+  FUNC_MAX_DYNAMIC_SHARED = 8,      /* CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES */
+  JIT_ERROR_LOG_BUFFER = 5,         /* CU_JIT_ERROR_LOG_BUFFER */
+  JIT_ERROR_LOG_BUFFER_SIZE = 6,    /* CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES */
+};
+
+/* X(field, symbol, return, parameters) */
+#define CU_ENTRIES(X)                                                                                     \
+  X(init, "cuInit", CUresult, (unsigned))                                                                 \
+  X(device_get, "cuDeviceGet", CUresult, (CUdevice *, int))                                               \
+  X(device_name, "cuDeviceGetName", CUresult, (char *, int, CUdevice))                                    \
+  X(device_attr, "cuDeviceGetAttribute", CUresult, (int *, int, CUdevice))                                \
+  X(ctx_retain, "cuDevicePrimaryCtxRetain", CUresult, (CUcontext *, CUdevice))                           \
+  X(ctx_release, "cuDevicePrimaryCtxRelease_v2", CUresult, (CUdevice))                                    \
+  X(ctx_set, "cuCtxSetCurrent", CUresult, (CUcontext))                                                    \
+  X(ctx_sync, "cuCtxSynchronize", CUresult, (void))                                                       \
+  X(mem_alloc, "cuMemAlloc_v2", CUresult, (CUdeviceptr *, size_t))                                        \
+  X(mem_free, "cuMemFree_v2", CUresult, (CUdeviceptr))                                                    \
+  X(htod, "cuMemcpyHtoD_v2", CUresult, (CUdeviceptr, const void *, size_t))                               \
+  X(dtoh, "cuMemcpyDtoH_v2", CUresult, (void *, CUdeviceptr, size_t))                                     \
+  X(memset8, "cuMemsetD8_v2", CUresult, (CUdeviceptr, unsigned char, size_t))                             \
+  X(module_load, "cuModuleLoadDataEx", CUresult, (CUmodule *, const void *, unsigned, int *, void **))    \
+  X(module_unload, "cuModuleUnload", CUresult, (CUmodule))                                                \
+  X(module_function, "cuModuleGetFunction", CUresult, (CUfunction *, CUmodule, const char *))             \
+  X(func_attr, "cuFuncSetAttribute", CUresult, (CUfunction, int, int))                                    \
+  X(launch, "cuLaunchKernel", CUresult,                                                                   \
+    (CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, CUstream, void **, \
+     void **))                                                                                            \
+  X(event_create, "cuEventCreate", CUresult, (CUevent *, unsigned))                                       \
+  X(event_destroy, "cuEventDestroy_v2", CUresult, (CUevent))                                              \
+  X(event_record, "cuEventRecord", CUresult, (CUevent, CUstream))                                         \
+  X(event_sync, "cuEventSynchronize", CUresult, (CUevent))                                                \
+  X(error_string, "cuGetErrorString", CUresult, (CUresult, const char **))
+
+typedef struct {
+#define X(f, sym, ret, params) ret(*f) params;
+  CU_ENTRIES(X)
+#undef X
+  /* cuEventElapsedTime changed name in CUDA 12.8; either will do. */
+  CUresult (*elapsed)(float *, CUevent, CUevent);
+} CuApi;
+
+struct SaCuda {
+  void *lib;
+  CuApi api;
+  CUdevice dev;
+  CUcontext ctx;
+  int shared_optin;
+};
+
+#define MAX_FUNCS 64
+
+struct SaCudaModule {
+  SaCuda *cu;
+  CUmodule mod;
+  int n;
+  struct {
+    char name[128];
+    CUfunction fn;
+    int shared_set;
+  } funcs[MAX_FUNCS];
+};
+
+/* 4 warps own 64 query rows; K and V tiles of 64 keys (32 past head_dim
+ * 128, to keep O's accumulators in registers); shared memory holds the Q
+ * tile and two K and two V buffers, rows padded by 16 bytes. */
+void sa_cuda_describe(const SaSpec *s, SaCudaKernel *out) {
+  int dp = (int)((s->head_dim + 15) / 16 * 16);
+  memset(out, 0, sizeof *out);
+  out->name = s->name;
+  out->threads = 128;
+  out->query_tile = 64;
+  out->key_tile = dp <= 128 ? 64 : 32;
+  out->shared_bytes = (out->query_tile + 4 * out->key_tile) * (dp + 8) * 2;
+  out->heads = s->heads;
+  out->kv_heads = s->kv_heads;
+  out->head_dim = s->head_dim;
+  out->layout = s->layout;
+  out->storage = s->storage;
+  out->output = s->output;
+}
+
+static void say(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void say(char *err, size_t cap, const char *fmt, ...) {
+  if (!err || !cap)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, cap, fmt, ap);
+  va_end(ap);
+}
+
+/* SA_OK, or SA_ERR_DEVICE with the driver's message for call `what`. */
+static SaStatus check(SaCuda *cu, CUresult r, const char *what, char *err, size_t cap) {
+  if (r == 0)
+    return SA_OK;
+  const char *msg = NULL;
+  if (!cu->api.error_string || cu->api.error_string(r, &msg) != 0 || !msg)
+    msg = "unknown error";
+  say(err, cap, "%s failed: %s (CUresult %d)", what, msg, r);
+  return SA_ERR_DEVICE;
+}
+
+SaStatus sa_cuda_open(int device, SaCuda **out, char *err, size_t cap) {
+  if (!out)
+    return SA_ERR_INVALID_ARGUMENT;
+  *out = NULL;
+  SaCuda *cu = calloc(1, sizeof *cu);
+  if (!cu)
+    return SA_ERR_OUT_OF_MEMORY;
+  cu->lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+  if (!cu->lib) {
+    say(err, cap, "no CUDA driver: libcuda.so.1 cannot be loaded (%s)", dlerror());
+    free(cu);
+    return SA_ERR_UNSUPPORTED;
+  }
+#define X(f, sym, ret, params)                                                     \
+  if (!(*(void **)&cu->api.f = dlsym(cu->lib, sym))) {                             \
+    say(err, cap, "the CUDA driver has no %s: it is older than this runtime", sym); \
+    sa_cuda_close(cu);                                                             \
+    return SA_ERR_UNSUPPORTED;                                                     \
+  }
+  CU_ENTRIES(X)
+#undef X
+  if (!(*(void **)&cu->api.elapsed = dlsym(cu->lib, "cuEventElapsedTime_v2")) &&
+      !(*(void **)&cu->api.elapsed = dlsym(cu->lib, "cuEventElapsedTime"))) {
+    say(err, cap, "the CUDA driver has no cuEventElapsedTime");
+    sa_cuda_close(cu);
+    return SA_ERR_UNSUPPORTED;
+  }
+  SaStatus st = check(cu, cu->api.init(0), "cuInit", err, cap);
+  if (st == SA_OK)
+    st = check(cu, cu->api.device_get(&cu->dev, device), "cuDeviceGet", err, cap);
+  if (st == SA_OK)
+    st = check(cu, cu->api.ctx_retain(&cu->ctx, cu->dev), "cuDevicePrimaryCtxRetain", err, cap);
+  if (st == SA_OK)
+    st = check(cu, cu->api.ctx_set(cu->ctx), "cuCtxSetCurrent", err, cap);
+  if (st == SA_OK)
+    st = check(cu, cu->api.device_attr(&cu->shared_optin, ATTR_SHARED_OPTIN, cu->dev), "cuDeviceGetAttribute", err,
+               cap);
+  if (st != SA_OK) {
+    sa_cuda_close(cu);
+    return st;
+  }
+  *out = cu;
+  return SA_OK;
+}
+
+void sa_cuda_close(SaCuda *cu) {
+  if (!cu)
+    return;
+  if (cu->ctx)
+    cu->api.ctx_release(cu->dev);
+  if (cu->lib)
+    dlclose(cu->lib);
+  free(cu);
+}
+
+SaStatus sa_cuda_device(SaCuda *cu, char *name, size_t name_cap, int *capability) {
+  if (!cu)
+    return SA_ERR_INVALID_ARGUMENT;
+  int major = 0, minor = 0;
+  if (name && name_cap && cu->api.device_name(name, (int)name_cap, cu->dev) != 0)
+    snprintf(name, name_cap, "unknown");
+  if (cu->api.device_attr(&major, ATTR_CC_MAJOR, cu->dev) != 0 || cu->api.device_attr(&minor, ATTR_CC_MINOR, cu->dev))
+    return SA_ERR_DEVICE;
+  if (capability)
+    *capability = major * 10 + minor;
+  return SA_OK;
+}
+
+SaStatus sa_cuda_alloc(SaCuda *cu, size_t bytes, SaCudaPtr *out, char *err, size_t cap) {
+  if (!cu || !out)
+    return SA_ERR_INVALID_ARGUMENT;
+  CUdeviceptr p = 0;
+  CUresult r = cu->api.mem_alloc(&p, bytes ? bytes : 1);
+  if (r == 2) { /* CUDA_ERROR_OUT_OF_MEMORY */
+    say(err, cap, "cuMemAlloc of %zu bytes: out of device memory", bytes);
+    return SA_ERR_OUT_OF_MEMORY;
+  }
+  SaStatus st = check(cu, r, "cuMemAlloc", err, cap);
+  *out = st == SA_OK ? (SaCudaPtr)p : 0;
+  return st;
+}
+
+void sa_cuda_free(SaCuda *cu, SaCudaPtr p) {
+  if (cu && p)
+    cu->api.mem_free((CUdeviceptr)p);
+}
+
+SaStatus sa_cuda_upload(SaCuda *cu, SaCudaPtr dst, const void *src, size_t bytes, char *err, size_t cap) {
+  if (!cu || (!src && bytes))
+    return SA_ERR_INVALID_ARGUMENT;
+  return bytes ? check(cu, cu->api.htod((CUdeviceptr)dst, src, bytes), "cuMemcpyHtoD", err, cap) : SA_OK;
+}
+
+SaStatus sa_cuda_download(SaCuda *cu, void *dst, SaCudaPtr src, size_t bytes, char *err, size_t cap) {
+  if (!cu || (!dst && bytes))
+    return SA_ERR_INVALID_ARGUMENT;
+  return bytes ? check(cu, cu->api.dtoh(dst, (CUdeviceptr)src, bytes), "cuMemcpyDtoH", err, cap) : SA_OK;
+}
+
+SaStatus sa_cuda_fill(SaCuda *cu, SaCudaPtr dst, unsigned char byte, size_t bytes, char *err, size_t cap) {
+  if (!cu)
+    return SA_ERR_INVALID_ARGUMENT;
+  return bytes ? check(cu, cu->api.memset8((CUdeviceptr)dst, byte, bytes), "cuMemsetD8", err, cap) : SA_OK;
+}
+
+SaStatus sa_cuda_sync(SaCuda *cu, char *err, size_t cap) {
+  if (!cu)
+    return SA_ERR_INVALID_ARGUMENT;
+  return check(cu, cu->api.ctx_sync(), "cuCtxSynchronize (a kernel failed)", err, cap);
+}
+
+SaStatus sa_cuda_module_load(SaCuda *cu, const void *image, size_t len, SaCudaModule **out, char *err, size_t cap) {
+  if (!cu || !image || !len || !out)
+    return SA_ERR_INVALID_ARGUMENT;
+  *out = NULL;
+  SaCudaModule *m = calloc(1, sizeof *m);
+  if (!m)
+    return SA_ERR_OUT_OF_MEMORY;
+  m->cu = cu;
+  /* PTX must end in a NUL; copy it when the caller's bytes do not. */
+  const unsigned char *bytes = image;
+  bool elf = len >= 4 && bytes[0] == 0x7f && bytes[1] == 'E' && bytes[2] == 'L' && bytes[3] == 'F';
+  char *copy = NULL;
+  if (!elf && bytes[len - 1] != 0) {
+    if (!(copy = malloc(len + 1))) {
+      free(m);
+      return SA_ERR_OUT_OF_MEMORY;
+    }
+    memcpy(copy, image, len);
+    copy[len] = 0;
+    image = copy;
+  }
+  char log[2048] = "";
+  int opts[2] = {JIT_ERROR_LOG_BUFFER, JIT_ERROR_LOG_BUFFER_SIZE};
+  void *vals[2] = {log, (void *)(uintptr_t)sizeof log};
+  CUresult r = cu->api.module_load(&m->mod, image, 2, opts, vals);
+  free(copy);
+  if (r != 0) {
+    SaStatus st = check(cu, r, "cuModuleLoadDataEx", err, cap);
+    if (log[0] && err && cap) {
+      size_t n = strlen(err);
+      snprintf(err + n, cap - n, ": %s", log);
+    }
+    free(m);
+    return st;
+  }
+  *out = m;
+  return SA_OK;
+}
+
+void sa_cuda_module_unload(SaCudaModule *m) {
+  if (!m)
+    return;
+  m->cu->api.module_unload(m->mod);
+  free(m);
+}
+
+/* The function for kernel k, with its dynamic shared memory allowed. */
+static SaStatus function(SaCudaModule *m, const SaCudaKernel *k, CUfunction *fn, char *err, size_t cap) {
+  SaCuda *cu = m->cu;
+  for (int i = 0; i < m->n; i++)
+    if (!strcmp(m->funcs[i].name, k->name)) {
+      *fn = m->funcs[i].fn;
+      return SA_OK;
+    }
+  if (strlen(k->name) >= sizeof m->funcs[0].name || m->n == MAX_FUNCS) {
+    say(err, cap, "kernel '%s': too many kernels or too long a name", k->name);
+    return SA_ERR_INVALID_ARGUMENT;
+  }
+  SaStatus st = check(cu, cu->api.module_function(fn, m->mod, k->name), "cuModuleGetFunction", err, cap);
+  if (st != SA_OK)
+    return st;
+  if (k->shared_bytes > cu->shared_optin) {
+    say(err, cap, "kernel '%s' needs %d bytes of shared memory; this GPU allows %d per block", k->name,
+        k->shared_bytes, cu->shared_optin);
+    return SA_ERR_UNSUPPORTED;
+  }
+  st = check(cu, cu->api.func_attr(*fn, FUNC_MAX_DYNAMIC_SHARED, k->shared_bytes), "cuFuncSetAttribute", err, cap);
+  if (st != SA_OK)
+    return st;
+  snprintf(m->funcs[m->n].name, sizeof m->funcs[0].name, "%s", k->name);
+  m->funcs[m->n++].fn = *fn;
+  return SA_OK;
+}
+
+SaStatus sa_cuda_launch(SaCudaModule *m, const SaCudaKernel *k, SaCudaPtr q, SaCudaPtr kk, SaCudaPtr v, SaCudaPtr o,
+                        int64_t batch, int64_t seq, char *err, size_t cap) {
+  if (!m || !k || !k->name || batch < 0 || seq < 0 || k->query_tile <= 0 || k->threads <= 0)
+    return SA_ERR_INVALID_ARGUMENT;
+  if (batch == 0 || seq == 0)
+    return SA_OK;
+  int64_t gx = (seq + k->query_tile - 1) / k->query_tile, gy = batch * k->heads;
+  if (seq > INT32_MAX || gy > 65535) {
+    say(err, cap, "kernel '%s': batch %lld x heads %lld or seq %lld is beyond the grid's limits", k->name,
+        (long long)batch, (long long)k->heads, (long long)seq);
+    return SA_ERR_INVALID_ARGUMENT;
+  }
+  if (k->head_dim % 8 == 0 && ((q | kk | v) & 15)) {
+    say(err, cap, "kernel '%s': q, k and v must be 16-byte aligned", k->name);
+    return SA_ERR_INVALID_ARGUMENT;
+  }
+  CUfunction fn;
+  SaStatus st = function(m, k, &fn, err, cap);
+  if (st != SA_OK)
+    return st;
+  CUdeviceptr a[4] = {q, kk, v, o};
+  int64_t s = seq;
+  void *params[5] = {&a[0], &a[1], &a[2], &a[3], &s};
+  return check(m->cu,
+               m->cu->api.launch(fn, (unsigned)gx, (unsigned)gy, 1, (unsigned)k->threads, 1, 1,
+                                 (unsigned)k->shared_bytes, NULL, params, NULL),
+               "cuLaunchKernel", err, cap);
+}
+
+SaStatus sa_cuda_time(SaCudaModule *m, const SaCudaKernel *k, SaCudaPtr q, SaCudaPtr kk, SaCudaPtr v, SaCudaPtr o,
+                      int64_t batch, int64_t seq, int reps, double *ms, char *err, size_t cap) {
+  if (!m || !ms || reps < 1)
+    return SA_ERR_INVALID_ARGUMENT;
+  SaCuda *cu = m->cu;
+  SaStatus st = sa_cuda_launch(m, k, q, kk, v, o, batch, seq, err, cap);
+  if (st != SA_OK)
+    return st;
+  CUevent ev[2] = {NULL, NULL};
+  st = check(cu, cu->api.event_create(&ev[0], 0), "cuEventCreate", err, cap);
+  if (st == SA_OK)
+    st = check(cu, cu->api.event_create(&ev[1], 0), "cuEventCreate", err, cap);
+  if (st == SA_OK)
+    st = check(cu, cu->api.event_record(ev[0], NULL), "cuEventRecord", err, cap);
+  for (int i = 0; st == SA_OK && i < reps; i++)
+    st = sa_cuda_launch(m, k, q, kk, v, o, batch, seq, err, cap);
+  if (st == SA_OK)
+    st = check(cu, cu->api.event_record(ev[1], NULL), "cuEventRecord", err, cap);
+  if (st == SA_OK)
+    st = check(cu, cu->api.event_sync(ev[1]), "cuEventSynchronize (a kernel failed)", err, cap);
+  float total = 0;
+  if (st == SA_OK)
+    st = check(cu, cu->api.elapsed(&total, ev[0], ev[1]), "cuEventElapsedTime", err, cap);
+  for (int i = 0; i < 2; i++)
+    if (ev[i])
+      cu->api.event_destroy(ev[i]);
+  *ms = st == SA_OK ? total / reps : 0;
+  return st;
+}
