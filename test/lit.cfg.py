@@ -49,3 +49,20 @@ if shutil.which("valgrind") and not sanitize:
 
 if os.path.exists(os.path.join(bindir, "fuzz-frontend")):
     config.available_features.add("fuzzer")
+
+# The CUDA toolkit's ptxas checks the generated PTX; a driver (libcuda.so.1)
+# and a GPU run the kernels. Tests needing either are reported unsupported,
+# never passed, on machines without them.
+cuda_home = os.environ.get("CUDA_HOME") or "/usr/local/cuda"
+ptxas = os.path.join(cuda_home, "bin", "ptxas")
+if not os.access(ptxas, os.X_OK):
+    ptxas = shutil.which("ptxas")
+if ptxas:
+    config.available_features.add("ptxas")
+    config.substitutions.append(("%ptxas", ptxas))
+import ctypes
+try:
+    ctypes.CDLL("libcuda.so.1")
+    config.available_features.add("cuda-gpu")
+except OSError:
+    pass

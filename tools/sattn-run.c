@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "sattn/accel.h"
+#include "sattn/cuda.h"
 #include "sattn/reference.h"
 #include "sattn/sattn.h"
 #include "tool.h"
@@ -30,7 +31,8 @@ typedef struct {
   const char *file, *kernel, *qf, *kf, *vf, *expect, *out;
   int64_t seq, batch, heads, kv_heads, head_dim;
   uint64_t seed;
-  bool have_seed, json, importance, accel;
+  bool have_seed, json, importance, accel, cuda;
+  const char *arch; /* --arch: the PTX's chip; default: the device's (sm_90 as sm_90a) */
   const char *accel_config_file;
   char *accel_config;
   double input_scale;
@@ -38,7 +40,7 @@ typedef struct {
 } Args;
 
 static void usage(FILE *f) {
-  fputs("usage: sattn-run FILE [--kernel NAME] [--target=cpu|accel] [--accel-config F] [--seq N] [--batch N] [--heads N]\n"
+  fputs("usage: sattn-run FILE [--kernel NAME] [--target=cpu|accel|cuda] [--arch SM] [--accel-config F] [--seq N] [--batch N] [--heads N]\n"
         "                 [--kv-heads N] [--head-dim N] [--seed S] [--input-scale X]\n"
         "                 [--q F --k F --v F] [--expect F] [--out F] [--repeat N] [--importance]\n"
         "                 [--threads N] [--json]\n",
@@ -244,6 +246,73 @@ static int cmp_double(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
+/* ---- the GPU ---- */
+
+/* Exit status of a CUDA run on a machine without a GPU or driver. */
+enum { EXIT_NO_GPU = 77 };
+
+/* Compiles spec s to PTX for the device, loads it, fills the output with
+ * NaN bits, runs the kernel (reps times when timing) and downloads the
+ * output (bytes in the spec's layout and output type) into ko. Returns 0,
+ * 1 after an error message, or EXIT_NO_GPU. */
+static int run_cuda(const Args *a, SattnModule *mod, const SaSpec *s, const void *q, const void *k, const void *v,
+                    void *ko, int64_t B, int64_t S, double *kernel_s) {
+  char err[2300];
+  SaCuda *cu = NULL;
+  SaStatus st = sa_cuda_open(0, &cu, err, sizeof err);
+  if (st != SA_OK) {
+    fprintf(stderr, "sattn-run: %s: %s\n", st == SA_ERR_UNSUPPORTED ? "skipped" : "error", err);
+    return st == SA_ERR_UNSUPPORTED ? EXIT_NO_GPU : 1;
+  }
+  char arch[16] = "sm_80", name[128];
+  int cc = 80;
+  sa_cuda_device(cu, name, sizeof name, &cc);
+  if (a->arch)
+    snprintf(arch, sizeof arch, "%s", a->arch);
+  else
+    snprintf(arch, sizeof arch, cc >= 90 ? "sm_90a" : cc >= 89 ? "sm_89" : cc >= 86 ? "sm_86" : "sm_80");
+  SattnArtifact *ptx = NULL;
+  int rc = 1;
+  SaCudaModule *m = NULL;
+  SaCudaPtr dq = 0, dk = 0, dv = 0, dout = 0;
+  if (sattn_emit(mod, SATTN_ARTIFACT_PTX, &(SattnOptions){.target = SATTN_TARGET_CUDA, .kernel = s->name, .arch = arch},
+                 &ptx) != SA_OK)
+    goto out;
+  size_t len;
+  const void *text = sattn_artifact_data(ptx, &len);
+  SaCudaKernel kd;
+  sa_cuda_describe(s, &kd);
+  size_t in_b = (size_t)sa_dtype_bits(s->storage) / 8, out_b = (size_t)sa_dtype_bits(s->output) / 8;
+  size_t nq = (size_t)(B * s->heads * S * s->head_dim), nkv = (size_t)(B * s->kv_heads * S * s->head_dim);
+  if ((st = sa_cuda_module_load(cu, text, len + 1, &m, err, sizeof err)) == SA_OK &&
+      (st = sa_cuda_alloc(cu, nq * in_b, &dq, err, sizeof err)) == SA_OK &&
+      (st = sa_cuda_alloc(cu, nkv * in_b, &dk, err, sizeof err)) == SA_OK &&
+      (st = sa_cuda_alloc(cu, nkv * in_b, &dv, err, sizeof err)) == SA_OK &&
+      (st = sa_cuda_alloc(cu, nq * out_b, &dout, err, sizeof err)) == SA_OK &&
+      (st = sa_cuda_upload(cu, dq, q, nq * in_b, err, sizeof err)) == SA_OK &&
+      (st = sa_cuda_upload(cu, dk, k, nkv * in_b, err, sizeof err)) == SA_OK &&
+      (st = sa_cuda_upload(cu, dv, v, nkv * in_b, err, sizeof err)) == SA_OK &&
+      (st = sa_cuda_fill(cu, dout, 0xFF, nq * out_b, err, sizeof err)) == SA_OK &&
+      (st = sa_cuda_launch(m, &kd, dq, dk, dv, dout, B, S, err, sizeof err)) == SA_OK &&
+      (st = sa_cuda_sync(cu, err, sizeof err)) == SA_OK &&
+      (st = sa_cuda_download(cu, ko, dout, nq * out_b, err, sizeof err)) == SA_OK) {
+    double ms = 0;
+    if (a->repeat > 1)
+      st = sa_cuda_time(m, &kd, dq, dk, dv, dout, B, S, a->repeat, &ms, err, sizeof err);
+    *kernel_s = ms * 1e-3;
+    if (st == SA_OK)
+      rc = 0;
+  }
+  if (st != SA_OK)
+    fprintf(stderr, "sattn-run: error: %s (%s, %s, device %s)\n", err, sa_status_name(st), arch, name);
+out:
+  sa_cuda_free(cu, dq), sa_cuda_free(cu, dk), sa_cuda_free(cu, dv), sa_cuda_free(cu, dout);
+  sa_cuda_module_unload(m);
+  sattn_artifact_destroy(ptx);
+  sa_cuda_close(cu);
+  return rc;
+}
+
 /* ---- the accelerator ---- */
 
 /* Compiles spec s to a stream through the API, loads it and runs it on the
@@ -409,6 +478,17 @@ static int run(const Args *a, SattnModule *mod, int index) {
     kernel_s = 0;
     goto compare;
   }
+  if (a->cuda) {
+    kernel_s = 0;
+    int cr = run_cuda(a, mod, s, kq, kk, kv, ko, B, S, &kernel_s);
+    if (cr) {
+      rc = cr;
+      goto done;
+    }
+    compile_s = now_s() - t0;
+    decode(ko, nq, s->output, got_l);
+    goto compare;
+  }
   /* compile */
   SaStatus cs = sattn_jit_create(mod, &(SattnOptions){.kernel = s->name}, &jit);
   if (cs != SA_OK) {
@@ -465,6 +545,11 @@ compare:
     tol_rel += 1e-4;
     tol_abs += 4e-4;
   }
+  if (a->cuda) { /* P is rounded to the input type for the P V mma (docs/cuda.md) */
+    double u = s->storage == DT_BF16 ? ldexp(1.0, -8) : ldexp(1.0, -11);
+    tol_rel += 2 * u;
+    tol_abs += 4 * u;
+  }
   /* Scores are computed in fp32: a logit of magnitude L carries an error of
    * about L * 2^-24, which shifts the probabilities by that much. Bound L by
    * scale * max |q_i| * max |k_j| (Cauchy-Schwarz) and widen both
@@ -508,12 +593,13 @@ compare:
     }
   }
   if (a->json) {
-    printf("{\"kernel\": \"%s\", \"target\": \"cpu\", \"batch\": %lld, \"heads\": %lld, \"kv_heads\": %lld, "
+    printf("{\"kernel\": \"%s\", \"target\": \"%s\", \"batch\": %lld, \"heads\": %lld, \"kv_heads\": %lld, "
            "\"seq\": %lld, \"head_dim\": %lld, \"storage\": \"%s\", \"output\": \"%s\", \"seed\": %llu, "
            "\"kept_fraction\": %.6g, \"max_abs_error\": %.3e, \"rel_error\": %.3e, \"tolerance_rel\": %.1e, "
            "\"compile_s\": %.4f, \"kernel_s\": %.6f, \"reference_s\": %.4f",
-           s->name, (long long)B, (long long)H, (long long)KVH, (long long)S, (long long)D, sa_dtype_name(s->storage),
-           sa_dtype_name(s->output), (unsigned long long)a->seed, kept, eo.max_abs, eo.rel, tol_rel, compile_s,
+           s->name, a->cuda ? "cuda" : a->accel ? "accel" : "cpu", (long long)B, (long long)H, (long long)KVH,
+           (long long)S, (long long)D, sa_dtype_name(s->storage), sa_dtype_name(s->output),
+           (unsigned long long)a->seed, kept, eo.max_abs, eo.rel, tol_rel, compile_s,
            kernel_s, ref_s);
     if (tokens)
       printf(", \"token_importance_rel_error\": %.3e", et.rel);
@@ -596,9 +682,14 @@ int main(int argc, char **argv) {
         return bad_usage("expected a positive integer after ", s);
       sattn_cpu_set_threads(atoi(argv[++i]));
     } else if (!strncmp(s, "--target=", 9)) {
-      if (strcmp(s + 9, "cpu") != 0 && strcmp(s + 9, "accel") != 0)
+      if (strcmp(s + 9, "cpu") != 0 && strcmp(s + 9, "accel") != 0 && strcmp(s + 9, "cuda") != 0)
         return bad_usage("unknown target ", s + 9);
       a.accel = strcmp(s + 9, "accel") == 0;
+      a.cuda = strcmp(s + 9, "cuda") == 0;
+    } else if (!strcmp(s, "--arch")) {
+      if (i + 1 == argc)
+        return bad_usage(s, " needs a chip (sm_80, sm_90a, ...)");
+      a.arch = argv[++i];
     } else if (!strcmp(s, "--accel-config")) {
       if (i + 1 == argc)
         return bad_usage(s, " needs a file");
@@ -619,6 +710,8 @@ int main(int argc, char **argv) {
     return bad_usage("no input file", "");
   if (a.accel && (a.importance || a.repeat > 1))
     return bad_usage("--importance and --repeat are for the cpu target", "");
+  if (a.cuda && a.importance)
+    return bad_usage("--importance is for the cpu target", "");
   if (!a.have_seed) {
     struct timespec t;
     clock_gettime(CLOCK_REALTIME, &t);
