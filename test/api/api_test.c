@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "sattn/reference.h"
 #include "sattn/sattn.h"
@@ -127,24 +128,36 @@ static void test_artifacts(void) {
   SattnModule *m;
   EXPECT(sattn_module_parse(ctx, "specs.sattn", specs, sizeof specs - 1, &m) == SA_OK);
   printf("kernels: %d; 'local' at %d\n", sattn_module_kernel_count(m), sattn_module_find(m, "local"));
+  /* The CUDA target reads 16-bit inputs: its kinds compile this spec. */
+  static const char half[] = "attention local {\n  shape batch=1 heads=2 kv_heads=1 seq=? head_dim=24\n"
+                             "  precision input=fp16 output=fp16\n  pattern causal and window 9\n}\n";
+  SattnModule *mh;
+  EXPECT(sattn_module_parse(ctx, "half.sattn", half, sizeof half - 1, &mh) == SA_OK);
   for (int k = 0; k < SATTN_ARTIFACT_COUNT; k++) {
     SattnArtifact *a = NULL;
     bool accel = k == SATTN_ARTIFACT_ACCEL || k == SATTN_ARTIFACT_ACCEL_ASM || k == SATTN_ARTIFACT_ACCEL_C ||
                  k == SATTN_ARTIFACT_MLIR_ACCEL;
-    SattnOptions opt = {.target = accel ? SATTN_TARGET_ACCEL : SATTN_TARGET_CPU, .kernel = "local",
-                        .cpu = "x86-64-v3", .seq = 32};
-    SaStatus st = sattn_emit(m, (SattnArtifactKind)k, &opt, &a);
+    bool cuda = k == SATTN_ARTIFACT_MLIR_CUDA || k == SATTN_ARTIFACT_PTX || k == SATTN_ARTIFACT_CUBIN;
+    if (k == SATTN_ARTIFACT_CUBIN && access("/usr/local/cuda/bin/ptxas", X_OK) != 0 && !getenv("CUDA_HOME")) {
+      printf("artifact cubin: skipped (no CUDA toolkit)\n");
+      continue;
+    }
+    SattnOptions opt = {.target = accel ? SATTN_TARGET_ACCEL : cuda ? SATTN_TARGET_CUDA : SATTN_TARGET_CPU,
+                        .kernel = "local", .cpu = "x86-64-v3", .seq = 32};
+    SaStatus st = sattn_emit(cuda ? mh : m, (SattnArtifactKind)k, &opt, &a);
     size_t size = 0;
     const unsigned char *d = sattn_artifact_data(a, &size);
     EXPECT(st == SA_OK && size > 0 && sattn_artifact_kind(a) == (SattnArtifactKind)k);
     EXPECT(sattn_artifact_kind_is_binary((SattnArtifactKind)k) || (d && d[size] == 0 && strlen((const char *)d) == size));
     printf("artifact %s: %s, %s, %d kernel(s)%s\n", sattn_artifact_kind_name((SattnArtifactKind)k), sa_status_name(st),
            size > 0 ? "non-empty" : "EMPTY", sattn_artifact_kernel_count(a),
-           k == SATTN_ARTIFACT_OBJECT && size > 4 && memcmp(d, "\x7f" "ELF", 4) == 0   ? ", ELF"
+           (k == SATTN_ARTIFACT_OBJECT || k == SATTN_ARTIFACT_CUBIN) && size > 4 && memcmp(d, "\x7f" "ELF", 4) == 0
+               ? ", ELF"
            : k == SATTN_ARTIFACT_ACCEL && size > 4 && memcmp(d, "SACC", 4) == 0 ? ", SACC"
                                                                                  : "");
     sattn_artifact_destroy(a);
   }
+  sattn_module_destroy(mh);
   /* metadata, which outlives the module */
   SattnArtifact *h;
   EXPECT(sattn_emit(m, SATTN_ARTIFACT_HEADER, NULL, &h) == SA_OK);

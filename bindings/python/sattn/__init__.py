@@ -60,7 +60,8 @@ _DiagnosticFn = ctypes.CFUNCTYPE(None, ctypes.POINTER(_Diagnostic), ctypes.c_voi
 
 class _Options(ctypes.Structure):
     _fields_ = [("target", ctypes.c_int), ("cpu", ctypes.c_char_p), ("kernel", ctypes.c_char_p),
-                ("seq", ctypes.c_int64), ("picture_seed", ctypes.c_uint64), ("accel_config", ctypes.c_char_p)]
+                ("seq", ctypes.c_int64), ("picture_seed", ctypes.c_uint64), ("accel_config", ctypes.c_char_p),
+                ("arch", ctypes.c_char_p), ("cuda_path", ctypes.c_char_p)]
 
 
 class _Shape(ctypes.Structure):
@@ -249,12 +250,12 @@ def _info(ki):
             "prunes_heads": k.prunes_heads, "prototype": k.prototype.decode()}
 
 
-_TARGETS = {"cpu": 0, "accel": 1}
+_TARGETS = {"cpu": 0, "accel": 1, "cuda": 2}
 
 
-def _options(kernel=None, cpu=None, seq=0, seed=1, target="cpu", accel_config=None):
+def _options(kernel=None, cpu=None, seq=0, seed=1, target="cpu", accel_config=None, arch=None):
     return _Options(_TARGETS[target], cpu.encode() if cpu else None, kernel.encode() if kernel else None, seq, seed,
-                    accel_config.encode() if accel_config else None)
+                    accel_config.encode() if accel_config else None, arch.encode() if arch else None, None)
 
 
 class Module:
@@ -304,16 +305,18 @@ class Module:
         self._ctx.check(_lib.sattn_module_set_shape(self._handle, self._index(name), ctypes.byref(shape)),
                         "set_shape")
 
-    def emit(self, kind, kernel=None, cpu=None, seq=0, seed=1, target=None, accel_config=None):
-        """One artifact (sattn.ARTIFACTS: 'mlir', 'llvm', 'asm', 'obj', 'header', 'accel', ...): str, or bytes
-        for binary kinds. cpu: an LLVM CPU name for llvm/asm/obj (default: this machine). target: 'cpu' or
-        'accel' (default: accel for the accel kinds). accel_config: a hardware configuration's text."""
+    def emit(self, kind, kernel=None, cpu=None, seq=0, seed=1, target=None, accel_config=None, arch=None):
+        """One artifact (sattn.ARTIFACTS: 'mlir', 'llvm', 'asm', 'obj', 'header', 'accel', 'ptx', ...): str, or
+        bytes for binary kinds. cpu: an LLVM CPU name for llvm/asm/obj (default: this machine). target: 'cpu',
+        'accel' or 'cuda' (default: accel for the accel kinds, cuda for mlir-cuda, ptx and cubin).
+        accel_config: a hardware configuration's text. arch: the CUDA chip (default sm_80)."""
         k = _lib.sattn_artifact_kind_parse(kind.encode())
         if k < 0:
             raise ValueError("unknown artifact kind %r (one of %s)" % (kind, ", ".join(ARTIFACTS)))
-        target = target or ("accel" if kind.startswith("accel") or kind == "mlir-accel" else "cpu")
+        target = target or ("accel" if kind.startswith("accel") or kind == "mlir-accel"
+                            else "cuda" if kind in ("mlir-cuda", "ptx", "cubin") else "cpu")
         art = P()
-        opt = _options(kernel, cpu, seq, seed, target, accel_config)
+        opt = _options(kernel, cpu, seq, seed, target, accel_config, arch)
         self._ctx.check(_lib.sattn_emit(self._handle, k, ctypes.byref(opt), ctypes.byref(art)), "emit " + kind)
         try:
             size = ctypes.c_size_t()
