@@ -25,6 +25,7 @@
 #include "sattn/cuda.h"
 #include "sattn/reference.h"
 #include "sattn/sattn.h"
+#include "check.h"
 #include "tool.h"
 
 typedef struct {
@@ -112,128 +113,6 @@ static void to_layout(const SaSpec *s, int64_t B, int64_t nh, int64_t S, const f
         }
 }
 
-/* IEEE binary16 bits of a float that is exactly representable in it. */
-static uint16_t half_bits(float x) {
-  uint32_t u;
-  memcpy(&u, &x, sizeof u);
-  uint16_t sign = (uint16_t)((u >> 16) & 0x8000);
-  float a = fabsf(x);
-  if (isnan(x))
-    return sign | 0x7E00;
-  if (isinf(x) || a >= 65520.0f)
-    return sign | 0x7C00;
-  if (a < ldexpf(1.0f, -14)) /* subnormal or zero: multiples of 2^-24 */
-    return sign | (uint16_t)lrintf(ldexpf(a, 24));
-  int e;
-  float m = frexpf(a, &e); /* a = m * 2^e, m in [0.5, 1) */
-  return sign | (uint16_t)((e + 14) << 10) | (uint16_t)(lrintf(ldexpf(m, 11)) - 1024);
-}
-
-static float half_value(uint16_t h) {
-  int e = (h >> 10) & 31, m = h & 1023;
-  float v = e == 0 ? ldexpf((float)m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexpf((float)(m + 1024), e - 25);
-  return (h & 0x8000) ? -v : v;
-}
-
-/* fp8 bytes of a float already rounded to the format (or NaN, or Inf for
- * e5m2): e4m3 has 3 mantissa bits, bias 7, no Inf; e5m2 2 bits, bias 15. */
-static uint8_t fp8_bits(float r, SaDtype t) {
-  bool e4 = t == DT_FP8E4M3;
-  int mant = e4 ? 3 : 2, emin = e4 ? -6 : -14, bias = e4 ? 7 : 15;
-  uint8_t sign = signbit(r) ? 0x80 : 0;
-  float a = fabsf(r);
-  if (isnan(r))
-    return sign | (e4 ? 0x7F : 0x7E);
-  if (isinf(r))
-    return sign | 0x7C;
-  if (a < ldexpf(1.0f, emin))
-    return sign | (uint8_t)lrintf(ldexpf(a, mant - emin));
-  int e;
-  float f = frexpf(a, &e); /* a = f * 2^e, f in [0.5, 1) */
-  return sign | (uint8_t)(((e - 1 + bias) << mant) | (int)lrintf(ldexpf(2 * f - 1, mant)));
-}
-
-static size_t dtype_bytes(SaDtype t) { return t == DT_FP32 ? 4 : t == DT_FP8E4M3 || t == DT_FP8E5M2 ? 1 : 2; }
-
-/* The kernel's memory for a tensor of type t from fp32 values (rounded to t first). */
-static void *encode(const float *x, size_t n, SaDtype t) {
-  size_t elem = dtype_bytes(t);
-  unsigned char *out = malloc(n * elem + 1);
-  if (!out)
-    return NULL;
-  for (size_t i = 0; i < n; i++) {
-    float r = sa_round_to_dtype(x[i], t);
-    if (elem == 1) {
-      out[i] = fp8_bits(r, t);
-    } else if (t == DT_FP32) {
-      memcpy(out + 4 * i, &r, 4);
-    } else {
-      uint32_t u;
-      memcpy(&u, &r, sizeof u);
-      uint16_t h = t == DT_FP16 ? half_bits(r) : (uint16_t)(u >> 16);
-      memcpy(out + 2 * i, &h, 2);
-    }
-  }
-  return out;
-}
-
-static void decode(const void *mem, size_t n, SaDtype t, float *out) {
-  const unsigned char *p = mem;
-  for (size_t i = 0; i < n; i++) {
-    if (t == DT_FP32) {
-      memcpy(&out[i], p + 4 * i, 4);
-    } else {
-      uint16_t h;
-      memcpy(&h, p + 2 * i, 2);
-      uint32_t u = (uint32_t)h << 16;
-      if (t == DT_FP16)
-        out[i] = half_value(h);
-      else
-        memcpy(&out[i], &u, 4);
-    }
-  }
-}
-
-/* ---- comparison ---- */
-
-typedef struct {
-  double max_abs, rel, ref_max;
-  bool mismatch_nonfinite; /* one side finite where the other is not */
-} Err;
-
-static Err compare(const float *got, const float *want, size_t n) {
-  Err e = {0};
-  double num = 0, den = 0;
-  for (size_t i = 0; i < n; i++) {
-    bool fg = isfinite(got[i]), fw = isfinite(want[i]);
-    if (!fg || !fw) {
-      bool same = (isnan(got[i]) && isnan(want[i])) || got[i] == want[i];
-      e.mismatch_nonfinite |= !same;
-      continue;
-    }
-    double d = fabs((double)got[i] - (double)want[i]);
-    e.max_abs = fmax(e.max_abs, d);
-    e.ref_max = fmax(e.ref_max, fabs((double)want[i]));
-    num += d * d;
-    den += (double)want[i] * want[i];
-  }
-  e.rel = den > 0 ? sqrt(num / den) : sqrt(num);
-  return e;
-}
-
-/* The documented tolerance of an output type: relative Frobenius error and
- * largest absolute error relative to the largest reference value. */
-static void tolerance(SaDtype out, double *rel, double *abs_rel) {
-  switch (out) {
-  case DT_FP16: *rel = 1e-3, *abs_rel = 2e-3; break;
-  case DT_BF16: *rel = 8e-3, *abs_rel = 1.6e-2; break;
-  default: *rel = 1e-5, *abs_rel = 1e-4; break;
-  }
-}
-
-static bool within(Err e, double rel, double abs_rel) {
-  return !e.mismatch_nonfinite && e.rel <= rel && e.max_abs <= abs_rel * fmax(e.ref_max, 1e-30);
-}
 
 static double now_s(void) {
   struct timespec t;
@@ -459,9 +338,9 @@ static int run(const Args *a, SattnModule *mod, int index) {
   to_layout(s, B, H, S, lq, q, false);
   to_layout(s, B, KVH, S, lk, k, false);
   to_layout(s, B, KVH, S, lv, v, false);
-  kq = encode(q, nq, s->storage);
-  kk = encode(k, nkv, s->storage);
-  kv = encode(v, nkv, s->storage);
+  kq = chk_encode(q, nq, s->storage);
+  kk = chk_encode(k, nkv, s->storage);
+  kv = chk_encode(v, nkv, s->storage);
   ko = malloc(nq * 4 + 1);
   if (!kq || !kk || !kv || !ko) {
     fputs("sattn-run: error: out of memory\n", stderr);
@@ -486,7 +365,7 @@ static int run(const Args *a, SattnModule *mod, int index) {
       goto done;
     }
     compile_s = now_s() - t0;
-    decode(ko, nq, s->output, got_l);
+    chk_decode(ko, nq, s->output, got_l);
     goto compare;
   }
   /* compile */
@@ -523,7 +402,7 @@ static int run(const Args *a, SattnModule *mod, int index) {
     fprintf(stderr, "sattn-run: error: the kernel returned status %d (%s)\n", st, sa_status_name((SaStatus)st));
     goto done;
   }
-  decode(ko, nq, s->output, got_l);
+  chk_decode(ko, nq, s->output, got_l);
 compare:
   to_layout(s, B, H, S, got_l, got, true); /* back to [B,H,S,D] */
 
@@ -540,7 +419,7 @@ compare:
   to_layout(s, B, H, S, ref, ref_b, true);
 
   double tol_rel, tol_abs;
-  tolerance(s->output, &tol_rel, &tol_abs);
+  chk_tolerance(s->output, &tol_rel, &tol_abs);
   if (a->accel) { /* the accelerator's table exp: 1.5e-5 per weight (docs/accel-isa.md) */
     tol_rel += 1e-4;
     tol_abs += 4e-4;
@@ -554,36 +433,23 @@ compare:
    * about L * 2^-24, which shifts the probabilities by that much. Bound L by
    * scale * max |q_i| * max |k_j| (Cauchy-Schwarz) and widen both
    * tolerances by it: this only matters for large logits. */
-  double qmax = 0, kmax = 0;
-  for (size_t r = 0; r < nq / (size_t)D; r++) {
-    double n2 = 0;
-    for (int64_t d = 0; d < D; d++)
-      n2 += (double)q[r * (size_t)D + (size_t)d] * q[r * (size_t)D + (size_t)d];
-    qmax = fmax(qmax, sqrt(n2));
-  }
-  for (size_t r = 0; r < nkv / (size_t)D; r++) {
-    double n2 = 0;
-    for (int64_t d = 0; d < D; d++)
-      n2 += (double)k[r * (size_t)D + (size_t)d] * k[r * (size_t)D + (size_t)d];
-    kmax = fmax(kmax, sqrt(n2));
-  }
-  double logit_bound = fabs(s->scale) * qmax * kmax;
+  double logit_bound = chk_logit_bound(s, q, nq, k, nkv);
   tol_rel += logit_bound * ldexp(1.0, -24);
   tol_abs += logit_bound * ldexp(1.0, -24);
-  Err eo = compare(got, ref_b, nq);
-  bool ok = within(eo, tol_rel, tol_abs);
-  Err et = {0}, eh = {0}, ee = {0};
+  ChkErr eo = chk_compare(got, ref_b, nq);
+  bool ok = chk_within(eo, tol_rel, tol_abs);
+  ChkErr et = {0}, eh = {0}, ee = {0};
   if (tokens) {
-    et = compare(tout_k, tout_r, (size_t)(B * S));
-    ok = ok && within(et, 1e-5, 1e-4);
+    et = chk_compare(tout_k, tout_r, (size_t)(B * S));
+    ok = ok && chk_within(et, 1e-5, 1e-4);
   }
   if (heads) {
-    eh = compare(hout_k, hout_r, (size_t)(B * H));
-    ok = ok && within(eh, 1e-5, 1e-4);
+    eh = chk_compare(hout_k, hout_r, (size_t)(B * H));
+    ok = ok && chk_within(eh, 1e-5, 1e-4);
   }
   if (expect) {
-    ee = compare(got, expect, nq);
-    ok = ok && within(ee, tol_rel, tol_abs);
+    ee = chk_compare(got, expect, nq);
+    ok = ok && chk_within(ee, tol_rel, tol_abs);
   }
   if (a->out) {
     FILE *f = fopen(a->out, "wb");

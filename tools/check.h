@@ -1,0 +1,35 @@
+/* check.h: what the tools that run kernels share: tensors converted
+ * between fp32 and the kernels' element types, and the comparison of an
+ * output with the reference's (docs/cpu-abi.md has the tolerances). No
+ * LLVM or MLIR: the runtime-only GPU runner uses it too. */
+#ifndef SATTN_TOOLS_CHECK_H
+#define SATTN_TOOLS_CHECK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sattn/spec.h"
+
+/* The kernel's memory for n values of type t (each rounded to t first);
+ * malloc'ed, NULL when out of memory. */
+void *chk_encode(const float *x, size_t n, SaDtype t);
+/* n values of type t (fp32, fp16, bf16) in memory back to fp32. */
+void chk_decode(const void *mem, size_t n, SaDtype t, float *out);
+
+typedef struct {
+  double max_abs, rel, ref_max;
+  bool mismatch_nonfinite; /* one side finite where the other is not */
+} ChkErr;
+
+/* Errors of got against want (relative Frobenius, largest absolute). */
+ChkErr chk_compare(const float *got, const float *want, size_t n);
+/* The documented tolerance of an output type: relative Frobenius error and
+ * largest absolute error relative to the largest reference value. */
+void chk_tolerance(SaDtype out, double *rel, double *abs_rel);
+bool chk_within(ChkErr e, double rel, double abs_rel);
+/* A bound on |logit|: scale * max |q_i| * max |k_j| (Cauchy-Schwarz). f32
+ * scores carry about bound * 2^-24 of error, which tolerances add. */
+double chk_logit_bound(const SaSpec *s, const float *q, size_t nq, const float *k, size_t nkv);
+
+#endif

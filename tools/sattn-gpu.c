@@ -1,0 +1,204 @@
+/* sattn-gpu: runs CUDA kernels that sattnc compiled elsewhere and checks
+ * them against the reference, with only the runtime and the front end (no
+ * LLVM, MLIR or CUDA toolkit), for GPU machines that have neither:
+ *
+ *   sattn-gpu FILE IMAGE [--kernel NAME] [--seq N] [--batch N] [--seed S]
+ *             [--input-scale X] [--repeat N] [--json]
+ *
+ * FILE is the spec file IMAGE (PTX or cubin from `sattnc FILE
+ * --target=cuda --emit=ptx|cubin`) was compiled from; each selected spec's
+ * kernel runs on fresh random inputs with a NaN-poisoned output, and its
+ * output is compared with the reference (docs/cuda.md has the tolerance).
+ * --repeat N also times N launches with CUDA events. Exit status: 0 when
+ * every kernel is within the tolerance, 1 otherwise or on an error, 2 on
+ * bad usage, 77 without a GPU driver. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../compiler/compiler.h"
+#include "check.h"
+#include "sattn/cuda.h"
+#include "sattn/reference.h"
+#include "tool.h"
+
+typedef struct {
+  const char *file, *image, *kernel;
+  int64_t seq, batch;
+  uint64_t seed;
+  double input_scale;
+  int repeat;
+  bool json;
+} Args;
+
+static int usage(FILE *f, int rc) {
+  fputs("usage: sattn-gpu FILE IMAGE [--kernel NAME] [--seq N] [--batch N] [--seed S] [--input-scale X]\n"
+        "                 [--repeat N] [--json]\n",
+        f);
+  return rc;
+}
+
+/* Runs one spec's kernel; 0 when within the tolerance, 1 otherwise. */
+static int run_one(const Args *a, SaCuda *cu, SaCudaModule *m, const SaSpec *spec) {
+  SaSpec s = *spec;
+  int64_t S = s.seq != SA_DYNAMIC ? s.seq : a->seq, B = s.batch != SA_DYNAMIC ? s.batch : a->batch;
+  if (S <= 0 || B <= 0) {
+    fprintf(stderr, "sattn-gpu: error: spec '%s' has seq=?: give --seq N\n", s.name);
+    return 1;
+  }
+  s.seq = S;
+  s.batch = B;
+  size_t nq = (size_t)(B * s.heads * S * s.head_dim), nkv = (size_t)(B * s.kv_heads * S * s.head_dim);
+  size_t in_b = (size_t)sa_dtype_bits(s.storage) / 8, out_b = (size_t)sa_dtype_bits(s.output) / 8;
+  float *q = malloc(nq * sizeof *q), *k = malloc(nkv * sizeof *k), *v = malloc(nkv * sizeof *v);
+  float *ref = malloc(nq * sizeof *ref), *got = malloc(nq * sizeof *got);
+  void *hq = NULL, *hk = NULL, *hv = NULL, *ho = malloc(nq * out_b + 1);
+  SaCudaPtr dq = 0, dk = 0, dv = 0, dout = 0;
+  char err[2300] = "";
+  int rc = 1;
+  uint64_t state = a->seed;
+  if (!q || !k || !v || !ref || !got || !ho)
+    goto oom;
+  for (size_t i = 0; i < nq; i++)
+    q[i] = (float)(sa_gaussian(&state) * a->input_scale);
+  for (size_t i = 0; i < nkv; i++) {
+    k[i] = (float)sa_gaussian(&state);
+    v[i] = (float)sa_gaussian(&state);
+  }
+  if (!(hq = chk_encode(q, nq, s.storage)) || !(hk = chk_encode(k, nkv, s.storage)) ||
+      !(hv = chk_encode(v, nkv, s.storage)))
+    goto oom;
+  SaCudaKernel kd;
+  sa_cuda_describe(&s, &kd);
+  SaStatus st;
+  double ms = 0;
+  if ((st = sa_cuda_alloc(cu, nq * in_b, &dq, err, sizeof err)) != SA_OK ||
+      (st = sa_cuda_alloc(cu, nkv * in_b, &dk, err, sizeof err)) != SA_OK ||
+      (st = sa_cuda_alloc(cu, nkv * in_b, &dv, err, sizeof err)) != SA_OK ||
+      (st = sa_cuda_alloc(cu, nq * out_b, &dout, err, sizeof err)) != SA_OK ||
+      (st = sa_cuda_upload(cu, dq, hq, nq * in_b, err, sizeof err)) != SA_OK ||
+      (st = sa_cuda_upload(cu, dk, hk, nkv * in_b, err, sizeof err)) != SA_OK ||
+      (st = sa_cuda_upload(cu, dv, hv, nkv * in_b, err, sizeof err)) != SA_OK ||
+      (st = sa_cuda_fill(cu, dout, 0xFF, nq * out_b, err, sizeof err)) != SA_OK ||
+      (st = sa_cuda_launch(m, &kd, dq, dk, dv, dout, B, S, err, sizeof err)) != SA_OK ||
+      (st = sa_cuda_sync(cu, err, sizeof err)) != SA_OK ||
+      (st = sa_cuda_download(cu, ho, dout, nq * out_b, err, sizeof err)) != SA_OK ||
+      (a->repeat > 0 && (st = sa_cuda_time(m, &kd, dq, dk, dv, dout, B, S, a->repeat, &ms, err, sizeof err)) != SA_OK)) {
+    fprintf(stderr, "sattn-gpu: error: %s: %s (%s)\n", s.name, err, sa_status_name(st));
+    goto done;
+  }
+  chk_decode(ho, nq, s.output, got);
+  SaProblem p = {B, S, q, k, v, ref, NULL, NULL, NULL, NULL};
+  double kept = 0;
+  if ((st = sa_reference(&s, &p, &kept)) != SA_OK) {
+    fprintf(stderr, "sattn-gpu: error: the reference failed: %s\n", sa_status_name(st));
+    goto done;
+  }
+  double tol_rel, tol_abs, u = s.storage == DT_BF16 ? ldexp(1.0, -8) : ldexp(1.0, -11);
+  chk_tolerance(s.output, &tol_rel, &tol_abs);
+  double lb = chk_logit_bound(&s, q, nq, k, nkv) * ldexp(1.0, -24);
+  tol_rel += 2 * u + lb;
+  tol_abs += 4 * u + lb;
+  ChkErr e = chk_compare(got, ref, nq);
+  bool ok = chk_within(e, tol_rel, tol_abs);
+  /* useful work: 4 D flops per allowed pair */
+  double flops = 4.0 * (double)s.head_dim * kept * (double)(B * s.heads) * (double)S * (double)S;
+  if (a->json)
+    printf("{\"kernel\": \"%s\", \"batch\": %lld, \"heads\": %lld, \"kv_heads\": %lld, \"seq\": %lld, "
+           "\"head_dim\": %lld, \"storage\": \"%s\", \"output\": \"%s\", \"seed\": %llu, \"kept_fraction\": %.6g, "
+           "\"max_abs_error\": %.3e, \"rel_error\": %.3e, \"tolerance_rel\": %.2e, \"ms\": %.5f, \"tflops\": %.3f, "
+           "\"ok\": %s}\n",
+           s.name, (long long)B, (long long)s.heads, (long long)s.kv_heads, (long long)S, (long long)s.head_dim,
+           sa_dtype_name(s.storage), sa_dtype_name(s.output), (unsigned long long)a->seed, kept, e.max_abs, e.rel,
+           tol_rel, ms, ms > 0 ? flops / (ms * 1e9) : 0.0, ok ? "true" : "false");
+  else
+    printf("%s: batch=%lld seq=%lld head_dim=%lld %s->%s: rel error %.3e (tolerance %.2e), max abs %.3e%s%s\n",
+           s.name, (long long)B, (long long)S, (long long)s.head_dim, sa_dtype_name(s.storage),
+           sa_dtype_name(s.output), e.rel, tol_rel, e.max_abs, e.mismatch_nonfinite ? ", NON-FINITE MISMATCH" : "",
+           ok ? ", ok" : ", FAILED");
+  if (!a->json && ms > 0)
+    printf("  %.4f ms per launch, %.1f TFLOP/s of useful work\n", ms, flops / (ms * 1e9));
+  rc = ok ? 0 : 1;
+  goto done;
+oom:
+  fputs("sattn-gpu: error: out of memory\n", stderr);
+done:
+  sa_cuda_free(cu, dq), sa_cuda_free(cu, dk), sa_cuda_free(cu, dv), sa_cuda_free(cu, dout);
+  void *all[] = {q, k, v, ref, got, hq, hk, hv, ho};
+  for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+    free(all[i]);
+  return rc;
+}
+
+int main(int argc, char **argv) {
+  Args a = {.batch = 1, .seed = 1, .input_scale = 1.0};
+  for (int i = 1; i < argc; i++) {
+    const char *s = argv[i];
+    bool arg = i + 1 < argc;
+    if (!strcmp(s, "-h") || !strcmp(s, "--help"))
+      return usage(stdout, 0);
+    else if (!strcmp(s, "--kernel") && arg)
+      a.kernel = argv[++i];
+    else if (!strcmp(s, "--seq") && arg)
+      a.seq = strtoll(argv[++i], NULL, 10);
+    else if (!strcmp(s, "--batch") && arg)
+      a.batch = strtoll(argv[++i], NULL, 10);
+    else if (!strcmp(s, "--seed") && arg)
+      a.seed = strtoull(argv[++i], NULL, 0);
+    else if (!strcmp(s, "--input-scale") && arg)
+      a.input_scale = strtod(argv[++i], NULL);
+    else if (!strcmp(s, "--repeat") && arg)
+      a.repeat = atoi(argv[++i]);
+    else if (!strcmp(s, "--json"))
+      a.json = true;
+    else if (s[0] == '-' && s[1])
+      return usage(stderr, 2);
+    else if (!a.file)
+      a.file = s;
+    else if (!a.image)
+      a.image = s;
+    else
+      return usage(stderr, 2);
+  }
+  if (!a.file || !a.image || a.batch < 1 || a.seq < 0 || a.repeat < 0)
+    return usage(stderr, 2);
+  size_t len, ilen;
+  char *text = tool_read_file(a.file, &len), *image = text ? tool_read_file(a.image, &ilen) : NULL;
+  FrontEnd fe = {0};
+  Diag d = {.out = stderr};
+  SaCuda *cu = NULL;
+  SaCudaModule *m = NULL;
+  int rc = 1;
+  char err[2300];
+  if (!image || !fe_run(&fe, a.file, text, len, FE_STOP_CHECK, &d))
+    goto out;
+  SaStatus st = sa_cuda_open(0, &cu, err, sizeof err);
+  if (st != SA_OK) {
+    fprintf(stderr, "sattn-gpu: %s: %s\n", st == SA_ERR_UNSUPPORTED ? "skipped" : "error", err);
+    rc = st == SA_ERR_UNSUPPORTED ? 77 : 1;
+    goto out;
+  }
+  if ((st = sa_cuda_module_load(cu, image, ilen + 1, &m, err, sizeof err)) != SA_OK) {
+    fprintf(stderr, "sattn-gpu: error: %s: %s\n", a.image, err);
+    goto out;
+  }
+  rc = 0;
+  int n = 0;
+  for (FeSpec *fs = fe.file.first; fs; fs = fs->next)
+    if (!a.kernel || !strcmp(a.kernel, fs->spec.name)) {
+      rc |= run_one(&a, cu, m, &fs->spec);
+      n++;
+    }
+  if (n == 0) {
+    fprintf(stderr, "sattn-gpu: error: no attention spec named '%s'\n", a.kernel ? a.kernel : "");
+    rc = 1;
+  }
+out:
+  sa_cuda_module_unload(m);
+  sa_cuda_close(cu);
+  fe_free(&fe);
+  free(text);
+  free(image);
+  return rc;
+}
