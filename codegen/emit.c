@@ -48,27 +48,32 @@ static V fresh(Em *e) {
   return v;
 }
 
-V em(Em *e, const char *fmt, ...) {
+/* `%vN = op` (n == 1) or `%vN:n = op`. */
+static V vdefine(Em *e, int n, const char *fmt, va_list ap) {
   V v = fresh(e);
   indent(e, &e->body);
-  buf_add(e, &e->body, "%s = ", v.s);
-  va_list ap;
-  va_start(ap, fmt);
+  if (n == 1)
+    buf_add(e, &e->body, "%s = ", v.s);
+  else
+    buf_add(e, &e->body, "%s:%d = ", v.s, n);
   buf_vadd(e, &e->body, fmt, ap);
-  va_end(ap);
   buf_add(e, &e->body, "\n");
   return v;
 }
 
-V em_multi(Em *e, int n, const char *fmt, ...) {
-  V v = fresh(e);
-  indent(e, &e->body);
-  buf_add(e, &e->body, "%s:%d = ", v.s, n);
+V em(Em *e, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  buf_vadd(e, &e->body, fmt, ap);
+  V v = vdefine(e, 1, fmt, ap);
   va_end(ap);
-  buf_add(e, &e->body, "\n");
+  return v;
+}
+
+V em_multi(Em *e, int n, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  V v = vdefine(e, n, fmt, ap);
+  va_end(ap);
   return v;
 }
 

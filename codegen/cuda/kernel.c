@@ -44,6 +44,7 @@ typedef struct {
   bool q_regs;  /* Q fragments held in registers */
   const char *et; /* "f16" or "bf16" */
   V smem, tid, lane, warp, g, tq, S32, S64;
+  V l8, l8b, l16; /* lane % 8, (lane / 8) % 2, lane / 16: the parts of ldmatrix row addresses */
   V q, k, v, o;
 } G;
 
@@ -270,15 +271,30 @@ typedef struct {
   V m[2], l[2];   /* running max (log2 units) and this lane's part of the row sum */
 } Acc;
 
+/* The key loop's carried values after (t, buf): O's accumulators, m, l. */
+static int acc_flatten(const Acc *a, int nbo, V *out) {
+  int n = 0;
+  for (int nb = 0; nb < nbo; nb++)
+    for (int r = 0; r < 4; r++)
+      out[n++] = a->o[nb][r];
+  out[n++] = a->m[0], out[n++] = a->m[1], out[n++] = a->l[0], out[n++] = a->l[1];
+  return n;
+}
+
+static void acc_unflatten(Acc *a, int nbo, const V *in) {
+  int n = 0;
+  for (int nb = 0; nb < nbo; nb++)
+    for (int r = 0; r < 4; r++)
+      a->o[nb][r] = in[n++];
+  a->m[0] = in[n++], a->m[1] = in[n++], a->l[0] = in[n++], a->l[1] = in[n++];
+}
+
 /* One key tile: S, mask, online softmax, O += P V. */
 static void tile_body(G *c, Acc *acc, V t, V buf, const V qf[][4], V i0, V i1_64) {
   int nbs = c->BN / 8, nbo = c->Dp / 8, ks = c->Dp / 16;
   V kbase = add(c, c32(c, c->qbytes), mulk(c, buf, c->kvbytes));
   V vbase = add(c, c32(c, c->qbytes + 2 * c->kvbytes), mulk(c, buf, c->kvbytes));
-  /* Lane parts of the ldmatrix row addresses (see the layouts at the top). */
-  V l8 = bin(c, "arith.remui", c->lane, c32(c, 8), "i32");
-  V l8b = bin(c, "arith.remui", bin(c, "arith.divui", c->lane, c32(c, 8), "i32"), c32(c, 2), "i32");
-  V l16 = bin(c, "arith.divui", c->lane, c32(c, 16), "i32");
+  V l8 = c->l8, l8b = c->l8b, l16 = c->l16;
   /* K as B of Q K^T: matrices (keys 0-7, d 0-7), (0-7, 8-15), (8-15, 0-7), (8-15, 8-15). */
   V krow = add(c, l8, mulk(c, l16, 8)), kcol = mulk(c, l8b, 8);
   V koff = add(c, kbase, mulk(c, add(c, mulk(c, krow, c->STR), kcol), 2));
@@ -409,8 +425,6 @@ static void epilogue(G *c, Acc *acc, V b, V h, V i0_32) {
   int nbo = c->Dp / 8;
   V zero = em_float(E, 0.0, "f32"), one = em_float(E, 1.0, "f32");
   const char *ot = c->s->output == DT_FP32 ? "f32" : c->s->output == DT_FP16 ? "f16" : "bf16";
-  int ob = c->s->output == DT_FP32 ? 4 : 2;
-  (void)ob;
   for (int hr = 0; hr < 2; hr++) {
     V l = acc->l[hr];
     l = fadd(c, l, shfl_xor(c, l, 1));
@@ -495,6 +509,9 @@ char *cg_cuda_kernel(const KernelPlan *p) {
   c->lane = bin(c, "arith.remui", c->tid, c32(c, 32), "i32");
   c->g = bin(c, "arith.divui", c->lane, c32(c, 4), "i32");
   c->tq = bin(c, "arith.remui", c->lane, c32(c, 4), "i32");
+  c->l8 = bin(c, "arith.remui", c->lane, c32(c, 8), "i32");
+  c->l8b = bin(c, "arith.remui", bin(c, "arith.divui", c->lane, c32(c, 8), "i32"), c32(c, 2), "i32");
+  c->l16 = bin(c, "arith.divui", c->lane, c32(c, 16), "i32");
   V b = bin(c, "arith.divui", bh, c32(c, c->H), "i32");
   V h = bin(c, "arith.remui", bh, c32(c, c->H), "i32");
   V kvh = bin(c, "arith.divui", h, c32(c, c->H / c->KVH), "i32");
@@ -525,11 +542,8 @@ char *cg_cuda_kernel(const KernelPlan *p) {
   em_do(E, "nvvm.barrier0");
   V qf[16][4];
   if (c->q_regs) {
-    V l8 = bin(c, "arith.remui", c->lane, c32(c, 8), "i32");
-    V l8b = bin(c, "arith.remui", bin(c, "arith.divui", c->lane, c32(c, 8), "i32"), c32(c, 2), "i32");
-    V l16 = bin(c, "arith.divui", c->lane, c32(c, 16), "i32");
-    V qrow = add(c, mulk(c, c->warp, 16), add(c, l8, mulk(c, l8b, 8)));
-    V qoff = mulk(c, add(c, mulk(c, qrow, c->STR), mulk(c, l16, 8)), 2);
+    V qrow = add(c, mulk(c, c->warp, 16), add(c, c->l8, mulk(c, c->l8b, 8)));
+    V qoff = mulk(c, add(c, mulk(c, qrow, c->STR), mulk(c, c->l16, 8)), 2);
     for (int k = 0; k < c->Dp / 16; k++)
       ldsm4(c, addk(c, qoff, k * 32), false, qf[k]);
   }
@@ -539,12 +553,14 @@ char *cg_cuda_kernel(const KernelPlan *p) {
   V zero = em_float(E, 0.0, "f32"), ninf = em_float(E, -INFINITY, "f32");
   int nstate = 2 + nbo * 4 + 4;
   V init[2 + MAX_NB * 4 + 4], args[2 + MAX_NB * 4 + 4];
+  for (int nb = 0; nb < nbo; nb++)
+    for (int r = 0; r < 4; r++)
+      acc.o[nb][r] = zero;
+  acc.m[0] = acc.m[1] = ninf;
+  acc.l[0] = acc.l[1] = zero;
   init[0] = t0;
   init[1] = c32(c, 0);
-  for (int i = 0; i < nbo * 4; i++)
-    init[2 + i] = zero;
-  init[2 + nbo * 4] = init[3 + nbo * 4] = ninf;
-  init[4 + nbo * 4] = init[5 + nbo * 4] = zero;
+  acc_flatten(&acc, nbo, init + 2);
   char tys[2048], names[8192], binds[12288];
   size_t at = 0;
   at += (size_t)snprintf(tys + at, sizeof tys - at, "i32, i32");
@@ -572,13 +588,7 @@ char *cg_cuda_kernel(const KernelPlan *p) {
   E->depth++;
   {
     V t = body[0], buf = body[1];
-    for (int nb = 0; nb < nbo; nb++)
-      for (int r = 0; r < 4; r++)
-        acc.o[nb][r] = body[2 + nb * 4 + r];
-    acc.m[0] = body[2 + nbo * 4];
-    acc.m[1] = body[3 + nbo * 4];
-    acc.l[0] = body[4 + nbo * 4];
-    acc.l[1] = body[5 + nbo * 4];
+    acc_unflatten(&acc, nbo, body + 2);
     V tn = next_tile(c, addk(c, t, 1), t_hi, i064, i164);
     V nbuf = bin(c, "arith.xori", buf, c32(c, 1), "i32");
     load_kv(c, tn, t_hi, nbuf, b, kvh);
@@ -590,25 +600,16 @@ char *cg_cuda_kernel(const KernelPlan *p) {
     V out[2 + MAX_NB * 4 + 4];
     out[0] = tn;
     out[1] = nbuf;
-    for (int nb = 0; nb < nbo; nb++)
-      for (int r = 0; r < 4; r++)
-        out[2 + nb * 4 + r] = acc.o[nb][r];
-    out[2 + nbo * 4] = acc.m[0];
-    out[3 + nbo * 4] = acc.m[1];
-    out[4 + nbo * 4] = acc.l[0];
-    out[5 + nbo * 4] = acc.l[1];
+    acc_flatten(&acc, nbo, out + 2);
     list(names, sizeof names, out, nstate);
     em_do(E, "scf.yield %s : %s", names, tys);
   }
   E->depth--;
   em_do(E, "}");
-  for (int nb = 0; nb < nbo; nb++)
-    for (int r = 0; r < 4; r++)
-      acc.o[nb][r] = em_res(w, 2 + nb * 4 + r);
-  acc.m[0] = em_res(w, 2 + nbo * 4);
-  acc.m[1] = em_res(w, 3 + nbo * 4);
-  acc.l[0] = em_res(w, 4 + nbo * 4);
-  acc.l[1] = em_res(w, 5 + nbo * 4);
+  V res[MAX_NB * 4 + 4];
+  for (int i = 0; i < nstate - 2; i++)
+    res[i] = em_res(w, 2 + i);
+  acc_unflatten(&acc, nbo, res);
   em_do(E, "nvvm.cp.async.wait.group 0");
   epilogue(c, &acc, b, h, i0);
   em_do(E, "gpu.return");
