@@ -250,14 +250,43 @@ static V dot(K *k, Buf a, V oa, Buf b, V ob, int64_t len, const char *ft) {
  * degree-6 polynomial. About 2 ulp; exactly 0 below -87.3, so that masked
  * lanes (-inf) contribute nothing even against an Inf value. No libm call,
  * no float-to-int conversion, 16 vector operations. */
+/* max(a, b) and min(a, b) of f32 vectors as a compare and a select, which
+ * x86 lowers to one vmaxps/vminps; arith.maximumf's NaN and signed-zero
+ * rules cost five more instructions each. A NaN in `a` is passed through,
+ * one in `b` dropped: callers put the operand whose NaN must survive first. */
+static V vmaxf(K *k, V a, V b) {
+  const char *vt = "vector<16xf32>";
+  V lt = em(E, "arith.cmpf olt, %s, %s : %s", a.s, b.s, vt);
+  return em(E, "arith.select %s, %s, %s : vector<16xi1>, %s", lt.s, b.s, a.s, vt);
+}
+static V vminf(K *k, V a, V b) {
+  const char *vt = "vector<16xf32>";
+  V gt = em(E, "arith.cmpf ogt, %s, %s : %s", a.s, b.s, vt);
+  return em(E, "arith.select %s, %s, %s : vector<16xi1>, %s", gt.s, b.s, a.s, vt);
+}
+
+/* The largest lane of v by halving shuffles and vmaxf (NaN lanes may be
+ * dropped). */
+static V hmaxf(K *k, V v) {
+  const char *vt = "vector<16xf32>";
+  for (int w = 8; w >= 1; w /= 2) {
+    char mask[128];
+    int n = 0;
+    for (int i = 0; i < 16; i++)
+      n += snprintf(mask + n, sizeof mask - (size_t)n, "%s%d", i ? ", " : "", (i + w) % 16);
+    V sh = em(E, "vector.shuffle %s, %s [%s] : %s, %s", v.s, v.s, mask, vt, vt);
+    v = vmaxf(k, v, sh);
+  }
+  return em(E, "vector.extract %s[0] : f32 from %s", v.s, vt);
+}
+
 static V vexp(K *k, V x) {
   static const double poly[] = {1.9875691500E-4, 1.3981999507E-3, 8.3334519073E-3, 4.1665795894E-2,
                                 1.6666665459E-1, 5.0000001201E-1, 1.0, 1.0};
   const char *vt = "vector<16xf32>";
 #define C(val) em(E, "arith.constant dense<%.10e> : vector<16xf32>", (double)(val))
   V lo = C(-87.33654), magic = C(12582912.0); /* 1.5 * 2^23 */
-  V xc = em(E, "arith.maximumf %s, %s : %s", x.s, lo.s, vt);
-  xc = em(E, "arith.minimumf %s, %s : %s", xc.s, C(88.0).s, vt);
+  V xc = vminf(k, vmaxf(k, x, lo), C(88.0)); /* NaN stays NaN */
   V t = em(E, "vector.fma %s, %s, %s : %s", xc.s, C(1.44269504088896341).s, magic.s, vt);
   V n = em(E, "arith.subf %s, %s : %s", t.s, magic.s, vt);
   V r = em(E, "vector.fma %s, %s, %s : %s", n.s, C(-0.693359375).s, xc.s, vt);
@@ -1082,6 +1111,17 @@ static void prune_decide(K *k, V count, V vals, const char *vals_t, V keep, cons
   em_end(E);
 }
 
+/* Offset of element (key j, column d) in a head's transposed K: key tiles
+ * of TK keys one after another, each D rows of TK keys. A tile's loads in
+ * the micro-kernels are then one contiguous block; with whole-sequence rows
+ * (stride a multiple of 4 KiB for long sequences) every row of a tile fell
+ * in the same L1 sets and the Q K^T loop ran from L2. */
+static V kt_at(K *k, V j, V d, int64_t len) {
+  V t = bin(k, "arith.divui", j, em_index(E, TK), "index");
+  V c = bin(k, "arith.remui", j, em_index(E, TK), "index");
+  return addx(k, mulc(k, t, len * TK), addx(k, mulc(k, d, TK), c));
+}
+
 /* The first selection stage (DSA's prediction, else filter round 0) scores
  * every candidate of every row, so its integer grid dots are computed for
  * FS_ROWS rows at a time against all keys by a register-blocked
@@ -1100,7 +1140,7 @@ static void first_stage_grids(K *k, V *qg, V *kg, int64_t *len) {
   *len = predict ? k->P : k->D;
 }
 
-/* fkt[d * fsp + j] = K grid[j][d], zero for j >= S. */
+/* fkt[kt_at(j, d)] = K grid[j][d], zero for j >= S. */
 static void first_stage_transpose(K *k) {
   V qg, kg;
   int64_t len;
@@ -1110,7 +1150,7 @@ static void first_stage_transpose(K *k) {
   V jr = sel(k, inside, j, k->c0, "index");
   V d = em_for(E, k->c0, em_index(E, len), k->c1);
   V x = load(k, kg, addx(k, mulc(k, jr, len), d), "memref<?xf32>");
-  store(k, sel(k, inside, x, em_float(E, 0.0, "f32"), "f32"), k->fkt, addx(k, mulx(k, d, k->fsp), j), "memref<?xf32>");
+  store(k, sel(k, inside, x, em_float(E, 0.0, "f32"), "f32"), k->fkt, kt_at(k, j, d, len), "memref<?xf32>");
   em_end(E);
   em_end(E);
 }
@@ -1135,7 +1175,7 @@ static void first_stage_block(K *k, V i0) {
     for (int v = 0; v < TK / VL32; v++)
       em_set(E, acc[r][v], zero, vt);
   V d = em_for(E, k->c0, em_index(E, len), k->c1);
-  V kd = addx(k, mulx(k, d, k->fsp), t);
+  V kd = addx(k, mulc(k, t, len), mulc(k, d, TK));
   V kv[TK / VL32];
   for (int v = 0; v < TK / VL32; v++)
     kv[v] = em(E, "vector.load %s[%s] : memref<?xf32>, %s", k->fkt.s, addc(k, kd, v * VL32).s, vt);
@@ -1348,7 +1388,8 @@ static void task_end(K *k) {
   em_raw(E, "}\n");
 }
 
-/* pack task (b, g): kt[((b*KVH + g)*D + d)*Sp + j] = K[b, g, j, d], zero past S. */
+/* pack task (b, g): K[b, g, j, d] (zero past S) into the head's block of
+ * kt at kt_at(j, d). */
 static void emit_pack(K *k) {
   V task = task_begin(k, "pack");
   V b = bin(k, "arith.divui", task, em_index(E, k->KVH), "index");
@@ -1362,7 +1403,7 @@ static void emit_pack(K *k) {
   V d = em_for(E, k->c0, em_index(E, k->D), k->c1);
   V x = sload(k, k->k, addx(k, off, d), "f32");
   x = sel(k, inside, x, em_float(E, 0.0, "f32"), "f32");
-  store(k, x, k->kt, addx(k, base, addx(k, mulx(k, d, sp), j)), "memref<?xf32>");
+  store(k, x, k->kt, addx(k, base, kt_at(k, j, d, k->D)), "memref<?xf32>");
   em_end(E);
   em_end(E);
   task_end(k);
@@ -1576,7 +1617,7 @@ static void emit_tile(K *k) {
   }
   V d = em_for(E, k->c0, em_index(E, D), k->c1);
   V kv[TK / VL32];
-  V kd = addx(k, ktbase, addx(k, mulx(k, d, sp), k0));
+  V kd = addx(k, ktbase, addx(k, mulc(k, k0, D), mulc(k, d, TK)));
   for (int v = 0; v < TK / VL32; v++)
     kv[v] = em(E, "vector.load %s[%s] : memref<?xf32>, %s", k->kt.s, addc(k, kd, v * VL32).s, vt);
   for (int rr = 0; rr < rq; rr++) {
@@ -1613,7 +1654,7 @@ static void emit_tile(K *k) {
     for (int v = 0; v < TK / VL32; v++)
       sq[v] = em_var(E, vt), em_set(E, sq[v], zero, vt);
     V dd = em_for(E, k->c0, em_index(E, D), k->c1);
-    V kd2 = addx(k, ktbase, addx(k, mulx(k, dd, sp), k0));
+    V kd2 = addx(k, ktbase, addx(k, mulc(k, k0, D), mulc(k, dd, TK)));
     for (int v = 0; v < TK / VL32; v++) {
       V x = em(E, "vector.load %s[%s] : memref<?xf32>, %s", k->kt.s, addc(k, kd2, v * VL32).s, vt);
       em_set(E, sq[v], em(E, "vector.fma %s, %s, %s : %s", x.s, x.s, em_get(E, sq[v], vt).s, vt), vt);
@@ -1633,11 +1674,14 @@ static void emit_tile(K *k) {
   V mx = ninf;
   for (int v = 0; v < TK / VL32; v++) {
     pv[v] = em(E, "vector.load %s[%s] : %s, %s", pt.s, addc(k, prow, v * VL32).s, pmt, vt);
-    mx = em(E, "arith.maximumf %s, %s : %s", mx.s, pv[v].s, vt);
+    mx = vmaxf(k, mx, pv[v]);
   }
-  V mt = em(E, "vector.reduction <maximumf>, %s : %s into f32", mx.s, vt);
+  /* NaN scores are left out of the maximum, so that exp turns them into
+   * NaN probabilities, as the reference's softmax does, rather than a NaN
+   * maximum taking the whole row for dead */
+  V mt = hmaxf(k, mx);
   V mo = load(k, m, r, rt);
-  V mn = em(E, "arith.maximumf %s, %s : f32", mo.s, mt.s);
+  V mn = sel(k, cmpf(k, "olt", mo, mt, "f32"), mt, mo, "f32");
   V live = cmpf(k, "ogt", mn, em_float(E, -INFINITY, "f32"), "f32");
   em_if(E, live);
   V mnb = em(E, "vector.broadcast %s : f32 to %s", mn.s, vt);
