@@ -387,7 +387,7 @@ static void keep_top_bisect(K *k, V kk, bool carry_p, V handled) {
   V n = n_get(k);
   em_if(E, cmpi(k, "uge", n, em_index(E, 512), "index"));
   /* the range and finiteness, one pass */
-  V mn = em_var(E, vt), mx = em_var(E, vt), bad = em_var(E, "i1"), sm = em_var(E, vt), sq = em_var(E, vt);
+  V mn = em_var(E, vt), mx = em_var(E, vt), bad = em_var(E, vt), sm = em_var(E, vt), sq = em_var(E, vt);
   V pinf = em(E, "arith.constant dense<0x7FF0000000000000> : %s", vt);
   V ninf = em(E, "arith.constant dense<0xFFF0000000000000> : %s", vt);
   V zero = em(E, "arith.constant dense<0.0> : %s", vt);
@@ -395,23 +395,27 @@ static void keep_top_bisect(K *k, V kk, bool carry_p, V handled) {
   em_set(E, mx, ninf, vt);
   em_set(E, sm, zero, vt);
   em_set(E, sq, zero, vt);
-  em_set(E, bad, em_int(E, 0, "i1"), "i1");
+  em_set(E, bad, zero, vt);
   V c = em_for(E, k->c0, n, em_index(E, 8));
   V mask = em(E, "vector.create_mask %s : vector<8xi1>", bin(k, "arith.subi", n, c, "index").s);
   V x = em(E, "vector.maskedload %s[%s], %s, %s : memref<?xf64>, vector<8xi1>, %s into %s", k->val.s, c.s, mask.s,
            zero.s, vt, vt);
-  V dx = em(E, "arith.subf %s, %s : %s", x.s, x.s, vt); /* NaN exactly where x is not finite */
-  em_set(E, bad, or1(k, em_get(E, bad, "i1"),
-                     em(E, "vector.reduction <or>, %s : vector<8xi1> into i1",
-                        em(E, "arith.cmpf uno, %s, %s : %s", dx.s, dx.s, vt).s)), "i1");
-  em_set(E, mn, em(E, "arith.select %s, %s, %s : vector<8xi1>, %s", mask.s,
-                   em(E, "arith.minimumf %s, %s : %s", em_get(E, mn, vt).s, x.s, vt).s, em_get(E, mn, vt).s, vt), vt);
-  em_set(E, mx, em(E, "arith.select %s, %s, %s : vector<8xi1>, %s", mask.s,
-                   em(E, "arith.maximumf %s, %s : %s", em_get(E, mx, vt).s, x.s, vt).s, em_get(E, mx, vt).s, vt), vt);
+  /* x - x is NaN exactly where x is not finite; summed over the pass, the
+   * lanes say whether any was (one add per vector, no reduction) */
+  em_set(E, bad, em(E, "arith.addf %s, %s : %s", em_get(E, bad, vt).s, em(E, "arith.subf %s, %s : %s", x.s, x.s, vt).s, vt), vt);
+  /* min and max as compare-select (one vminpd/vmaxpd): NaN only matters
+   * when `bad` sends the list to the radix path anyway */
+  V mo = em_get(E, mn, vt), xo = em_get(E, mx, vt);
+  V lt = em(E, "arith.andi %s, %s : vector<8xi1>", mask.s, em(E, "arith.cmpf olt, %s, %s : %s", x.s, mo.s, vt).s);
+  V gt = em(E, "arith.andi %s, %s : vector<8xi1>", mask.s, em(E, "arith.cmpf ogt, %s, %s : %s", x.s, xo.s, vt).s);
+  em_set(E, mn, em(E, "arith.select %s, %s, %s : vector<8xi1>, %s", lt.s, x.s, mo.s, vt), vt);
+  em_set(E, mx, em(E, "arith.select %s, %s, %s : vector<8xi1>, %s", gt.s, x.s, xo.s, vt), vt);
   em_set(E, sm, em(E, "arith.addf %s, %s : %s", em_get(E, sm, vt).s, x.s, vt), vt); /* masked lanes are 0 */
   em_set(E, sq, em(E, "vector.fma %s, %s, %s : %s", x.s, x.s, em_get(E, sq, vt).s, vt), vt);
   em_end(E);
-  em_if(E, em(E, "arith.xori %s, %s : i1", em_get(E, bad, "i1").s, em_int(E, 1, "i1").s));
+  V badv = em_get(E, bad, vt);
+  V anybad = em(E, "vector.reduction <or>, %s : vector<8xi1> into i1", em(E, "arith.cmpf uno, %s, %s : %s", badv.s, badv.s, vt).s);
+  em_if(E, em(E, "arith.xori %s, %s : i1", anybad.s, em_int(E, 1, "i1").s));
   V vmin = em(E, "vector.reduction <minimumf>, %s : %s into f64", em_get(E, mn, vt).s, vt);
   V vmax = em(E, "vector.reduction <maximumf>, %s : %s into f64", em_get(E, mx, vt).s, vt);
   /* lo: count(val >= lo) >= kk; hi: count(val >= hi) < kk, or +inf */
