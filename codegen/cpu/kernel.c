@@ -244,25 +244,14 @@ static V dot(K *k, Buf a, V oa, Buf b, V ob, int64_t len, const char *ft) {
   return em(E, "vector.reduction <add>, %s : vector<%dx%s> into %s", acc.s, lanes, ft, ft);
 }
 
-/* exp(x) on vector<16xf32>: n = round(x / ln 2) by the 1.5 * 2^23 trick
- * (whose low mantissa bits then hold n, giving 2^n by an integer shift),
- * Cody-Waite reduction r = x - n ln 2 in [-ln2/2, ln2/2], and Cephes expf's
- * degree-6 polynomial. About 2 ulp; exactly 0 below -87.3, so that masked
- * lanes (-inf) contribute nothing even against an Inf value. No libm call,
- * no float-to-int conversion, 16 vector operations. */
-/* max(a, b) and min(a, b) of f32 vectors as a compare and a select, which
- * x86 lowers to one vmaxps/vminps; arith.maximumf's NaN and signed-zero
- * rules cost five more instructions each. A NaN in `a` is passed through,
+/* max(a, b) of f32 vectors as a compare and a select, which x86 lowers to
+ * one vmaxps; arith.maximumf's NaN and signed-zero rules cost five more
+ * instructions. A NaN in `a` is passed through,
  * one in `b` dropped: callers put the operand whose NaN must survive first. */
 static V vmaxf(K *k, V a, V b) {
   const char *vt = "vector<16xf32>";
   V lt = em(E, "arith.cmpf olt, %s, %s : %s", a.s, b.s, vt);
   return em(E, "arith.select %s, %s, %s : vector<16xi1>, %s", lt.s, b.s, a.s, vt);
-}
-static V vminf(K *k, V a, V b) {
-  const char *vt = "vector<16xf32>";
-  V gt = em(E, "arith.cmpf ogt, %s, %s : %s", a.s, b.s, vt);
-  return em(E, "arith.select %s, %s, %s : vector<16xi1>, %s", gt.s, b.s, a.s, vt);
 }
 
 /* The largest lane of v by halving shuffles and vmaxf (NaN lanes may be
@@ -280,16 +269,24 @@ static V hmaxf(K *k, V v) {
   return em(E, "vector.extract %s[0] : f32 from %s", v.s, vt);
 }
 
+/* exp(x) on vector<16xf32> for softmax's x = s - max <= 0 (or NaN):
+ * n = round(x / ln 2) by the 1.5 * 2^23 trick (whose low mantissa bits then
+ * hold n, giving 2^n by an integer shift), Cody-Waite reduction
+ * r = x - n ln 2 in [-ln2/2, ln2/2], and Cephes expf's degree-6 polynomial.
+ * About 2 ulp. Below -87.3 (where the exponent trick breaks down, -inf
+ * included) the result is selected to exactly 0, so that masked lanes
+ * contribute nothing even against an Inf value; no clamp is needed, as x
+ * never exceeds 0. NaN stays NaN. No libm call, no float-to-int
+ * conversion, 15 vector operations. */
 static V vexp(K *k, V x) {
   static const double poly[] = {1.9875691500E-4, 1.3981999507E-3, 8.3334519073E-3, 4.1665795894E-2,
                                 1.6666665459E-1, 5.0000001201E-1, 1.0, 1.0};
   const char *vt = "vector<16xf32>";
 #define C(val) em(E, "arith.constant dense<%.10e> : vector<16xf32>", (double)(val))
   V lo = C(-87.33654), magic = C(12582912.0); /* 1.5 * 2^23 */
-  V xc = vminf(k, vmaxf(k, x, lo), C(88.0)); /* NaN stays NaN */
-  V t = em(E, "vector.fma %s, %s, %s : %s", xc.s, C(1.44269504088896341).s, magic.s, vt);
+  V t = em(E, "vector.fma %s, %s, %s : %s", x.s, C(1.44269504088896341).s, magic.s, vt);
   V n = em(E, "arith.subf %s, %s : %s", t.s, magic.s, vt);
-  V r = em(E, "vector.fma %s, %s, %s : %s", n.s, C(-0.693359375).s, xc.s, vt);
+  V r = em(E, "vector.fma %s, %s, %s : %s", n.s, C(-0.693359375).s, x.s, vt);
   r = em(E, "vector.fma %s, %s, %s : %s", n.s, C(2.12194440e-4).s, r.s, vt);
   V y = C(poly[0]);
   for (int i = 1; i < 8; i++)
@@ -1539,12 +1536,16 @@ static void emit_tile(K *k) {
     }
   const char *vt = "vector<16xf32>";
   V task = task_begin(k, "tile");
-  V acc_o = em_alloca(E, TQ * Dp, "f32"), m = em_alloca(E, TQ, "f32"), l = em_alloca(E, TQ, "f32");
+  V acc_o = em_alloca(E, TQ * Dp, "f32"), m = em_alloca(E, TQ, "f32");
+  /* each row's sum of exponentials, as 16 partial sums: reduced once, when
+   * the row is normalized, not once per key tile */
+  V l = em_alloca(E, TQ * VL32, "f32");
   V pt = em_alloca(E, TQ * TK, "f32");
-  char ot[32], pmt[32], rt[32];
+  char ot[32], pmt[32], rt[32], lt[32];
   snprintf(ot, sizeof ot, "memref<%lldxf32>", (long long)(TQ * Dp));
   snprintf(pmt, sizeof pmt, "memref<%dxf32>", TQ * TK);
   snprintf(rt, sizeof rt, "memref<%dxf32>", TQ);
+  snprintf(lt, sizeof lt, "memref<%dxf32>", TQ * VL32);
   V qacc[6][TK / VL32], oacc[6][16];
   for (int r = 0; r < rq; r++)
     for (int v = 0; v < TK / VL32; v++)
@@ -1581,7 +1582,7 @@ static void emit_tile(K *k) {
   /* init accumulators */
   V r = em_for(E, k->c0, em_index(E, TQ), k->c1);
   store(k, em_float(E, -INFINITY, "f32"), m, r, rt);
-  store(k, em_float(E, 0.0, "f32"), l, r, rt);
+  em_do(E, "vector.store %s, %s[%s] : %s, %s", zero.s, l.s, mulc(k, r, VL32).s, lt, vt);
   for (int v = 0; v < nvd; v++)
     em_do(E, "vector.store %s, %s[%s] : %s, %s", zero.s, acc_o.s, addc(k, mulc(k, r, Dp), v * VL32).s, ot, vt);
   em_end(E);
@@ -1673,7 +1674,7 @@ static void emit_tile(K *k) {
 
   /* online softmax, row by row */
   r = em_for(E, k->c0, nr, k->c1);
-  V prow = mulc(k, r, TK);
+  V prow = mulc(k, r, TK), lrow = mulc(k, r, VL32);
   V pv[TK / VL32];
   V mx = ninf;
   for (int v = 0; v < TK / VL32; v++) {
@@ -1695,23 +1696,24 @@ static void emit_tile(K *k) {
     sum = em(E, "arith.addf %s, %s : %s", sum.s, e.s, vt);
     em_do(E, "vector.store %s, %s[%s] : %s, %s", e.s, pt.s, addc(k, prow, v * VL32).s, pmt, vt);
   }
-  V rs = em(E, "vector.reduction <add>, %s : %s into f32", sum.s, vt);
   /* A new maximum rescales what the row gathered so far by exp(old - new);
    * once the maximum settles (most tiles) there is nothing to rescale. */
   em_if(E, cmpf(k, "ogt", mn, mo, "f32"));
   V alpha = em(E, "vector.extract %s[0] : f32 from %s",
                vexp(k, em(E, "arith.subf %s, %s : %s", em(E, "vector.broadcast %s : f32 to %s", mo.s, vt).s, mnb.s, vt)).s,
                vt);
-  store(k, bin(k, "arith.mulf", load(k, l, r, rt), alpha, "f32"), l, r, rt);
-  store(k, mn, m, r, rt);
   V ab = em(E, "vector.broadcast %s : f32 to %s", alpha.s, vt);
+  V lo16 = em(E, "vector.load %s[%s] : %s, %s", l.s, lrow.s, lt, vt);
+  em_do(E, "vector.store %s, %s[%s] : %s, %s", em(E, "arith.mulf %s, %s : %s", lo16.s, ab.s, vt).s, l.s, lrow.s, lt, vt);
+  store(k, mn, m, r, rt);
   for (int v = 0; v < nvd; v++) {
     V at = addc(k, mulc(k, r, Dp), v * VL32);
     V o = em(E, "vector.load %s[%s] : %s, %s", acc_o.s, at.s, ot, vt);
     em_do(E, "vector.store %s, %s[%s] : %s, %s", em(E, "arith.mulf %s, %s : %s", o.s, ab.s, vt).s, acc_o.s, at.s, ot, vt);
   }
   em_end(E);
-  store(k, bin(k, "arith.addf", load(k, l, r, rt), rs, "f32"), l, r, rt);
+  V l16 = em(E, "vector.load %s[%s] : %s, %s", l.s, lrow.s, lt, vt);
+  em_do(E, "vector.store %s, %s[%s] : %s, %s", em(E, "arith.addf %s, %s : %s", l16.s, sum.s, vt).s, l.s, lrow.s, lt, vt);
   em_else(E);
   for (int v = 0; v < TK / VL32; v++)
     em_do(E, "vector.store %s, %s[%s] : %s, %s", zero.s, pt.s, addc(k, prow, v * VL32).s, pmt, vt);
@@ -1776,7 +1778,8 @@ static void emit_tile(K *k) {
 
   /* normalize and store; a row that saw no key (l = 0) is zero */
   r = em_for(E, k->c0, nr, k->c1);
-  V lr = load(k, l, r, rt);
+  V lr = em(E, "vector.reduction <add>, %s : %s into f32",
+            em(E, "vector.load %s[%s] : %s, %s", l.s, mulc(k, r, VL32).s, lt, vt).s, vt);
   V inv = sel(k, cmpf(k, "ogt", lr, em_float(E, 0.0, "f32"), "f32"), em(E, "arith.divf %s, %s : f32", em_float(E, 1.0, "f32").s, lr.s),
               em_float(E, 0.0, "f32"), "f32");
   V ib = em(E, "vector.broadcast %s : f32 to %s", inv.s, vt);
