@@ -56,9 +56,14 @@ typedef struct {
 } KernelPlan;
 
 /* The kernel as MLIR text: one func.func named s.name with the C ABI, to
- * be parsed into the module being lowered. NULL when out of memory. The
- * caller frees the text. */
-char *cg_cpu_kernel(const KernelPlan *plan);
+ * be parsed into the module being lowered. With vnni, the kernel may call
+ * AVX512-VNNI instructions (the module is for a CPU that has them). NULL
+ * when out of memory. The caller frees the text. */
+char *cg_cpu_kernel(const KernelPlan *plan, bool vnni);
+
+/* The module attribute that tells sattn-lower-cpu the target CPU has
+ * AVX512-VNNI (a unit attribute on builtin.module). */
+#define CG_CPU_VNNI_ATTR "sattn.x86_vnni"
 
 /* How a call of the kernel for s splits into tasks when it asks for no
  * importance output: tiles of the returned number of queries, or (when 0)
@@ -113,6 +118,10 @@ const char *const *cg_cpu_names(void);
 
 /* Whether --cpu names a CPU the back end knows (NULL and "native" do). */
 bool cg_cpu_known(const char *cpu);
+
+/* Whether the CPU (NULL or "native": the host) has AVX512-VNNI and
+ * AVX512BW; false for names cg_cpu_known rejects. */
+bool cg_cpu_has_vnni(const char *cpu);
 
 /* Translates a module in the LLVM dialect to LLVM IR, runs LLVM's O3
  * pipeline for `cpu` (an LLVM CPU name such as skylake-avx512, haswell or

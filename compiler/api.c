@@ -321,8 +321,9 @@ static const DrvStage stage_of[SATTN_ARTIFACT_COUNT] = {
     [SATTN_ARTIFACT_OBJECT] = DRV_LLVM,
 };
 
-/* Builds the IR of the specs, lowers it to `stage`; null after diagnostics. */
-static MlirModule build_lowered(SattnContext *c, const SaSpec *const *specs, int n, DrvStage stage,
+/* Builds the IR of the specs, lowers it to `stage` for the CPU `cpu` (NULL:
+ * the host; only CPU stages read it); null after diagnostics. */
+static MlirModule build_lowered(SattnContext *c, const SaSpec *const *specs, int n, DrvStage stage, const char *cpu,
                                 SaStatus *st) {
   MlirContext mctx = drv_mlir(c);
   *st = SA_ERR_INVALID_SPEC;
@@ -333,6 +334,9 @@ static MlirModule build_lowered(SattnContext *c, const SaSpec *const *specs, int
     *st = SA_ERR_OUT_OF_MEMORY;
     return mod;
   }
+  if ((stage == DRV_CPU || stage == DRV_LLVM) && cg_cpu_has_vnni(cpu))
+    mlirOperationSetAttributeByName(mlirModuleGetOperation(mod), mlirStringRefCreateFromCString(CG_CPU_VNNI_ATTR),
+                                    mlirUnitAttrGet(mctx));
   if (!drv_lower(c, mod, stage)) {
     mlirModuleDestroy(mod);
     return (MlirModule){NULL};
@@ -534,7 +538,7 @@ static SaStatus write_cuda(SattnModule *m, SattnArtifactKind k, const SattnOptio
                            int n, FILE *f) {
   SattnContext *c = m->ctx;
   SaStatus st;
-  MlirModule mod = build_lowered(c, specs, n, DRV_CUDA, &st);
+  MlirModule mod = build_lowered(c, specs, n, DRV_CUDA, NULL, &st);
   if (st != SA_OK)
     return st;
   if (k == SATTN_ARTIFACT_MLIR_CUDA) {
@@ -608,7 +612,12 @@ static SaStatus write_kind(SattnModule *m, SattnArtifactKind k, const SattnOptio
   case SATTN_ARTIFACT_ASM:
   case SATTN_ARTIFACT_OBJECT: {
     SaStatus st;
-    MlirModule mod = build_lowered(c, specs, n, stage_of[k], &st);
+    if ((stage_of[k] == DRV_CPU || stage_of[k] == DRV_LLVM) && o->cpu && !cg_cpu_known(o->cpu)) {
+      drv_report(c, SATTN_SEVERITY_ERROR, m->fe.src.file, 0, 0, NULL,
+                 "unknown CPU '%s' (use native, x86-64, x86-64-v3, haswell, skylake-avx512, znver4, ...)", o->cpu);
+      return SA_ERR_UNSUPPORTED;
+    }
+    MlirModule mod = build_lowered(c, specs, n, stage_of[k], o->cpu, &st);
     if (st != SA_OK)
       return st;
     if (k == SATTN_ARTIFACT_LLVM_IR || k == SATTN_ARTIFACT_ASM || k == SATTN_ARTIFACT_OBJECT) {
@@ -963,7 +972,14 @@ SaStatus sattn_jit_create(SattnModule *m, const SattnOptions *opt, SattnJit **ou
     st = SA_ERR_OUT_OF_MEMORY;
     goto done;
   }
-  mod = build_lowered(m->ctx, specs, n, DRV_LLVM, &st);
+  /* The JIT compiles for the host; a named CPU can only take instructions
+   * away (VNNI when the named CPU lacks it), never add what the host lacks. */
+  if (o.cpu && !cg_cpu_known(o.cpu)) {
+    drv_report(m->ctx, SATTN_SEVERITY_ERROR, m->fe.src.file, 0, 0, NULL, "unknown CPU '%s'", o.cpu);
+    st = SA_ERR_UNSUPPORTED;
+    goto done;
+  }
+  mod = build_lowered(m->ctx, specs, n, DRV_LLVM, cg_cpu_has_vnni(o.cpu) ? NULL : "x86-64", &st);
   if (st != SA_OK)
     goto done;
   if (!cg_cpu_jit_create(mod, &j->jit)) {

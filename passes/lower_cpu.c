@@ -3,7 +3,9 @@
  *
  * The pass reads the func into a KernelPlan (passes/plan.c) and has
  * codegen/cpu/kernel.c write the kernel, which MLIR's parser verifies. The
- * new func keeps the name and has the C ABI of docs/cpu-abi.md. */
+ * new func keeps the name and has the C ABI of docs/cpu-abi.md. A unit
+ * attribute sattn.x86_vnni on the module lets the kernels use AVX512-VNNI
+ * (the driver sets it when the target CPU has it). */
 #include <stdlib.h>
 
 #include "../codegen/codegen.h"
@@ -13,8 +15,7 @@
 static const char pass_name[] = "sattn-lower-cpu";
 
 /* Lowers one func; false after a diagnostic. */
-static bool lower_func(MlirOperation func, void *unused) {
-  (void)unused;
+static bool lower_func(MlirOperation func, void *vnni) {
   PlanReader r;
   if (!plan_read(&r, func, pass_name))
     return false;
@@ -24,7 +25,7 @@ static bool lower_func(MlirOperation func, void *unused) {
     plan_free(&r);
     return false;
   }
-  char *text = cg_cpu_kernel(&r.plan);
+  char *text = cg_cpu_kernel(&r.plan, *(bool *)vnni);
   plan_free(&r);
   if (!text) {
     plan_error(&r, func, "out of memory while generating the kernel");
@@ -35,4 +36,7 @@ static bool lower_func(MlirOperation func, void *unused) {
   return ok;
 }
 
-bool pass_lower_cpu_run(MlirOperation module) { return plan_lower_funcs(module, lower_func, NULL); }
+bool pass_lower_cpu_run(MlirOperation module) {
+  bool vnni = !mlirAttributeIsNull(mlirOperationGetAttributeByName(module, mlirStringRefCreateFromCString(CG_CPU_VNNI_ATTR)));
+  return plan_lower_funcs(module, lower_func, &vnni);
+}

@@ -34,6 +34,7 @@ typedef struct {
   uint64_t seed;
   bool have_seed, json, importance, accel, cuda;
   const char *arch; /* --arch: the PTX's chip; default: the device's (sm_90 as sm_90a) */
+  const char *cpu;  /* --cpu: compile the CPU kernel for this CPU's instructions (within the host's) */
   const char *accel_config_file;
   char *accel_config;
   double input_scale;
@@ -44,7 +45,7 @@ static void usage(FILE *f) {
   fputs("usage: sattn-run FILE [--kernel NAME] [--target=cpu|accel|cuda] [--arch SM] [--accel-config F] [--seq N] [--batch N] [--heads N]\n"
         "                 [--kv-heads N] [--head-dim N] [--seed S] [--input-scale X]\n"
         "                 [--q F --k F --v F] [--expect F] [--out F] [--repeat N] [--importance]\n"
-        "                 [--threads N] [--json]\n",
+        "                 [--threads N] [--cpu NAME] [--json]\n",
         f);
 }
 
@@ -369,7 +370,7 @@ static int run(const Args *a, SattnModule *mod, int index) {
     goto compare;
   }
   /* compile */
-  SaStatus cs = sattn_jit_create(mod, &(SattnOptions){.kernel = s->name}, &jit);
+  SaStatus cs = sattn_jit_create(mod, &(SattnOptions){.kernel = s->name, .cpu = a->cpu}, &jit);
   if (cs != SA_OK) {
     if (cs == SA_ERR_OUT_OF_MEMORY)
       fputs("sattn-run: error: out of memory\n", stderr);
@@ -552,6 +553,10 @@ int main(int argc, char **argv) {
         return bad_usage("unknown target ", s + 9);
       a.accel = strcmp(s + 9, "accel") == 0;
       a.cuda = strcmp(s + 9, "cuda") == 0;
+    } else if (!strcmp(s, "--cpu")) {
+      if (i + 1 == argc)
+        return bad_usage(s, " needs a CPU name (x86-64-v4, znver4, ...)");
+      a.cpu = argv[++i];
     } else if (!strcmp(s, "--arch")) {
       if (i + 1 == argc)
         return bad_usage(s, " needs a chip (sm_80, sm_90a, ...)");

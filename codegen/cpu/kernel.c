@@ -93,6 +93,9 @@ typedef struct {
   V fkt, fsc, fsp, fsc_off;     /* row path, first selection stage: its K grid transposed, the
                                    grid dots of a block of rows, the padded key count, the
                                    current row's offset in fsc (empty: score per candidate) */
+  bool vnni;                    /* the target has AVX512-VNNI: integer first stage */
+  V fkt8, fq8, fkc;             /* VNNI first stage: K grid (i8) tile by tile in groups of 4
+                                   columns, Q grid + 128 (u8), 128 * each key's grid sum (i32) */
   V ctxm;                       /* task functions: the context block */
   int cur_round;                /* the filter round being emitted */
 } K;
@@ -1219,6 +1222,107 @@ static void first_stage_block(K *k, V i0) {
   em_end(E);
 }
 
+/* The VNNI form of the first stage. vpdpbusd multiplies unsigned by signed
+ * bytes and adds each group of four products to a 32-bit lane: 64
+ * multiply-adds per instruction, four times an f32 FMA's 16 at the same
+ * issue rate. Grids are at most 8-bit integers (|g| <= 127), so K's fit
+ * in signed bytes and Q's, offset by 128, in unsigned ones; the offset
+ * adds 128 * sum_d K[j][d] to key j's dot, which is subtracted again.
+ * Lanes add at most 4 * 255 * 127 per column group, far inside i32, and
+ * the dots come out as the same integers the f32 form computes. Columns
+ * are padded to a multiple of 4 with Q = 0 (byte 128) and K = 0. */
+static int64_t vnni_len(int64_t len) { return (len + 3) / 4 * 4; }
+
+/* Offset of (key j, column d) in fkt8: key tiles of TK keys one after
+ * another, each len4/4 groups of TK keys x 4 columns. */
+static V kt8_at(K *k, V j, V d, int64_t len4) {
+  V t = bin(k, "arith.divui", j, em_index(E, TK), "index");
+  V c = bin(k, "arith.remui", j, em_index(E, TK), "index");
+  V g = bin(k, "arith.divui", d, em_index(E, 4), "index");
+  V r = bin(k, "arith.remui", d, em_index(E, 4), "index");
+  return addx(k, addx(k, mulc(k, t, len4 * TK), mulc(k, g, TK * 4)), addx(k, mulc(k, c, 4), r));
+}
+
+/* The first stage's grids as bytes: fkt8 and fkc from K's, fq8 from Q's. */
+static void first_stage_bytes(K *k) {
+  V qg, kg;
+  int64_t len;
+  first_stage_grids(k, &qg, &kg, &len);
+  int64_t len4 = vnni_len(len);
+  V j = em_for(E, k->c0, k->fsp, k->c1);
+  V inside = cmpi(k, "ult", j, k->S, "index");
+  V jr = sel(k, inside, j, k->c0, "index");
+  V sum = em_var(E, "i32");
+  em_set(E, sum, em_int(E, 0, "i32"), "i32");
+  V d = em_for(E, k->c0, em_index(E, len4), k->c1);
+  V real = and1(k, inside, cmpi(k, "ult", d, em_index(E, len), "index"));
+  V dr = bin(k, "arith.minui", d, em_index(E, len - 1), "index");
+  V x = em(E, "arith.fptosi %s : f32 to i32", load(k, kg, addx(k, mulc(k, jr, len), dr), "memref<?xf32>").s);
+  x = sel(k, real, x, em_int(E, 0, "i32"), "i32");
+  em_set(E, sum, bin(k, "arith.addi", em_get(E, sum, "i32"), x, "i32"), "i32");
+  store(k, em(E, "arith.trunci %s : i32 to i8", x.s), k->fkt8, kt8_at(k, j, d, len4), "memref<?xi8>");
+  em_end(E);
+  store(k, bin(k, "arith.muli", em_get(E, sum, "i32"), em_int(E, 128, "i32"), "i32"), k->fkc, j, "memref<?xi32>");
+  em_end(E);
+  V i = em_for(E, k->c0, k->S, k->c1);
+  d = em_for(E, k->c0, em_index(E, len4), k->c1);
+  real = cmpi(k, "ult", d, em_index(E, len), "index");
+  dr = bin(k, "arith.minui", d, em_index(E, len - 1), "index");
+  x = em(E, "arith.fptosi %s : f32 to i32", load(k, qg, addx(k, mulc(k, i, len), dr), "memref<?xf32>").s);
+  x = bin(k, "arith.addi", sel(k, real, x, em_int(E, 0, "i32"), "i32"), em_int(E, 128, "i32"), "i32");
+  store(k, em(E, "arith.trunci %s : i32 to i8", x.s), k->fq8, addx(k, mulc(k, i, len4), d), "memref<?xi8>");
+  em_end(E);
+  em_end(E);
+}
+
+/* fsc as first_stage_block computes it, by vpdpbusd over the bytes. */
+static void first_stage_block_vnni(K *k, V i0) {
+  const char *vt = "vector<16xi32>";
+  V qg, kg;
+  int64_t len;
+  first_stage_grids(k, &qg, &kg, &len);
+  int64_t len4 = vnni_len(len);
+  V zero = em(E, "arith.constant dense<0> : %s", vt);
+  V acc[FS_ROWS][TK / VL32], qoff[FS_ROWS];
+  for (int r = 0; r < FS_ROWS; r++) {
+    V row = bin(k, "arith.minui", addc(k, i0, r), bin(k, "arith.subi", k->S, k->c1, "index"), "index");
+    qoff[r] = mulc(k, row, len4);
+    for (int v = 0; v < TK / VL32; v++)
+      acc[r][v] = em_var(E, vt);
+  }
+  V t = em_for(E, k->c0, k->fsp, em_index(E, TK));
+  for (int r = 0; r < FS_ROWS; r++)
+    for (int v = 0; v < TK / VL32; v++)
+      em_set(E, acc[r][v], zero, vt);
+  V g = em_for(E, k->c0, em_index(E, len4), em_index(E, 4));
+  V kd = addx(k, mulc(k, t, len4), mulc(k, g, TK));
+  V kv[TK / VL32];
+  for (int v = 0; v < TK / VL32; v++)
+    kv[v] = em(E, "vector.load %s[%s] : memref<?xi8>, vector<64xi8>", k->fkt8.s, addc(k, kd, v * VL32 * 4).s);
+  for (int r = 0; r < FS_ROWS; r++) {
+    V q4 = em(E, "vector.load %s[%s] : memref<?xi8>, vector<4xi8>", k->fq8.s, addx(k, qoff[r], g).s);
+    V q32 = em(E, "vector.extract %s[0] : i32 from vector<1xi32>", em(E, "vector.bitcast %s : vector<4xi8> to vector<1xi32>", q4.s).s);
+    V qb = em(E, "vector.bitcast %s : %s to vector<64xi8>", em(E, "vector.broadcast %s : i32 to %s", q32.s, vt).s, vt);
+    for (int v = 0; v < TK / VL32; v++)
+      em_set(E, acc[r][v],
+             em(E, "llvm.call_intrinsic \"llvm.x86.avx512.vpdpbusd.512\"(%s, %s, %s) : (%s, vector<64xi8>, vector<64xi8>) -> %s",
+                em_get(E, acc[r][v], vt).s, qb.s, kv[v].s, vt, vt),
+             vt);
+  }
+  em_end(E);
+  for (int v = 0; v < TK / VL32; v++) {
+    V at = addc(k, t, v * VL32);
+    V corr = em(E, "vector.load %s[%s] : memref<?xi32>, %s", k->fkc.s, at.s, vt);
+    for (int r = 0; r < FS_ROWS; r++) {
+      V dotv = em(E, "arith.subi %s, %s : %s", em_get(E, acc[r][v], vt).s, corr.s, vt);
+      em_do(E, "vector.store %s, %s[%s] : memref<?xf32>, vector<16xf32>",
+            em(E, "arith.sitofp %s : %s to vector<16xf32>", dotv.s, vt).s, k->fsc.s,
+            addx(k, mulx(k, em_index(E, r), k->fsp), at).s);
+    }
+  }
+  em_end(E);
+}
+
 /* One kept head (b, h) on the row path: the quantized copies its selection
  * stages score with, then every query row (zero for pruned tokens). */
 static void head_body(K *k, V b, V h) {
@@ -1238,9 +1342,15 @@ static void head_body(K *k, V b, V h) {
   bool tiled = s->has_predict || s->n_filter_rounds > 0;
   V i0 = {""}, i;
   if (tiled) {
-    first_stage_transpose(k);
+    if (k->vnni)
+      first_stage_bytes(k);
+    else
+      first_stage_transpose(k);
     i0 = em_for(E, k->c0, k->S, em_index(E, FS_ROWS));
-    first_stage_block(k, i0);
+    if (k->vnni)
+      first_stage_block_vnni(k, i0);
+    else
+      first_stage_block(k, i0);
     V r = em_for(E, k->c0, bin(k, "arith.minui", em_index(E, FS_ROWS), bin(k, "arith.subi", k->S, i0, "index"), "index"),
                  k->c1);
     k->fsc_off = mulx(k, r, k->fsp);
@@ -1916,7 +2026,12 @@ static void row_scratch_alloc(K *k, RowScratch *rs, V *ok, V len) {
   /* the first selection stage's tiles: keys padded to whole 64-key tiles */
   bool tiled = s->has_predict || s->n_filter_rounds > 0;
   k->fsp = mulc(k, bin(k, "arith.divui", addc(k, k->S, TK - 1), em_index(E, TK), "index"), TK);
-  k->fkt = scratch(k, rs, tiled ? mulc(k, k->fsp, s->has_predict ? k->P : k->D) : one, "f32", ok);
+  int64_t fs_len = s->has_predict ? k->P : k->D;
+  bool bytes = tiled && k->vnni;
+  k->fkt = scratch(k, rs, tiled && !bytes ? mulc(k, k->fsp, fs_len) : one, "f32", ok);
+  k->fkt8 = scratch(k, rs, bytes ? mulc(k, k->fsp, vnni_len(fs_len)) : one, "i8", ok);
+  k->fq8 = scratch(k, rs, bytes ? mulc(k, k->S, vnni_len(fs_len)) : one, "i8", ok);
+  k->fkc = scratch(k, rs, bytes ? k->fsp : one, "i32", ok);
   k->fsc = scratch(k, rs, tiled ? mulc(k, k->fsp, FS_ROWS) : one, "f32", ok);
   k->fsc_off = (V){""};
 }
@@ -2014,10 +2129,11 @@ static char *finish_func(Em *e) {
   return text;
 }
 
-char *cg_cpu_kernel(const KernelPlan *plan) {
+char *cg_cpu_kernel(const KernelPlan *plan, bool vnni) {
   K kk = {0}, *k = &kk;
   const SaSpec *s = &plan->s;
   k->p = plan;
+  k->vnni = vnni;
   k->s = s;
   k->H = s->heads;
   k->KVH = s->kv_heads;
@@ -2113,7 +2229,7 @@ char *cg_cpu_kernel(const KernelPlan *plan) {
   if (!tasks)
     return main_text;
   /* the task functions and the runtime entry they run on */
-  K pk = {.p = plan, .s = s, .H = k->H, .KVH = k->KVH, .D = k->D, .R = k->R, .P = k->P};
+  K pk = {.p = plan, .s = s, .H = k->H, .KVH = k->KVH, .D = k->D, .R = k->R, .P = k->P, .vnni = vnni};
   K tk = pk;
   char *pack_text = NULL, *tile_text = NULL;
   if (flash) {

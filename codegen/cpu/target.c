@@ -25,23 +25,53 @@ const char cg_cpu_llvm_pipeline[] =
     "convert-cf-to-llvm,reconcile-unrealized-casts";
 
 /* The CPUs --cpu accepts (LLVM's names); LLVM itself only warns about an
- * unknown name and falls back to a generic one, which would hide a typo. */
-static const char *const known_cpus[] = {
-    "x86-64",    "x86-64-v2",      "x86-64-v3",   "x86-64-v4",      "nehalem",       "sandybridge",
-    "ivybridge", "haswell",        "broadwell",   "skylake",        "skylake-avx512", "cascadelake",
-    "cooperlake", "cannonlake",    "icelake-client", "icelake-server", "tigerlake",  "alderlake",
-    "raptorlake", "meteorlake",    "sapphirerapids", "emeraldrapids", "graniterapids", "znver1",
-    "znver2",    "znver3",         "znver4",      "znver5",      NULL,
+ * unknown name and falls back to a generic one, which would hide a typo.
+ * vnni: the CPU has AVX512-VNNI (and AVX512BW), so kernels may use
+ * vpdpbusd (docs/cpu-abi.md). */
+static const struct {
+  const char *name;
+  bool vnni;
+} cpus[] = {
+    {"x86-64", false},         {"x86-64-v2", false},      {"x86-64-v3", false},     {"x86-64-v4", false},
+    {"nehalem", false},        {"sandybridge", false},    {"ivybridge", false},     {"haswell", false},
+    {"broadwell", false},      {"skylake", false},        {"skylake-avx512", false}, {"cascadelake", true},
+    {"cooperlake", true},      {"cannonlake", false},     {"icelake-client", true}, {"icelake-server", true},
+    {"tigerlake", true},       {"alderlake", false},      {"raptorlake", false},    {"meteorlake", false},
+    {"sapphirerapids", true},  {"emeraldrapids", true},   {"graniterapids", true},  {"znver1", false},
+    {"znver2", false},         {"znver3", false},         {"znver4", true},         {"znver5", true},
 };
+#define N_CPUS (sizeof cpus / sizeof *cpus)
+static const char *known_cpus[N_CPUS + 1];
+static pthread_once_t names_once = PTHREAD_ONCE_INIT;
+static void fill_names(void) {
+  for (size_t i = 0; i < N_CPUS; i++)
+    known_cpus[i] = cpus[i].name;
+}
 
-const char *const *cg_cpu_names(void) { return known_cpus; }
+const char *const *cg_cpu_names(void) {
+  pthread_once(&names_once, fill_names);
+  return known_cpus;
+}
 
 bool cg_cpu_known(const char *cpu) {
   if (cpu == NULL || strcmp(cpu, "native") == 0)
     return true;
-  for (size_t i = 0; known_cpus[i]; i++)
-    if (strcmp(cpu, known_cpus[i]) == 0)
+  for (size_t i = 0; i < N_CPUS; i++)
+    if (strcmp(cpu, cpus[i].name) == 0)
       return true;
+  return false;
+}
+
+bool cg_cpu_has_vnni(const char *cpu) {
+  if (cpu == NULL || strcmp(cpu, "native") == 0) {
+    char *f = LLVMGetHostCPUFeatures();
+    bool yes = f && strstr(f, "+avx512vnni") && strstr(f, "+avx512bw");
+    LLVMDisposeMessage(f);
+    return yes;
+  }
+  for (size_t i = 0; i < N_CPUS; i++)
+    if (strcmp(cpu, cpus[i].name) == 0)
+      return cpus[i].vnni;
   return false;
 }
 

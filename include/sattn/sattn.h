@@ -199,8 +199,10 @@ bool sattn_artifact_kind_is_binary(SattnArtifactKind k);
 
 typedef struct {
   SattnTarget target; /* the back end; 0 is cpu */
-  const char *cpu;    /* LLVM CPU name for llvm, asm and obj (znver4, skylake-avx512,
-                         haswell, x86-64, ...); NULL or "native": the host */
+  const char *cpu;    /* LLVM CPU name for mlir-cpu, llvm, asm and obj (znver4,
+                         skylake-avx512, haswell, x86-64, ...); NULL or "native": the
+                         host. The JIT always compiles for the host; a CPU named here
+                         only keeps out instructions it lacks (AVX512-VNNI) */
   const char *kernel; /* only the spec with this name; NULL: every spec */
   int64_t seq;        /* mask pictures and accelerator streams: the sequence length
                          to draw or schedule for; 0: the spec's */

@@ -40,5 +40,12 @@ done
 for k in dense causal_gqa_bshd nm_2of4 window_global_edges; do
   check --kernel "$k" --seq 129 --input-scale 1000
 done
+# The selection stages' first scores run on vpdpbusd where the CPU has
+# AVX512-VNNI, in f32 elsewhere; both must give the reference's selection
+# (on a CPU without VNNI both runs take the f32 form).
+for k in filter_cascade filter_mean_neg predict_window nm_filter_values; do
+  check --kernel "$k" --seq 129 --head-dim 80 --cpu x86-64-v4
+  check --kernel "$k" --seq 300 --head-dim 15 --cpu znver4
+done
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
