@@ -1658,6 +1658,67 @@ static void nm_select_tile(K *k, V pt, const char *pmt, V nr, V b, V h, V g, V i
 }
 
 /* tile task (b, h, query tile). */
+/* The tile kernel's buffers, for the online softmax's row update. */
+typedef struct {
+  V pt, m, l, acc_o;       /* P tile, row maxima, row partial sums, O accumulators */
+  const char *pmt, *rt, *lt, *ot;
+  int64_t Dp, nvd;
+} Tile;
+
+/* The online softmax of row r for one key tile, its TK scores (scaled,
+ * masked to -inf) in pv: the new maximum, P = exp(s - max) into the P tile,
+ * the row sum, and, when the maximum grew, the row's sum and O accumulators
+ * rescaled by exp(old - new). A row with no live score yet gets P = 0. */
+static void online_row(K *k, const Tile *tl, V r, V *pv) {
+  const char *vt = "vector<16xf32>";
+  V zero = em(E, "arith.constant dense<0.0> : %s", vt);
+  V ninf = em(E, "arith.constant dense<0xFF800000> : %s", vt);
+  V prow = mulc(k, r, TK), lrow = mulc(k, r, VL32);
+  V mx = ninf;
+  for (int v = 0; v < TK / VL32; v++)
+    mx = vmaxf(k, mx, pv[v]);
+  /* NaN scores are left out of the maximum, so that exp turns them into
+   * NaN probabilities, as the reference's softmax does, rather than a NaN
+   * maximum taking the whole row for dead */
+  V mt = hmaxf(k, mx);
+  V mo = load(k, tl->m, r, tl->rt);
+  V mn = sel(k, cmpf(k, "olt", mo, mt, "f32"), mt, mo, "f32");
+  V live = cmpf(k, "ogt", mn, em_float(E, -INFINITY, "f32"), "f32");
+  em_if(E, live);
+  V mnb = em(E, "vector.broadcast %s : f32 to %s", mn.s, vt);
+  V sum = zero;
+  for (int v = 0; v < TK / VL32; v++) {
+    V e = vexp(k, em(E, "arith.subf %s, %s : %s", pv[v].s, mnb.s, vt));
+    sum = em(E, "arith.addf %s, %s : %s", sum.s, e.s, vt);
+    em_do(E, "vector.store %s, %s[%s] : %s, %s", e.s, tl->pt.s, addc(k, prow, v * VL32).s, tl->pmt, vt);
+  }
+  /* A new maximum rescales what the row gathered so far by exp(old - new);
+   * once the maximum settles (most tiles) there is nothing to rescale. */
+  em_if(E, cmpf(k, "ogt", mn, mo, "f32"));
+  V alpha = em(E, "vector.extract %s[0] : f32 from %s",
+               vexp(k, em(E, "arith.subf %s, %s : %s", em(E, "vector.broadcast %s : f32 to %s", mo.s, vt).s, mnb.s, vt)).s,
+               vt);
+  V ab = em(E, "vector.broadcast %s : f32 to %s", alpha.s, vt);
+  V lo16 = em(E, "vector.load %s[%s] : %s, %s", tl->l.s, lrow.s, tl->lt, vt);
+  em_do(E, "vector.store %s, %s[%s] : %s, %s", em(E, "arith.mulf %s, %s : %s", lo16.s, ab.s, vt).s, tl->l.s, lrow.s, tl->lt,
+        vt);
+  store(k, mn, tl->m, r, tl->rt);
+  for (int64_t v = 0; v < tl->nvd; v++) {
+    V at = addc(k, mulc(k, r, tl->Dp), v * VL32);
+    V o = em(E, "vector.load %s[%s] : %s, %s", tl->acc_o.s, at.s, tl->ot, vt);
+    em_do(E, "vector.store %s, %s[%s] : %s, %s", em(E, "arith.mulf %s, %s : %s", o.s, ab.s, vt).s, tl->acc_o.s, at.s, tl->ot,
+          vt);
+  }
+  em_end(E);
+  V l16 = em(E, "vector.load %s[%s] : %s, %s", tl->l.s, lrow.s, tl->lt, vt);
+  em_do(E, "vector.store %s, %s[%s] : %s, %s", em(E, "arith.addf %s, %s : %s", l16.s, sum.s, vt).s, tl->l.s, lrow.s, tl->lt,
+        vt);
+  em_else(E);
+  for (int v = 0; v < TK / VL32; v++)
+    em_do(E, "vector.store %s, %s[%s] : %s, %s", zero.s, tl->pt.s, addc(k, prow, v * VL32).s, tl->pmt, vt);
+  em_end(E);
+}
+
 static void emit_tile(K *k) {
   const SaSpec *s = k->s;
   int64_t D = k->D, nvd = (D + VL32 - 1) / VL32, Dp = nvd * VL32;
@@ -1699,7 +1760,6 @@ static void emit_tile(K *k) {
   V sp = to_index(k, k->kt_len);
   V ktbase = mulx(k, mulc(k, addx(k, mulc(k, b, k->KVH), g), D), sp);
   V zero = em(E, "arith.constant dense<0.0> : %s", vt);
-  V ninf = em(E, "arith.constant dense<0xFF800000> : %s", vt);
   V cTK = em_index(E, TK);
 
   /* N:M: the norms of the tile's query rows, for the bound on f32 error */
@@ -1745,6 +1805,12 @@ static void emit_tile(K *k) {
     mask_tile_facts(E, k->p->mask, i064, i164, k064, k164, &need, &full);
   full = and1(k, full, cmpi(k, "eq", kl, cTK, "index"));
   em_if(E, need);
+  /* A full tile (no pair masked; not N:M, which ranks the whole tile
+   * first) runs each row's online softmax right after its Q K^T block,
+   * on the scores still in registers: no round trip through the P tile,
+   * and exp's work interleaves with the FMAs of the next block. */
+  V fused = nm ? em_int(E, 0, "i1") : full;
+  Tile tl = {pt, m, l, acc_o, pmt, rt, lt, ot, Dp, nvd};
 
   /* S = scale * Q K^T, rq rows at a time */
   V rb = em_for(E, k->c0, em_index(E, TQ), em_index(E, rq));
@@ -1768,10 +1834,19 @@ static void emit_tile(K *k) {
   }
   em_end(E);
   V scale = em(E, "vector.broadcast %s : f32 to %s", em_float(E, s->scale, "f32").s, vt);
+  em_if(E, fused);
+  for (int rr = 0; rr < rq; rr++) {
+    V pv[TK / VL32];
+    for (int v = 0; v < TK / VL32; v++)
+      pv[v] = em(E, "arith.mulf %s, %s : %s", em_get(E, qacc[rr][v], vt).s, scale.s, vt);
+    online_row(k, &tl, addc(k, rb, rr), pv);
+  }
+  em_else(E);
   for (int rr = 0; rr < rq; rr++)
     for (int v = 0; v < TK / VL32; v++)
       em_do(E, "vector.store %s, %s[%s] : %s, %s", em(E, "arith.mulf %s, %s : %s", em_get(E, qacc[rr][v], vt).s, scale.s, vt).s,
             pt.s, addc(k, mulc(k, addc(k, rb, rr), TK), v * VL32).s, pmt, vt);
+  em_end(E);
   em_end(E);
 
   /* pairs the mask or the sequence end exclude get -inf */
@@ -1808,51 +1883,15 @@ static void emit_tile(K *k) {
     nm_select_tile(k, pt, pmt, nr, b, h, g, i0, k0, qn, kmax, val64);
   }
 
-  /* online softmax, row by row */
+  /* online softmax, row by row (full tiles did it in the Q K^T blocks) */
+  em_if(E, em(E, "arith.xori %s, %s : i1", fused.s, em_int(E, 1, "i1").s));
   r = em_for(E, k->c0, nr, k->c1);
-  V prow = mulc(k, r, TK), lrow = mulc(k, r, VL32);
-  V pv[TK / VL32];
-  V mx = ninf;
-  for (int v = 0; v < TK / VL32; v++) {
-    pv[v] = em(E, "vector.load %s[%s] : %s, %s", pt.s, addc(k, prow, v * VL32).s, pmt, vt);
-    mx = vmaxf(k, mx, pv[v]);
+  {
+    V pv[TK / VL32];
+    for (int v = 0; v < TK / VL32; v++)
+      pv[v] = em(E, "vector.load %s[%s] : %s, %s", pt.s, addc(k, mulc(k, r, TK), v * VL32).s, pmt, vt);
+    online_row(k, &tl, r, pv);
   }
-  /* NaN scores are left out of the maximum, so that exp turns them into
-   * NaN probabilities, as the reference's softmax does, rather than a NaN
-   * maximum taking the whole row for dead */
-  V mt = hmaxf(k, mx);
-  V mo = load(k, m, r, rt);
-  V mn = sel(k, cmpf(k, "olt", mo, mt, "f32"), mt, mo, "f32");
-  V live = cmpf(k, "ogt", mn, em_float(E, -INFINITY, "f32"), "f32");
-  em_if(E, live);
-  V mnb = em(E, "vector.broadcast %s : f32 to %s", mn.s, vt);
-  V sum = zero;
-  for (int v = 0; v < TK / VL32; v++) {
-    V e = vexp(k, em(E, "arith.subf %s, %s : %s", pv[v].s, mnb.s, vt));
-    sum = em(E, "arith.addf %s, %s : %s", sum.s, e.s, vt);
-    em_do(E, "vector.store %s, %s[%s] : %s, %s", e.s, pt.s, addc(k, prow, v * VL32).s, pmt, vt);
-  }
-  /* A new maximum rescales what the row gathered so far by exp(old - new);
-   * once the maximum settles (most tiles) there is nothing to rescale. */
-  em_if(E, cmpf(k, "ogt", mn, mo, "f32"));
-  V alpha = em(E, "vector.extract %s[0] : f32 from %s",
-               vexp(k, em(E, "arith.subf %s, %s : %s", em(E, "vector.broadcast %s : f32 to %s", mo.s, vt).s, mnb.s, vt)).s,
-               vt);
-  V ab = em(E, "vector.broadcast %s : f32 to %s", alpha.s, vt);
-  V lo16 = em(E, "vector.load %s[%s] : %s, %s", l.s, lrow.s, lt, vt);
-  em_do(E, "vector.store %s, %s[%s] : %s, %s", em(E, "arith.mulf %s, %s : %s", lo16.s, ab.s, vt).s, l.s, lrow.s, lt, vt);
-  store(k, mn, m, r, rt);
-  for (int v = 0; v < nvd; v++) {
-    V at = addc(k, mulc(k, r, Dp), v * VL32);
-    V o = em(E, "vector.load %s[%s] : %s, %s", acc_o.s, at.s, ot, vt);
-    em_do(E, "vector.store %s, %s[%s] : %s, %s", em(E, "arith.mulf %s, %s : %s", o.s, ab.s, vt).s, acc_o.s, at.s, ot, vt);
-  }
-  em_end(E);
-  V l16 = em(E, "vector.load %s[%s] : %s, %s", l.s, lrow.s, lt, vt);
-  em_do(E, "vector.store %s, %s[%s] : %s, %s", em(E, "arith.addf %s, %s : %s", l16.s, sum.s, vt).s, l.s, lrow.s, lt, vt);
-  em_else(E);
-  for (int v = 0; v < TK / VL32; v++)
-    em_do(E, "vector.store %s, %s[%s] : %s, %s", zero.s, pt.s, addc(k, prow, v * VL32).s, pmt, vt);
   em_end(E);
   em_end(E);
 
