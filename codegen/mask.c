@@ -98,6 +98,20 @@ V mask_pred(Em *e, const MaskNode *m, V seq, V i, V j) {
 
 /* Closed-form key range [lo, hi) outside which node m allows nothing for
  * row i (i64). Returns false when the node bounds nothing. */
+bool mask_bounds_exact(const MaskNode *m) {
+  switch (m->kind) {
+  case MK_ALL:
+  case MK_CAUSAL:
+    return true;
+  case MK_WINDOW:
+    return m->a[1] == 1; /* a dilated window has holes */
+  case MK_AND:
+    return mask_bounds_exact(m->lhs) && mask_bounds_exact(m->rhs);
+  default:
+    return false; /* a union, or a pattern the bounds only enclose */
+  }
+}
+
 bool mask_bounds(Em *e, const MaskNode *m, V i, V *lo, V *hi) {
   V l1, h1, l2, h2;
   switch (m->kind) {

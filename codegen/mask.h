@@ -23,6 +23,10 @@ V mask_pred(Em *e, const MaskNode *m, V seq, V i, V j);
  * (every key may be allowed). */
 bool mask_bounds(Em *e, const MaskNode *m, V i, V *lo, V *hi);
 
+/* Whether m allows exactly the keys of mask_bounds' range (every key when
+ * it gives none) for every query: then the range alone decides a pair. */
+bool mask_bounds_exact(const MaskNode *m);
+
 /* Facts about rows [i0, i1) x keys [k0, k1) (i64): *need is false only when
  * m allows no pair there, *full true only when it allows every pair. */
 void mask_tile_facts(Em *e, const MaskNode *m, V i0, V i1, V k0, V k1, V *need, V *full);

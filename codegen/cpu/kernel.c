@@ -1719,6 +1719,44 @@ static void online_row(K *k, const Tile *tl, V r, V *pv) {
   em_end(E);
 }
 
+/* Keys outside row i's allowed range get -inf in the tile's scores pv (TK
+ * lanes from key k0; kl of them inside the sequence), for masks whose
+ * range is exact (or none). Nothing to do on a full tile. */
+static void mask_row_range(K *k, V *pv, V i, V k064, V kl, V full) {
+  V out[TK / VL32];
+  for (int v = 0; v < TK / VL32; v++)
+    out[v] = em_var(E, "vector<16xf32>");
+  em_if(E, em(E, "arith.xori %s, %s : i1", full.s, em_int(E, 1, "i1").s));
+  V lo = c64(k, 0), hi = to_i64(k, kl);
+  V ml, mh;
+  if (k->p->mask && mask_bounds(E, k->p->mask, to_i64(k, i), &ml, &mh)) {
+    lo = bin(k, "arith.maxsi", bin(k, "arith.subi", ml, k064, "i64"), lo, "i64");
+    hi = bin(k, "arith.minsi", bin(k, "arith.subi", mh, k064, "i64"), hi, "i64");
+  }
+  /* within [0, TK] now, so i32 lanes hold them */
+  lo = bin(k, "arith.minsi", lo, c64(k, TK), "i64");
+  hi = bin(k, "arith.maxsi", hi, c64(k, 0), "i64");
+  V lo32 = em(E, "vector.broadcast %s : i32 to vector<16xi32>", em(E, "arith.trunci %s : i64 to i32", lo.s).s);
+  V hi32 = em(E, "vector.broadcast %s : i32 to vector<16xi32>", em(E, "arith.trunci %s : i64 to i32", hi.s).s);
+  V ninf = em(E, "arith.constant dense<0xFF800000> : vector<16xf32>");
+  for (int v = 0; v < TK / VL32; v++) {
+    char lanes[160];
+    int n = 0;
+    for (int ln = 0; ln < VL32; ln++)
+      n += snprintf(lanes + n, sizeof lanes - (size_t)n, "%s%d", ln ? ", " : "", v * VL32 + ln);
+    V pos = em(E, "arith.constant dense<[%s]> : vector<16xi32>", lanes);
+    V in = em(E, "arith.andi %s, %s : vector<16xi1>", em(E, "arith.cmpi sge, %s, %s : vector<16xi32>", pos.s, lo32.s).s,
+              em(E, "arith.cmpi slt, %s, %s : vector<16xi32>", pos.s, hi32.s).s);
+    em_set(E, out[v], em(E, "arith.select %s, %s, %s : vector<16xi1>, vector<16xf32>", in.s, pv[v].s, ninf.s), "vector<16xf32>");
+  }
+  em_else(E);
+  for (int v = 0; v < TK / VL32; v++)
+    em_set(E, out[v], pv[v], "vector<16xf32>");
+  em_end(E);
+  for (int v = 0; v < TK / VL32; v++)
+    pv[v] = em_get(E, out[v], "vector<16xf32>");
+}
+
 static void emit_tile(K *k) {
   const SaSpec *s = k->s;
   int64_t D = k->D, nvd = (D + VL32 - 1) / VL32, Dp = nvd * VL32;
@@ -1805,11 +1843,15 @@ static void emit_tile(K *k) {
     mask_tile_facts(E, k->p->mask, i064, i164, k064, k164, &need, &full);
   full = and1(k, full, cmpi(k, "eq", kl, cTK, "index"));
   em_if(E, need);
-  /* A full tile (no pair masked; not N:M, which ranks the whole tile
-   * first) runs each row's online softmax right after its Q K^T block,
-   * on the scores still in registers: no round trip through the P tile,
-   * and exp's work interleaves with the FMAs of the next block. */
-  V fused = nm ? em_int(E, 0, "i1") : full;
+  /* A tile runs each row's online softmax right after its Q K^T block, on
+   * the scores still in registers (no round trip through the P tile, and
+   * exp's work interleaves with the FMAs of the next block) when no pair
+   * is masked, or when the mask allows one range of keys per row (causal,
+   * windows, their intersections; mask_bounds_exact), which a compare
+   * against the lanes' key positions applies there. N:M ranks the whole
+   * tile first and takes the P tile. */
+  bool ranged = !k->p->mask || mask_bounds_exact(k->p->mask);
+  V fused = nm ? em_int(E, 0, "i1") : ranged ? em_int(E, 1, "i1") : full;
   Tile tl = {pt, m, l, acc_o, pmt, rt, lt, ot, Dp, nvd};
 
   /* S = scale * Q K^T, rq rows at a time */
@@ -1839,6 +1881,8 @@ static void emit_tile(K *k) {
     V pv[TK / VL32];
     for (int v = 0; v < TK / VL32; v++)
       pv[v] = em(E, "arith.mulf %s, %s : %s", em_get(E, qacc[rr][v], vt).s, scale.s, vt);
+    if (ranged && !nm)
+      mask_row_range(k, pv, addx(k, i0, addc(k, rb, rr)), k064, kl, full);
     online_row(k, &tl, addc(k, rb, rr), pv);
   }
   em_else(E);
@@ -1849,20 +1893,24 @@ static void emit_tile(K *k) {
   em_end(E);
   em_end(E);
 
-  /* pairs the mask or the sequence end exclude get -inf */
-  em_if(E, em(E, "arith.xori %s, %s : i1", full.s, em_int(E, 1, "i1").s));
-  r = em_for(E, k->c0, nr, k->c1);
-  V ir = to_i64(k, addx(k, i0, r));
-  V c = em_for(E, k->c0, cTK, k->c1);
-  V ok = cmpi(k, "ult", c, kl, "index");
-  if (k->p->mask)
-    ok = and1(k, ok, mask_pred(E, k->p->mask, k->S64, ir, to_i64(k, addx(k, k0, c))));
-  em_if(E, em(E, "arith.xori %s, %s : i1", ok.s, em_int(E, 1, "i1").s));
-  store(k, em_float(E, -INFINITY, "f32"), pt, addx(k, mulc(k, r, TK), c), pmt);
-  em_end(E);
-  em_end(E);
-  em_end(E);
-  em_end(E);
+  /* pairs the mask or the sequence end exclude get -inf (the fused rows
+   * were masked in registers) */
+  V c;
+  if (!(ranged && !nm)) {
+    em_if(E, em(E, "arith.xori %s, %s : i1", full.s, em_int(E, 1, "i1").s));
+    r = em_for(E, k->c0, nr, k->c1);
+    V ir = to_i64(k, addx(k, i0, r));
+    c = em_for(E, k->c0, cTK, k->c1);
+    V ok = cmpi(k, "ult", c, kl, "index");
+    if (k->p->mask)
+      ok = and1(k, ok, mask_pred(E, k->p->mask, k->S64, ir, to_i64(k, addx(k, k0, c))));
+    em_if(E, em(E, "arith.xori %s, %s : i1", ok.s, em_int(E, 1, "i1").s));
+    store(k, em_float(E, -INFINITY, "f32"), pt, addx(k, mulc(k, r, TK), c), pmt);
+    em_end(E);
+    em_end(E);
+    em_end(E);
+    em_end(E);
+  }
 
   if (nm) {
     /* the largest key norm of the tile (padding keys are zero) */
