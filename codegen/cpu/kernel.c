@@ -1185,42 +1185,6 @@ static void first_stage_transpose(K *k) {
   em_end(E);
 }
 
-/* fsc[r * fsp + j] = grid dot of rows i0 + r (r < FS_ROWS; rows past S
- * repeat the last) and key j, for every key. */
-static void first_stage_block(K *k, V i0) {
-  const char *vt = "vector<16xf32>";
-  V qg, kg;
-  int64_t len;
-  first_stage_grids(k, &qg, &kg, &len);
-  V zero = em(E, "arith.constant dense<0.0> : %s", vt);
-  V acc[FS_ROWS][TK / VL32], qoff[FS_ROWS];
-  for (int r = 0; r < FS_ROWS; r++) {
-    V row = bin(k, "arith.minui", addc(k, i0, r), bin(k, "arith.subi", k->S, k->c1, "index"), "index");
-    qoff[r] = mulc(k, row, len);
-    for (int v = 0; v < TK / VL32; v++)
-      acc[r][v] = em_var(E, vt);
-  }
-  V t = em_for(E, k->c0, k->fsp, em_index(E, TK));
-  for (int r = 0; r < FS_ROWS; r++)
-    for (int v = 0; v < TK / VL32; v++)
-      em_set(E, acc[r][v], zero, vt);
-  V d = em_for(E, k->c0, em_index(E, len), k->c1);
-  V kd = addx(k, mulc(k, t, len), mulc(k, d, TK));
-  V kv[TK / VL32];
-  for (int v = 0; v < TK / VL32; v++)
-    kv[v] = em(E, "vector.load %s[%s] : memref<?xf32>, %s", k->fkt.s, addc(k, kd, v * VL32).s, vt);
-  for (int r = 0; r < FS_ROWS; r++) {
-    V qb = em(E, "vector.broadcast %s : f32 to %s", load(k, qg, addx(k, qoff[r], d), "memref<?xf32>").s, vt);
-    for (int v = 0; v < TK / VL32; v++)
-      em_set(E, acc[r][v], em(E, "vector.fma %s, %s, %s : %s", qb.s, kv[v].s, em_get(E, acc[r][v], vt).s, vt), vt);
-  }
-  em_end(E);
-  for (int r = 0; r < FS_ROWS; r++)
-    for (int v = 0; v < TK / VL32; v++)
-      em_do(E, "vector.store %s, %s[%s] : memref<?xf32>, %s", em_get(E, acc[r][v], vt).s, k->fsc.s,
-            addc(k, addx(k, mulx(k, em_index(E, r), k->fsp), t), v * VL32).s, vt);
-  em_end(E);
-}
 
 /* The VNNI form of the first stage. vpdpbusd multiplies unsigned by signed
  * bytes and adds each group of four products to a 32-bit lane: 64
@@ -1275,18 +1239,22 @@ static void first_stage_bytes(K *k) {
   em_end(E);
 }
 
-/* fsc as first_stage_block computes it, by vpdpbusd over the bytes. */
-static void first_stage_block_vnni(K *k, V i0) {
-  const char *vt = "vector<16xi32>";
+/* fsc[r * fsp + j] = grid dot of rows i0 + r (r < FS_ROWS; rows past S
+ * repeat the last) and key j, for every key: by FMAs over the f32 grids,
+ * or with VNNI by vpdpbusd over the bytes, 4 columns a step, corrected
+ * for Q's offset (the same integers either way). */
+static void first_stage_block(K *k, V i0) {
+  bool vnni = k->vnni;
+  const char *vt = vnni ? "vector<16xi32>" : "vector<16xf32>";
   V qg, kg;
   int64_t len;
   first_stage_grids(k, &qg, &kg, &len);
-  int64_t len4 = vnni_len(len);
-  V zero = em(E, "arith.constant dense<0> : %s", vt);
+  int64_t rowlen = vnni ? vnni_len(len) : len, step = vnni ? 4 : 1;
+  V zero = em(E, "arith.constant dense<%s> : %s", vnni ? "0" : "0.0", vt);
   V acc[FS_ROWS][TK / VL32], qoff[FS_ROWS];
   for (int r = 0; r < FS_ROWS; r++) {
     V row = bin(k, "arith.minui", addc(k, i0, r), bin(k, "arith.subi", k->S, k->c1, "index"), "index");
-    qoff[r] = mulc(k, row, len4);
+    qoff[r] = mulc(k, row, rowlen);
     for (int v = 0; v < TK / VL32; v++)
       acc[r][v] = em_var(E, vt);
   }
@@ -1294,29 +1262,41 @@ static void first_stage_block_vnni(K *k, V i0) {
   for (int r = 0; r < FS_ROWS; r++)
     for (int v = 0; v < TK / VL32; v++)
       em_set(E, acc[r][v], zero, vt);
-  V g = em_for(E, k->c0, em_index(E, len4), em_index(E, 4));
-  V kd = addx(k, mulc(k, t, len4), mulc(k, g, TK));
+  V d = em_for(E, k->c0, em_index(E, rowlen), em_index(E, step));
+  V kd = addx(k, mulc(k, t, rowlen), mulc(k, d, TK));
   V kv[TK / VL32];
   for (int v = 0; v < TK / VL32; v++)
-    kv[v] = em(E, "vector.load %s[%s] : memref<?xi8>, vector<64xi8>", k->fkt8.s, addc(k, kd, v * VL32 * 4).s);
+    kv[v] = vnni ? em(E, "vector.load %s[%s] : memref<?xi8>, vector<64xi8>", k->fkt8.s, addc(k, kd, v * VL32 * 4).s)
+                 : em(E, "vector.load %s[%s] : memref<?xf32>, %s", k->fkt.s, addc(k, kd, v * VL32).s, vt);
   for (int r = 0; r < FS_ROWS; r++) {
-    V q4 = em(E, "vector.load %s[%s] : memref<?xi8>, vector<4xi8>", k->fq8.s, addx(k, qoff[r], g).s);
-    V q32 = em(E, "vector.extract %s[0] : i32 from vector<1xi32>", em(E, "vector.bitcast %s : vector<4xi8> to vector<1xi32>", q4.s).s);
-    V qb = em(E, "vector.bitcast %s : %s to vector<64xi8>", em(E, "vector.broadcast %s : i32 to %s", q32.s, vt).s, vt);
-    for (int v = 0; v < TK / VL32; v++)
-      em_set(E, acc[r][v],
-             em(E, "llvm.call_intrinsic \"llvm.x86.avx512.vpdpbusd.512\"(%s, %s, %s) : (%s, vector<64xi8>, vector<64xi8>) -> %s",
-                em_get(E, acc[r][v], vt).s, qb.s, kv[v].s, vt, vt),
-             vt);
+    V qb;
+    if (vnni) { /* Q's 4 bytes as one i32, in every lane */
+      V q4 = em(E, "vector.load %s[%s] : memref<?xi8>, vector<4xi8>", k->fq8.s, addx(k, qoff[r], d).s);
+      V q32 = em(E, "vector.extract %s[0] : i32 from vector<1xi32>",
+                 em(E, "vector.bitcast %s : vector<4xi8> to vector<1xi32>", q4.s).s);
+      qb = em(E, "vector.bitcast %s : %s to vector<64xi8>", em(E, "vector.broadcast %s : i32 to %s", q32.s, vt).s, vt);
+    } else {
+      qb = em(E, "vector.broadcast %s : f32 to %s", load(k, qg, addx(k, qoff[r], d), "memref<?xf32>").s, vt);
+    }
+    for (int v = 0; v < TK / VL32; v++) {
+      V old = em_get(E, acc[r][v], vt);
+      V nw = vnni ? em(E,
+                       "llvm.call_intrinsic \"llvm.x86.avx512.vpdpbusd.512\"(%s, %s, %s) : (%s, vector<64xi8>, "
+                       "vector<64xi8>) -> %s",
+                       old.s, qb.s, kv[v].s, vt, vt)
+                  : em(E, "vector.fma %s, %s, %s : %s", qb.s, kv[v].s, old.s, vt);
+      em_set(E, acc[r][v], nw, vt);
+    }
   }
   em_end(E);
   for (int v = 0; v < TK / VL32; v++) {
     V at = addc(k, t, v * VL32);
-    V corr = em(E, "vector.load %s[%s] : memref<?xi32>, %s", k->fkc.s, at.s, vt);
+    V corr = vnni ? em(E, "vector.load %s[%s] : memref<?xi32>, %s", k->fkc.s, at.s, vt) : (V){""};
     for (int r = 0; r < FS_ROWS; r++) {
-      V dotv = em(E, "arith.subi %s, %s : %s", em_get(E, acc[r][v], vt).s, corr.s, vt);
-      em_do(E, "vector.store %s, %s[%s] : memref<?xf32>, vector<16xf32>",
-            em(E, "arith.sitofp %s : %s to vector<16xf32>", dotv.s, vt).s, k->fsc.s,
+      V dotv = em_get(E, acc[r][v], vt);
+      if (vnni)
+        dotv = em(E, "arith.sitofp %s : %s to vector<16xf32>", em(E, "arith.subi %s, %s : %s", dotv.s, corr.s, vt).s, vt);
+      em_do(E, "vector.store %s, %s[%s] : memref<?xf32>, vector<16xf32>", dotv.s, k->fsc.s,
             addx(k, mulx(k, em_index(E, r), k->fsp), at).s);
     }
   }
@@ -1347,10 +1327,7 @@ static void head_body(K *k, V b, V h) {
     else
       first_stage_transpose(k);
     i0 = em_for(E, k->c0, k->S, em_index(E, FS_ROWS));
-    if (k->vnni)
-      first_stage_block_vnni(k, i0);
-    else
-      first_stage_block(k, i0);
+    first_stage_block(k, i0);
     V r = em_for(E, k->c0, bin(k, "arith.minui", em_index(E, FS_ROWS), bin(k, "arith.subi", k->S, i0, "index"), "index"),
                  k->c1);
     k->fsc_off = mulx(k, r, k->fsp);
