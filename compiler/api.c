@@ -314,6 +314,15 @@ static SaStatus select_specs(SattnModule *m, const SattnOptions *o, const SaSpec
   return SA_OK;
 }
 
+/* False, after a diagnostic, when `cpu` names no CPU the back end knows. */
+static bool cpu_known(SattnModule *m, const char *cpu) {
+  if (cg_cpu_known(cpu))
+    return true;
+  drv_report(m->ctx, SATTN_SEVERITY_ERROR, m->fe.src.file, 0, 0, NULL,
+             "unknown CPU '%s' (use native, x86-64, x86-64-v3, haswell, skylake-avx512, znver4, ...)", cpu);
+  return false;
+}
+
 static const DrvStage stage_of[SATTN_ARTIFACT_COUNT] = {
     [SATTN_ARTIFACT_MLIR] = DRV_SATTN,    [SATTN_ARTIFACT_MLIR_CANONICAL] = DRV_CANONICAL,
     [SATTN_ARTIFACT_MLIR_CPU] = DRV_CPU,  [SATTN_ARTIFACT_MLIR_LLVM] = DRV_LLVM,
@@ -321,9 +330,9 @@ static const DrvStage stage_of[SATTN_ARTIFACT_COUNT] = {
     [SATTN_ARTIFACT_OBJECT] = DRV_LLVM,
 };
 
-/* Builds the IR of the specs, lowers it to `stage` for the CPU `cpu` (NULL:
- * the host; only CPU stages read it); null after diagnostics. */
-static MlirModule build_lowered(SattnContext *c, const SaSpec *const *specs, int n, DrvStage stage, const char *cpu,
+/* Builds the IR of the specs, lowers it to `stage`, letting CPU kernels use
+ * AVX512-VNNI when `vnni`; null after diagnostics. */
+static MlirModule build_lowered(SattnContext *c, const SaSpec *const *specs, int n, DrvStage stage, bool vnni,
                                 SaStatus *st) {
   MlirContext mctx = drv_mlir(c);
   *st = SA_ERR_INVALID_SPEC;
@@ -334,7 +343,7 @@ static MlirModule build_lowered(SattnContext *c, const SaSpec *const *specs, int
     *st = SA_ERR_OUT_OF_MEMORY;
     return mod;
   }
-  if ((stage == DRV_CPU || stage == DRV_LLVM) && cg_cpu_has_vnni(cpu))
+  if (vnni)
     mlirOperationSetAttributeByName(mlirModuleGetOperation(mod), mlirStringRefCreateFromCString(CG_CPU_VNNI_ATTR),
                                     mlirUnitAttrGet(mctx));
   if (!drv_lower(c, mod, stage)) {
@@ -538,7 +547,7 @@ static SaStatus write_cuda(SattnModule *m, SattnArtifactKind k, const SattnOptio
                            int n, FILE *f) {
   SattnContext *c = m->ctx;
   SaStatus st;
-  MlirModule mod = build_lowered(c, specs, n, DRV_CUDA, NULL, &st);
+  MlirModule mod = build_lowered(c, specs, n, DRV_CUDA, false, &st);
   if (st != SA_OK)
     return st;
   if (k == SATTN_ARTIFACT_MLIR_CUDA) {
@@ -612,12 +621,10 @@ static SaStatus write_kind(SattnModule *m, SattnArtifactKind k, const SattnOptio
   case SATTN_ARTIFACT_ASM:
   case SATTN_ARTIFACT_OBJECT: {
     SaStatus st;
-    if ((stage_of[k] == DRV_CPU || stage_of[k] == DRV_LLVM) && o->cpu && !cg_cpu_known(o->cpu)) {
-      drv_report(c, SATTN_SEVERITY_ERROR, m->fe.src.file, 0, 0, NULL,
-                 "unknown CPU '%s' (use native, x86-64, x86-64-v3, haswell, skylake-avx512, znver4, ...)", o->cpu);
+    bool cpu_stage = stage_of[k] == DRV_CPU || stage_of[k] == DRV_LLVM;
+    if (cpu_stage && !cpu_known(m, o->cpu))
       return SA_ERR_UNSUPPORTED;
-    }
-    MlirModule mod = build_lowered(c, specs, n, stage_of[k], o->cpu, &st);
+    MlirModule mod = build_lowered(c, specs, n, stage_of[k], cpu_stage && cg_cpu_has_vnni(o->cpu), &st);
     if (st != SA_OK)
       return st;
     if (k == SATTN_ARTIFACT_LLVM_IR || k == SATTN_ARTIFACT_ASM || k == SATTN_ARTIFACT_OBJECT) {
@@ -974,12 +981,11 @@ SaStatus sattn_jit_create(SattnModule *m, const SattnOptions *opt, SattnJit **ou
   }
   /* The JIT compiles for the host; a named CPU can only take instructions
    * away (VNNI when the named CPU lacks it), never add what the host lacks. */
-  if (o.cpu && !cg_cpu_known(o.cpu)) {
-    drv_report(m->ctx, SATTN_SEVERITY_ERROR, m->fe.src.file, 0, 0, NULL, "unknown CPU '%s'", o.cpu);
+  if (!cpu_known(m, o.cpu)) {
     st = SA_ERR_UNSUPPORTED;
     goto done;
   }
-  mod = build_lowered(m->ctx, specs, n, DRV_LLVM, cg_cpu_has_vnni(o.cpu) ? NULL : "x86-64", &st);
+  mod = build_lowered(m->ctx, specs, n, DRV_LLVM, cg_cpu_has_vnni(NULL) && cg_cpu_has_vnni(o.cpu), &st);
   if (st != SA_OK)
     goto done;
   if (!cg_cpu_jit_create(mod, &j->jit)) {
