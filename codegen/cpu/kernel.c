@@ -65,6 +65,7 @@ bool cg_cpu_dtype_supported(SaDtype t) {
 #define TQ 96   /* flash path: query rows per tile, a multiple of every row block */
 #define TK 64   /* keys per tile (both paths) */
 #define VL64 8  /* f64 lanes */
+#define LOG2_E 1.4426950408889634 /* log2(e): softmax in base 2 */
 
 typedef struct {
   Em e;
@@ -301,6 +302,36 @@ static V vexp(K *k, V x) {
             em(E, "arith.constant dense<23> : vector<16xi32>").s);
   V res = em(E, "arith.mulf %s, %s : %s", y.s, em(E, "arith.bitcast %s : vector<16xi32> to %s", e2.s, vt).s, vt);
   V under = em(E, "arith.cmpf olt, %s, %s : %s", x.s, lo.s, vt);
+  V zero = C(0.0);
+#undef C
+  return em(E, "arith.select %s, %s, %s : vector<16xi1>, %s", under.s, zero.s, res.s, vt);
+}
+
+/* 2^t on vector<16xf32> for the tile kernel's softmax, whose t = s * c - m
+ * (c = scale * log2 e folded into one FMA) is never above a rounding error
+ * of 0. n = round(t) by the 1.5 * 2^23 trick, f = t - n in [-1/2, 1/2], a
+ * degree-5 minimax polynomial for 2^f (2.3e-7 relative in f32), and 2^n
+ * built in the exponent field. Below -126 (-inf included) the result is
+ * exactly 0; NaN stays NaN. 12 vector operations. */
+static V vexp2(K *k, V t) {
+  static const double poly[] = {1.3276403769850731e-3, 9.6755251288414001e-3, 5.5507134646177292e-2,
+                                2.4022120237350464e-1, 6.9314694404602051e-1, 1.0000001192092896};
+  const char *vt = "vector<16xf32>";
+#define C(val) em(E, "arith.constant dense<%.17e> : vector<16xf32>", (double)(val))
+  V magic = C(12582912.0); /* 1.5 * 2^23 */
+  V u = em(E, "arith.addf %s, %s : %s", t.s, magic.s, vt);
+  V n = em(E, "arith.subf %s, %s : %s", u.s, magic.s, vt);
+  V f = em(E, "arith.subf %s, %s : %s", t.s, n.s, vt);
+  V y = C(poly[0]);
+  for (int i = 1; i < 6; i++)
+    y = em(E, "vector.fma %s, %s, %s : %s", y.s, f.s, C(poly[i]).s, vt);
+  /* u's bits are magic's plus n: (bits(u) - bits(magic) + 127) << 23 is 2^n */
+  V ub = em(E, "arith.bitcast %s : %s to vector<16xi32>", u.s, vt);
+  V off = em(E, "arith.constant dense<%d> : vector<16xi32>", 127 - 0x4B400000);
+  V e2 = em(E, "arith.shli %s, %s : vector<16xi32>", em(E, "arith.addi %s, %s : vector<16xi32>", ub.s, off.s).s,
+            em(E, "arith.constant dense<23> : vector<16xi32>").s);
+  V res = em(E, "arith.mulf %s, %s : %s", y.s, em(E, "arith.bitcast %s : vector<16xi32> to %s", e2.s, vt).s, vt);
+  V under = em(E, "arith.cmpf olt, %s, %s : %s", t.s, C(-126.0).s, vt);
   V zero = C(0.0);
 #undef C
   return em(E, "arith.select %s, %s, %s : vector<16xi1>, %s", under.s, zero.s, res.s, vt);
@@ -1642,51 +1673,56 @@ typedef struct {
   int64_t Dp, nvd;
 } Tile;
 
-/* The online softmax of row r for one key tile, its TK scores (scaled,
- * masked to -inf) in pv: the new maximum, P = exp(s - max) into the P tile,
- * the row sum, and, when the maximum grew, the row's sum and O accumulators
- * rescaled by exp(old - new). A row with no live score yet gets P = 0. */
-static void online_row(K *k, const Tile *tl, V r, V *pv) {
+/* The online softmax of row r for one key tile, its TK scores in pv (masked
+ * to -inf), which times `coef` (scale * log2 e, or log2 e for scores
+ * already scaled) are in base 2: the row maximum m is kept in those units,
+ * so P = 2^(s * coef - m) is one FMA and vexp2. When some score exceeds m,
+ * the new maximum is found and what the row gathered so far (its sums and
+ * O accumulators) is rescaled by 2^(old - new); once the maximum settles
+ * (most tiles) a compare of the tile's largest lanes is all it costs. A
+ * row with no live score yet gets P = 0. */
+static void online_row(K *k, const Tile *tl, V r, V *pv, V coef) {
   const char *vt = "vector<16xf32>";
   V zero = em(E, "arith.constant dense<0.0> : %s", vt);
   V ninf = em(E, "arith.constant dense<0xFF800000> : %s", vt);
   V prow = mulc(k, r, TK), lrow = mulc(k, r, VL32);
+  V cb = em(E, "vector.broadcast %s : f32 to %s", coef.s, vt);
   V mx = ninf;
   for (int v = 0; v < TK / VL32; v++)
     mx = vmaxf(k, mx, pv[v]);
   /* NaN scores are left out of the maximum, so that exp turns them into
    * NaN probabilities, as the reference's softmax does, rather than a NaN
    * maximum taking the whole row for dead */
-  V mt = hmaxf(k, mx);
+  mx = em(E, "arith.mulf %s, %s : %s", mx.s, cb.s, vt);
   V mo = load(k, tl->m, r, tl->rt);
-  V mn = sel(k, cmpf(k, "olt", mo, mt, "f32"), mt, mo, "f32");
-  V live = cmpf(k, "ogt", mn, em_float(E, -INFINITY, "f32"), "f32");
-  em_if(E, live);
-  V mnb = em(E, "vector.broadcast %s : f32 to %s", mn.s, vt);
+  V mob = em(E, "vector.broadcast %s : f32 to %s", mo.s, vt);
+  V grow = em(E, "vector.reduction <or>, %s : vector<16xi1> into i1", cmpf(k, "ogt", mx, mob, vt).s);
+  em_if(E, grow);
+  {
+    V mn = hmaxf(k, mx);
+    V mnb = em(E, "vector.broadcast %s : f32 to %s", mn.s, vt);
+    V ab = vexp2(k, em(E, "arith.subf %s, %s : %s", mob.s, mnb.s, vt));
+    V lo16 = em(E, "vector.load %s[%s] : %s, %s", tl->l.s, lrow.s, tl->lt, vt);
+    em_do(E, "vector.store %s, %s[%s] : %s, %s", em(E, "arith.mulf %s, %s : %s", lo16.s, ab.s, vt).s, tl->l.s, lrow.s, tl->lt,
+          vt);
+    store(k, mn, tl->m, r, tl->rt);
+    for (int64_t v = 0; v < tl->nvd; v++) {
+      V at = addc(k, mulc(k, r, tl->Dp), v * VL32);
+      V o = em(E, "vector.load %s[%s] : %s, %s", tl->acc_o.s, at.s, tl->ot, vt);
+      em_do(E, "vector.store %s, %s[%s] : %s, %s", em(E, "arith.mulf %s, %s : %s", o.s, ab.s, vt).s, tl->acc_o.s, at.s,
+            tl->ot, vt);
+    }
+  }
+  em_end(E);
+  V m = load(k, tl->m, r, tl->rt);
+  em_if(E, cmpf(k, "ogt", m, em_float(E, -INFINITY, "f32"), "f32"));
+  V nmb = em(E, "vector.broadcast %s : f32 to %s", em(E, "arith.negf %s : f32", m.s).s, vt);
   V sum = zero;
   for (int v = 0; v < TK / VL32; v++) {
-    V e = vexp(k, em(E, "arith.subf %s, %s : %s", pv[v].s, mnb.s, vt));
+    V e = vexp2(k, em(E, "vector.fma %s, %s, %s : %s", pv[v].s, cb.s, nmb.s, vt));
     sum = em(E, "arith.addf %s, %s : %s", sum.s, e.s, vt);
     em_do(E, "vector.store %s, %s[%s] : %s, %s", e.s, tl->pt.s, addc(k, prow, v * VL32).s, tl->pmt, vt);
   }
-  /* A new maximum rescales what the row gathered so far by exp(old - new);
-   * once the maximum settles (most tiles) there is nothing to rescale. */
-  em_if(E, cmpf(k, "ogt", mn, mo, "f32"));
-  V alpha = em(E, "vector.extract %s[0] : f32 from %s",
-               vexp(k, em(E, "arith.subf %s, %s : %s", em(E, "vector.broadcast %s : f32 to %s", mo.s, vt).s, mnb.s, vt)).s,
-               vt);
-  V ab = em(E, "vector.broadcast %s : f32 to %s", alpha.s, vt);
-  V lo16 = em(E, "vector.load %s[%s] : %s, %s", tl->l.s, lrow.s, tl->lt, vt);
-  em_do(E, "vector.store %s, %s[%s] : %s, %s", em(E, "arith.mulf %s, %s : %s", lo16.s, ab.s, vt).s, tl->l.s, lrow.s, tl->lt,
-        vt);
-  store(k, mn, tl->m, r, tl->rt);
-  for (int64_t v = 0; v < tl->nvd; v++) {
-    V at = addc(k, mulc(k, r, tl->Dp), v * VL32);
-    V o = em(E, "vector.load %s[%s] : %s, %s", tl->acc_o.s, at.s, tl->ot, vt);
-    em_do(E, "vector.store %s, %s[%s] : %s, %s", em(E, "arith.mulf %s, %s : %s", o.s, ab.s, vt).s, tl->acc_o.s, at.s, tl->ot,
-          vt);
-  }
-  em_end(E);
   V l16 = em(E, "vector.load %s[%s] : %s, %s", tl->l.s, lrow.s, tl->lt, vt);
   em_do(E, "vector.store %s, %s[%s] : %s, %s", em(E, "arith.addf %s, %s : %s", l16.s, sum.s, vt).s, tl->l.s, lrow.s, tl->lt,
         vt);
@@ -1855,12 +1891,17 @@ static void emit_tile(K *k) {
   V scale = em(E, "vector.broadcast %s : f32 to %s", em_float(E, s->scale, "f32").s, vt);
   em_if(E, fused);
   for (int rr = 0; rr < rq; rr++) {
+    /* a positive scale folds into the softmax's FMA (the maximum of the
+     * raw scores is the maximum of the scaled ones) */
     V pv[TK / VL32];
-    for (int v = 0; v < TK / VL32; v++)
-      pv[v] = em(E, "arith.mulf %s, %s : %s", em_get(E, qacc[rr][v], vt).s, scale.s, vt);
+    for (int v = 0; v < TK / VL32; v++) {
+      pv[v] = em_get(E, qacc[rr][v], vt);
+      if (!(s->scale > 0))
+        pv[v] = em(E, "arith.mulf %s, %s : %s", pv[v].s, scale.s, vt);
+    }
     if (ranged && !nm)
       mask_row_range(k, pv, addx(k, i0, addc(k, rb, rr)), k064, kl, full);
-    online_row(k, &tl, addc(k, rb, rr), pv);
+    online_row(k, &tl, addc(k, rb, rr), pv, em_float(E, (s->scale > 0 ? s->scale : 1.0) * LOG2_E, "f32"));
   }
   em_else(E);
   for (int rr = 0; rr < rq; rr++)
@@ -1915,7 +1956,7 @@ static void emit_tile(K *k) {
     V pv[TK / VL32];
     for (int v = 0; v < TK / VL32; v++)
       pv[v] = em(E, "vector.load %s[%s] : %s, %s", pt.s, addc(k, mulc(k, r, TK), v * VL32).s, pmt, vt);
-    online_row(k, &tl, r, pv);
+    online_row(k, &tl, r, pv, em_float(E, LOG2_E, "f32"));
   }
   em_end(E);
   em_end(E);
