@@ -51,6 +51,11 @@ static const char *memty(BufKind k) {
   return names[k];
 }
 
+static int64_t elem_bytes(BufKind k) {
+  static const int64_t bytes[] = {4, 2, 2, 8, 1, 1};
+  return bytes[k];
+}
+
 static BufKind kind_of(SaDtype t) {
   static const BufKind kinds[DT_COUNT] = {[DT_FP32] = BK_F32, [DT_FP16] = BK_F16, [DT_BF16] = BK_BF16,
                                           [DT_FP8E4M3] = BK_E4M3, [DT_FP8E5M2] = BK_E5M2};
@@ -91,6 +96,7 @@ typedef struct {
   V status;                     /* var i32 */
   V cur_b, cur_h, cur_kvh;      /* the batch entry and head being emitted */
   V kt, kt_len;                 /* flash path: K transposed (f32), padded length (i64) */
+  V kt_flags;                   /* flash path: where kt's per-tile V flags start (index) */
   V fkt, fsc, fsp, fsc_off;     /* row path, first selection stage: its K grid transposed, the
                                    grid dots of a block of rows, the padded key count, the
                                    current row's offset in fsc (empty: score per candidate) */
@@ -1523,8 +1529,11 @@ static V task_begin(K *k, const char *suffix) {
   V sp = bin(k, "arith.muli", bin(k, "arith.divsi", bin(k, "arith.addi", k->S64, c64(k, TK - 1), "i64"), c64(k, TK), "i64"),
              c64(k, TK), "i64");
   k->kt_len = sp;
-  k->kt = view(k, ctx_ptr(k, ctxm, 4), bin(k, "arith.muli", batch, bin(k, "arith.muli", sp, c64(k, k->KVH * k->D), "i64"), "i64"),
-               "memref<?xf32>");
+  V nkt = bin(k, "arith.muli", batch, bin(k, "arith.muli", sp, c64(k, k->KVH * k->D), "i64"), "i64");
+  k->kt_flags = to_index(k, nkt);
+  V nflags = bin(k, "arith.muli", batch, bin(k, "arith.muli", bin(k, "arith.divsi", sp, c64(k, TK), "i64"), c64(k, k->KVH), "i64"),
+                 "i64");
+  k->kt = view(k, ctx_ptr(k, ctxm, 4), bin(k, "arith.addi", nkt, nflags, "i64"), "memref<?xf32>");
   return em(E, "arith.index_cast %%task : i64 to index");
 }
 
@@ -1533,8 +1542,33 @@ static void task_end(K *k) {
   em_raw(E, "}\n");
 }
 
+/* Whether V rows [k0, k0 + n) of head (b, g) hold an Inf or NaN. */
+static V v_nonfinite(K *k, V b, V g, V k0, V n) {
+  const char *vt = "vector<16xf32>";
+  V badv = em_var(E, "i1");
+  em_set(E, badv, em_int(E, 0, "i1"), "i1");
+  V c = em_for(E, k->c0, n, k->c1);
+  V off = row_offset(k, k->KVH, b, g, addx(k, k0, c));
+  for (int64_t v = 0; v * VL32 < k->D; v++) {
+    int tail = k->D - v * VL32 < VL32 ? (int)(k->D - v * VL32) : 0;
+    V x = vload(k, k->v, addc(k, off, v * VL32), VL32, tail, "f32");
+    V dx = em(E, "arith.subf %s, %s : %s", x.s, x.s, vt); /* NaN exactly where x is Inf or NaN */
+    V nf = em(E, "vector.reduction <or>, %s : vector<16xi1> into i1", em(E, "arith.cmpf uno, %s, %s : %s", dx.s, dx.s, vt).s);
+    em_set(E, badv, or1(k, em_get(E, badv, "i1"), nf), "i1");
+  }
+  em_end(E);
+  return em_get(E, badv, "i1");
+}
+
+/* Index in kt of key tile t's V flag for head (b, g). */
+static V vflag_at(K *k, V b, V g, V t) {
+  V ntl = bin(k, "arith.divui", to_index(k, k->kt_len), em_index(E, TK), "index");
+  return addx(k, k->kt_flags, addx(k, mulx(k, addx(k, mulc(k, b, k->KVH), g), ntl), t));
+}
+
 /* pack task (b, g): K[b, g, j, d] (zero past S) into the head's block of
- * kt at kt_at(j, d). */
+ * kt at kt_at(j, d), and per key tile a flag (1.0) when its V rows are not
+ * all finite, read once here rather than by every query tile. */
 static void emit_pack(K *k) {
   V task = task_begin(k, "pack");
   V b = bin(k, "arith.divui", task, em_index(E, k->KVH), "index");
@@ -1550,6 +1584,12 @@ static void emit_pack(K *k) {
   x = sel(k, inside, x, em_float(E, 0.0, "f32"), "f32");
   store(k, x, k->kt, addx(k, base, kt_at(k, j, d, k->D)), "memref<?xf32>");
   em_end(E);
+  em_end(E);
+  V cTK = em_index(E, TK);
+  V t = em_for(E, k->c0, bin(k, "arith.divui", sp, cTK, "index"), k->c1);
+  V k0 = mulc(k, t, TK);
+  V bad = v_nonfinite(k, b, g, k0, bin(k, "arith.minui", cTK, bin(k, "arith.subi", k->S, k0, "index"), "index"));
+  store(k, sel(k, bad, em_float(E, 1.0, "f32"), em_float(E, 0.0, "f32"), "f32"), k->kt, vflag_at(k, b, g, t), "memref<?xf32>");
   em_end(E);
   task_end(k);
 }
@@ -1872,6 +1912,16 @@ static void emit_tile(K *k) {
   for (int rr = 0; rr < rq; rr++)
     for (int v = 0; v < TK / VL32; v++)
       em_set(E, qacc[rr][v], zero, vt);
+  /* The V tile the P V below reads comes to L1 meanwhile: each row block
+   * prefetches its share of the tile's rows. */
+  int64_t vrows = TK / (TQ / rq), per_line = 64 / elem_bytes(k->v.k);
+  for (int64_t j = 0; j < vrows; j++) {
+    V kr = addx(k, k0, addc(k, mulc(k, bin(k, "arith.divui", rb, em_index(E, rq), "index"), vrows), j));
+    kr = bin(k, "arith.minui", kr, bin(k, "arith.subi", k->S, k->c1, "index"), "index");
+    V vo = row_offset(k, k->KVH, b, g, kr);
+    for (int64_t ln = 0; ln * per_line < D; ln++)
+      em_do(E, "memref.prefetch %s[%s], read, locality<3>, data : %s", k->v.m.s, addc(k, vo, ln * per_line).s, memty(k->v.k));
+  }
   V qoff[6];
   for (int rr = 0; rr < rq; rr++) {
     V row = bin(k, "arith.minui", addx(k, i0, addc(k, rb, rr)), bin(k, "arith.subi", k->S, k->c1, "index"), "index");
@@ -1963,21 +2013,9 @@ static void emit_tile(K *k) {
 
   /* O += P V. A key the mask excluded has p = 0 and must add nothing even
    * if its value row holds an Inf or NaN (0 * Inf is NaN): tiles whose V rows
-   * are not all finite take the same loop with a select, the others (every
-   * tile of sane data) the plain FMA. */
-  V badv = em_var(E, "i1");
-  em_set(E, badv, em_int(E, 0, "i1"), "i1");
-  c = em_for(E, k->c0, kl, k->c1);
-  V vscan = row_offset(k, k->KVH, b, g, addx(k, k0, c));
-  for (int v = 0; v < nvd; v++) {
-    int tail = D - v * VL32 < VL32 ? (int)(D - v * VL32) : 0;
-    V x = vload(k, k->v, addc(k, vscan, v * VL32), VL32, tail, "f32");
-    V dx = em(E, "arith.subf %s, %s : %s", x.s, x.s, vt); /* NaN exactly where x is Inf or NaN */
-    V nf = em(E, "vector.reduction <or>, %s : vector<16xi1> into i1", em(E, "arith.cmpf uno, %s, %s : %s", dx.s, dx.s, vt).s);
-    em_set(E, badv, or1(k, em_get(E, badv, "i1"), nf), "i1");
-  }
-  em_end(E);
-  V bad = em_get(E, badv, "i1");
+   * are not all finite (the pack task's flag) take the same loop with a
+   * select, the others (every tile of sane data) the plain FMA. */
+  V bad = cmpf(k, "ogt", load(k, k->kt, vflag_at(k, b, g, t), "memref<?xf32>"), em_float(E, 0.0, "f32"), "f32");
   for (int safe = 0; safe < 2; safe++) {
     if (safe == 0)
       em_if(E, em(E, "arith.xori %s, %s : i1", bad.s, em_int(E, 1, "i1").s));
@@ -2040,7 +2078,10 @@ static void flash_main(K *k) {
   V sp = bin(k, "arith.muli", bin(k, "arith.divsi", bin(k, "arith.addi", k->S64, c64(k, TK - 1), "i64"), c64(k, TK), "i64"),
              c64(k, TK), "i64");
   V ok = em_int(E, 1, "i1");
-  V n = to_index(k, em(E, "arith.muli %%batch, %s : i64", bin(k, "arith.muli", sp, c64(k, k->KVH * k->D), "i64").s));
+  /* K transposed, then the per-tile V flags */
+  V per = bin(k, "arith.addi", bin(k, "arith.muli", sp, c64(k, k->KVH * k->D), "i64"),
+              bin(k, "arith.muli", bin(k, "arith.divsi", sp, c64(k, TK), "i64"), c64(k, k->KVH), "i64"), "i64");
+  V n = to_index(k, em(E, "arith.muli %%batch, %s : i64", per.s));
   V kt = alloc(k, n, "f32", &ok);
   em_if(E, ok);
   V ctx = em_alloca(E, 8, "i64");
