@@ -1575,17 +1575,56 @@ static void emit_pack(K *k) {
   V g = bin(k, "arith.remui", task, em_index(E, k->KVH), "index");
   V sp = to_index(k, k->kt_len);
   V base = mulx(k, mulc(k, addx(k, mulc(k, b, k->KVH), g), k->D), sp);
-  V j = em_for(E, k->c0, sp, k->c1);
-  V inside = cmpi(k, "ult", j, k->S, "index");
-  V jr = sel(k, inside, j, k->c0, "index");
-  V off = row_offset(k, k->KVH, b, g, jr);
-  V d = em_for(E, k->c0, em_index(E, k->D), k->c1);
-  V x = sload(k, k->k, addx(k, off, d), "f32");
-  x = sel(k, inside, x, em_float(E, 0.0, "f32"), "f32");
-  store(k, x, k->kt, addx(k, base, kt_at(k, j, d, k->D)), "memref<?xf32>");
-  em_end(E);
-  em_end(E);
   V cTK = em_index(E, TK);
+  if (k->k.k == BK_F32 && k->D % VL32 == 0) {
+    /* 16 x 16 blocks (16 keys, 16 of d) transposed in registers: 4 rounds
+     * of two-source shuffles, round b swapping the off-diagonal b x b
+     * blocks of each pair of rows (i, i + b). Rows past S are zero. */
+    const char *vt = "vector<16xf32>";
+    V zero = em(E, "arith.constant dense<0.0> : %s", vt);
+    V j0 = em_for(E, k->c0, sp, em_index(E, VL32));
+    V d0 = em_for(E, k->c0, em_index(E, k->D), em_index(E, VL32));
+    V x[VL32];
+    for (int i = 0; i < VL32; i++) {
+      V j = addc(k, j0, i);
+      V inside = cmpi(k, "ult", j, k->S, "index");
+      V off = row_offset(k, k->KVH, b, g, bin(k, "arith.minui", j, bin(k, "arith.subi", k->S, k->c1, "index"), "index"));
+      V row = em(E, "vector.load %s[%s] : memref<?xf32>, %s", k->k.m.s, addx(k, off, d0).s, vt);
+      x[i] = em(E, "arith.select %s, %s, %s : %s", inside.s, row.s, zero.s, vt);
+    }
+    for (int bs = 8; bs >= 1; bs /= 2)
+      for (int i = 0; i < VL32; i++) {
+        if (i & bs)
+          continue;
+        char lo[200], hi[200];
+        int nl = 0, nh = 0;
+        for (int c = 0; c < VL32; c++) {
+          /* operand lanes: 0..15 are row i, 16..31 row i + bs */
+          int a = (c & bs) ? 16 + c - bs : c, h = (c & bs) ? 16 + c : c + bs;
+          nl += snprintf(lo + nl, sizeof lo - (size_t)nl, "%s%d", c ? ", " : "", a);
+          nh += snprintf(hi + nh, sizeof hi - (size_t)nh, "%s%d", c ? ", " : "", h);
+        }
+        V a = em(E, "vector.shuffle %s, %s [%s] : %s, %s", x[i].s, x[i + bs].s, lo, vt, vt);
+        V h = em(E, "vector.shuffle %s, %s [%s] : %s, %s", x[i].s, x[i + bs].s, hi, vt, vt);
+        x[i] = a, x[i + bs] = h;
+      }
+    for (int c = 0; c < VL32; c++)
+      em_do(E, "vector.store %s, %s[%s] : memref<?xf32>, %s", x[c].s, k->kt.s,
+            addx(k, base, kt_at(k, j0, addc(k, d0, c), k->D)).s, vt);
+    em_end(E);
+    em_end(E);
+  } else {
+    V j = em_for(E, k->c0, sp, k->c1);
+    V inside = cmpi(k, "ult", j, k->S, "index");
+    V jr = sel(k, inside, j, k->c0, "index");
+    V off = row_offset(k, k->KVH, b, g, jr);
+    V d = em_for(E, k->c0, em_index(E, k->D), k->c1);
+    V x = sload(k, k->k, addx(k, off, d), "f32");
+    x = sel(k, inside, x, em_float(E, 0.0, "f32"), "f32");
+    store(k, x, k->kt, addx(k, base, kt_at(k, j, d, k->D)), "memref<?xf32>");
+    em_end(E);
+    em_end(E);
+  }
   V t = em_for(E, k->c0, bin(k, "arith.divui", sp, cTK, "index"), k->c1);
   V k0 = mulc(k, t, TK);
   V bad = v_nonfinite(k, b, g, k0, bin(k, "arith.minui", cTK, bin(k, "arith.subi", k->S, k0, "index"), "index"));
@@ -1810,6 +1849,20 @@ static void mask_row_range(K *k, V *pv, V i, V k064, V kl, V full) {
     pv[v] = em_get(E, out[v], "vector<16xf32>");
 }
 
+/* Whether the tile's row block [rb, rb + n) (of nr rows from i0) has a
+ * row inside the sequence and a pair the mask allows in keys [k0, k1);
+ * *full: whether the mask allows all its pairs there. */
+static V block_facts(K *k, V i0, V nr, V rb, int64_t n, V k0, V k1, V *full) {
+  V in = cmpi(k, "ult", rb, nr, "index");
+  *full = em_int(E, 1, "i1");
+  if (!k->p->mask)
+    return in;
+  V b0 = addx(k, i0, rb), b1 = addx(k, i0, bin(k, "arith.minui", addc(k, rb, n), nr, "index"));
+  V need;
+  mask_tile_facts(E, k->p->mask, to_i64(k, b0), to_i64(k, b1), k0, k1, &need, full);
+  return and1(k, in, need);
+}
+
 static void emit_tile(K *k) {
   const SaSpec *s = k->s;
   int64_t D = k->D, nvd = (D + VL32 - 1) / VL32, Dp = nvd * VL32;
@@ -1907,8 +1960,15 @@ static void emit_tile(K *k) {
   V fused = nm ? em_int(E, 0, "i1") : ranged ? em_int(E, 1, "i1") : full;
   Tile tl = {pt, m, l, acc_o, pmt, rt, lt, ot, Dp, nvd};
 
-  /* S = scale * Q K^T, rq rows at a time */
+  /* S = scale * Q K^T, rq rows at a time. A row block the mask gives no
+   * key of this tile (the edges of causal and window bands, where the
+   * query tile is wider than the band's slope) or past the sequence end is
+   * skipped, its P rows zero. */
   V rb = em_for(E, k->c0, em_index(E, TQ), em_index(E, rq));
+  V bfull;
+  V bneed = block_facts(k, i0, nr, rb, rq, k064, k164, &bfull);
+  bfull = and1(k, bfull, cmpi(k, "eq", kl, cTK, "index"));
+  em_if(E, bneed);
   for (int rr = 0; rr < rq; rr++)
     for (int v = 0; v < TK / VL32; v++)
       em_set(E, qacc[rr][v], zero, vt);
@@ -1950,7 +2010,7 @@ static void emit_tile(K *k) {
         pv[v] = em(E, "arith.mulf %s, %s : %s", pv[v].s, scale.s, vt);
     }
     if (ranged && !nm)
-      mask_row_range(k, pv, addx(k, i0, addc(k, rb, rr)), k064, kl, full);
+      mask_row_range(k, pv, addx(k, i0, addc(k, rb, rr)), k064, kl, bfull);
     online_row(k, &tl, addc(k, rb, rr), pv, em_float(E, (s->scale > 0 ? s->scale : 1.0) * LOG2_E, "f32"));
   }
   em_else(E);
@@ -1958,6 +2018,11 @@ static void emit_tile(K *k) {
     for (int v = 0; v < TK / VL32; v++)
       em_do(E, "vector.store %s, %s[%s] : %s, %s", em(E, "arith.mulf %s, %s : %s", em_get(E, qacc[rr][v], vt).s, scale.s, vt).s,
             pt.s, addc(k, mulc(k, addc(k, rb, rr), TK), v * VL32).s, pmt, vt);
+  em_end(E);
+  em_else(E);
+  for (int rr = 0; rr < rq; rr++)
+    for (int v = 0; v < TK / VL32; v++)
+      em_do(E, "vector.store %s, %s[%s] : %s, %s", zero.s, pt.s, addc(k, mulc(k, addc(k, rb, rr), TK), v * VL32).s, pmt, vt);
   em_end(E);
   em_end(E);
 
@@ -2022,6 +2087,8 @@ static void emit_tile(K *k) {
     else
       em_else(E);
     rb = em_for(E, k->c0, em_index(E, TQ), em_index(E, rv));
+    V unused;
+    em_if(E, block_facts(k, i0, nr, rb, rv, k064, k164, &unused));
     for (int rr = 0; rr < rv; rr++)
       for (int v = 0; v < nvd; v++)
         em_set(E, oacc[rr][v], em(E, "vector.load %s[%s] : %s, %s", acc_o.s, addc(k, mulc(k, addc(k, rb, rr), Dp), v * VL32).s, ot, vt), vt);
@@ -2049,6 +2116,7 @@ static void emit_tile(K *k) {
       for (int v = 0; v < nvd; v++)
         em_do(E, "vector.store %s, %s[%s] : %s, %s", em_get(E, oacc[rr][v], vt).s, acc_o.s,
               addc(k, mulc(k, addc(k, rb, rr), Dp), v * VL32).s, ot, vt);
+    em_end(E);
     em_end(E);
   }
   em_end(E);
