@@ -436,6 +436,25 @@ static V count_ge(K *k, V t) {
   return em(E, "arith.index_castui %s : i64 to index", sum.s);
 }
 
+/* z with P(X > z) = tail for a standard normal X: a piecewise-linear
+ * table, for the first guesses of top-k thresholds. */
+static V tail_z(K *k, V tail) {
+  static const double zq[][2] = {{0.0, 3.5},     {0.001, 3.090}, {0.005, 2.576}, {0.01, 2.326}, {0.02, 2.054},
+                                 {0.05, 1.645},  {0.1, 1.282},   {0.15, 1.036},  {0.2, 0.842},  {0.3, 0.524},
+                                 {0.4, 0.253},   {0.5, 0.0},     {0.6, -0.253},  {0.7, -0.524}, {0.8, -0.842},
+                                 {0.9, -1.282},  {0.95, -1.645}, {0.99, -2.326}, {1.0, -3.5}};
+  V z = em_float(E, 0.0, "f64");
+  for (size_t a = 0; a + 1 < sizeof zq / sizeof *zq; a++) {
+    V in = cmpf(k, "oge", tail, em_float(E, zq[a][0], "f64"), "f64");
+    V zl = bin(k, "arith.addf", em_float(E, zq[a][1], "f64"),
+               bin(k, "arith.mulf", bin(k, "arith.subf", tail, em_float(E, zq[a][0], "f64"), "f64"),
+                   em_float(E, (zq[a + 1][1] - zq[a][1]) / (zq[a + 1][0] - zq[a][0]), "f64"), "f64"),
+               "f64");
+    z = sel(k, in, zl, z, "f64");
+  }
+  return z;
+}
+
 /* keep_top's fast path for long lists of finite values: bisect the value
  * range with vectorized counts until the kk-th largest value T lies in a
  * bracket [lo, hi) of at most 256 entries (count(val >= lo) >= kk >
@@ -503,19 +522,7 @@ static void keep_top_bisect(K *k, V kk, bool carry_p, V handled) {
               em_float(E, 0.0, "f64"), "f64");
   V sd = em(E, "math.sqrt %s : f64", var.s);
   V tail = bin(k, "arith.divf", idx_f64(k, kk), nf, "f64");
-  static const double zq[][2] = {{0.0, 3.5},     {0.001, 3.090}, {0.005, 2.576}, {0.01, 2.326}, {0.02, 2.054},
-                                 {0.05, 1.645},  {0.1, 1.282},   {0.15, 1.036},  {0.2, 0.842},  {0.3, 0.524},
-                                 {0.4, 0.253},   {0.5, 0.0},     {0.6, -0.253},  {0.7, -0.524}, {0.8, -0.842},
-                                 {0.9, -1.282},  {0.95, -1.645}, {0.99, -2.326}, {1.0, -3.5}};
-  V z = em_float(E, 0.0, "f64");
-  for (size_t a = 0; a + 1 < sizeof zq / sizeof *zq; a++) {
-    V in = cmpf(k, "oge", tail, em_float(E, zq[a][0], "f64"), "f64");
-    V zl = bin(k, "arith.addf", em_float(E, zq[a][1], "f64"),
-               bin(k, "arith.mulf", bin(k, "arith.subf", tail, em_float(E, zq[a][0], "f64"), "f64"),
-                   em_float(E, (zq[a + 1][1] - zq[a][1]) / (zq[a + 1][0] - zq[a][0]), "f64"), "f64"),
-               "f64");
-    z = sel(k, in, zl, z, "f64");
-  }
+  V z = tail_z(k, tail);
   V below = em_var(E, "i1"); /* the first guess was at or below the target */
   em_set(E, below, em_int(E, 1, "i1"), "i1");
   V step = bin(k, "arith.mulf", em_float(E, 0.1, "f64"), sd, "f64");
@@ -797,6 +804,252 @@ static void list_scores_f64(K *k, Buf a, V a_off, Buf b, RowOff b_row, int64_t l
   em_end(E);
 }
 
+/* The number of the first n entries of the f32 buffer `a` that are >= t. */
+static V count_ge32(K *k, V a, V n, V t) {
+  const char *vt = "vector<16xf32>", *it = "vector<16xi32>";
+  V acc = em_var(E, it);
+  em_set(E, acc, em(E, "arith.constant dense<0> : %s", it), it);
+  V tb = em(E, "vector.broadcast %s : f32 to %s", t.s, vt);
+  V ninf = em(E, "arith.constant dense<0xFF800000> : %s", vt);
+  V one = em(E, "arith.constant dense<1> : %s", it), zero = em(E, "arith.constant dense<0> : %s", it);
+  V c = em_for(E, k->c0, n, em_index(E, VL32));
+  V mask = em(E, "vector.create_mask %s : vector<16xi1>", bin(k, "arith.subi", n, c, "index").s);
+  V x = em(E, "vector.maskedload %s[%s], %s, %s : memref<?xf32>, vector<16xi1>, %s into %s", a.s, c.s, mask.s, ninf.s, vt, vt);
+  V ge = em(E, "arith.cmpf oge, %s, %s : %s", x.s, tb.s, vt);
+  em_set(E, acc, em(E, "arith.addi %s, %s : %s", em_get(E, acc, it).s,
+                    em(E, "arith.select %s, %s, %s : vector<16xi1>, %s", ge.s, one.s, zero.s, it).s, it), it);
+  em_end(E);
+  V sum = em(E, "vector.reduction <add>, %s : %s into i32", em_get(E, acc, it).s, it);
+  return em(E, "arith.index_castui %s : i32 to index", sum.s);
+}
+
+/* Relative and absolute margins of the f32 first-stage approximations
+ * below: a = f32(d) * f32(step) differs from the exact step * d by at
+ * most 2^-23 |a| plus the subnormal range's absolute rounding, and the
+ * reference's (coef * step) * d in f64 from step * d * coef by 2^-51
+ * relative; these bounds are many times that. */
+#define APPROX_REL 0x1p-19
+#define APPROX_ABS 0x1p-120
+
+/* The first selection stage's top-k (ratio or count), when its scores are
+ * the first stage's grid dots of every key in order (no mask, no token
+ * pruning): ranks f32 approximations a_j = dot_j * step_j instead of the
+ * exact f64 scores coef * step_j * dot_j (coef > 0, so the order is the
+ * same up to rounding). A bracket [lo, hi) of the approximations holding
+ * the kk-th largest is narrowed by counting passes (guessed from the
+ * values' mean and deviation, then interpolated, as keep_top_bisect does);
+ * with the error margins, a key whose lower bound is above hi's upper
+ * bound is above the exact kk-th score and kept, one whose upper bound is
+ * below lo's lower bound is dropped, and the few in between get their
+ * exact scores and are ranked among themselves (value, then key index).
+ * The result is keep_top's on the full list, exactly. Writes the list
+ * (idx, n) and sets `handled`; a non-finite value, a bracket that stays
+ * wide (a run of equal values) or a wide band leave it to the list path.
+ * `a` is the pr buffer, free until softmax. */
+static void first_top_fast(K *k, SaKeep keep, V qsteps, V ksteps, V i, V handled) {
+  const char *vt = "vector<16xf32>", *v8 = "vector<8xf64>";
+  V S = k->S, a = k->pr;
+  V kk = keep.kind == KEEP_TOP_RATIO
+             ? ceil_ratio(k, keep.value, S)
+             : bin(k, "arith.minui", em(E, "arith.index_castui %s : i64 to index", c64(k, (int64_t)keep.value).s), S, "index");
+  V coef = bin(k, "arith.mulf", em_float(E, k->s->scale, "f64"), load(k, qsteps, i, "memref<?xf64>"), "f64");
+  V ok = and1(k, and1(k, cmpf(k, "ogt", coef, em_float(E, 0.0, "f64"), "f64"), cmpf(k, "olt", coef, em_float(E, INFINITY, "f64"), "f64")),
+              and1(k, cmpi(k, "ult", kk, S, "index"), cmpi(k, "ugt", kk, k->c0, "index")));
+  em_if(E, ok);
+  /* approximations, their range, mean and spread, and whether all are finite */
+  V pinf = em(E, "arith.constant dense<0x7F800000> : %s", vt), ninf = em(E, "arith.constant dense<0xFF800000> : %s", vt);
+  V zero = em(E, "arith.constant dense<0.0> : %s", vt), zero8 = em(E, "arith.constant dense<0.0> : %s", v8);
+  V mn = em_var(E, vt), mx = em_var(E, vt), sm = em_var(E, vt), sq = em_var(E, vt), bad = em_var(E, vt);
+  em_set(E, mn, pinf, vt);
+  em_set(E, mx, ninf, vt);
+  em_set(E, sm, zero, vt);
+  em_set(E, sq, zero, vt);
+  em_set(E, bad, zero, vt);
+  V c = em_for(E, k->c0, S, em_index(E, VL32));
+  V left = bin(k, "arith.subi", S, c, "index");
+  V mask = em(E, "vector.create_mask %s : vector<16xi1>", left.s);
+  V d = em(E, "vector.maskedload %s[%s], %s, %s : memref<?xf32>, vector<16xi1>, %s into %s", k->fsc.s, addx(k, k->fsc_off, c).s,
+           mask.s, zero.s, vt, vt);
+  V half[2];
+  for (int hf = 0; hf < 2; hf++) {
+    V l8 = hf ? bin(k, "arith.subi", bin(k, "arith.maxui", left, em_index(E, 8), "index"), em_index(E, 8), "index") : left;
+    V m8 = em(E, "vector.create_mask %s : vector<8xi1>", l8.s);
+    V st = em(E, "vector.maskedload %s[%s], %s, %s : memref<?xf64>, vector<8xi1>, %s into %s", ksteps.s, addc(k, c, 8 * hf).s,
+              m8.s, zero8.s, v8, v8);
+    half[hf] = em(E, "arith.truncf %s : %s to vector<8xf32>", st.s, v8);
+  }
+  V st = em(E, "vector.shuffle %s, %s [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15] : vector<8xf32>, vector<8xf32>",
+            half[0].s, half[1].s);
+  V x = em(E, "arith.mulf %s, %s : %s", d.s, st.s, vt);
+  em_do(E, "vector.maskedstore %s[%s], %s, %s : memref<?xf32>, vector<16xi1>, %s", a.s, c.s, mask.s, x.s, vt);
+  em_set(E, bad, em(E, "arith.addf %s, %s : %s", em_get(E, bad, vt).s, em(E, "arith.subf %s, %s : %s", x.s, x.s, vt).s, vt), vt);
+  V xo = em(E, "arith.select %s, %s, %s : vector<16xi1>, %s", mask.s, x.s, pinf.s, vt);
+  V xm = em(E, "arith.select %s, %s, %s : vector<16xi1>, %s", mask.s, x.s, ninf.s, vt);
+  V mo = em_get(E, mn, vt), mxo = em_get(E, mx, vt);
+  em_set(E, mn, em(E, "arith.select %s, %s, %s : vector<16xi1>, %s", em(E, "arith.cmpf olt, %s, %s : %s", xo.s, mo.s, vt).s, xo.s,
+                   mo.s, vt), vt);
+  em_set(E, mx, em(E, "arith.select %s, %s, %s : vector<16xi1>, %s", em(E, "arith.cmpf ogt, %s, %s : %s", xm.s, mxo.s, vt).s, xm.s,
+                   mxo.s, vt), vt);
+  em_set(E, sm, em(E, "arith.addf %s, %s : %s", em_get(E, sm, vt).s, x.s, vt), vt); /* masked lanes are 0 */
+  em_set(E, sq, em(E, "vector.fma %s, %s, %s : %s", x.s, x.s, em_get(E, sq, vt).s, vt), vt);
+  em_end(E);
+  V badv = em_get(E, bad, vt);
+  V anybad = em(E, "vector.reduction <or>, %s : vector<16xi1> into i1", em(E, "arith.cmpf uno, %s, %s : %s", badv.s, badv.s, vt).s);
+  em_if(E, em(E, "arith.xori %s, %s : i1", anybad.s, em_int(E, 1, "i1").s));
+  V vmin = em(E, "vector.reduction <minimumf>, %s : %s into f32", em_get(E, mn, vt).s, vt);
+  V vmax = em(E, "vector.reduction <maximumf>, %s : %s into f32", em_get(E, mx, vt).s, vt);
+  /* lo: count(a >= lo) >= kk; hi: count(a >= hi) < kk, or +inf */
+  V lo = em_var(E, "f32"), hi = em_var(E, "f32"), clo = em_var(E, "index"), chi = em_var(E, "index");
+  V cmax = count_ge32(k, a, S, vmax);
+  V at_max = cmpi(k, "uge", cmax, kk, "index");
+  em_set(E, lo, sel(k, at_max, vmax, vmin, "f32"), "f32");
+  em_set(E, clo, sel(k, at_max, cmax, S, "index"), "index");
+  em_set(E, hi, sel(k, at_max, em_float(E, INFINITY, "f32"), vmax, "f32"), "f32");
+  em_set(E, chi, sel(k, at_max, k->c0, cmax, "index"), "index");
+  V nf = idx_f64(k, S);
+  V sum = em(E, "vector.reduction <add>, %s : %s into f32", em_get(E, sm, vt).s, vt);
+  V sum2 = em(E, "vector.reduction <add>, %s : %s into f32", em_get(E, sq, vt).s, vt);
+  V mean = bin(k, "arith.divf", em(E, "arith.extf %s : f32 to f64", sum.s), nf, "f64");
+  V msq = bin(k, "arith.divf", em(E, "arith.extf %s : f32 to f64", sum2.s), nf, "f64");
+  V sd = em(E, "math.sqrt %s : f64", bin(k, "arith.maxnumf", bin(k, "arith.subf", msq, bin(k, "arith.mulf", mean, mean, "f64"), "f64"),
+                                          em_float(E, 0.0, "f64"), "f64").s);
+  V z = tail_z(k, bin(k, "arith.divf", idx_f64(k, kk), nf, "f64"));
+  V below = em_var(E, "i1");
+  em_set(E, below, em_int(E, 1, "i1"), "i1");
+  V step = bin(k, "arith.mulf", em_float(E, 0.1, "f64"), sd, "f64");
+  /* two guesses, then steps that interpolate (odd) or halve (even) until
+   * at most 16 entries lie in the bracket */
+  V it = em_for(E, k->c0, em_index(E, 40), k->c1);
+  V l = em_get(E, lo, "f32"), h = em_get(E, hi, "f32");
+  V lf = em(E, "arith.extf %s : f32 to f64", l.s), hf64 = em(E, "arith.extf %s : f32 to f64", h.s);
+  V cl = em_get(E, clo, "index"), ch = em_get(E, chi, "index");
+  V frac = bin(k, "arith.divf", idx_f64(k, bin(k, "arith.subi", cl, kk, "index")), idx_f64(k, bin(k, "arith.subi", cl, ch, "index")),
+               "f64");
+  V odd = cmpi(k, "ne", bin(k, "arith.andi", it, k->c1, "index"), k->c0, "index");
+  frac = sel(k, and1(k, odd, cmpf(k, "olt", hf64, em_float(E, INFINITY, "f64"), "f64")), frac, em_float(E, 0.5, "f64"), "f64");
+  frac = bin(k, "arith.minnumf", bin(k, "arith.maxnumf", frac, em_float(E, 0.05, "f64"), "f64"), em_float(E, 0.95, "f64"), "f64");
+  V mid = bin(k, "arith.addf", lf, bin(k, "arith.mulf", bin(k, "arith.subf", hf64, lf, "f64"), frac, "f64"), "f64");
+  V g0 = bin(k, "arith.addf", mean, bin(k, "arith.mulf", z, sd, "f64"), "f64");
+  V g1 = sel(k, em_get(E, below, "i1"), bin(k, "arith.addf", lf, step, "f64"), bin(k, "arith.subf", hf64, step, "f64"), "f64");
+  V t64 = sel(k, cmpi(k, "eq", it, k->c0, "index"), g0, sel(k, cmpi(k, "eq", it, k->c1, "index"), g1, mid, "f64"), "f64");
+  V t = em(E, "arith.truncf %s : f64 to f32", t64.s);
+  V wide = cmpi(k, "ugt", bin(k, "arith.subi", cl, ch, "index"), em_index(E, 16), "index");
+  V inside = and1(k, cmpf(k, "ogt", t, l, "f32"), cmpf(k, "olt", t, h, "f32"));
+  em_if(E, and1(k, wide, inside));
+  V cg = count_ge32(k, a, S, t);
+  V up = cmpi(k, "uge", cg, kk, "index");
+  em_if(E, cmpi(k, "eq", it, k->c0, "index"));
+  em_set(E, below, up, "i1");
+  em_end(E);
+  em_set(E, lo, sel(k, up, t, l, "f32"), "f32");
+  em_set(E, clo, sel(k, up, cg, cl, "index"), "index");
+  em_set(E, hi, sel(k, up, h, t, "f32"), "f32");
+  em_set(E, chi, sel(k, up, ch, cg, "index"), "index");
+  em_end(E);
+  em_end(E);
+  /* classify: above (kept), band (ranked exactly), the rest dropped */
+  V rel = em(E, "arith.constant dense<%.17e> : %s", APPROX_REL, vt), absm = em(E, "arith.constant dense<%.17e> : %s", APPROX_ABS, vt);
+  V lo_s = em_get(E, lo, "f32"), hi_s = em_get(E, hi, "f32");
+  V lo_l = bin(k, "arith.subf", lo_s, bin(k, "arith.addf", bin(k, "arith.mulf", em(E, "math.absf %s : f32", lo_s.s),
+                                                                em_float(E, APPROX_REL, "f32"), "f32"),
+                                                           em_float(E, APPROX_ABS, "f32"), "f32"), "f32");
+  V hi_u = bin(k, "arith.addf", hi_s, bin(k, "arith.addf", bin(k, "arith.mulf", em(E, "math.absf %s : f32", hi_s.s),
+                                                                em_float(E, APPROX_REL, "f32"), "f32"),
+                                                           em_float(E, APPROX_ABS, "f32"), "f32"), "f32");
+  V lob = em(E, "vector.broadcast %s : f32 to %s", lo_l.s, vt), hib = em(E, "vector.broadcast %s : f32 to %s", hi_u.s, vt);
+  V bpos = em_alloca(E, 64, "index");
+  V nb = em_var(E, "index"), nab = em_var(E, "vector<16xi32>");
+  em_set(E, nb, k->c0, "index");
+  em_set(E, nab, em(E, "arith.constant dense<0> : vector<16xi32>"), "vector<16xi32>");
+  V over = em_var(E, "i1");
+  em_set(E, over, em_int(E, 0, "i1"), "i1");
+  c = em_for(E, k->c0, S, em_index(E, VL32));
+  mask = em(E, "vector.create_mask %s : vector<16xi1>", bin(k, "arith.subi", S, c, "index").s);
+  x = em(E, "vector.maskedload %s[%s], %s, %s : memref<?xf32>, vector<16xi1>, %s into %s", a.s, c.s, mask.s, ninf.s, vt, vt);
+  V m = em(E, "arith.addf %s, %s : %s", em(E, "arith.mulf %s, %s : %s", em(E, "math.absf %s : %s", x.s, vt).s, rel.s, vt).s, absm.s, vt);
+  V above = em(E, "arith.andi %s, %s : vector<16xi1>", mask.s,
+               em(E, "arith.cmpf ogt, %s, %s : %s", em(E, "arith.subf %s, %s : %s", x.s, m.s, vt).s, hib.s, vt).s);
+  V inb = em(E, "arith.andi %s, %s : vector<16xi1>",
+             em(E, "arith.andi %s, %s : vector<16xi1>", mask.s, em(E, "arith.xori %s, %s : vector<16xi1>", above.s,
+                                                                     em(E, "arith.constant dense<true> : vector<16xi1>").s).s).s,
+             em(E, "arith.cmpf oge, %s, %s : %s", em(E, "arith.addf %s, %s : %s", x.s, m.s, vt).s, lob.s, vt).s);
+  em_do(E, "vector.maskedstore %s[%s], %s, %s : memref<?xi8>, vector<16xi1>, vector<16xi8>", k->flag.s, c.s, mask.s,
+        em(E, "arith.extui %s : vector<16xi1> to vector<16xi8>", above.s).s);
+  em_set(E, nab, em(E, "arith.addi %s, %s : vector<16xi32>", em_get(E, nab, "vector<16xi32>").s,
+                    em(E, "arith.extui %s : vector<16xi1> to vector<16xi32>", above.s).s), "vector<16xi32>");
+  em_if(E, em(E, "vector.reduction <or>, %s : vector<16xi1> into i1", inb.s));
+  for (int lane = 0; lane < VL32; lane++) {
+    em_if(E, em(E, "vector.extract %s[%d] : i1 from vector<16xi1>", inb.s, lane));
+    V nbv = em_get(E, nb, "index");
+    V room = cmpi(k, "ult", nbv, em_index(E, 64), "index");
+    em_if(E, room);
+    store(k, addc(k, c, lane), bpos, nbv, "memref<64xindex>");
+    em_set(E, nb, addc(k, nbv, 1), "index");
+    em_else(E);
+    em_set(E, over, em_int(E, 1, "i1"), "i1");
+    em_end(E);
+    em_end(E);
+  }
+  em_end(E);
+  em_end(E);
+  V nabove = em(E, "arith.index_castui %s : i32 to index",
+                em(E, "vector.reduction <add>, %s : vector<16xi32> into i32", em_get(E, nab, "vector<16xi32>").s).s);
+  V nbn = em_get(E, nb, "index");
+  V valid = and1(k, em(E, "arith.xori %s, %s : i1", em_get(E, over, "i1").s, em_int(E, 1, "i1").s),
+                 and1(k, cmpi(k, "ule", nabove, kk, "index"), cmpi(k, "ule", kk, addx(k, nabove, nbn), "index")));
+  em_if(E, valid);
+  {
+    /* the band's exact scores, as list_scores_f64 computes them */
+    V bval = em_alloca(E, 64, "f64");
+    V e = em_for(E, k->c0, nbn, k->c1);
+    V j = load(k, bpos, e, "memref<64xindex>");
+    V dj = em(E, "arith.extf %s : f32 to f64", load(k, k->fsc, addx(k, k->fsc_off, j), "memref<?xf32>").s);
+    store(k, bin(k, "arith.mulf", bin(k, "arith.mulf", coef, load(k, ksteps, j, "memref<?xf64>"), "f64"), dj, "f64"), bval, e,
+          "memref<64xf64>");
+    em_end(E);
+    V need = bin(k, "arith.subi", kk, nabove, "index");
+    e = em_for(E, k->c0, nbn, k->c1);
+    V ve = load(k, bval, e, "memref<64xf64>");
+    V rank = em_var(E, "index");
+    em_set(E, rank, k->c0, "index");
+    V f = em_for(E, k->c0, nbn, k->c1);
+    V vf = load(k, bval, f, "memref<64xf64>");
+    /* bpos is in key order: f < e is the lower key */
+    V better = or1(k, cmpf(k, "ogt", vf, ve, "f64"), and1(k, cmpf(k, "oeq", vf, ve, "f64"), cmpi(k, "ult", f, e, "index")));
+    V rv = em_get(E, rank, "index");
+    em_set(E, rank, sel(k, better, addc(k, rv, 1), rv, "index"), "index");
+    em_end(E);
+    V keepe = cmpi(k, "ult", em_get(E, rank, "index"), need, "index");
+    store(k, em(E, "arith.extui %s : i1 to i8", keepe.s), k->flag, load(k, bpos, e, "memref<64xindex>"), "memref<?xi8>");
+    em_end(E);
+    /* the list: every flagged key, in order */
+    V w = em_var(E, "index");
+    em_set(E, w, k->c0, "index");
+    c = em_for(E, k->c0, S, em_index(E, 64));
+    V m64 = em(E, "vector.create_mask %s : vector<64xi1>", bin(k, "arith.subi", S, c, "index").s);
+    V z8 = em(E, "arith.constant dense<0> : vector<64xi8>");
+    V fl = em(E, "vector.maskedload %s[%s], %s, %s : memref<?xi8>, vector<64xi1>, vector<64xi8> into vector<64xi8>", k->flag.s,
+              c.s, m64.s, z8.s);
+    V bits = bits64(k, em(E, "arith.cmpi ne, %s, %s : vector<64xi8>", fl.s, z8.s));
+    V mb = em_var(E, "i64");
+    em_set(E, mb, bits, "i64");
+    em_for(E, k->c0, em(E, "arith.index_castui %s : i64 to index", em(E, "math.ctpop %s : i64", bits.s).s), k->c1);
+    V mv = em_get(E, mb, "i64");
+    V wv = em_get(E, w, "index");
+    store(k, addx(k, c, em(E, "arith.index_castui %s : i64 to index", em(E, "math.cttz %s : i64", mv.s).s)), k->idx, wv,
+          "memref<?xindex>");
+    em_set(E, w, addc(k, wv, 1), "index");
+    em_set(E, mb, bin(k, "arith.andi", mv, bin(k, "arith.subi", mv, em_int(E, 1, "i64"), "i64"), "i64"), "i64");
+    em_end(E);
+    em_end(E);
+    em_set(E, k->n, em_get(E, w, "index"), "index");
+    em_set(E, handled, em_int(E, 1, "i1"), "i1");
+  }
+  em_end(E);
+  em_end(E);
+  em_end(E);
+}
+
 /* N:M (§4.7): in each group of M keys keep the N best candidates by val.
  * The list is in key order, so a group's candidates are one run of it:
  * `flag` first holds each entry's run start (forward pass) and `pr`'s bits
@@ -1044,17 +1297,33 @@ static void candidates(K *k, V i) {
  * value pruning, A.V, output. */
 static void row(K *k, V i) {
   const SaSpec *s = k->s;
-  candidates(k, i);
   Buf fq = {k->fq, BK_F32}, fk = {k->fk, BK_F32}, pqb = {k->pq, BK_F32}, pkb = {k->pk, BK_F32};
+  /* the first selection stage (prediction, else filter round 0) ranks
+   * every key's first-stage dot: f32 approximations first when it can */
+  SaKeep keep0 = s->has_predict ? s->predict_keep : s->n_filter_rounds > 0 ? s->filter[0].keep : (SaKeep){KEEP_ALL, 0};
+  bool fast = k->fsc_off.s[0] && !k->p->mask && s->token_keep >= 1.0 &&
+              (keep0.kind == KEEP_TOP_RATIO || keep0.kind == KEEP_TOP_COUNT);
+  if (fast) {
+    V handled = em_var(E, "i1");
+    em_set(E, handled, em_int(E, 0, "i1"), "i1");
+    first_top_fast(k, keep0, s->has_predict ? k->pqs : k->fqs, s->has_predict ? k->pks : k->fks, i, handled);
+    em_if(E, em(E, "arith.xori %s, %s : i1", em_get(E, handled, "i1").s, em_int(E, 1, "i1").s));
+  }
+  candidates(k, i);
   if (s->has_predict) {
     list_scores_f64(k, pqb, mulc(k, i, k->P), pkb, p_row, k->P, k->pqs, i, k->pks, same_row);
     select_rule(k, s->predict_keep, false);
+  } else if (s->n_filter_rounds > 0) {
+    k->cur_round = 0;
+    list_scores_f64(k, fq, mulc(k, i, k->D), fk, f_row, k->D, k->fqs, i, k->fks, f_step);
+    select_rule(k, s->filter[0].keep, false);
   }
+  if (fast)
+    em_end(E);
   V first = k->fsc_off;
-  for (int r = 0; r < s->n_filter_rounds; r++) {
+  k->fsc_off = (V){""};
+  for (int r = s->has_predict ? 0 : 1; r < s->n_filter_rounds; r++) {
     k->cur_round = r;
-    if (s->has_predict || r > 0)
-      k->fsc_off = (V){""};
     V qo = mulc(k, addx(k, mulx(k, em_index(E, r), k->S), i), k->D);
     list_scores_f64(k, fq, qo, fk, f_row, k->D, k->fqs, addx(k, mulx(k, em_index(E, r), k->S), i), k->fks, f_step);
     select_rule(k, s->filter[r].keep, false);
