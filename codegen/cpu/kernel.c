@@ -71,6 +71,7 @@ bool cg_cpu_dtype_supported(SaDtype t) {
 #define TK 64   /* keys per tile (both paths) */
 #define VL64 8  /* f64 lanes */
 #define LOG2_E 1.4426950408889634 /* log2(e): softmax in base 2 */
+#define PROJ_ROWS 4 /* DSA: rows projected together */
 
 typedef struct {
   Em e;
@@ -85,7 +86,7 @@ typedef struct {
   V idx, val, pr, flag;         /* row lists: index, f64, f32, i8 */
   V gstart;                     /* N:M: each list entry's group run start */
   V keys;                       /* top-k: the list's order keys (i64) */
-  V prow;                       /* DSA: one projected row in double */
+  V prow;                       /* DSA: PROJ_ROWS projected rows in double */
   V tokkeep, tokval, tokacc;    /* per batch: i8, f64, f64 */
   V headkeep, headval;          /* memref<Hxi8>, memref<Hxf64> */
   V proj, pq, pk, fq, fk, kmsb, kfull; /* f64 per-head precomputation */
@@ -1186,20 +1187,59 @@ static void quant_row(K *k, Buf src, V so, V dst, V dof, int64_t len, int bits, 
  * the projection is kept in double (prow) until it is quantized. */
 static void project_rows(K *k, Buf x, int64_t nh, V b, V h, V dst, V steps) {
   int64_t D = k->D, P = k->P;
-  Buf pj = {k->proj, BK_F64}, out = {k->prow, BK_F64};
-  V i = em_for(E, k->c0, k->S, k->c1);
-  V xo = row_offset(k, nh, b, h, i);
-  V base = mulc(k, i, P);
-  V c = em_for(E, k->c0, em_index(E, P), k->c1);
-  V acc = em_var(E, "f64");
-  em_set(E, acc, em_float(E, 0.0, "f64"), "f64");
-  V d = em_for(E, k->c0, em_index(E, D), k->c1);
-  V prod = bin(k, "arith.mulf", sload(k, x, addx(k, xo, d), "f64"), sload(k, pj, addx(k, mulc(k, d, P), c), "f64"), "f64");
-  em_set(E, acc, bin(k, "arith.addf", em_get(E, acc, "f64"), prod, "f64"), "f64");
-  em_end(E);
-  store(k, em_get(E, acc, "f64"), k->prow, c, "memref<?xf64>");
-  em_end(E);
-  quant_row(k, out, k->c0, dst, base, P, k->s->predict_bits, steps, i);
+  const char *vt = "vector<8xf64>";
+  /* PROJ_ROWS rows at a time, 8 of the P outputs per vector (up to 32 per
+   * pass over d): each lane sums its products in d order with a multiply
+   * and an add (no FMA), as the reference does, so the grids are the same
+   * bit for bit; the rows' independent sums hide the adds' latency. The
+   * rows' projections go to prow (PROJ_ROWS x P), then to their grids. */
+  int64_t nv = (P + 7) / 8;
+  V zero = em(E, "arith.constant dense<0.0> : %s", vt);
+  V i0 = em_for(E, k->c0, k->S, em_index(E, PROJ_ROWS));
+  V xo[PROJ_ROWS];
+  for (int r = 0; r < PROJ_ROWS; r++)
+    xo[r] = row_offset(k, nh, b, h, bin(k, "arith.minui", addc(k, i0, r), bin(k, "arith.subi", k->S, k->c1, "index"), "index"));
+  for (int64_t v0 = 0; v0 < nv; v0 += 4) {
+    int64_t nc = nv - v0 < 4 ? nv - v0 : 4;
+    V acc[PROJ_ROWS][4];
+    for (int r = 0; r < PROJ_ROWS; r++)
+      for (int64_t v = 0; v < nc; v++) {
+        acc[r][v] = em_var(E, vt);
+        em_set(E, acc[r][v], zero, vt);
+      }
+    V d = em_for(E, k->c0, em_index(E, D), k->c1);
+    V pv[4];
+    for (int64_t v = 0; v < nc; v++) {
+      int64_t lanes = P - (v0 + v) * 8 < 8 ? P - (v0 + v) * 8 : 8;
+      V at = addc(k, mulc(k, d, P), (v0 + v) * 8);
+      pv[v] = lanes == 8 ? em(E, "vector.load %s[%s] : memref<?xf64>, %s", k->proj.s, at.s, vt)
+                         : em(E, "vector.maskedload %s[%s], %s, %s : memref<?xf64>, vector<8xi1>, %s into %s", k->proj.s, at.s,
+                              em(E, "vector.constant_mask [%lld] : vector<8xi1>", (long long)lanes).s, zero.s, vt, vt);
+    }
+    for (int r = 0; r < PROJ_ROWS; r++) {
+      V xb = em(E, "vector.broadcast %s : f64 to %s", sload(k, x, addx(k, xo[r], d), "f64").s, vt);
+      for (int64_t v = 0; v < nc; v++)
+        em_set(E, acc[r][v], em(E, "arith.addf %s, %s : %s", em_get(E, acc[r][v], vt).s,
+                                em(E, "arith.mulf %s, %s : %s", xb.s, pv[v].s, vt).s, vt), vt);
+    }
+    em_end(E);
+    for (int r = 0; r < PROJ_ROWS; r++)
+      for (int64_t v = 0; v < nc; v++) {
+        int64_t lanes = P - (v0 + v) * 8 < 8 ? P - (v0 + v) * 8 : 8;
+        V at = em_index(E, r * P + (v0 + v) * 8);
+        if (lanes == 8)
+          em_do(E, "vector.store %s, %s[%s] : memref<?xf64>, %s", em_get(E, acc[r][v], vt).s, k->prow.s, at.s, vt);
+        else
+          em_do(E, "vector.maskedstore %s[%s], %s, %s : memref<?xf64>, vector<8xi1>, %s", k->prow.s, at.s,
+                em(E, "vector.constant_mask [%lld] : vector<8xi1>", (long long)lanes).s, em_get(E, acc[r][v], vt).s, vt);
+      }
+  }
+  for (int r = 0; r < PROJ_ROWS; r++) {
+    V i = addc(k, i0, r);
+    em_if(E, cmpi(k, "ult", i, k->S, "index"));
+    quant_row(k, (Buf){k->prow, BK_F64}, em_index(E, r * P), dst, mulc(k, i, P), P, k->s->predict_bits, steps, i);
+    em_end(E);
+  }
   em_end(E);
 }
 
@@ -2497,7 +2537,7 @@ static void row_scratch_alloc(K *k, RowScratch *rs, V *ok, V len) {
   k->proj = scratch(k, rs, em_index(E, k->P ? k->D * k->P : 1), "f64", ok);
   k->pq = scratch(k, rs, k->P ? mulc(k, k->S, k->P) : one, "f32", ok);
   k->pk = scratch(k, rs, k->P ? mulc(k, k->S, k->P) : one, "f32", ok);
-  k->prow = scratch(k, rs, em_index(E, k->P ? k->P : 1), "f64", ok);
+  k->prow = scratch(k, rs, em_index(E, k->P ? PROJ_ROWS * k->P : 1), "f64", ok);
   k->fq = scratch(k, rs, k->R ? mulc(k, sd, k->R) : one, "f32", ok);
   k->fk = scratch(k, rs, k->R ? mulc(k, sd, k->R) : one, "f32", ok);
   k->pqs = scratch(k, rs, k->P ? k->S : one, "f64", ok);
