@@ -72,6 +72,10 @@ bool cg_cpu_dtype_supported(SaDtype t) {
 #define VL64 8  /* f64 lanes */
 #define LOG2_E 1.4426950408889634 /* log2(e): softmax in base 2 */
 #define PROJ_ROWS 4 /* DSA: rows projected together */
+#define RB 48       /* row path: rows attended together, key half by key half (a multiple of FS_ROWS) */
+#define KV_SPLIT_BYTES (1 << 20) /* row path: K + V bytes per head above which keys go in halves */
+#define RBX_T "memref<48xindex>" /* the types of RB-entry buffers */
+#define RBF_T "memref<48xf32>"
 
 typedef struct {
   Em e;
@@ -92,6 +96,9 @@ typedef struct {
   V proj, pq, pk, fq, fk, kmsb, kfull; /* f64 per-head precomputation */
   V pqs, pks, fqs, fks;                /* steps of the grid rows */
   V orow;                       /* memref<Dxf32> */
+  bool rows_task;               /* emitting a rows task (no importance outputs) */
+  V blist, bn, bsplit;          /* blocked rows: their lists (i32), lengths, first key of the second half */
+  V bm, bl, bacc;               /* blocked rows: online softmax maxima, sums, O accumulators */
   V n;                          /* var index: list length */
   V abssum;                     /* var f64 */
   V status;                     /* var i32 */
@@ -315,14 +322,14 @@ static V vexp(K *k, V x) {
 }
 
 /* 2^t on vector<16xf32> for the tile kernel's softmax, whose t = s * c - m
- * (c = scale * log2 e folded into one FMA) is never above a rounding error
- * of 0. n = round(t) by the 1.5 * 2^23 trick, f = t - n in [-1/2, 1/2], a
- * degree-5 minimax polynomial for 2^f (2.3e-7 relative in f32), and 2^n
+ * (c = scale * log2 e folded into the multiply) is never above 0. n = round(t) by the 1.5 * 2^23 trick, f = t - n in [-1/2, 1/2], a
+ * degree-5 polynomial for 2^f with p(0) = 1 exactly (so that the row's
+ * largest score gets P = 1; 1.9e-7 relative in f32), and 2^n
  * built in the exponent field. Below -126 (-inf included) the result is
  * exactly 0; NaN stays NaN. 12 vector operations. */
 static V vexp2(K *k, V t) {
-  static const double poly[] = {1.3276403769850731e-3, 9.6755251288414001e-3, 5.5507134646177292e-2,
-                                2.4022120237350464e-1, 6.9314694404602051e-1, 1.0000001192092896};
+  static const double poly[] = {1.3264671433717012e-3, 9.671499952673912e-3, 5.550733581185341e-2,
+                                2.4022242426872253e-1, 6.931470036506653e-1, 1.0};
   const char *vt = "vector<16xf32>";
 #define C(val) em(E, "arith.constant dense<%.17e> : vector<16xf32>", (double)(val))
   V magic = C(12582912.0); /* 1.5 * 2^23 */
@@ -1333,9 +1340,9 @@ static void candidates(K *k, V i) {
   em_end(E);
 }
 
-/* One kept query row i of head (cur_b, cur_h): selection, softmax, importance,
- * value pruning, A.V, output. */
-static void row(K *k, V i) {
+/* The selection stages of row i: the list (idx, n) of the keys that reach
+ * softmax, in key order. */
+static void row_select(K *k, V i) {
   const SaSpec *s = k->s;
   Buf fq = {k->fq, BK_F32}, fk = {k->fk, BK_F32}, pqb = {k->pq, BK_F32}, pkb = {k->pk, BK_F32};
   /* the first selection stage (prediction, else filter round 0) ranks
@@ -1369,6 +1376,13 @@ static void row(K *k, V i) {
     select_rule(k, s->filter[r].keep, false);
   }
   k->fsc_off = first;
+}
+
+/* One kept query row i of head (cur_b, cur_h): selection, softmax, importance,
+ * value pruning, A.V, output. */
+static void row(K *k, V i) {
+  const SaSpec *s = k->s;
+  row_select(k, i);
   V qoff = row_offset(k, k->H, k->cur_b, k->cur_h, i);
   bool exact = s->nm_m > 0 || (s->value_keep < 1.0 && !s->has_progressive);
   if (exact)
@@ -1649,6 +1663,118 @@ static void first_stage_block(K *k, V i0) {
   em_end(E);
 }
 
+/* Whether the row path defers its rows' softmax and P V to attend_block:
+ * in a rows task (no importance outputs), when the selection's first stage
+ * is tiled and the rows' lists are all that softmax needs (no exact
+ * scores: no N:M, value pruning or progressive scores; no token pruning). */
+static bool row_blocked(const K *k) {
+  const SaSpec *s = k->s;
+  return k->rows_task && (s->has_predict || s->n_filter_rounds > 0) && s->nm_m == 0 && s->value_keep >= 1.0 &&
+         !s->has_progressive && s->token_keep >= 1.0;
+}
+
+/* Softmax and P V of rows [ib, ib + nrows) from their lists (blist), one
+ * key half at a time: a row's survivors are scattered over the head's K
+ * and V rows, which together outgrow L2 at long sequences, so the block's
+ * rows all take their keys from the first half (K and V rows [0, S/2)),
+ * then all from the second (when K and V exceed KV_SPLIT_BYTES), with an online softmax (maximum, sum and O
+ * accumulators rescaled when a half raises the maximum). Scores and P
+ * are f32 as in row(); zero weights are skipped. */
+static void attend_block(K *k, V ib, V nrows) {
+  const char *vt = "vector<16xf32>";
+  int64_t D = k->D, nvd = (D + VL32 - 1) / VL32, Dp = nvd * VL32;
+  V zero = em(E, "arith.constant dense<0.0> : %s", vt), ninf = em(E, "arith.constant dense<0xFF800000> : %s", vt);
+  V r = em_for(E, k->c0, nrows, k->c1);
+  store(k, em_float(E, -INFINITY, "f32"), k->bm, r, RBF_T);
+  store(k, em_float(E, 0.0, "f32"), k->bl, r, RBF_T);
+  for (int64_t v = 0; v < nvd; v++)
+    em_do(E, "vector.store %s, %s[%s] : memref<?xf32>, %s", zero.s, k->bacc.s, addc(k, mulc(k, r, Dp), v * VL32).s, vt);
+  em_end(E);
+  V hf = em_for(E, k->c0, em_index(E, 2), k->c1);
+  r = em_for(E, k->c0, nrows, k->c1);
+  V n = load(k, k->bn, r, RBX_T), sp = load(k, k->bsplit, r, RBX_T);
+  V first = cmpi(k, "eq", hf, k->c0, "index");
+  V lo = sel(k, first, k->c0, sp, "index"), hi = sel(k, first, sp, n, "index");
+  em_if(E, cmpi(k, "ult", lo, hi, "index"));
+  V qoff = row_offset(k, k->H, k->cur_b, k->cur_h, addx(k, ib, r));
+  V base = mulx(k, r, k->S), cnt = bin(k, "arith.subi", hi, lo, "index");
+  /* scores into pr[0, cnt) */
+  V c = em_for(E, k->c0, cnt, k->c1);
+  V j = em(E, "arith.index_cast %s : i32 to index", load(k, k->blist, addx(k, base, addx(k, lo, c)), "memref<?xi32>").s);
+  V d = dot(k, k->q, qoff, k->k, k_row(k, j), D, "f32");
+  store(k, bin(k, "arith.mulf", em_float(E, k->s->scale, "f32"), d, "f32"), k->pr, c, "memref<?xf32>");
+  em_end(E);
+  /* the new maximum (NaN propagates, as in softmax()) and the rescale */
+  V mvar = em_var(E, vt);
+  em_set(E, mvar, ninf, vt);
+  c = em_for(E, k->c0, cnt, em_index(E, VL32));
+  V mask = em(E, "vector.create_mask %s : vector<16xi1>", bin(k, "arith.subi", cnt, c, "index").s);
+  V x = em(E, "vector.maskedload %s[%s], %s, %s : memref<?xf32>, vector<16xi1>, %s into %s", k->pr.s, c.s, mask.s, ninf.s, vt, vt);
+  em_set(E, mvar, em(E, "arith.maximumf %s, %s : %s", em_get(E, mvar, vt).s, x.s, vt), vt);
+  em_end(E);
+  V mo = load(k, k->bm, r, RBF_T);
+  V mn = bin(k, "arith.maximumf", mo, em(E, "vector.reduction <maximumf>, %s : %s into f32", em_get(E, mvar, vt).s, vt), "f32");
+  V diff = em(E, "vector.broadcast %s : f32 to %s", bin(k, "arith.subf", mo, mn, "f32").s, vt);
+  /* equal maxima (both -inf included) keep the scale at 1 */
+  V alpha = sel(k, cmpf(k, "oeq", mo, mn, "f32"), em_float(E, 1.0, "f32"),
+                em(E, "vector.extract %s[0] : f32 from %s", vexp(k, diff).s, vt), "f32");
+  store(k, mn, k->bm, r, RBF_T);
+  V mb = em(E, "vector.broadcast %s : f32 to %s", mn.s, vt);
+  V svar = em_var(E, vt);
+  em_set(E, svar, zero, vt);
+  c = em_for(E, k->c0, cnt, em_index(E, VL32));
+  mask = em(E, "vector.create_mask %s : vector<16xi1>", bin(k, "arith.subi", cnt, c, "index").s);
+  x = em(E, "vector.maskedload %s[%s], %s, %s : memref<?xf32>, vector<16xi1>, %s into %s", k->pr.s, c.s, mask.s, ninf.s, vt, vt);
+  V ex = em(E, "arith.select %s, %s, %s : vector<16xi1>, %s", mask.s, vexp(k, em(E, "arith.subf %s, %s : %s", x.s, mb.s, vt)).s,
+            zero.s, vt);
+  em_do(E, "vector.maskedstore %s[%s], %s, %s : memref<?xf32>, vector<16xi1>, %s", k->pr.s, c.s, mask.s, ex.s, vt);
+  em_set(E, svar, em(E, "arith.addf %s, %s : %s", em_get(E, svar, vt).s, ex.s, vt), vt);
+  em_end(E);
+  V sum = em(E, "vector.reduction <add>, %s : %s into f32", em_get(E, svar, vt).s, vt);
+  store(k, bin(k, "arith.addf", bin(k, "arith.mulf", load(k, k->bl, r, RBF_T), alpha, "f32"), sum, "f32"), k->bl, r,
+        RBF_T);
+  /* O = alpha O + sum p V over the half's keys */
+  V ab = em(E, "vector.broadcast %s : f32 to %s", alpha.s, vt);
+  V acc[16];
+  for (int64_t v = 0; v < nvd; v++) {
+    acc[v] = em_var(E, vt);
+    V o = em(E, "vector.load %s[%s] : memref<?xf32>, %s", k->bacc.s, addc(k, mulc(k, r, Dp), v * VL32).s, vt);
+    em_set(E, acc[v], em(E, "arith.mulf %s, %s : %s", o.s, ab.s, vt), vt);
+  }
+  c = em_for(E, k->c0, cnt, k->c1);
+  V p = load(k, k->pr, c, "memref<?xf32>");
+  em_if(E, cmpf(k, "one", p, em_float(E, 0.0, "f32"), "f32"));
+  j = em(E, "arith.index_cast %s : i32 to index", load(k, k->blist, addx(k, base, addx(k, lo, c)), "memref<?xi32>").s);
+  V voff = k_row(k, j);
+  V pb = em(E, "vector.broadcast %s : f32 to %s", p.s, vt);
+  for (int64_t v = 0; v < nvd; v++) {
+    int tail = D - v * VL32 < VL32 ? (int)(D - v * VL32) : 0;
+    V vv = vload(k, k->v, addc(k, voff, v * VL32), VL32, tail, "f32");
+    em_set(E, acc[v], em(E, "vector.fma %s, %s, %s : %s", pb.s, vv.s, em_get(E, acc[v], vt).s, vt), vt);
+  }
+  em_end(E);
+  em_end(E);
+  for (int64_t v = 0; v < nvd; v++)
+    em_do(E, "vector.store %s, %s[%s] : memref<?xf32>, %s", em_get(E, acc[v], vt).s, k->bacc.s, addc(k, mulc(k, r, Dp), v * VL32).s,
+          vt);
+  em_end(E);
+  em_end(E);
+  em_end(E);
+  /* O / sum; a row with no key is zero */
+  r = em_for(E, k->c0, nrows, k->c1);
+  V l = load(k, k->bl, r, RBF_T);
+  V inv = sel(k, cmpf(k, "oeq", l, em_float(E, 0.0, "f32"), "f32"), em_float(E, 0.0, "f32"),
+              bin(k, "arith.divf", em_float(E, 1.0, "f32"), l, "f32"), "f32");
+  V ib2 = em(E, "vector.broadcast %s : f32 to %s", inv.s, vt);
+  V ooff = row_offset(k, k->H, k->cur_b, k->cur_h, addx(k, ib, r));
+  for (int64_t v = 0; v < nvd; v++) {
+    int tail = D - v * VL32 < VL32 ? (int)(D - v * VL32) : 0;
+    V o = em(E, "vector.load %s[%s] : memref<?xf32>, %s", k->bacc.s, addc(k, mulc(k, r, Dp), v * VL32).s, vt);
+    store_out(k, em(E, "arith.mulf %s, %s : %s", o.s, ib2.s, vt), addc(k, ooff, v * VL32), tail);
+  }
+  em_end(E);
+}
+
 /* One kept head (b, h) on the row path: the quantized copies its selection
  * stages score with, then every query row (zero for pruned tokens). */
 static void head_body(K *k, V b, V h) {
@@ -1667,6 +1793,43 @@ static void head_body(K *k, V b, V h) {
   }
   bool tiled = s->has_predict || s->n_filter_rounds > 0;
   V i0 = {""}, i;
+  if (row_blocked(k)) {
+    if (k->vnni)
+      first_stage_bytes(k);
+    else
+      first_stage_transpose(k);
+    V ib = em_for(E, k->c0, k->S, em_index(E, RB));
+    V nrows = bin(k, "arith.minui", em_index(E, RB), bin(k, "arith.subi", k->S, ib, "index"), "index");
+    i0 = em_for(E, ib, addx(k, ib, nrows), em_index(E, FS_ROWS));
+    first_stage_block(k, i0);
+    V r = em_for(E, k->c0, bin(k, "arith.minui", em_index(E, FS_ROWS), bin(k, "arith.subi", k->S, i0, "index"), "index"),
+                 k->c1);
+    k->fsc_off = mulx(k, r, k->fsp);
+    i = addx(k, i0, r);
+    row_select(k, i);
+    /* the list, for the key halves below */
+    V rb = bin(k, "arith.subi", i, ib, "index"), base = mulx(k, rb, k->S);
+    /* two halves only when the head's K and V rows outgrow L2's share */
+    V big = cmpi(k, "ugt", mulc(k, k->S, k->D * (elem_bytes(k->k.k) + elem_bytes(k->v.k))), em_index(E, KV_SPLIT_BYTES),
+                 "index");
+    V half = sel(k, big, bin(k, "arith.divui", addc(k, k->S, 1), em_index(E, 2), "index"), k->S, "index");
+    V sp = em_var(E, "index");
+    em_set(E, sp, k->c0, "index");
+    V c = em_for(E, k->c0, n_get(k), k->c1);
+    V j = load(k, k->idx, c, "memref<?xindex>");
+    store(k, em(E, "arith.index_cast %s : index to i32", j.s), k->blist, addx(k, base, c), "memref<?xi32>");
+    V spv = em_get(E, sp, "index");
+    em_set(E, sp, sel(k, cmpi(k, "ult", j, half, "index"), addc(k, spv, 1), spv, "index"), "index");
+    em_end(E);
+    store(k, n_get(k), k->bn, rb, RBX_T);
+    store(k, em_get(E, sp, "index"), k->bsplit, rb, RBX_T);
+    em_end(E);
+    em_end(E);
+    k->fsc_off = (V){""};
+    attend_block(k, ib, nrows);
+    em_end(E);
+    return;
+  }
   if (tiled) {
     if (k->vnni)
       first_stage_bytes(k);
@@ -2064,7 +2227,7 @@ typedef struct {
 /* The online softmax of row r for one key tile, its TK scores in pv (masked
  * to -inf), which times `coef` (scale * log2 e, or log2 e for scores
  * already scaled) are in base 2: the row maximum m is kept in those units,
- * so P = 2^(s * coef - m) is one FMA and vexp2. When some score exceeds m,
+ * so P = 2^(s * coef - m) is a multiply, a subtract and vexp2. When some score exceeds m,
  * the new maximum is found and what the row gathered so far (its sums and
  * O accumulators) is rescaled by 2^(old - new); once the maximum settles
  * (most tiles) a compare of the tile's largest lanes is all it costs. A
@@ -2104,10 +2267,12 @@ static void online_row(K *k, const Tile *tl, V r, V *pv, V coef) {
   em_end(E);
   V m = load(k, tl->m, r, tl->rt);
   em_if(E, cmpf(k, "ogt", m, em_float(E, -INFINITY, "f32"), "f32"));
-  V nmb = em(E, "vector.broadcast %s : f32 to %s", em(E, "arith.negf %s : f32", m.s).s, vt);
+  V mb = em(E, "vector.broadcast %s : f32 to %s", m.s, vt);
   V sum = zero;
   for (int v = 0; v < TK / VL32; v++) {
-    V e = vexp2(k, em(E, "vector.fma %s, %s, %s : %s", pv[v].s, cb.s, nmb.s, vt));
+    /* a multiply and a subtract rather than one FMA: the largest score's
+     * product is then the maximum itself, its P exactly 1 */
+    V e = vexp2(k, em(E, "arith.subf %s, %s : %s", em(E, "arith.mulf %s, %s : %s", pv[v].s, cb.s, vt).s, mb.s, vt));
     sum = em(E, "arith.addf %s, %s : %s", sum.s, e.s, vt);
     em_do(E, "vector.store %s, %s[%s] : %s, %s", e.s, tl->pt.s, addc(k, prow, v * VL32).s, tl->pmt, vt);
   }
@@ -2557,6 +2722,13 @@ static void row_scratch_alloc(K *k, RowScratch *rs, V *ok, V len) {
   k->fkc = scratch(k, rs, bytes ? k->fsp : one, "i32", ok);
   k->fsc = scratch(k, rs, tiled ? mulc(k, k->fsp, FS_ROWS) : one, "f32", ok);
   k->fsc_off = (V){""};
+  bool blocked = row_blocked(k);
+  k->blist = scratch(k, rs, blocked ? mulc(k, k->S, RB) : one, "i32", ok);
+  k->bacc = scratch(k, rs, em_index(E, blocked ? RB * ((k->D + VL32 - 1) / VL32) * VL32 : 1), "f32", ok);
+  k->bn = em_alloca(E, RB, "index");
+  k->bsplit = em_alloca(E, RB, "index");
+  k->bm = em_alloca(E, RB, "f32");
+  k->bl = em_alloca(E, RB, "f32");
 }
 
 static void row_scratch_free(K *k, RowScratch *rs) {
@@ -2585,6 +2757,7 @@ static void emit_projection(K *k) {
  * failed allocation sets the context's status slot. */
 static void emit_rows_task(K *k) {
   V task = task_begin(k, "rows");
+  k->rows_task = true;
   k->n = em_var(E, "index");
   k->abssum = em_var(E, "f64");
   k->orow = em_alloca(E, k->D, "f32");
@@ -2606,6 +2779,7 @@ static void emit_rows_task(K *k) {
   em_end(E);
   row_scratch_free(k, &rs);
   task_end(k);
+  k->rows_task = false;
 }
 
 /* The dynamic path's part of the entry function: one task per (batch, head). */
