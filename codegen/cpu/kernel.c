@@ -2566,7 +2566,24 @@ static void emit_tile(K *k) {
     for (int rr = 0; rr < rv; rr++)
       for (int v = 0; v < nvd; v++)
         em_set(E, oacc[rr][v], em(E, "vector.load %s[%s] : %s, %s", acc_o.s, addc(k, mulc(k, addc(k, rb, rr), Dp), v * VL32).s, ot, vt), vt);
-    c = em_for(E, k->c0, kl, k->c1);
+    /* keys [c_lo, c_hi) of the tile: with one key range per row (fused
+     * rows, their masked lanes' P exactly 0) only the block's rows' ranges;
+     * at a band's edge that is part of the tile */
+    V c_lo = k->c0, c_hi = kl;
+    if (ranged && !nm && k->p->mask) {
+      V ml1, mh1, ml2, mh2;
+      V r1 = to_i64(k, addx(k, i0, rb)), r2 = to_i64(k, addx(k, i0, addc(k, rb, rv - 1)));
+      if (mask_bounds(E, k->p->mask, r1, &ml1, &mh1) && mask_bounds(E, k->p->mask, r2, &ml2, &mh2)) {
+        V lo64 = bin(k, "arith.subi", bin(k, "arith.minsi", ml1, ml2, "i64"), k064, "i64");
+        V hi64 = bin(k, "arith.subi", bin(k, "arith.maxsi", mh1, mh2, "i64"), k064, "i64");
+        V kl64 = to_i64(k, kl);
+        lo64 = bin(k, "arith.minsi", bin(k, "arith.maxsi", lo64, c64(k, 0), "i64"), kl64, "i64");
+        hi64 = bin(k, "arith.minsi", bin(k, "arith.maxsi", hi64, lo64, "i64"), kl64, "i64");
+        c_lo = to_index(k, lo64);
+        c_hi = to_index(k, hi64);
+      }
+    }
+    c = em_for(E, c_lo, c_hi, k->c1);
     V voff = row_offset(k, k->KVH, b, g, addx(k, k0, c));
     V vv[16];
     for (int v = 0; v < nvd; v++) {
