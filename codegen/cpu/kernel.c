@@ -287,46 +287,14 @@ static V hmaxf(K *k, V v) {
   return em(E, "vector.extract %s[0] : f32 from %s", v.s, vt);
 }
 
-/* exp(x) on vector<16xf32> for softmax's x = s - max <= 0 (or NaN):
- * n = round(x / ln 2) by the 1.5 * 2^23 trick (whose low mantissa bits then
- * hold n, giving 2^n by an integer shift), Cody-Waite reduction
- * r = x - n ln 2 in [-ln2/2, ln2/2], and Cephes expf's degree-6 polynomial.
- * About 2 ulp. Below -87.3 (where the exponent trick breaks down, -inf
- * included) the result is selected to exactly 0, so that masked lanes
- * contribute nothing even against an Inf value; no clamp is needed, as x
- * never exceeds 0. NaN stays NaN. No libm call, no float-to-int
- * conversion, 15 vector operations. */
-static V vexp(K *k, V x) {
-  static const double poly[] = {1.9875691500E-4, 1.3981999507E-3, 8.3334519073E-3, 4.1665795894E-2,
-                                1.6666665459E-1, 5.0000001201E-1, 1.0, 1.0};
-  const char *vt = "vector<16xf32>";
-#define C(val) em(E, "arith.constant dense<%.10e> : vector<16xf32>", (double)(val))
-  V lo = C(-87.33654), magic = C(12582912.0); /* 1.5 * 2^23 */
-  V t = em(E, "vector.fma %s, %s, %s : %s", x.s, C(1.44269504088896341).s, magic.s, vt);
-  V n = em(E, "arith.subf %s, %s : %s", t.s, magic.s, vt);
-  V r = em(E, "vector.fma %s, %s, %s : %s", n.s, C(-0.693359375).s, x.s, vt);
-  r = em(E, "vector.fma %s, %s, %s : %s", n.s, C(2.12194440e-4).s, r.s, vt);
-  V y = C(poly[0]);
-  for (int i = 1; i < 8; i++)
-    y = em(E, "vector.fma %s, %s, %s : %s", y.s, r.s, C(poly[i]).s, vt);
-  /* t's bits are magic's plus n: (bits(t) - bits(magic) + 127) << 23 is 2^n */
-  V tb = em(E, "arith.bitcast %s : %s to vector<16xi32>", t.s, vt);
-  V off = em(E, "arith.constant dense<%d> : vector<16xi32>", 127 - 0x4B400000);
-  V e2 = em(E, "arith.shli %s, %s : vector<16xi32>", em(E, "arith.addi %s, %s : vector<16xi32>", tb.s, off.s).s,
-            em(E, "arith.constant dense<23> : vector<16xi32>").s);
-  V res = em(E, "arith.mulf %s, %s : %s", y.s, em(E, "arith.bitcast %s : vector<16xi32> to %s", e2.s, vt).s, vt);
-  V under = em(E, "arith.cmpf olt, %s, %s : %s", x.s, lo.s, vt);
-  V zero = C(0.0);
-#undef C
-  return em(E, "arith.select %s, %s, %s : vector<16xi1>, %s", under.s, zero.s, res.s, vt);
-}
-
-/* 2^t on vector<16xf32> for the tile kernel's softmax, whose t = s * c - m
- * (c = scale * log2 e folded into the multiply) is never above 0. n = round(t) by the 1.5 * 2^23 trick, f = t - n in [-1/2, 1/2], a
- * degree-5 polynomial for 2^f with p(0) = 1 exactly (so that the row's
- * largest score gets P = 1; 1.9e-7 relative in f32), and 2^n
- * built in the exponent field. Below -126 (-inf included) the result is
- * exactly 0; NaN stays NaN. 12 vector operations. */
+/* 2^t on vector<16xf32> for softmax, whose t (the tiles' s * c - m, with
+ * c = scale * log2 e folded into the multiply) is never above 0.
+ * n = round(t) by the 1.5 * 2^23 trick, f = t - n in [-1/2, 1/2], a
+ * degree-5 polynomial for 2^f with p(0) = 1 exactly (so that a row's
+ * largest score gets P = 1; 1.9e-7 relative in f32), and 2^n built in the
+ * exponent field. Below -126 (-inf included) the result is exactly 0; NaN
+ * stays NaN. 12 vector operations, no libm call, no float-to-int
+ * conversion. */
 static V vexp2(K *k, V t) {
   static const double poly[] = {1.3264671433717012e-3, 9.671499952673912e-3, 5.550733581185341e-2,
                                 2.4022242426872253e-1, 6.931470036506653e-1, 1.0};
@@ -349,6 +317,14 @@ static V vexp2(K *k, V t) {
   V zero = C(0.0);
 #undef C
   return em(E, "arith.select %s, %s, %s : vector<16xi1>, %s", under.s, zero.s, res.s, vt);
+}
+
+/* exp(x) on vector<16xf32> for softmax's x = s - max <= 0 (or NaN), as
+ * 2^(x log2 e): exactly 0 below -87.3 (-inf included), so that masked
+ * lanes contribute nothing even against an Inf value; NaN stays NaN. */
+static V vexp(K *k, V x) {
+  V c = em(E, "arith.constant dense<%.17e> : vector<16xf32>", LOG2_E);
+  return vexp2(k, em(E, "arith.mulf %s, %s : vector<16xf32>", x.s, c.s));
 }
 
 /* ------------------------------------------------------------------ */
@@ -423,26 +399,33 @@ static void compact_flagged(K *k, bool carry_p) {
   em_set(E, k->n, em_get(E, w, "index"), "index");
 }
 
-/* The number of list entries with val >= t (f64), in 8-lane vectors. */
-static V count_ge(K *k, V t) {
-  const char *vt = "vector<8xf64>", *it = "vector<8xi64>";
-  V n = n_get(k);
+/* The number of the first n entries of buf (f64 in 8-lane vectors, or f32
+ * in 16-lane ones) that are >= t. */
+static V count_ge_in(K *k, V buf, V n, V t, bool f64) {
+  int lanes = f64 ? VL64 : VL32;
+  const char *et = f64 ? "f64" : "f32", *ct = f64 ? "i64" : "i32";
+  char vt[32], it[32], mt[32];
+  snprintf(vt, sizeof vt, "vector<%dx%s>", lanes, et);
+  snprintf(it, sizeof it, "vector<%dx%s>", lanes, ct);
+  snprintf(mt, sizeof mt, "memref<?x%s>", et);
   V acc = em_var(E, it);
   em_set(E, acc, em(E, "arith.constant dense<0> : %s", it), it);
-  V tb = em(E, "vector.broadcast %s : f64 to %s", t.s, vt);
-  V ninf = em(E, "arith.constant dense<0xFFF0000000000000> : %s", vt);
+  V tb = em(E, "vector.broadcast %s : %s to %s", t.s, et, vt);
+  V ninf = em(E, "arith.constant dense<%s> : %s", f64 ? "0xFFF0000000000000" : "0xFF800000", vt);
   V one = em(E, "arith.constant dense<1> : %s", it), zero = em(E, "arith.constant dense<0> : %s", it);
-  V c = em_for(E, k->c0, n, em_index(E, 8));
-  V mask = em(E, "vector.create_mask %s : vector<8xi1>", bin(k, "arith.subi", n, c, "index").s);
-  V x = em(E, "vector.maskedload %s[%s], %s, %s : memref<?xf64>, vector<8xi1>, %s into %s", k->val.s, c.s, mask.s,
-           ninf.s, vt, vt);
+  V c = em_for(E, k->c0, n, em_index(E, lanes));
+  V mask = em(E, "vector.create_mask %s : vector<%dxi1>", bin(k, "arith.subi", n, c, "index").s, lanes);
+  V x = em(E, "vector.maskedload %s[%s], %s, %s : %s, vector<%dxi1>, %s into %s", buf.s, c.s, mask.s, ninf.s, mt, lanes, vt, vt);
   V ge = em(E, "arith.cmpf oge, %s, %s : %s", x.s, tb.s, vt);
   em_set(E, acc, em(E, "arith.addi %s, %s : %s", em_get(E, acc, it).s,
-                    em(E, "arith.select %s, %s, %s : vector<8xi1>, %s", ge.s, one.s, zero.s, it).s, it), it);
+                    em(E, "arith.select %s, %s, %s : vector<%dxi1>, %s", ge.s, one.s, zero.s, lanes, it).s, it), it);
   em_end(E);
-  V sum = em(E, "vector.reduction <add>, %s : %s into i64", em_get(E, acc, it).s, it);
-  return em(E, "arith.index_castui %s : i64 to index", sum.s);
+  V sum = em(E, "vector.reduction <add>, %s : %s into %s", em_get(E, acc, it).s, it, ct);
+  return em(E, "arith.index_castui %s : %s to index", sum.s, ct);
 }
+
+/* The number of list entries with val >= t (f64). */
+static V count_ge(K *k, V t) { return count_ge_in(k, k->val, n_get(k), t, true); }
 
 /* z with P(X > z) = tail for a standard normal X: a piecewise-linear
  * table, for the first guesses of top-k thresholds. */
@@ -463,6 +446,49 @@ static V tail_z(K *k, V tail) {
   return z;
 }
 
+/* A pass's running statistics of a list's values, for top-k's brackets
+ * and first guesses: per lane the minimum and maximum (of the lanes in
+ * `mask`), the sum and sum of squares (masked lanes hold 0), and `bad`,
+ * which turns NaN for good once a value is not finite (x - x is NaN
+ * exactly then: one add per vector, no reduction). vt is the vector type,
+ * lanes its length. */
+typedef struct {
+  V mn, mx, sm, sq, bad;
+} RangeStats;
+
+static RangeStats range_stats_init(K *k, const char *vt, const char *et) {
+  RangeStats r = {em_var(E, vt), em_var(E, vt), em_var(E, vt), em_var(E, vt), em_var(E, vt)};
+  bool f64 = strcmp(et, "f64") == 0;
+  em_set(E, r.mn, em(E, "arith.constant dense<%s> : %s", f64 ? "0x7FF0000000000000" : "0x7F800000", vt), vt);
+  em_set(E, r.mx, em(E, "arith.constant dense<%s> : %s", f64 ? "0xFFF0000000000000" : "0xFF800000", vt), vt);
+  V zero = em(E, "arith.constant dense<0.0> : %s", vt);
+  em_set(E, r.sm, zero, vt);
+  em_set(E, r.sq, zero, vt);
+  em_set(E, r.bad, zero, vt);
+  return r;
+}
+
+static void range_stats_add(K *k, const RangeStats *r, const char *vt, int lanes, V mask, V x) {
+  em_set(E, r->bad, em(E, "arith.addf %s, %s : %s", em_get(E, r->bad, vt).s, em(E, "arith.subf %s, %s : %s", x.s, x.s, vt).s, vt),
+         vt);
+  /* min and max as compare-select (one vmin/vmax): NaN only matters when
+   * `bad` sends the list elsewhere anyway */
+  V mo = em_get(E, r->mn, vt), xo = em_get(E, r->mx, vt);
+  V lt = em(E, "arith.andi %s, %s : vector<%dxi1>", mask.s, em(E, "arith.cmpf olt, %s, %s : %s", x.s, mo.s, vt).s, lanes);
+  V gt = em(E, "arith.andi %s, %s : vector<%dxi1>", mask.s, em(E, "arith.cmpf ogt, %s, %s : %s", x.s, xo.s, vt).s, lanes);
+  em_set(E, r->mn, em(E, "arith.select %s, %s, %s : vector<%dxi1>, %s", lt.s, x.s, mo.s, lanes, vt), vt);
+  em_set(E, r->mx, em(E, "arith.select %s, %s, %s : vector<%dxi1>, %s", gt.s, x.s, xo.s, lanes, vt), vt);
+  em_set(E, r->sm, em(E, "arith.addf %s, %s : %s", em_get(E, r->sm, vt).s, x.s, vt), vt);
+  em_set(E, r->sq, em(E, "vector.fma %s, %s, %s : %s", x.s, x.s, em_get(E, r->sq, vt).s, vt), vt);
+}
+
+/* Whether every value the statistics saw was finite. */
+static V range_stats_finite(K *k, const RangeStats *r, const char *vt, int lanes) {
+  V b = em_get(E, r->bad, vt);
+  V any = em(E, "vector.reduction <or>, %s : vector<%dxi1> into i1", em(E, "arith.cmpf uno, %s, %s : %s", b.s, b.s, vt).s, lanes);
+  return em(E, "arith.xori %s, %s : i1", any.s, em_int(E, 1, "i1").s);
+}
+
 /* keep_top's fast path for long lists of finite values: bisect the value
  * range with vectorized counts until the kk-th largest value T lies in a
  * bracket [lo, hi) of at most 256 entries (count(val >= lo) >= kk >
@@ -477,37 +503,18 @@ static void keep_top_bisect(K *k, V kk, bool carry_p, V handled) {
   V n = n_get(k);
   em_if(E, cmpi(k, "uge", n, em_index(E, 512), "index"));
   /* the range and finiteness, one pass */
-  V mn = em_var(E, vt), mx = em_var(E, vt), bad = em_var(E, vt), sm = em_var(E, vt), sq = em_var(E, vt);
-  V pinf = em(E, "arith.constant dense<0x7FF0000000000000> : %s", vt);
   V ninf = em(E, "arith.constant dense<0xFFF0000000000000> : %s", vt);
   V zero = em(E, "arith.constant dense<0.0> : %s", vt);
-  em_set(E, mn, pinf, vt);
-  em_set(E, mx, ninf, vt);
-  em_set(E, sm, zero, vt);
-  em_set(E, sq, zero, vt);
-  em_set(E, bad, zero, vt);
+  RangeStats st = range_stats_init(k, vt, "f64");
   V c = em_for(E, k->c0, n, em_index(E, 8));
   V mask = em(E, "vector.create_mask %s : vector<8xi1>", bin(k, "arith.subi", n, c, "index").s);
   V x = em(E, "vector.maskedload %s[%s], %s, %s : memref<?xf64>, vector<8xi1>, %s into %s", k->val.s, c.s, mask.s,
            zero.s, vt, vt);
-  /* x - x is NaN exactly where x is not finite; summed over the pass, the
-   * lanes say whether any was (one add per vector, no reduction) */
-  em_set(E, bad, em(E, "arith.addf %s, %s : %s", em_get(E, bad, vt).s, em(E, "arith.subf %s, %s : %s", x.s, x.s, vt).s, vt), vt);
-  /* min and max as compare-select (one vminpd/vmaxpd): NaN only matters
-   * when `bad` sends the list to the radix path anyway */
-  V mo = em_get(E, mn, vt), xo = em_get(E, mx, vt);
-  V lt = em(E, "arith.andi %s, %s : vector<8xi1>", mask.s, em(E, "arith.cmpf olt, %s, %s : %s", x.s, mo.s, vt).s);
-  V gt = em(E, "arith.andi %s, %s : vector<8xi1>", mask.s, em(E, "arith.cmpf ogt, %s, %s : %s", x.s, xo.s, vt).s);
-  em_set(E, mn, em(E, "arith.select %s, %s, %s : vector<8xi1>, %s", lt.s, x.s, mo.s, vt), vt);
-  em_set(E, mx, em(E, "arith.select %s, %s, %s : vector<8xi1>, %s", gt.s, x.s, xo.s, vt), vt);
-  em_set(E, sm, em(E, "arith.addf %s, %s : %s", em_get(E, sm, vt).s, x.s, vt), vt); /* masked lanes are 0 */
-  em_set(E, sq, em(E, "vector.fma %s, %s, %s : %s", x.s, x.s, em_get(E, sq, vt).s, vt), vt);
+  range_stats_add(k, &st, vt, 8, mask, x);
   em_end(E);
-  V badv = em_get(E, bad, vt);
-  V anybad = em(E, "vector.reduction <or>, %s : vector<8xi1> into i1", em(E, "arith.cmpf uno, %s, %s : %s", badv.s, badv.s, vt).s);
-  em_if(E, em(E, "arith.xori %s, %s : i1", anybad.s, em_int(E, 1, "i1").s));
-  V vmin = em(E, "vector.reduction <minimumf>, %s : %s into f64", em_get(E, mn, vt).s, vt);
-  V vmax = em(E, "vector.reduction <maximumf>, %s : %s into f64", em_get(E, mx, vt).s, vt);
+  em_if(E, range_stats_finite(k, &st, vt, 8));
+  V vmin = em(E, "vector.reduction <minimumf>, %s : %s into f64", em_get(E, st.mn, vt).s, vt);
+  V vmax = em(E, "vector.reduction <maximumf>, %s : %s into f64", em_get(E, st.mx, vt).s, vt);
   /* lo: count(val >= lo) >= kk; hi: count(val >= hi) < kk, or +inf */
   V lo = em_var(E, "f64"), hi = em_var(E, "f64"), clo = em_var(E, "index"), chi = em_var(E, "index");
   em_set(E, lo, vmin, "f64");
@@ -524,8 +531,8 @@ static void keep_top_bisect(K *k, V kk, bool carry_p, V handled) {
    * to normal, so the bracket is then a few dozen entries wide; a wrong
    * guess only costs its count, since the bracket keeps its invariant. */
   V nf = idx_f64(k, n);
-  V mean = bin(k, "arith.divf", em(E, "vector.reduction <add>, %s : %s into f64", em_get(E, sm, vt).s, vt), nf, "f64");
-  V msq = bin(k, "arith.divf", em(E, "vector.reduction <add>, %s : %s into f64", em_get(E, sq, vt).s, vt), nf, "f64");
+  V mean = bin(k, "arith.divf", em(E, "vector.reduction <add>, %s : %s into f64", em_get(E, st.sm, vt).s, vt), nf, "f64");
+  V msq = bin(k, "arith.divf", em(E, "vector.reduction <add>, %s : %s into f64", em_get(E, st.sq, vt).s, vt), nf, "f64");
   V var = bin(k, "arith.maxnumf", bin(k, "arith.subf", msq, bin(k, "arith.mulf", mean, mean, "f64"), "f64"),
               em_float(E, 0.0, "f64"), "f64");
   V sd = em(E, "math.sqrt %s : f64", var.s);
@@ -813,23 +820,7 @@ static void list_scores_f64(K *k, Buf a, V a_off, Buf b, RowOff b_row, int64_t l
 }
 
 /* The number of the first n entries of the f32 buffer `a` that are >= t. */
-static V count_ge32(K *k, V a, V n, V t) {
-  const char *vt = "vector<16xf32>", *it = "vector<16xi32>";
-  V acc = em_var(E, it);
-  em_set(E, acc, em(E, "arith.constant dense<0> : %s", it), it);
-  V tb = em(E, "vector.broadcast %s : f32 to %s", t.s, vt);
-  V ninf = em(E, "arith.constant dense<0xFF800000> : %s", vt);
-  V one = em(E, "arith.constant dense<1> : %s", it), zero = em(E, "arith.constant dense<0> : %s", it);
-  V c = em_for(E, k->c0, n, em_index(E, VL32));
-  V mask = em(E, "vector.create_mask %s : vector<16xi1>", bin(k, "arith.subi", n, c, "index").s);
-  V x = em(E, "vector.maskedload %s[%s], %s, %s : memref<?xf32>, vector<16xi1>, %s into %s", a.s, c.s, mask.s, ninf.s, vt, vt);
-  V ge = em(E, "arith.cmpf oge, %s, %s : %s", x.s, tb.s, vt);
-  em_set(E, acc, em(E, "arith.addi %s, %s : %s", em_get(E, acc, it).s,
-                    em(E, "arith.select %s, %s, %s : vector<16xi1>, %s", ge.s, one.s, zero.s, it).s, it), it);
-  em_end(E);
-  V sum = em(E, "vector.reduction <add>, %s : %s into i32", em_get(E, acc, it).s, it);
-  return em(E, "arith.index_castui %s : i32 to index", sum.s);
-}
+static V count_ge32(K *k, V a, V n, V t) { return count_ge_in(k, a, n, t, false); }
 
 /* Relative and absolute margins of the f32 first-stage approximations
  * below: a = f32(d) * f32(step) differs from the exact step * d by at
@@ -865,14 +856,9 @@ static void first_top_fast(K *k, SaKeep keep, V qsteps, V ksteps, V i, V handled
               and1(k, cmpi(k, "ult", kk, S, "index"), cmpi(k, "ugt", kk, k->c0, "index")));
   em_if(E, ok);
   /* approximations, their range, mean and spread, and whether all are finite */
-  V pinf = em(E, "arith.constant dense<0x7F800000> : %s", vt), ninf = em(E, "arith.constant dense<0xFF800000> : %s", vt);
+  V ninf = em(E, "arith.constant dense<0xFF800000> : %s", vt);
   V zero = em(E, "arith.constant dense<0.0> : %s", vt), zero8 = em(E, "arith.constant dense<0.0> : %s", v8);
-  V mn = em_var(E, vt), mx = em_var(E, vt), sm = em_var(E, vt), sq = em_var(E, vt), bad = em_var(E, vt);
-  em_set(E, mn, pinf, vt);
-  em_set(E, mx, ninf, vt);
-  em_set(E, sm, zero, vt);
-  em_set(E, sq, zero, vt);
-  em_set(E, bad, zero, vt);
+  RangeStats stats = range_stats_init(k, vt, "f32");
   V c = em_for(E, k->c0, S, em_index(E, VL32));
   V left = bin(k, "arith.subi", S, c, "index");
   V mask = em(E, "vector.create_mask %s : vector<16xi1>", left.s);
@@ -890,22 +876,11 @@ static void first_top_fast(K *k, SaKeep keep, V qsteps, V ksteps, V i, V handled
             half[0].s, half[1].s);
   V x = em(E, "arith.mulf %s, %s : %s", d.s, st.s, vt);
   em_do(E, "vector.maskedstore %s[%s], %s, %s : memref<?xf32>, vector<16xi1>, %s", a.s, c.s, mask.s, x.s, vt);
-  em_set(E, bad, em(E, "arith.addf %s, %s : %s", em_get(E, bad, vt).s, em(E, "arith.subf %s, %s : %s", x.s, x.s, vt).s, vt), vt);
-  V xo = em(E, "arith.select %s, %s, %s : vector<16xi1>, %s", mask.s, x.s, pinf.s, vt);
-  V xm = em(E, "arith.select %s, %s, %s : vector<16xi1>, %s", mask.s, x.s, ninf.s, vt);
-  V mo = em_get(E, mn, vt), mxo = em_get(E, mx, vt);
-  em_set(E, mn, em(E, "arith.select %s, %s, %s : vector<16xi1>, %s", em(E, "arith.cmpf olt, %s, %s : %s", xo.s, mo.s, vt).s, xo.s,
-                   mo.s, vt), vt);
-  em_set(E, mx, em(E, "arith.select %s, %s, %s : vector<16xi1>, %s", em(E, "arith.cmpf ogt, %s, %s : %s", xm.s, mxo.s, vt).s, xm.s,
-                   mxo.s, vt), vt);
-  em_set(E, sm, em(E, "arith.addf %s, %s : %s", em_get(E, sm, vt).s, x.s, vt), vt); /* masked lanes are 0 */
-  em_set(E, sq, em(E, "vector.fma %s, %s, %s : %s", x.s, x.s, em_get(E, sq, vt).s, vt), vt);
+  range_stats_add(k, &stats, vt, VL32, mask, x); /* masked lanes are 0 */
   em_end(E);
-  V badv = em_get(E, bad, vt);
-  V anybad = em(E, "vector.reduction <or>, %s : vector<16xi1> into i1", em(E, "arith.cmpf uno, %s, %s : %s", badv.s, badv.s, vt).s);
-  em_if(E, em(E, "arith.xori %s, %s : i1", anybad.s, em_int(E, 1, "i1").s));
-  V vmin = em(E, "vector.reduction <minimumf>, %s : %s into f32", em_get(E, mn, vt).s, vt);
-  V vmax = em(E, "vector.reduction <maximumf>, %s : %s into f32", em_get(E, mx, vt).s, vt);
+  em_if(E, range_stats_finite(k, &stats, vt, VL32));
+  V vmin = em(E, "vector.reduction <minimumf>, %s : %s into f32", em_get(E, stats.mn, vt).s, vt);
+  V vmax = em(E, "vector.reduction <maximumf>, %s : %s into f32", em_get(E, stats.mx, vt).s, vt);
   /* lo: count(a >= lo) >= kk; hi: count(a >= hi) < kk, or +inf */
   V lo = em_var(E, "f32"), hi = em_var(E, "f32"), clo = em_var(E, "index"), chi = em_var(E, "index");
   V cmax = count_ge32(k, a, S, vmax);
@@ -915,8 +890,8 @@ static void first_top_fast(K *k, SaKeep keep, V qsteps, V ksteps, V i, V handled
   em_set(E, hi, sel(k, at_max, em_float(E, INFINITY, "f32"), vmax, "f32"), "f32");
   em_set(E, chi, sel(k, at_max, k->c0, cmax, "index"), "index");
   V nf = idx_f64(k, S);
-  V sum = em(E, "vector.reduction <add>, %s : %s into f32", em_get(E, sm, vt).s, vt);
-  V sum2 = em(E, "vector.reduction <add>, %s : %s into f32", em_get(E, sq, vt).s, vt);
+  V sum = em(E, "vector.reduction <add>, %s : %s into f32", em_get(E, stats.sm, vt).s, vt);
+  V sum2 = em(E, "vector.reduction <add>, %s : %s into f32", em_get(E, stats.sq, vt).s, vt);
   V mean = bin(k, "arith.divf", em(E, "arith.extf %s : f32 to f64", sum.s), nf, "f64");
   V msq = bin(k, "arith.divf", em(E, "arith.extf %s : f32 to f64", sum2.s), nf, "f64");
   V sd = em(E, "math.sqrt %s : f64", bin(k, "arith.maxnumf", bin(k, "arith.subf", msq, bin(k, "arith.mulf", mean, mean, "f64"), "f64"),
