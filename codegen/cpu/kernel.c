@@ -489,6 +489,19 @@ static V range_stats_finite(K *k, const RangeStats *r, const char *vt, int lanes
   return em(E, "arith.xori %s, %s : i1", any.s, em_int(E, 1, "i1").s);
 }
 
+/* A top-k bracket's first state (variables of type ft, and their counts)
+ * from the values' range [vmin, vmax] over n entries and cmax =
+ * count(>= vmax): lo with count(>= lo) >= kk, hi with count(>= hi) < kk
+ * (+inf when at least kk entries equal the maximum). */
+static void bracket_start(K *k, const char *ft, V vmin, V vmax, V cmax, V n, V kk, V *lo, V *hi, V *clo, V *chi) {
+  *lo = em_var(E, ft), *hi = em_var(E, ft), *clo = em_var(E, "index"), *chi = em_var(E, "index");
+  V at_max = cmpi(k, "uge", cmax, kk, "index");
+  em_set(E, *lo, sel(k, at_max, vmax, vmin, ft), ft);
+  em_set(E, *clo, sel(k, at_max, cmax, n, "index"), "index");
+  em_set(E, *hi, sel(k, at_max, em_float(E, INFINITY, ft), vmax, ft), ft);
+  em_set(E, *chi, sel(k, at_max, k->c0, cmax, "index"), "index");
+}
+
 /* keep_top's fast path for long lists of finite values: bisect the value
  * range with vectorized counts until the kk-th largest value T lies in a
  * bracket [lo, hi) of at most 256 entries (count(val >= lo) >= kk >
@@ -515,16 +528,8 @@ static void keep_top_bisect(K *k, V kk, bool carry_p, V handled) {
   em_if(E, range_stats_finite(k, &st, vt, 8));
   V vmin = em(E, "vector.reduction <minimumf>, %s : %s into f64", em_get(E, st.mn, vt).s, vt);
   V vmax = em(E, "vector.reduction <maximumf>, %s : %s into f64", em_get(E, st.mx, vt).s, vt);
-  /* lo: count(val >= lo) >= kk; hi: count(val >= hi) < kk, or +inf */
-  V lo = em_var(E, "f64"), hi = em_var(E, "f64"), clo = em_var(E, "index"), chi = em_var(E, "index");
-  em_set(E, lo, vmin, "f64");
-  em_set(E, clo, n, "index");
-  V cmax = count_ge(k, vmax);
-  V at_max = cmpi(k, "uge", cmax, kk, "index");
-  em_set(E, lo, sel(k, at_max, vmax, vmin, "f64"), "f64");
-  em_set(E, clo, sel(k, at_max, cmax, n, "index"), "index");
-  em_set(E, hi, sel(k, at_max, em_float(E, INFINITY, "f64"), vmax, "f64"), "f64");
-  em_set(E, chi, sel(k, at_max, k->c0, cmax, "index"), "index");
+  V lo, hi, clo, chi;
+  bracket_start(k, "f64", vmin, vmax, count_ge(k, vmax), n, kk, &lo, &hi, &clo, &chi);
   /* Two guesses first: the values' mean plus z(kk/n) standard deviations,
    * z from the normal distribution's upper tail (a piecewise-linear table),
    * then a tenth of a deviation towards the target. Typical rows are close
@@ -881,14 +886,8 @@ static void first_top_fast(K *k, SaKeep keep, V qsteps, V ksteps, V i, V handled
   em_if(E, range_stats_finite(k, &stats, vt, VL32));
   V vmin = em(E, "vector.reduction <minimumf>, %s : %s into f32", em_get(E, stats.mn, vt).s, vt);
   V vmax = em(E, "vector.reduction <maximumf>, %s : %s into f32", em_get(E, stats.mx, vt).s, vt);
-  /* lo: count(a >= lo) >= kk; hi: count(a >= hi) < kk, or +inf */
-  V lo = em_var(E, "f32"), hi = em_var(E, "f32"), clo = em_var(E, "index"), chi = em_var(E, "index");
-  V cmax = count_ge32(k, a, S, vmax);
-  V at_max = cmpi(k, "uge", cmax, kk, "index");
-  em_set(E, lo, sel(k, at_max, vmax, vmin, "f32"), "f32");
-  em_set(E, clo, sel(k, at_max, cmax, S, "index"), "index");
-  em_set(E, hi, sel(k, at_max, em_float(E, INFINITY, "f32"), vmax, "f32"), "f32");
-  em_set(E, chi, sel(k, at_max, k->c0, cmax, "index"), "index");
+  V lo, hi, clo, chi;
+  bracket_start(k, "f32", vmin, vmax, count_ge32(k, a, S, vmax), S, kk, &lo, &hi, &clo, &chi);
   V nf = idx_f64(k, S);
   V sum = em(E, "vector.reduction <add>, %s : %s into f32", em_get(E, stats.sm, vt).s, vt);
   V sum2 = em(E, "vector.reduction <add>, %s : %s into f32", em_get(E, stats.sq, vt).s, vt);
@@ -1638,6 +1637,31 @@ static void first_stage_block(K *k, V i0) {
   em_end(E);
 }
 
+/* The first stage's K grid in the micro-kernel's layout, once per head. */
+static void first_stage_prepare(K *k) {
+  if (k->vnni)
+    first_stage_bytes(k);
+  else
+    first_stage_transpose(k);
+}
+
+/* Opens the loops over rows [lo, hi) (lo a multiple of FS_ROWS) that score
+ * FS_ROWS rows at a time in the first stage and then visit each; returns
+ * the row, whose dots start at fsc_off. first_stage_rows_close ends them. */
+static V first_stage_rows_open(K *k, V lo, V hi) {
+  V i0 = em_for(E, lo, hi, em_index(E, FS_ROWS));
+  first_stage_block(k, i0);
+  V r = em_for(E, k->c0, bin(k, "arith.minui", em_index(E, FS_ROWS), bin(k, "arith.subi", hi, i0, "index"), "index"), k->c1);
+  k->fsc_off = mulx(k, r, k->fsp);
+  return addx(k, i0, r);
+}
+
+static void first_stage_rows_close(K *k) {
+  em_end(E);
+  em_end(E);
+  k->fsc_off = (V){""};
+}
+
 /* Whether the row path defers its rows' softmax and P V to attend_block:
  * in a rows task (no importance outputs), when the selection's first stage
  * is tiled and the rows' lists are all that softmax needs (no exact
@@ -1767,27 +1791,19 @@ static void head_body(K *k, V b, V h) {
     quant_head(k, k->k, k->KVH, b, k->cur_kvh, k->kfull, 0, s->msb_bits + s->lsb_bits, (V){""});
   }
   bool tiled = s->has_predict || s->n_filter_rounds > 0;
-  V i0 = {""}, i;
+  V i;
   if (row_blocked(k)) {
-    if (k->vnni)
-      first_stage_bytes(k);
-    else
-      first_stage_transpose(k);
-    V ib = em_for(E, k->c0, k->S, em_index(E, RB));
-    V nrows = bin(k, "arith.minui", em_index(E, RB), bin(k, "arith.subi", k->S, ib, "index"), "index");
-    i0 = em_for(E, ib, addx(k, ib, nrows), em_index(E, FS_ROWS));
-    first_stage_block(k, i0);
-    V r = em_for(E, k->c0, bin(k, "arith.minui", em_index(E, FS_ROWS), bin(k, "arith.subi", k->S, i0, "index"), "index"),
-                 k->c1);
-    k->fsc_off = mulx(k, r, k->fsp);
-    i = addx(k, i0, r);
-    row_select(k, i);
-    /* the list, for the key halves below */
-    V rb = bin(k, "arith.subi", i, ib, "index"), base = mulx(k, rb, k->S);
-    /* two halves only when the head's K and V rows outgrow L2's share */
+    /* two key halves only when the head's K and V rows outgrow L2's share */
     V big = cmpi(k, "ugt", mulc(k, k->S, k->D * (elem_bytes(k->k.k) + elem_bytes(k->v.k))), em_index(E, KV_SPLIT_BYTES),
                  "index");
     V half = sel(k, big, bin(k, "arith.divui", addc(k, k->S, 1), em_index(E, 2), "index"), k->S, "index");
+    first_stage_prepare(k);
+    V ib = em_for(E, k->c0, k->S, em_index(E, RB));
+    V nrows = bin(k, "arith.minui", em_index(E, RB), bin(k, "arith.subi", k->S, ib, "index"), "index");
+    i = first_stage_rows_open(k, ib, addx(k, ib, nrows));
+    row_select(k, i);
+    /* the list, for the key halves of attend_block */
+    V rb = bin(k, "arith.subi", i, ib, "index"), base = mulx(k, rb, k->S);
     V sp = em_var(E, "index");
     em_set(E, sp, k->c0, "index");
     V c = em_for(E, k->c0, n_get(k), k->c1);
@@ -1798,24 +1814,14 @@ static void head_body(K *k, V b, V h) {
     em_end(E);
     store(k, n_get(k), k->bn, rb, RBX_T);
     store(k, em_get(E, sp, "index"), k->bsplit, rb, RBX_T);
-    em_end(E);
-    em_end(E);
-    k->fsc_off = (V){""};
+    first_stage_rows_close(k);
     attend_block(k, ib, nrows);
     em_end(E);
     return;
   }
   if (tiled) {
-    if (k->vnni)
-      first_stage_bytes(k);
-    else
-      first_stage_transpose(k);
-    i0 = em_for(E, k->c0, k->S, em_index(E, FS_ROWS));
-    first_stage_block(k, i0);
-    V r = em_for(E, k->c0, bin(k, "arith.minui", em_index(E, FS_ROWS), bin(k, "arith.subi", k->S, i0, "index"), "index"),
-                 k->c1);
-    k->fsc_off = mulx(k, r, k->fsp);
-    i = addx(k, i0, r);
+    first_stage_prepare(k);
+    i = first_stage_rows_open(k, k->c0, k->S);
   } else {
     i = em_for(E, k->c0, k->S, k->c1);
   }
@@ -1829,11 +1835,10 @@ static void head_body(K *k, V b, V h) {
   } else {
     row(k, i);
   }
-  em_end(E);
-  if (tiled) {
+  if (tiled)
+    first_stage_rows_close(k);
+  else
     em_end(E);
-    k->fsc_off = (V){""};
-  }
 }
 
 /* in[off] as f64 when the optional input `has` is given, else 0. */
