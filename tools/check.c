@@ -142,3 +142,12 @@ static double max_row_norm(const float *x, size_t n, int64_t d) {
 double chk_logit_bound(const SaSpec *s, const float *q, size_t nq, const float *k, size_t nkv) {
   return fabs(s->scale) * max_row_norm(q, nq, s->head_dim) * max_row_norm(k, nkv, s->head_dim);
 }
+
+void chk_cuda_widen(const SaSpec *s, double logit_bound, double *rel, double *abs_rel) {
+  double u = s->storage == DT_BF16 ? ldexp(1.0, -8) : ldexp(1.0, -11); /* unit roundoff of P's type */
+  double w = 2 * u;
+  if (s->storage == DT_FP32) /* V rounded to tf32; q and k each by u, so a logit by 2 u L */
+    w += u + 2 * u * logit_bound;
+  *rel += w;
+  *abs_rel += 2 * w;
+}

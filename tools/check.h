@@ -31,5 +31,10 @@ bool chk_within(ChkErr e, double rel, double abs_rel);
 /* A bound on |logit|: scale * max |q_i| * max |k_j| (Cauchy-Schwarz). f32
  * scores carry about bound * 2^-24 of error, which tolerances add. */
 double chk_logit_bound(const SaSpec *s, const float *q, size_t nq, const float *k, size_t nkv);
+/* Widens rel and abs_rel for the CUDA kernels' roundings (docs/cuda.md):
+ * P is rounded to the input type (tf32 for fp32 inputs) for the P V mma;
+ * fp32 inputs are rounded to tf32, which moves V by 2^-11 relative and a
+ * logit by up to 2^-10 of logit_bound. */
+void chk_cuda_widen(const SaSpec *s, double logit_bound, double *rel, double *abs_rel);
 
 #endif

@@ -95,11 +95,11 @@ static int run_one(const Args *a, SaCuda *cu, SaCudaModule *m, const SaSpec *spe
     fprintf(stderr, "sattn-gpu: error: the reference failed: %s\n", sa_status_name(st));
     goto done;
   }
-  double tol_rel, tol_abs, u = s.storage == DT_BF16 ? ldexp(1.0, -8) : ldexp(1.0, -11);
+  double tol_rel, tol_abs, L = chk_logit_bound(&s, q, nq, k, nkv);
   chk_tolerance(s.output, &tol_rel, &tol_abs);
-  double lb = chk_logit_bound(&s, q, nq, k, nkv) * ldexp(1.0, -24);
-  tol_rel += 2 * u + lb;
-  tol_abs += 4 * u + lb;
+  tol_rel += L * ldexp(1.0, -24);
+  tol_abs += L * ldexp(1.0, -24);
+  chk_cuda_widen(&s, L, &tol_rel, &tol_abs);
   ChkErr e = chk_compare(got, ref, nq);
   bool ok = chk_within(e, tol_rel, tol_abs);
   /* useful work: 4 D flops per allowed pair */

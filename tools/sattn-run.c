@@ -425,16 +425,13 @@ compare:
     tol_rel += 1e-4;
     tol_abs += 4e-4;
   }
-  if (a->cuda) { /* P is rounded to the input type for the P V mma (docs/cuda.md) */
-    double u = s->storage == DT_BF16 ? ldexp(1.0, -8) : ldexp(1.0, -11);
-    tol_rel += 2 * u;
-    tol_abs += 4 * u;
-  }
   /* Scores are computed in fp32: a logit of magnitude L carries an error of
    * about L * 2^-24, which shifts the probabilities by that much. Bound L by
    * scale * max |q_i| * max |k_j| (Cauchy-Schwarz) and widen both
    * tolerances by it: this only matters for large logits. */
   double logit_bound = chk_logit_bound(s, q, nq, k, nkv);
+  if (a->cuda)
+    chk_cuda_widen(s, logit_bound, &tol_rel, &tol_abs);
   tol_rel += logit_bound * ldexp(1.0, -24);
   tol_abs += logit_bound * ldexp(1.0, -24);
   ChkErr eo = chk_compare(got, ref_b, nq);

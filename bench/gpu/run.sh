@@ -40,7 +40,8 @@ gpu)
   : > "$check"
   fails=0
   p="$root/test/cuda/Inputs/patterns.sattn"
-  for k in dense_h64 causal_gqa_bf16 window_h64 causal_window_bshd ocr_h15 dense_h32 causal_h80 dense_h40 causal_h256; do
+  for k in dense_h64 causal_gqa_bf16 window_h64 causal_window_bshd ocr_h15 dense_h32 causal_h80 dense_h40 causal_h256 \
+    dense_f32 causal_f32_h128 window_f32_h15 gqa_f32_h80 dense_f32_h256; do
     for s in 1 17 64 65 200 777 2049; do
       "$run" "$p" "$out/patterns.$arch.ptx" --kernel $k --seq $s --batch 2 --seed $RANDOM --json >> "$check" || fails=$((fails + 1))
     done

@@ -20,7 +20,17 @@
  *
  * Numbers: inputs fp16 or bf16, products and sums in f32 (the mma
  * accumulators), P rounded to the input type for the second mma, as every
- * flash kernel does; exp2 by ex2.approx on scores pre-scaled by log2(e). */
+ * flash kernel does; exp2 by ex2.approx on scores pre-scaled by log2(e).
+ *
+ * fp32 inputs go through the tf32 mma (m16n8k8): Q, K, V and P are rounded
+ * to tf32 (cvt.rna, 10 explicit mantissa bits) as they enter it, which is
+ * what PyTorch's allow_tf32 does. ldmatrix moves 16-bit elements, so the
+ * fragments are single 4-byte shared loads, laid out so that the 32 lanes
+ * hit 32 banks (rows padded by 4 elements). The score accumulators of an
+ * 8-key block become P's A operand without moving between lanes: lane
+ * (g, t) holds keys 2t and 2t+1, and the A operand wants keys t and t+4, so
+ * P V runs over the block's keys in the order (0, 2, 4, 6, 1, 3, 5, 7),
+ * and V's B fragments are loaded in that order too. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,11 +48,13 @@ typedef struct {
   const KernelPlan *p;
   const SaSpec *s;
   int64_t H, KVH, D;
-  int Dp, BN, STR; /* head_dim padded to 16; keys per tile; shared row stride (elements) */
+  int Dp, BN, STR; /* head_dim padded to the mma's k; keys per tile; shared row stride (elements) */
   int qbytes, kvbytes; /* bytes of the Q tile and of one K (or V) buffer */
-  bool async;   /* head_dim % 8 == 0: 16-byte cp.async rows */
+  int es;       /* bytes of an input element: 2, or 4 for fp32 (tf32 mma) */
+  bool tf32;    /* fp32 inputs */
+  bool async;   /* rows of 16-byte multiples: cp.async */
   bool q_regs;  /* Q fragments held in registers */
-  const char *et; /* "f16" or "bf16" */
+  const char *et; /* "f16", "bf16" or "tf32" */
   V smem, tid, lane, warp, g, tq, S32, S64;
   V l8, l8b, l16; /* lane % 8, (lane / 8) % 2, lane / 16: the parts of ldmatrix row addresses */
   V q, k, v, o;
@@ -52,8 +64,8 @@ typedef struct {
 
 bool cg_cuda_supported(const SaSpec *s, char *why, size_t cap) {
   const char *no = NULL;
-  if (s->storage != DT_FP16 && s->storage != DT_BF16)
-    no = "the CUDA target reads fp16 or bf16 storage (fp32 by tf32 is not implemented yet)";
+  if (s->storage != DT_FP16 && s->storage != DT_BF16 && s->storage != DT_FP32)
+    no = "the CUDA target reads fp16, bf16 or fp32 storage";
   else if (s->output != DT_FP32 && s->output != DT_FP16 && s->output != DT_BF16)
     no = "the CUDA target writes fp32, fp16 or bf16 outputs";
   else if (s->head_dim > 256)
@@ -165,8 +177,9 @@ static V row_offset(G *c, V b, V h, int64_t nh, V row) {
  * (src-size 0 fills zeros); otherwise plain loads and stores. */
 static void load_tile(G *c, V src, V b, V h, int64_t nh, V row0, int rows, V dst) {
   int64_t D = c->D;
+  int es = c->es;
   if (c->async) {
-    int cpr = c->Dp / 8, total = rows * cpr;
+    int cpe = 16 / es, cpr = c->Dp / cpe, total = rows * cpr; /* elements per copy, copies per row */
     int iters = (total + THREADS - 1) / THREADS;
     V lo = c32(c, 0), hi = c32(c, iters), one = c32(c, 1);
     V it = em_fresh(E);
@@ -176,17 +189,17 @@ static void load_tile(G *c, V src, V b, V h, int64_t nh, V row0, int rows, V dst
     if (total % THREADS)
       em_if(E, cmp(c, "slt", ch, c32(c, total), "i32"));
     V r = bin(c, "arith.divui", ch, c32(c, cpr), "i32");
-    V col = mulk(c, bin(c, "arith.remui", ch, c32(c, cpr), "i32"), 8);
+    V col = mulk(c, bin(c, "arith.remui", ch, c32(c, cpr), "i32"), cpe);
     V gr = add(c, row0, r);
     V valid = cmp(c, "slt", gr, c->S32, "i32");
     V left = bin(c, "arith.subi", c32(c, D), col, "i32");
-    left = bin(c, "arith.maxsi", bin(c, "arith.minsi", left, c32(c, 8), "i32"), c32(c, 0), "i32");
-    V bytes = sel(c, valid, mulk(c, left, 2), c32(c, 0), "i32");
+    left = bin(c, "arith.maxsi", bin(c, "arith.minsi", left, c32(c, cpe), "i32"), c32(c, 0), "i32");
+    V bytes = sel(c, valid, mulk(c, left, es), c32(c, 0), "i32");
     V srow = bin(c, "arith.minsi", gr, bin(c, "arith.subi", c->S32, c32(c, 1), "i32"), "i32");
-    V scol = bin(c, "arith.minsi", col, c32(c, D - 8), "i32");
+    V scol = bin(c, "arith.minsi", col, c32(c, D - cpe), "i32");
     V goff = bin(c, "arith.addi", row_offset(c, b, h, nh, srow), ext64(c, scol), "i64");
-    V gp = gptr(c, src, goff, "i16");
-    V sp = sptr(c, add(c, dst, mulk(c, add(c, mulk(c, r, c->STR), col), 2)));
+    V gp = gptr(c, src, goff, es == 4 ? "i32" : "i16");
+    V sp = sptr(c, add(c, dst, mulk(c, add(c, mulk(c, r, c->STR), col), es)));
     em_do(E, "nvvm.cp.async.shared.global %s, %s, 16, cache = cg, %s : !llvm.ptr<3>, !llvm.ptr<1>, i32", sp.s, gp.s,
           bytes.s);
     if (total % THREADS)
@@ -206,10 +219,11 @@ static void load_tile(G *c, V src, V b, V h, int64_t nh, V row0, int rows, V dst
   V srow = bin(c, "arith.minsi", gr, bin(c, "arith.subi", c->S32, c32(c, 1), "i32"), "i32");
   V scol = bin(c, "arith.minsi", col, c32(c, D - 1), "i32");
   V goff = bin(c, "arith.addi", row_offset(c, b, h, nh, srow), ext64(c, scol), "i64");
-  V x = em(E, "llvm.load %s : !llvm.ptr<1> -> i16", gptr(c, src, goff, "i16").s);
-  x = sel(c, valid, x, em_int(E, 0, "i16"), "i16");
-  V sp = sptr(c, add(c, dst, mulk(c, add(c, mulk(c, r, c->STR), col), 2)));
-  em_do(E, "llvm.store %s, %s : i16, !llvm.ptr<3>", x.s, sp.s);
+  const char *it = es == 4 ? "i32" : "i16";
+  V x = em(E, "llvm.load %s : !llvm.ptr<1> -> %s", gptr(c, src, goff, it).s, it);
+  x = sel(c, valid, x, em_int(E, 0, it), it);
+  V sp = sptr(c, add(c, dst, mulk(c, add(c, mulk(c, r, c->STR), col), es)));
+  em_do(E, "llvm.store %s, %s : %s, !llvm.ptr<3>", x.s, sp.s, it);
   em_end(E);
 }
 
@@ -289,27 +303,22 @@ static void acc_unflatten(Acc *a, int nbo, const V *in) {
   a->m[0] = in[n++], a->m[1] = in[n++], a->l[0] = in[n++], a->l[1] = in[n++];
 }
 
-/* One key tile: S, mask, online softmax, O += P V. */
-static void tile_body(G *c, Acc *acc, V t, V buf, const V qf[][4], V i0, V i1_64) {
-  int nbs = c->BN / 8, nbo = c->Dp / 8, ks = c->Dp / 16;
-  V kbase = add(c, c32(c, c->qbytes), mulk(c, buf, c->kvbytes));
-  V vbase = add(c, c32(c, c->qbytes + 2 * c->kvbytes), mulk(c, buf, c->kvbytes));
+/* Byte offsets of the K and V buffers `buf` in shared memory. */
+static V k_base(G *c, V buf) { return add(c, c32(c, c->qbytes), mulk(c, buf, c->kvbytes)); }
+static V v_base(G *c, V buf) { return add(c, c32(c, c->qbytes + 2 * c->kvbytes), mulk(c, buf, c->kvbytes)); }
+
+/* S = Q K^T for 16-bit inputs: m16n8k16, fragments by ldmatrix. */
+static void scores_16(G *c, V buf, const V qf[][4], V s[][4]) {
+  int nbs = c->BN / 8, ks = c->Dp / 16;
   V l8 = c->l8, l8b = c->l8b, l16 = c->l16;
   /* K as B of Q K^T: matrices (keys 0-7, d 0-7), (0-7, 8-15), (8-15, 0-7), (8-15, 8-15). */
   V krow = add(c, l8, mulk(c, l16, 8)), kcol = mulk(c, l8b, 8);
-  V koff = add(c, kbase, mulk(c, add(c, mulk(c, krow, c->STR), kcol), 2));
-  /* V as B of P V (transposed): (keys 0-7, d 0-7), (8-15, 0-7), (0-7, 8-15), (8-15, 8-15). */
-  V vrow = add(c, l8, mulk(c, l8b, 8)), vcol = mulk(c, l16, 8);
-  V voff = add(c, vbase, mulk(c, add(c, mulk(c, vrow, c->STR), vcol), 2));
+  V koff = add(c, k_base(c, buf), mulk(c, add(c, mulk(c, krow, c->STR), kcol), 2));
   V qoff = {{0}};
-  if (!c->q_regs)
-    qoff = mulk(c, add(c, mulk(c, add(c, mulk(c, c->warp, 16), vrow), c->STR), vcol), 2);
-
-  V s[MAX_NB][4];
-  V zero = em_float(E, 0.0, "f32");
-  for (int nb = 0; nb < nbs; nb++)
-    for (int r = 0; r < 4; r++)
-      s[nb][r] = zero;
+  if (!c->q_regs) {
+    V qrow = add(c, mulk(c, c->warp, 16), add(c, l8, mulk(c, l8b, 8)));
+    qoff = mulk(c, add(c, mulk(c, qrow, c->STR), mulk(c, l16, 8)), 2);
+  }
   for (int k = 0; k < ks; k++) {
     V a[4];
     if (c->q_regs)
@@ -323,6 +332,105 @@ static void tile_body(G *c, Acc *acc, V t, V buf, const V qf[][4], V i0, V i1_64
       mma(c, a, bf + 2, s[2 * np + 1]);
     }
   }
+}
+
+/* O += P V for 16-bit inputs. The accumulators of score blocks 2kk and
+ * 2kk+1 are, lane for lane, the A operand of keys [16 kk, 16 kk + 16). */
+static void pv_16(G *c, V buf, V s[][4], Acc *acc) {
+  int nbs = c->BN / 8, nbo = c->Dp / 8;
+  /* V as B of P V (transposed): (keys 0-7, d 0-7), (8-15, 0-7), (0-7, 8-15), (8-15, 8-15). */
+  V vrow = add(c, c->l8, mulk(c, c->l8b, 8)), vcol = mulk(c, c->l16, 8);
+  V voff = add(c, v_base(c, buf), mulk(c, add(c, mulk(c, vrow, c->STR), vcol), 2));
+  for (int kk = 0; kk < nbs / 2; kk++) {
+    V a[4] = {pack2(c, s[2 * kk][0], s[2 * kk][1]), pack2(c, s[2 * kk][2], s[2 * kk][3]),
+              pack2(c, s[2 * kk + 1][0], s[2 * kk + 1][1]), pack2(c, s[2 * kk + 1][2], s[2 * kk + 1][3])};
+    for (int dp = 0; dp < nbo / 2; dp++) {
+      V bf[4];
+      ldsm4(c, addk(c, voff, (kk * 16 * c->STR + dp * 16) * 2), true, bf);
+      mma(c, a, bf, acc->o[2 * dp]);
+      mma(c, a, bf + 2, acc->o[2 * dp + 1]);
+    }
+  }
+}
+
+/* An f32 rounded to tf32 (to nearest, ties away), as the mma operand. */
+static V tf32(G *c, V x) {
+  return em(E, "llvm.inline_asm \"cvt.rna.tf32.f32 $0, $1;\", \"=r,f\" %s : (f32) -> i32", x.s);
+}
+
+/* The f32 at shared byte offset `bytes`, rounded to tf32. */
+static V lds_tf32(G *c, V bytes) { return tf32(c, em(E, "llvm.load %s : !llvm.ptr<3> -> f32", sptr(c, bytes).s)); }
+
+/* acc += A B for one m16n8k8 tf32 tile. */
+static void mma_tf32(G *c, const V a[4], const V b[2], V acc[4]) {
+  V r = em(E,
+           "nvvm.mma.sync A[%s, %s, %s, %s] B[%s, %s] C[%s, %s, %s, %s] {layoutA = #nvvm.mma_layout<row>, layoutB = "
+           "#nvvm.mma_layout<col>, multiplicandAPtxType = #nvvm.mma_type<tf32>, multiplicandBPtxType = "
+           "#nvvm.mma_type<tf32>, shape = #nvvm.shape<m = 16, n = 8, k = 8>} : (i32, i32, f32) -> "
+           "!llvm.struct<(f32, f32, f32, f32)>",
+           a[0].s, a[1].s, a[2].s, a[3].s, b[0].s, b[1].s, acc[0].s, acc[1].s, acc[2].s, acc[3].s);
+  for (int i = 0; i < 4; i++)
+    acc[i] = em(E, "llvm.extractvalue %s[%d] : !llvm.struct<(f32, f32, f32, f32)>", r.s, i);
+}
+
+/* Q's A fragments of k step k (columns 8k to 8k + 8) from the shared Q
+ * tile: (row g, col t), (g + 8, t), (g, t + 4), (g + 8, t + 4) of the warp's
+ * 16 rows. */
+static void q_frag_tf32(G *c, int k, V a[4]) {
+  V row = add(c, mulk(c, c->warp, 16), c->g);
+  V off = mulk(c, add(c, mulk(c, row, c->STR), addk(c, c->tq, 8 * k)), 4);
+  for (int i = 0; i < 4; i++)
+    a[i] = lds_tf32(c, addk(c, off, ((i & 1) * 8 * c->STR + (i >> 1) * 4) * 4));
+}
+
+/* S = Q K^T for fp32 inputs: m16n8k8 tf32. K's B fragment of key block nb
+ * is (key g, d t) and (key g, d t + 4). */
+static void scores_tf32(G *c, V buf, const V qf[][4], V s[][4]) {
+  int nbs = c->BN / 8, ks = c->Dp / 8;
+  V koff = add(c, k_base(c, buf), mulk(c, add(c, mulk(c, c->g, c->STR), c->tq), 4));
+  for (int k = 0; k < ks; k++) {
+    V a[4];
+    if (c->q_regs)
+      memcpy(a, qf[k], sizeof a);
+    else
+      q_frag_tf32(c, k, a);
+    for (int nb = 0; nb < nbs; nb++) {
+      int at = (nb * 8 * c->STR + k * 8) * 4;
+      V b[2] = {lds_tf32(c, addk(c, koff, at)), lds_tf32(c, addk(c, koff, at + 16))};
+      mma_tf32(c, a, b, s[nb]);
+    }
+  }
+}
+
+/* O += P V for fp32 inputs, 8 keys per k step. Lane (g, t) holds P at keys
+ * 2t and 2t + 1 of rows g and g + 8; taken as the A operand's columns t and
+ * t + 4, they need V's rows 2t and 2t + 1 as the B operand's rows t and
+ * t + 4: (key 2t, d g) and (key 2t + 1, d g). */
+static void pv_tf32(G *c, V buf, V s[][4], Acc *acc) {
+  int nbs = c->BN / 8, nbo = c->Dp / 8;
+  V voff = add(c, v_base(c, buf), mulk(c, add(c, mulk(c, mulk(c, c->tq, 2), c->STR), c->g), 4));
+  for (int kk = 0; kk < nbs; kk++) {
+    V a[4] = {tf32(c, s[kk][0]), tf32(c, s[kk][2]), tf32(c, s[kk][1]), tf32(c, s[kk][3])};
+    for (int nb = 0; nb < nbo; nb++) {
+      int at = (kk * 8 * c->STR + nb * 8) * 4;
+      V b[2] = {lds_tf32(c, addk(c, voff, at)), lds_tf32(c, addk(c, voff, at + c->STR * 4))};
+      mma_tf32(c, a, b, acc->o[nb]);
+    }
+  }
+}
+
+/* One key tile: S, mask, online softmax, O += P V. */
+static void tile_body(G *c, Acc *acc, V t, V buf, const V qf[][4], V i0, V i1_64) {
+  int nbs = c->BN / 8, nbo = c->Dp / 8;
+  V s[MAX_NB][4];
+  V zero = em_float(E, 0.0, "f32");
+  for (int nb = 0; nb < nbs; nb++)
+    for (int r = 0; r < 4; r++)
+      s[nb][r] = zero;
+  if (c->tf32)
+    scores_tf32(c, buf, qf, s);
+  else
+    scores_16(c, buf, qf, s);
   /* Scale into log2 units. */
   V sc = em_float(E, c->s->scale * 1.4426950408889634, "f32");
   for (int nb = 0; nb < nbs; nb++)
@@ -406,18 +514,10 @@ static void tile_body(G *c, Acc *acc, V t, V buf, const V qf[][4], V i0, V i1_64
     for (int r = 0; r < 4; r++)
       acc->o[nb][r] = fmul(c, acc->o[nb][r], alpha[r / 2]);
 
-  /* O += P V. The accumulators of score blocks 2kk and 2kk+1 are, lane for
-   * lane, the A operand of keys [16 kk, 16 kk + 16). */
-  for (int kk = 0; kk < nbs / 2; kk++) {
-    V a[4] = {pack2(c, s[2 * kk][0], s[2 * kk][1]), pack2(c, s[2 * kk][2], s[2 * kk][3]),
-              pack2(c, s[2 * kk + 1][0], s[2 * kk + 1][1]), pack2(c, s[2 * kk + 1][2], s[2 * kk + 1][3])};
-    for (int dp = 0; dp < nbo / 2; dp++) {
-      V bf[4];
-      ldsm4(c, addk(c, voff, (kk * 16 * c->STR + dp * 16) * 2), true, bf);
-      mma(c, a, bf, acc->o[2 * dp]);
-      mma(c, a, bf + 2, acc->o[2 * dp + 1]);
-    }
-  }
+  if (c->tf32)
+    pv_tf32(c, buf, s, acc);
+  else
+    pv_16(c, buf, s, acc);
 }
 
 /* Normalizes the accumulators and writes this lane's part of the output. */
@@ -481,14 +581,20 @@ char *cg_cuda_kernel(const KernelPlan *p) {
   sa_cuda_describe(&p->s, &geo);
   if (geo.threads != THREADS || geo.query_tile != BM)
     return NULL; /* the runtime's contract and this generator disagree */
-  c->Dp = (int)((c->D + 15) / 16 * 16);
+  c->tf32 = p->s.storage == DT_FP32;
+  c->es = c->tf32 ? 4 : 2;
+  int kstep = c->tf32 ? 8 : 16;
+  c->Dp = (int)((c->D + kstep - 1) / kstep * kstep);
   c->BN = geo.key_tile;
-  c->STR = c->Dp + 8;
-  c->qbytes = BM * c->STR * 2;
-  c->kvbytes = c->BN * c->STR * 2;
-  c->async = c->D % 8 == 0;
-  c->q_regs = c->Dp <= 128;
-  c->et = p->s.storage == DT_BF16 ? "bf16" : "f16";
+  c->STR = c->Dp + (c->tf32 ? 4 : 8);
+  c->qbytes = BM * c->STR * c->es;
+  c->kvbytes = c->BN * c->STR * c->es;
+  if (c->qbytes + 4 * c->kvbytes != geo.shared_bytes || c->BN % kstep)
+    return NULL;
+  c->async = c->D * c->es % 16 == 0;
+  /* Q's fragments take Dp / 2 registers per lane in tf32, Dp / 4 otherwise. */
+  c->q_regs = c->Dp <= (c->tf32 ? 64 : 128);
+  c->et = c->tf32 ? "tf32" : p->s.storage == DT_BF16 ? "bf16" : "f16";
   int nbo = c->Dp / 8;
 
   em_raw(E, "gpu.func @%s(%%q: !llvm.ptr<1>, %%k: !llvm.ptr<1>, %%v: !llvm.ptr<1>, %%o: !llvm.ptr<1>, %%seq: i64) "
@@ -541,7 +647,10 @@ char *cg_cuda_kernel(const KernelPlan *p) {
   em_do(E, "nvvm.cp.async.wait.group 1");
   em_do(E, "nvvm.barrier0");
   V qf[16][4];
-  if (c->q_regs) {
+  if (c->q_regs && c->tf32) {
+    for (int k = 0; k < c->Dp / 8; k++)
+      q_frag_tf32(c, k, qf[k]);
+  } else if (c->q_regs) {
     V qrow = add(c, mulk(c, c->warp, 16), add(c, c->l8, mulk(c, c->l8b, 8)));
     V qoff = mulk(c, add(c, mulk(c, qrow, c->STR), mulk(c, c->l16, 8)), 2);
     for (int k = 0; k < c->Dp / 16; k++)

@@ -32,8 +32,9 @@ extern "C" {
  * grid (ceil(seq / query_tile), batch * heads, 1), block (threads, 1, 1),
  * shared_bytes of dynamic shared memory. q and o hold [batch, heads, seq,
  * head_dim] and k and v [batch, kv_heads, seq, head_dim] elements in the
- * order `layout` names; pointers are 16-byte aligned when head_dim is a
- * multiple of 8. */
+ * order `layout` names; pointers are 16-byte aligned when a row of
+ * head_dim elements is a multiple of 16 bytes (head_dim a multiple of 8 for
+ * fp16 and bf16, of 4 for fp32). */
 typedef struct {
   const char *name;
   int threads, query_tile, key_tile, shared_bytes;

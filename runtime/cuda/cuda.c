@@ -87,13 +87,23 @@ struct SaCudaModule {
  * 128, to keep O's accumulators in registers); shared memory holds the Q
  * tile and two K and two V buffers, rows padded by 16 bytes. */
 void sa_cuda_describe(const SaSpec *s, SaCudaKernel *out) {
-  int dp = (int)((s->head_dim + 15) / 16 * 16);
+  /* 16-bit inputs: head_dim padded to the mma's k of 16, rows padded by 8
+   * elements. fp32 inputs (tf32 mma, k of 8): padded to 8, rows padded by 4
+   * elements, which keeps every lane's 4-byte fragment load in its own bank.
+   * Key tiles shrink with head_dim so that Q, two K and two V buffers fit
+   * in the 99 KB a block may have on sm_86 and sm_89. */
+  bool f32 = s->storage == DT_FP32;
+  int dp = f32 ? (int)((s->head_dim + 7) / 8 * 8) : (int)((s->head_dim + 15) / 16 * 16);
+  int stride = f32 ? dp + 4 : dp + 8, bytes = f32 ? 4 : 2;
   memset(out, 0, sizeof *out);
   out->name = s->name;
   out->threads = 128;
   out->query_tile = 64;
-  out->key_tile = dp <= 128 ? 64 : 32;
-  out->shared_bytes = (out->query_tile + 4 * out->key_tile) * (dp + 8) * 2;
+  if (f32)
+    out->key_tile = dp <= 64 ? 64 : dp <= 128 ? 32 : 8;
+  else
+    out->key_tile = dp <= 128 ? 64 : 32;
+  out->shared_bytes = (out->query_tile + 4 * out->key_tile) * stride * bytes;
   out->heads = s->heads;
   out->kv_heads = s->kv_heads;
   out->head_dim = s->head_dim;
@@ -320,7 +330,7 @@ SaStatus sa_cuda_launch(SaCudaModule *m, const SaCudaKernel *k, SaCudaPtr q, SaC
         (long long)batch, (long long)k->heads, (long long)seq);
     return SA_ERR_INVALID_ARGUMENT;
   }
-  if (k->head_dim % 8 == 0 && ((q | kk | v) & 15)) {
+  if (k->head_dim % (k->storage == DT_FP32 ? 4 : 8) == 0 && ((q | kk | v) & 15)) {
     say(err, cap, "kernel '%s': q, k and v must be 16-byte aligned", k->name);
     return SA_ERR_INVALID_ARGUMENT;
   }
