@@ -95,6 +95,7 @@ typedef struct {
   V headkeep, headval;          /* memref<Hxi8>, memref<Hxf64> */
   V proj, pq, pk, fq, fk, kmsb, kfull; /* f64 per-head precomputation */
   V pqs, pks, fqs, fks;                /* steps of the grid rows */
+  V ks32;                              /* the first stage's K steps rounded to f32, once per head */
   V orow;                       /* memref<Dxf32> */
   bool rows_task;               /* emitting a rows task (no importance outputs) */
   V blist, bn, bsplit;          /* blocked rows: their lists (i32), lengths, first key of the second half */
@@ -379,6 +380,19 @@ static V bits64(K *k, V v) {
   return em(E, "vector.extract %s[0] : i64 from vector<1xi64>", em(E, "vector.bitcast %s : vector<64xi1> to vector<1xi64>", v.s).s);
 }
 
+/* The flags [c, c + 64) as the bits of an i64. `flag` has 64 bytes of
+ * room past any list, and its readers first zero the 64 past their end
+ * (flags_end), so whole 64-byte loads need no mask. */
+static V flag_bits(K *k, V c) {
+  V zero = em(E, "arith.constant dense<0> : vector<64xi8>");
+  V f = em(E, "vector.load %s[%s] : memref<?xi8>, vector<64xi8>", k->flag.s, c.s);
+  return bits64(k, em(E, "arith.cmpi ne, %s, %s : vector<64xi8>", f.s, zero.s));
+}
+static void flags_end(K *k, V n) {
+  em_do(E, "vector.store %s, %s[%s] : memref<?xi8>, vector<64xi8>", em(E, "arith.constant dense<0> : vector<64xi8>").s,
+        k->flag.s, n.s);
+}
+
 /* Keeps the entries whose `flag` (0 or 1) is set, in order. The flags are
  * read 64 at a time as a bit mask and only the set bits are visited: a
  * selection that keeps a scattered tenth moves a tenth of the list, with
@@ -389,12 +403,9 @@ static void compact_flagged(K *k, bool carry_p) {
   V w = em_var(E, "index");
   em_set(E, w, k->c0, "index");
   V n = n_get(k);
+  flags_end(k, n);
   V c = em_for(E, k->c0, n, em_index(E, 64));
-  V mask = em(E, "vector.create_mask %s : vector<64xi1>", bin(k, "arith.subi", n, c, "index").s);
-  V zero = em(E, "arith.constant dense<0> : vector<64xi8>");
-  V f = em(E, "vector.maskedload %s[%s], %s, %s : memref<?xi8>, vector<64xi1>, vector<64xi8> into vector<64xi8>", k->flag.s,
-           c.s, mask.s, zero.s);
-  move_set_bits(k, c, bits64(k, em(E, "arith.cmpi ne, %s, %s : vector<64xi8>", f.s, zero.s)), w, carry_p);
+  move_set_bits(k, c, flag_bits(k, c), w, carry_p);
   em_end(E);
   em_set(E, k->n, em_get(E, w, "index"), "index");
 }
@@ -413,13 +424,26 @@ static V count_ge_in(K *k, V buf, V n, V t, bool f64) {
   V tb = em(E, "vector.broadcast %s : %s to %s", t.s, et, vt);
   V ninf = em(E, "arith.constant dense<%s> : %s", f64 ? "0xFFF0000000000000" : "0xFF800000", vt);
   V one = em(E, "arith.constant dense<1> : %s", it), zero = em(E, "arith.constant dense<0> : %s", it);
-  V c = em_for(E, k->c0, n, em_index(E, lanes));
-  V mask = em(E, "vector.create_mask %s : vector<%dxi1>", bin(k, "arith.subi", n, c, "index").s, lanes);
-  V x = em(E, "vector.maskedload %s[%s], %s, %s : %s, vector<%dxi1>, %s into %s", buf.s, c.s, mask.s, ninf.s, mt, lanes, vt, vt);
-  V ge = em(E, "arith.cmpf oge, %s, %s : %s", x.s, tb.s, vt);
-  em_set(E, acc, em(E, "arith.addi %s, %s : %s", em_get(E, acc, it).s,
-                    em(E, "arith.select %s, %s, %s : vector<%dxi1>, %s", ge.s, one.s, zero.s, lanes, it).s, it), it);
-  em_end(E);
+  /* whole vectors without masks (these passes are a large part of a
+   * first stage's time), then the tail */
+  V full = bin(k, "arith.andi", n, em_index(E, -(int64_t)lanes), "index");
+  for (int tail = 0; tail < 2; tail++) {
+    V c;
+    if (tail) {
+      c = full;
+      em_if(E, cmpi(k, "ult", full, n, "index"));
+    } else {
+      c = em_for(E, k->c0, full, em_index(E, lanes));
+    }
+    V x = tail ? em(E, "vector.maskedload %s[%s], %s, %s : %s, vector<%dxi1>, %s into %s", buf.s, c.s,
+                    em(E, "vector.create_mask %s : vector<%dxi1>", bin(k, "arith.subi", n, c, "index").s, lanes).s, ninf.s,
+                    mt, lanes, vt, vt)
+               : em(E, "vector.load %s[%s] : %s, %s", buf.s, c.s, mt, vt);
+    V ge = em(E, "arith.cmpf oge, %s, %s : %s", x.s, tb.s, vt);
+    em_set(E, acc, em(E, "arith.addi %s, %s : %s", em_get(E, acc, it).s,
+                      em(E, "arith.select %s, %s, %s : vector<%dxi1>, %s", ge.s, one.s, zero.s, lanes, it).s, it), it);
+    em_end(E);
+  }
   V sum = em(E, "vector.reduction <add>, %s : %s into %s", em_get(E, acc, it).s, it, ct);
   return em(E, "arith.index_castui %s : %s to index", sum.s, ct);
 }
@@ -851,7 +875,7 @@ static V count_ge32(K *k, V a, V n, V t) { return count_ge_in(k, a, n, t, false)
  * wide (a run of equal values) or a wide band leave it to the list path.
  * `a` is the pr buffer, free until softmax. */
 static void first_top_fast(K *k, SaKeep keep, V qsteps, V ksteps, V i, V handled) {
-  const char *vt = "vector<16xf32>", *v8 = "vector<8xf64>";
+  const char *vt = "vector<16xf32>";
   V S = k->S, a = k->pr;
   V kk = keep.kind == KEEP_TOP_RATIO
              ? ceil_ratio(k, keep.value, S)
@@ -862,27 +886,29 @@ static void first_top_fast(K *k, SaKeep keep, V qsteps, V ksteps, V i, V handled
   em_if(E, ok);
   /* approximations, their range, mean and spread, and whether all are finite */
   V ninf = em(E, "arith.constant dense<0xFF800000> : %s", vt);
-  V zero = em(E, "arith.constant dense<0.0> : %s", vt), zero8 = em(E, "arith.constant dense<0.0> : %s", v8);
+  V zero = em(E, "arith.constant dense<0.0> : %s", vt);
   RangeStats stats = range_stats_init(k, vt, "f32");
-  V c = em_for(E, k->c0, S, em_index(E, VL32));
-  V left = bin(k, "arith.subi", S, c, "index");
-  V mask = em(E, "vector.create_mask %s : vector<16xi1>", left.s);
-  V d = em(E, "vector.maskedload %s[%s], %s, %s : memref<?xf32>, vector<16xi1>, %s into %s", k->fsc.s, addx(k, k->fsc_off, c).s,
-           mask.s, zero.s, vt, vt);
-  V half[2];
-  for (int hf = 0; hf < 2; hf++) {
-    V l8 = hf ? bin(k, "arith.subi", bin(k, "arith.maxui", left, em_index(E, 8), "index"), em_index(E, 8), "index") : left;
-    V m8 = em(E, "vector.create_mask %s : vector<8xi1>", l8.s);
-    V st = em(E, "vector.maskedload %s[%s], %s, %s : memref<?xf64>, vector<8xi1>, %s into %s", ksteps.s, addc(k, c, 8 * hf).s,
-              m8.s, zero8.s, v8, v8);
-    half[hf] = em(E, "arith.truncf %s : %s to vector<8xf32>", st.s, v8);
+  /* whole vectors without masks, then the tail (masked lanes are 0) */
+  V full = bin(k, "arith.andi", S, em_index(E, -VL32), "index"), all = em(E, "arith.constant dense<true> : vector<16xi1>");
+  V c, mask, x;
+  for (int tail = 0; tail < 2; tail++) {
+    if (tail) {
+      c = full;
+      em_if(E, cmpi(k, "ult", full, S, "index"));
+      mask = em(E, "vector.create_mask %s : vector<16xi1>", bin(k, "arith.subi", S, c, "index").s);
+    } else {
+      c = em_for(E, k->c0, full, em_index(E, VL32));
+      mask = all;
+    }
+    V d = em(E, "vector.maskedload %s[%s], %s, %s : memref<?xf32>, vector<16xi1>, %s into %s", k->fsc.s,
+             addx(k, k->fsc_off, c).s, mask.s, zero.s, vt, vt);
+    V st = em(E, "vector.maskedload %s[%s], %s, %s : memref<?xf32>, vector<16xi1>, %s into %s", k->ks32.s, c.s, mask.s, zero.s,
+              vt, vt);
+    x = em(E, "arith.mulf %s, %s : %s", d.s, st.s, vt);
+    em_do(E, "vector.maskedstore %s[%s], %s, %s : memref<?xf32>, vector<16xi1>, %s", a.s, c.s, mask.s, x.s, vt);
+    range_stats_add(k, &stats, vt, VL32, mask, x);
+    em_end(E);
   }
-  V st = em(E, "vector.shuffle %s, %s [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15] : vector<8xf32>, vector<8xf32>",
-            half[0].s, half[1].s);
-  V x = em(E, "arith.mulf %s, %s : %s", d.s, st.s, vt);
-  em_do(E, "vector.maskedstore %s[%s], %s, %s : memref<?xf32>, vector<16xi1>, %s", a.s, c.s, mask.s, x.s, vt);
-  range_stats_add(k, &stats, vt, VL32, mask, x); /* masked lanes are 0 */
-  em_end(E);
   em_if(E, range_stats_finite(k, &stats, vt, VL32));
   V vmin = em(E, "vector.reduction <minimumf>, %s : %s into f32", em_get(E, stats.mn, vt).s, vt);
   V vmax = em(E, "vector.reduction <maximumf>, %s : %s into f32", em_get(E, stats.mx, vt).s, vt);
@@ -945,8 +971,15 @@ static void first_top_fast(K *k, SaKeep keep, V qsteps, V ksteps, V i, V handled
   em_set(E, nab, em(E, "arith.constant dense<0> : vector<16xi32>"), "vector<16xi32>");
   V over = em_var(E, "i1");
   em_set(E, over, em_int(E, 0, "i1"), "i1");
-  c = em_for(E, k->c0, S, em_index(E, VL32));
-  mask = em(E, "vector.create_mask %s : vector<16xi1>", bin(k, "arith.subi", S, c, "index").s);
+  for (int tail = 0; tail < 2; tail++) {
+  if (tail) {
+    c = full;
+    em_if(E, cmpi(k, "ult", full, S, "index"));
+    mask = em(E, "vector.create_mask %s : vector<16xi1>", bin(k, "arith.subi", S, c, "index").s);
+  } else {
+    c = em_for(E, k->c0, full, em_index(E, VL32));
+    mask = all;
+  }
   x = em(E, "vector.maskedload %s[%s], %s, %s : memref<?xf32>, vector<16xi1>, %s into %s", a.s, c.s, mask.s, ninf.s, vt, vt);
   V m = em(E, "arith.addf %s, %s : %s", em(E, "arith.mulf %s, %s : %s", em(E, "math.absf %s : %s", x.s, vt).s, rel.s, vt).s, absm.s, vt);
   V above = em(E, "arith.andi %s, %s : vector<16xi1>", mask.s,
@@ -974,6 +1007,7 @@ static void first_top_fast(K *k, SaKeep keep, V qsteps, V ksteps, V i, V handled
   }
   em_end(E);
   em_end(E);
+  }
   V nabove = em(E, "arith.index_castui %s : i32 to index",
                 em(E, "vector.reduction <add>, %s : vector<16xi32> into i32", em_get(E, nab, "vector<16xi32>").s).s);
   V nbn = em_get(E, nb, "index");
@@ -1007,12 +1041,9 @@ static void first_top_fast(K *k, SaKeep keep, V qsteps, V ksteps, V i, V handled
     /* the list: every flagged key, in order */
     V w = em_var(E, "index");
     em_set(E, w, k->c0, "index");
+    flags_end(k, S);
     c = em_for(E, k->c0, S, em_index(E, 64));
-    V m64 = em(E, "vector.create_mask %s : vector<64xi1>", bin(k, "arith.subi", S, c, "index").s);
-    V z8 = em(E, "arith.constant dense<0> : vector<64xi8>");
-    V fl = em(E, "vector.maskedload %s[%s], %s, %s : memref<?xi8>, vector<64xi1>, vector<64xi8> into vector<64xi8>", k->flag.s,
-              c.s, m64.s, z8.s);
-    V bits = bits64(k, em(E, "arith.cmpi ne, %s, %s : vector<64xi8>", fl.s, z8.s));
+    V bits = flag_bits(k, c);
     V mb = em_var(E, "i64");
     em_set(E, mb, bits, "i64");
     em_for(E, k->c0, em(E, "arith.index_castui %s : i64 to index", em(E, "math.ctpop %s : i64", bits.s).s), k->c1);
@@ -1637,12 +1668,17 @@ static void first_stage_block(K *k, V i0) {
   em_end(E);
 }
 
-/* The first stage's K grid in the micro-kernel's layout, once per head. */
+/* The first stage's K grid in the micro-kernel's layout, and its K steps
+ * in f32 for first_top_fast's approximations, once per head. */
 static void first_stage_prepare(K *k) {
   if (k->vnni)
     first_stage_bytes(k);
   else
     first_stage_transpose(k);
+  V steps = k->s->has_predict ? k->pks : k->fks; /* round 0's steps are fks's first S */
+  V j = em_for(E, k->c0, k->S, k->c1);
+  store(k, em(E, "arith.truncf %s : f64 to f32", load(k, steps, j, "memref<?xf64>").s), k->ks32, j, "memref<?xf32>");
+  em_end(E);
 }
 
 /* Opens the loops over rows [lo, hi) (lo a multiple of FS_ROWS) that score
@@ -2690,7 +2726,7 @@ static void row_scratch_alloc(K *k, RowScratch *rs, V *ok, V len) {
   k->idx = scratch(k, rs, len, "index", ok);
   k->val = scratch(k, rs, len, "f64", ok);
   k->pr = scratch(k, rs, len, "f32", ok);
-  k->flag = scratch(k, rs, len, "i8", ok);
+  k->flag = scratch(k, rs, addc(k, len, 64), "i8", ok); /* 64 past the end: flag_bits */
   k->gstart = scratch(k, rs, s->nm_m ? len : one, "index", ok);
   k->keys = scratch(k, rs, len, "i64", ok);
   k->tokkeep = scratch(k, rs, k->S, "i8", ok);
@@ -2718,6 +2754,7 @@ static void row_scratch_alloc(K *k, RowScratch *rs, V *ok, V len) {
   k->fq8 = scratch(k, rs, bytes ? mulc(k, k->S, vnni_len(fs_len)) : one, "i8", ok);
   k->fkc = scratch(k, rs, bytes ? k->fsp : one, "i32", ok);
   k->fsc = scratch(k, rs, tiled ? mulc(k, k->fsp, FS_ROWS) : one, "f32", ok);
+  k->ks32 = scratch(k, rs, tiled ? k->S : one, "f32", ok);
   k->fsc_off = (V){""};
   bool blocked = row_blocked(k);
   k->blist = scratch(k, rs, blocked ? mulc(k, k->S, RB) : one, "i32", ok);
