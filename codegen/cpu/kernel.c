@@ -956,7 +956,6 @@ static void first_top_fast(K *k, SaKeep keep, V qsteps, V ksteps, V i, V handled
   em_end(E);
   em_end(E);
   /* classify: above (kept), band (ranked exactly), the rest dropped */
-  V rel = em(E, "arith.constant dense<%.17e> : %s", APPROX_REL, vt), absm = em(E, "arith.constant dense<%.17e> : %s", APPROX_ABS, vt);
   V lo_s = em_get(E, lo, "f32"), hi_s = em_get(E, hi, "f32");
   V lo_l = bin(k, "arith.subf", lo_s, bin(k, "arith.addf", bin(k, "arith.mulf", em(E, "math.absf %s : f32", lo_s.s),
                                                                 em_float(E, APPROX_REL, "f32"), "f32"),
@@ -964,7 +963,24 @@ static void first_top_fast(K *k, SaKeep keep, V qsteps, V ksteps, V i, V handled
   V hi_u = bin(k, "arith.addf", hi_s, bin(k, "arith.addf", bin(k, "arith.mulf", em(E, "math.absf %s : f32", hi_s.s),
                                                                 em_float(E, APPROX_REL, "f32"), "f32"),
                                                            em_float(E, APPROX_ABS, "f32"), "f32"), "f32");
-  V lob = em(E, "vector.broadcast %s : f32 to %s", lo_l.s, vt), hib = em(E, "vector.broadcast %s : f32 to %s", hi_u.s, vt);
+  /* x - m(x) > hi_u and x + m(x) >= lo_l, m(x) = |x| rel + abs, as plain
+   * thresholds on x: x > t_above and x >= t_band (solved for each sign of
+   * x in f64, then moved outward by 2^-22 before rounding to f32, so that
+   * the f32 tests are never less strict than the exact ones) */
+  V one64 = em_float(E, 1.0, "f64"), r64 = em_float(E, APPROX_REL, "f64"), a64 = em_float(E, APPROX_ABS, "f64");
+  V out = em_float(E, 0x1p-22, "f64");
+  V hw = bin(k, "arith.addf", em(E, "arith.extf %s : f32 to f64", hi_u.s), a64, "f64");
+  V hpos = cmpf(k, "ogt", hw, em_float(E, 0.0, "f64"), "f64");
+  V ta = bin(k, "arith.divf", hw, sel(k, hpos, bin(k, "arith.subf", one64, r64, "f64"), bin(k, "arith.addf", one64, r64, "f64"), "f64"),
+             "f64");
+  ta = bin(k, "arith.addf", ta, bin(k, "arith.mulf", em(E, "math.absf %s : f64", ta.s), out, "f64"), "f64");
+  V lw = bin(k, "arith.subf", em(E, "arith.extf %s : f32 to f64", lo_l.s), a64, "f64");
+  V lpos = cmpf(k, "oge", lw, em_float(E, 0.0, "f64"), "f64");
+  V tb = bin(k, "arith.divf", lw, sel(k, lpos, bin(k, "arith.addf", one64, r64, "f64"), bin(k, "arith.subf", one64, r64, "f64"), "f64"),
+             "f64");
+  tb = bin(k, "arith.subf", tb, bin(k, "arith.mulf", em(E, "math.absf %s : f64", tb.s), out, "f64"), "f64");
+  V hib = em(E, "vector.broadcast %s : f32 to %s", em(E, "arith.truncf %s : f64 to f32", ta.s).s, vt);
+  V lob = em(E, "vector.broadcast %s : f32 to %s", em(E, "arith.truncf %s : f64 to f32", tb.s).s, vt);
   V bpos = em_alloca(E, 64, "index");
   V nb = em_var(E, "index"), nab = em_var(E, "vector<16xi32>");
   em_set(E, nb, k->c0, "index");
@@ -981,13 +997,11 @@ static void first_top_fast(K *k, SaKeep keep, V qsteps, V ksteps, V i, V handled
     mask = all;
   }
   x = em(E, "vector.maskedload %s[%s], %s, %s : memref<?xf32>, vector<16xi1>, %s into %s", a.s, c.s, mask.s, ninf.s, vt, vt);
-  V m = em(E, "arith.addf %s, %s : %s", em(E, "arith.mulf %s, %s : %s", em(E, "math.absf %s : %s", x.s, vt).s, rel.s, vt).s, absm.s, vt);
-  V above = em(E, "arith.andi %s, %s : vector<16xi1>", mask.s,
-               em(E, "arith.cmpf ogt, %s, %s : %s", em(E, "arith.subf %s, %s : %s", x.s, m.s, vt).s, hib.s, vt).s);
+  V above = em(E, "arith.andi %s, %s : vector<16xi1>", mask.s, em(E, "arith.cmpf ogt, %s, %s : %s", x.s, hib.s, vt).s);
   V inb = em(E, "arith.andi %s, %s : vector<16xi1>",
              em(E, "arith.andi %s, %s : vector<16xi1>", mask.s, em(E, "arith.xori %s, %s : vector<16xi1>", above.s,
                                                                      em(E, "arith.constant dense<true> : vector<16xi1>").s).s).s,
-             em(E, "arith.cmpf oge, %s, %s : %s", em(E, "arith.addf %s, %s : %s", x.s, m.s, vt).s, lob.s, vt).s);
+             em(E, "arith.cmpf oge, %s, %s : %s", x.s, lob.s, vt).s);
   em_do(E, "vector.maskedstore %s[%s], %s, %s : memref<?xi8>, vector<16xi1>, vector<16xi8>", k->flag.s, c.s, mask.s,
         em(E, "arith.extui %s : vector<16xi1> to vector<16xi8>", above.s).s);
   em_set(E, nab, em(E, "arith.addi %s, %s : vector<16xi32>", em_get(E, nab, "vector<16xi32>").s,
