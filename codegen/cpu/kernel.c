@@ -410,6 +410,21 @@ static void compact_flagged(K *k, bool carry_p) {
   em_set(E, k->n, em_get(E, w, "index"), "index");
 }
 
+/* A pass over [0, n) in vectors of `lanes` is two loops, so that the whole
+ * vectors need no mask (these passes are much of a first stage's time):
+ * tail 0 opens the loop over [0, full) with an all-true mask, tail 1 the
+ * last partial vector at full, if any, with its lanes' mask. full is n
+ * rounded down to whole vectors; close each with em_end. */
+static V lanes_open(K *k, V n, V full, int lanes, int tail, V *mask) {
+  if (!tail) {
+    *mask = em(E, "arith.constant dense<true> : vector<%dxi1>", lanes);
+    return em_for(E, k->c0, full, em_index(E, lanes));
+  }
+  em_if(E, cmpi(k, "ult", full, n, "index"));
+  *mask = em(E, "vector.create_mask %s : vector<%dxi1>", bin(k, "arith.subi", n, full, "index").s, lanes);
+  return full;
+}
+
 /* The number of the first n entries of buf (f64 in 8-lane vectors, or f32
  * in 16-lane ones) that are >= t. */
 static V count_ge_in(K *k, V buf, V n, V t, bool f64) {
@@ -424,21 +439,10 @@ static V count_ge_in(K *k, V buf, V n, V t, bool f64) {
   V tb = em(E, "vector.broadcast %s : %s to %s", t.s, et, vt);
   V ninf = em(E, "arith.constant dense<%s> : %s", f64 ? "0xFFF0000000000000" : "0xFF800000", vt);
   V one = em(E, "arith.constant dense<1> : %s", it), zero = em(E, "arith.constant dense<0> : %s", it);
-  /* whole vectors without masks (these passes are a large part of a
-   * first stage's time), then the tail */
   V full = bin(k, "arith.andi", n, em_index(E, -(int64_t)lanes), "index");
   for (int tail = 0; tail < 2; tail++) {
-    V c;
-    if (tail) {
-      c = full;
-      em_if(E, cmpi(k, "ult", full, n, "index"));
-    } else {
-      c = em_for(E, k->c0, full, em_index(E, lanes));
-    }
-    V x = tail ? em(E, "vector.maskedload %s[%s], %s, %s : %s, vector<%dxi1>, %s into %s", buf.s, c.s,
-                    em(E, "vector.create_mask %s : vector<%dxi1>", bin(k, "arith.subi", n, c, "index").s, lanes).s, ninf.s,
-                    mt, lanes, vt, vt)
-               : em(E, "vector.load %s[%s] : %s, %s", buf.s, c.s, mt, vt);
+    V mask, c = lanes_open(k, n, full, lanes, tail, &mask);
+    V x = em(E, "vector.maskedload %s[%s], %s, %s : %s, vector<%dxi1>, %s into %s", buf.s, c.s, mask.s, ninf.s, mt, lanes, vt, vt);
     V ge = em(E, "arith.cmpf oge, %s, %s : %s", x.s, tb.s, vt);
     em_set(E, acc, em(E, "arith.addi %s, %s : %s", em_get(E, acc, it).s,
                       em(E, "arith.select %s, %s, %s : vector<%dxi1>, %s", ge.s, one.s, zero.s, lanes, it).s, it), it);
@@ -888,18 +892,11 @@ static void first_top_fast(K *k, SaKeep keep, V qsteps, V ksteps, V i, V handled
   V ninf = em(E, "arith.constant dense<0xFF800000> : %s", vt);
   V zero = em(E, "arith.constant dense<0.0> : %s", vt);
   RangeStats stats = range_stats_init(k, vt, "f32");
-  /* whole vectors without masks, then the tail (masked lanes are 0) */
-  V full = bin(k, "arith.andi", S, em_index(E, -VL32), "index"), all = em(E, "arith.constant dense<true> : vector<16xi1>");
+  /* masked lanes are 0 */
+  V full = bin(k, "arith.andi", S, em_index(E, -VL32), "index");
   V c, mask, x;
   for (int tail = 0; tail < 2; tail++) {
-    if (tail) {
-      c = full;
-      em_if(E, cmpi(k, "ult", full, S, "index"));
-      mask = em(E, "vector.create_mask %s : vector<16xi1>", bin(k, "arith.subi", S, c, "index").s);
-    } else {
-      c = em_for(E, k->c0, full, em_index(E, VL32));
-      mask = all;
-    }
+    c = lanes_open(k, S, full, VL32, tail, &mask);
     V d = em(E, "vector.maskedload %s[%s], %s, %s : memref<?xf32>, vector<16xi1>, %s into %s", k->fsc.s,
              addx(k, k->fsc_off, c).s, mask.s, zero.s, vt, vt);
     V st = em(E, "vector.maskedload %s[%s], %s, %s : memref<?xf32>, vector<16xi1>, %s into %s", k->ks32.s, c.s, mask.s, zero.s,
@@ -988,39 +985,32 @@ static void first_top_fast(K *k, SaKeep keep, V qsteps, V ksteps, V i, V handled
   V over = em_var(E, "i1");
   em_set(E, over, em_int(E, 0, "i1"), "i1");
   for (int tail = 0; tail < 2; tail++) {
-  if (tail) {
-    c = full;
-    em_if(E, cmpi(k, "ult", full, S, "index"));
-    mask = em(E, "vector.create_mask %s : vector<16xi1>", bin(k, "arith.subi", S, c, "index").s);
-  } else {
-    c = em_for(E, k->c0, full, em_index(E, VL32));
-    mask = all;
-  }
-  x = em(E, "vector.maskedload %s[%s], %s, %s : memref<?xf32>, vector<16xi1>, %s into %s", a.s, c.s, mask.s, ninf.s, vt, vt);
-  V above = em(E, "arith.andi %s, %s : vector<16xi1>", mask.s, em(E, "arith.cmpf ogt, %s, %s : %s", x.s, hib.s, vt).s);
-  V inb = em(E, "arith.andi %s, %s : vector<16xi1>",
-             em(E, "arith.andi %s, %s : vector<16xi1>", mask.s, em(E, "arith.xori %s, %s : vector<16xi1>", above.s,
-                                                                     em(E, "arith.constant dense<true> : vector<16xi1>").s).s).s,
-             em(E, "arith.cmpf oge, %s, %s : %s", x.s, lob.s, vt).s);
-  em_do(E, "vector.maskedstore %s[%s], %s, %s : memref<?xi8>, vector<16xi1>, vector<16xi8>", k->flag.s, c.s, mask.s,
-        em(E, "arith.extui %s : vector<16xi1> to vector<16xi8>", above.s).s);
-  em_set(E, nab, em(E, "arith.addi %s, %s : vector<16xi32>", em_get(E, nab, "vector<16xi32>").s,
-                    em(E, "arith.extui %s : vector<16xi1> to vector<16xi32>", above.s).s), "vector<16xi32>");
-  em_if(E, em(E, "vector.reduction <or>, %s : vector<16xi1> into i1", inb.s));
-  for (int lane = 0; lane < VL32; lane++) {
-    em_if(E, em(E, "vector.extract %s[%d] : i1 from vector<16xi1>", inb.s, lane));
-    V nbv = em_get(E, nb, "index");
-    V room = cmpi(k, "ult", nbv, em_index(E, 64), "index");
-    em_if(E, room);
-    store(k, addc(k, c, lane), bpos, nbv, "memref<64xindex>");
-    em_set(E, nb, addc(k, nbv, 1), "index");
-    em_else(E);
-    em_set(E, over, em_int(E, 1, "i1"), "i1");
+    c = lanes_open(k, S, full, VL32, tail, &mask);
+    x = em(E, "vector.maskedload %s[%s], %s, %s : memref<?xf32>, vector<16xi1>, %s into %s", a.s, c.s, mask.s, ninf.s, vt, vt);
+    V above = em(E, "arith.andi %s, %s : vector<16xi1>", mask.s, em(E, "arith.cmpf ogt, %s, %s : %s", x.s, hib.s, vt).s);
+    V inb = em(E, "arith.andi %s, %s : vector<16xi1>",
+               em(E, "arith.andi %s, %s : vector<16xi1>", mask.s, em(E, "arith.xori %s, %s : vector<16xi1>", above.s,
+                                                                       em(E, "arith.constant dense<true> : vector<16xi1>").s).s).s,
+               em(E, "arith.cmpf oge, %s, %s : %s", x.s, lob.s, vt).s);
+    em_do(E, "vector.maskedstore %s[%s], %s, %s : memref<?xi8>, vector<16xi1>, vector<16xi8>", k->flag.s, c.s, mask.s,
+          em(E, "arith.extui %s : vector<16xi1> to vector<16xi8>", above.s).s);
+    em_set(E, nab, em(E, "arith.addi %s, %s : vector<16xi32>", em_get(E, nab, "vector<16xi32>").s,
+                      em(E, "arith.extui %s : vector<16xi1> to vector<16xi32>", above.s).s), "vector<16xi32>");
+    em_if(E, em(E, "vector.reduction <or>, %s : vector<16xi1> into i1", inb.s));
+    for (int lane = 0; lane < VL32; lane++) {
+      em_if(E, em(E, "vector.extract %s[%d] : i1 from vector<16xi1>", inb.s, lane));
+      V nbv = em_get(E, nb, "index");
+      V room = cmpi(k, "ult", nbv, em_index(E, 64), "index");
+      em_if(E, room);
+      store(k, addc(k, c, lane), bpos, nbv, "memref<64xindex>");
+      em_set(E, nb, addc(k, nbv, 1), "index");
+      em_else(E);
+      em_set(E, over, em_int(E, 1, "i1"), "i1");
+      em_end(E);
+      em_end(E);
+    }
     em_end(E);
     em_end(E);
-  }
-  em_end(E);
-  em_end(E);
   }
   V nabove = em(E, "arith.index_castui %s : i32 to index",
                 em(E, "vector.reduction <add>, %s : vector<16xi32> into i32", em_get(E, nab, "vector<16xi32>").s).s);
