@@ -6,7 +6,8 @@ sliding window (SDPA has no native form of it, so it computes every score);
 FlexAttention (torch.compile on the CPU) with a block mask for causal and
 the window, which skips masked blocks. fp32, batch 1, 16 heads, head_dim 64.
 Writes JSON lines: impl, pattern, seq, threads, median/min/max ms.
-usage: torch_sdpa.py OUT.json SEQ,SEQ,... THREADS,THREADS,... [REPS]"""
+usage: torch_sdpa.py OUT.json SEQ,SEQ,... THREADS,THREADS,... [REPS [IMPL:PATTERN,...]]
+(the last argument keeps only those cases, e.g. torch-sdpa:dense)"""
 import json
 import statistics
 import sys
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 
 out_path, seqs, threads = sys.argv[1], [int(x) for x in sys.argv[2].split(",")], [int(x) for x in sys.argv[3].split(",")]
 reps = int(sys.argv[4]) if len(sys.argv) > 4 else 5
+only = set(sys.argv[5].split(",")) if len(sys.argv) > 5 else None
 H, D, W = 16, 64, 512
 
 try:
@@ -51,7 +53,7 @@ for S in seqs:
     cases = [("torch-sdpa", "dense", lambda: F.scaled_dot_product_attention(q, k, v)),
              ("torch-sdpa", "causal", lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True)),
              ("torch-sdpa", "window 512", lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=window))]
-    if have_flex:
+    if have_flex and (only is None or any(c.startswith("torch-flex:") for c in only)):
         flex = torch.compile(flex_attention, dynamic=False)
         causal_bm = create_block_mask(lambda b, h, qi, ki: qi >= ki, None, None, S, S, device="cpu")
         window_bm = create_block_mask(lambda b, h, qi, ki: (qi - ki).abs() <= W // 2, None, None, S, S, device="cpu")
@@ -61,6 +63,8 @@ for S in seqs:
     for thr in threads:
         torch.set_num_threads(thr)
         for impl, pattern, fn in cases:
+            if only is not None and f"{impl}:{pattern}" not in only:
+                continue
             with torch.no_grad():
                 try:
                     med, lo, hi = timed(fn)
