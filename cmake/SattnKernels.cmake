@@ -1,21 +1,27 @@
-# sattn_add_kernels(<name> SPECS <file.sattn>... [TARGETS cpu accel]
-#                   [CPU <llvm-cpu>] [ACCEL_SEQ <n>] [ACCEL_CONFIG <file>])
+# sattn_add_kernels(<name> SPECS <file.sattn>... [TARGETS cpu accel cuda]
+#                   [CPU <llvm-cpu>] [ACCEL_SEQ <n>] [ACCEL_CONFIG <file>]
+#                   [CUDA_ARCH <sm_XX>])
 #
 # Compiles attention specs at build time into a static library <name>, with
 # a header <name>.h that declares everything in it (one header per spec file
 # and target, as `sattnc --emit=header` writes them).
 #
 #   SPECS    .sattn files, relative to the current source directory or absolute
-#   TARGETS  back ends: cpu (CPU kernels, the default) and accel (accelerator
+#   TARGETS  back ends: cpu (CPU kernels, the default), accel (accelerator
 #            streams embedded as `const unsigned char NAME_sacc[]` and
-#            `NAME_sacc_size`, for sa_accel_load). Naming another (cuda) is an
-#            error at configure time.
+#            `NAME_sacc_size`, for sa_accel_load) and cuda (each kernel's PTX
+#            embedded as `const char NAME_ptx[]` and `NAME_ptx_size`, for
+#            sa_cuda_module_load, with its launch contract `NAME_cuda`; no
+#            CUDA toolkit is needed to build). Naming another is an error at
+#            configure time.
 #   CPU      the LLVM CPU the objects are tuned for: x86-64, x86-64-v3,
 #            haswell, skylake-avx512, znver4, ... (default: x86-64-v3, which
 #            runs on any AVX2 machine; native tunes for the build machine)
 #   ACCEL_SEQ     the sequence length streams are scheduled for when a spec
 #                 leaves it open (seq=?)
 #   ACCEL_CONFIG  the accelerator's hardware configuration (default: sattn's)
+#   CUDA_ARCH     the GPU the PTX is for: sm_80 (default), sm_86, sm_89, sm_90,
+#                 sm_90a (the driver compiles PTX for newer GPUs too)
 #
 # Each spec is one build step with its spec file and sattnc as inputs and
 # its object and header as outputs, so make and ninja rebuild only the specs
@@ -24,7 +30,7 @@
 include_guard(GLOBAL)
 
 function(sattn_add_kernels name)
-  cmake_parse_arguments(PARSE_ARGV 1 ARG "" "CPU;ACCEL_SEQ;ACCEL_CONFIG" "SPECS;TARGETS")
+  cmake_parse_arguments(PARSE_ARGV 1 ARG "" "CPU;ACCEL_SEQ;ACCEL_CONFIG;CUDA_ARCH" "SPECS;TARGETS")
   if(ARG_UNPARSED_ARGUMENTS)
     message(FATAL_ERROR "sattn_add_kernels(${name}): unknown arguments: ${ARG_UNPARSED_ARGUMENTS}")
   endif()
@@ -35,9 +41,9 @@ function(sattn_add_kernels name)
     set(ARG_TARGETS cpu)
   endif()
   foreach(t IN LISTS ARG_TARGETS)
-    if(NOT t STREQUAL "cpu" AND NOT t STREQUAL "accel")
+    if(NOT t STREQUAL "cpu" AND NOT t STREQUAL "accel" AND NOT t STREQUAL "cuda")
       message(FATAL_ERROR "sattn_add_kernels(${name}): target '${t}' is not supported by this sattn "
-                          "(it compiles for: cpu, accel)")
+                          "(it compiles for: cpu, accel, cuda)")
     endif()
   endforeach()
   set(accel_args "")
@@ -52,6 +58,9 @@ function(sattn_add_kernels name)
   endif()
   if(NOT ARG_CPU)
     set(ARG_CPU x86-64-v3)
+  endif()
+  if(NOT ARG_CUDA_ARCH)
+    set(ARG_CUDA_ARCH sm_80)
   endif()
 
   set(out ${CMAKE_CURRENT_BINARY_DIR}/sattn_kernels/${name})
@@ -100,6 +109,23 @@ function(sattn_add_kernels name)
       list(APPEND objects ${src})
       list(APPEND headers ${hdr})
       string(APPEND includes "#include \"${stem}_accel.h\"\n")
+    endif()
+    if("cuda" IN_LIST ARG_TARGETS)
+      set(src ${out}/${stem}_cuda.c)
+      set(hdr ${out}/${stem}_cuda.h)
+      add_custom_command(OUTPUT ${src}
+        COMMAND sattn::sattnc ${abs} --target=cuda --arch=${ARG_CUDA_ARCH} --emit=ptx-c -o ${src}
+        DEPENDS ${abs} sattn::sattnc
+        COMMENT "sattnc: PTX of ${spec} for ${ARG_CUDA_ARCH}"
+        VERBATIM)
+      add_custom_command(OUTPUT ${hdr}
+        COMMAND sattn::sattnc ${abs} --target=cuda --arch=${ARG_CUDA_ARCH} --emit=header -o ${hdr}
+        DEPENDS ${abs} sattn::sattnc
+        COMMENT "sattnc: launch contracts of ${spec}"
+        VERBATIM)
+      list(APPEND objects ${src})
+      list(APPEND headers ${hdr})
+      string(APPEND includes "#include \"${stem}_cuda.h\"\n")
     endif()
   endforeach()
 

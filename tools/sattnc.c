@@ -19,6 +19,7 @@
  *                       the nvvm and llvm dialects (--target=cuda)
  *   ptx, cubin          PTX from LLVM's NVPTX back end for --arch, and
  *                       ptxas's cubin of it (--target=cuda; docs/cuda.md)
+ *   ptx-c               a C source embedding each kernel's PTX (with header)
  * Exit status: 0 on success, 1 on a user error (with a located message),
  * 2 on bad usage. */
 #include <stdio.h>
@@ -34,9 +35,11 @@ static void usage(FILE *f) {
         "  FILE            a .sattn spec file, or - for standard input\n"
         "  --emit=KIND     tokens | ast | mlir (default) | mlir-canonical | mlir-cpu |\n"
         "                  mlir-llvm | llvm | asm | obj | header | mask-svg | mask-png |\n"
-        "                  mlir-accel | accel | accel-asm | accel-c | mlir-cuda | ptx | cubin\n"
+        "                  mlir-accel | accel | accel-asm | accel-c | mlir-cuda | ptx | cubin |\n"
+        "                  ptx-c\n"
         "  --target=T      cpu (default: mlir-cpu to obj, header), accel (mlir-accel, accel,\n"
-        "                  accel-asm, accel-c, header) or cuda (mlir-cuda, ptx, cubin, header)\n"
+        "                  accel-asm, accel-c, header) or cuda (mlir-cuda, ptx, cubin, ptx-c,\n"
+        "                  header)\n"
         "  --arch=SM       the GPU of --target=cuda: sm_80 (default), sm_86, sm_89, sm_90, sm_90a\n"
         "  --cuda-path DIR the CUDA toolkit whose ptxas makes cubins (default: $CUDA_HOME,\n"
         "                  then /usr/local/cuda)\n"

@@ -5,15 +5,18 @@
  * kernel against a direct double-precision loop over the same pattern, and
  * runs the N:M kernel on fp16 data; then it runs the causal window's
  * accelerator stream (embedded in the library as data) on the machine model
- * with the same inputs. No compiler is involved at run time. */
+ * with the same inputs, and its PTX (embedded too) on a GPU when the
+ * machine has a CUDA driver. No compiler is involved at run time. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "attention_cuda.h"
 #include "attention_kernels.h"
 #include "sattn/accel.h"
 #include "sattn/cpu.h"
+#include "sattn/cuda.h"
 
 /* Deterministic inputs in [-1, 1). */
 static float next_input(uint64_t *s) {
@@ -107,6 +110,53 @@ int main(void) {
   rc |= as != SA_OK || adiff >= 1e-4;
   sa_accel_free(prog);
   free(ao);
+
+  /* the same layer on a GPU, from the embedded PTX (tf32 tensor cores for
+   * fp32 inputs: about 1e-3 from the CPU kernel); skipped without a driver */
+  SaCuda *cu = NULL;
+  SaCudaModule *cm = NULL;
+  SaCudaPtr dq = 0, dk = 0, dv = 0, dout = 0;
+  float *go = malloc(nq * 4);
+  SaStatus cs = go ? sa_cuda_open(0, &cu, err, sizeof err) : SA_ERR_OUT_OF_MEMORY;
+  if (cs == SA_ERR_UNSUPPORTED) {
+    printf("decoder_local on CUDA: skipped (%s)\n", err);
+  } else {
+    if (cs == SA_OK)
+      cs = sa_cuda_module_load(cu, decoder_local_ptx, decoder_local_ptx_size, &cm, err, sizeof err);
+    if (cs == SA_OK)
+      cs = sa_cuda_alloc(cu, nq * 4, &dq, err, sizeof err);
+    if (cs == SA_OK)
+      cs = sa_cuda_alloc(cu, nkv * 4, &dk, err, sizeof err);
+    if (cs == SA_OK)
+      cs = sa_cuda_alloc(cu, nkv * 4, &dv, err, sizeof err);
+    if (cs == SA_OK)
+      cs = sa_cuda_alloc(cu, nq * 4, &dout, err, sizeof err);
+    if (cs == SA_OK)
+      cs = sa_cuda_upload(cu, dq, q, nq * 4, err, sizeof err);
+    if (cs == SA_OK)
+      cs = sa_cuda_upload(cu, dk, k, nkv * 4, err, sizeof err);
+    if (cs == SA_OK)
+      cs = sa_cuda_upload(cu, dv, v, nkv * 4, err, sizeof err);
+    if (cs == SA_OK)
+      cs = sa_cuda_launch(cm, &decoder_local_cuda, dq, dk, dv, dout, 1, S, err, sizeof err);
+    if (cs == SA_OK)
+      cs = sa_cuda_sync(cu, err, sizeof err);
+    if (cs == SA_OK)
+      cs = sa_cuda_download(cu, go, dout, nq * 4, err, sizeof err);
+    double gdiff = 0;
+    for (size_t i = 0; cs == SA_OK && i < nq; i++)
+      gdiff = fmax(gdiff, fabs((double)go[i] - o[i]));
+    if (cs == SA_OK)
+      printf("decoder_local on CUDA: largest difference from the CPU kernel %.1e: %s\n", gdiff,
+             gdiff < 1e-2 ? "ok" : "MISMATCH");
+    else
+      printf("decoder_local on CUDA: %s: %s\n", sa_status_name(cs), err);
+    rc |= cs != SA_OK || gdiff >= 1e-2;
+  }
+  sa_cuda_free(cu, dq), sa_cuda_free(cu, dk), sa_cuda_free(cu, dv), sa_cuda_free(cu, dout);
+  sa_cuda_module_unload(cm);
+  sa_cuda_close(cu);
+  free(go);
 
   /* the fp16 N:M kernel: fixed shape */
   size_t n = (size_t)(ENCODER_NM_BATCH * ENCODER_NM_HEADS * ENCODER_NM_SEQ * ENCODER_NM_HEAD_DIM);

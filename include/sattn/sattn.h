@@ -157,9 +157,11 @@ typedef enum {
  * cpu target; mlir-accel, accel, accel-asm and accel-c (the scheduled
  * programs in the saccel dialect, a .sacc stream, its listing, and a C
  * source that embeds the streams of every selected spec) the accel target;
- * mlir-cuda, ptx and cubin (the kernels as a gpu.module, as PTX, assembled
- * by ptxas) the cuda target; a header declares the cpu kernels, the
- * embedded streams or the CUDA kernels' launch contracts (sattn/cuda.h). */
+ * mlir-cuda, ptx, cubin and ptx-c (the kernels as a gpu.module, as PTX,
+ * assembled by ptxas, and a C source that embeds each selected spec's PTX
+ * as NAME_ptx and NAME_ptx_size) the cuda target; a header declares the
+ * cpu kernels, the embedded streams or the CUDA kernels' launch contracts
+ * (sattn/cuda.h) and embedded PTX. */
 #define SATTN_ARTIFACTS(X)                                  \
   X(SATTN_ARTIFACT_TOKENS, "tokens", 0)                     \
   X(SATTN_ARTIFACT_AST, "ast", 0)                           \
@@ -179,7 +181,8 @@ typedef enum {
   X(SATTN_ARTIFACT_MLIR_ACCEL, "mlir-accel", 0)             \
   X(SATTN_ARTIFACT_MLIR_CUDA, "mlir-cuda", 0)               \
   X(SATTN_ARTIFACT_PTX, "ptx", 0)                           \
-  X(SATTN_ARTIFACT_CUBIN, "cubin", 1)
+  X(SATTN_ARTIFACT_CUBIN, "cubin", 1)                       \
+  X(SATTN_ARTIFACT_PTX_C, "ptx-c", 0)
 
 typedef enum {
 #define X(e, s, b) e,

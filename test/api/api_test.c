@@ -137,7 +137,8 @@ static void test_artifacts(void) {
     SattnArtifact *a = NULL;
     bool accel = k == SATTN_ARTIFACT_ACCEL || k == SATTN_ARTIFACT_ACCEL_ASM || k == SATTN_ARTIFACT_ACCEL_C ||
                  k == SATTN_ARTIFACT_MLIR_ACCEL;
-    bool cuda = k == SATTN_ARTIFACT_MLIR_CUDA || k == SATTN_ARTIFACT_PTX || k == SATTN_ARTIFACT_CUBIN;
+    bool cuda = k == SATTN_ARTIFACT_MLIR_CUDA || k == SATTN_ARTIFACT_PTX || k == SATTN_ARTIFACT_CUBIN ||
+                k == SATTN_ARTIFACT_PTX_C;
     if (k == SATTN_ARTIFACT_CUBIN && access("/usr/local/cuda/bin/ptxas", X_OK) != 0 && !getenv("CUDA_HOME")) {
       printf("artifact cubin: skipped (no CUDA toolkit)\n");
       continue;

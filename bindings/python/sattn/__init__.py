@@ -308,13 +308,13 @@ class Module:
     def emit(self, kind, kernel=None, cpu=None, seq=0, seed=1, target=None, accel_config=None, arch=None):
         """One artifact (sattn.ARTIFACTS: 'mlir', 'llvm', 'asm', 'obj', 'header', 'accel', 'ptx', ...): str, or
         bytes for binary kinds. cpu: an LLVM CPU name for llvm/asm/obj (default: this machine). target: 'cpu',
-        'accel' or 'cuda' (default: accel for the accel kinds, cuda for mlir-cuda, ptx and cubin).
+        'accel' or 'cuda' (default: accel for the accel kinds, cuda for mlir-cuda, ptx, cubin and ptx-c).
         accel_config: a hardware configuration's text. arch: the CUDA chip (default sm_80)."""
         k = _lib.sattn_artifact_kind_parse(kind.encode())
         if k < 0:
             raise ValueError("unknown artifact kind %r (one of %s)" % (kind, ", ".join(ARTIFACTS)))
         target = target or ("accel" if kind.startswith("accel") or kind == "mlir-accel"
-                            else "cuda" if kind in ("mlir-cuda", "ptx", "cubin") else "cpu")
+                            else "cuda" if kind in ("mlir-cuda", "ptx", "cubin", "ptx-c") else "cpu")
         art = P()
         opt = _options(kernel, cpu, seq, seed, target, accel_config, arch)
         self._ctx.check(_lib.sattn_emit(self._handle, k, ctypes.byref(opt), ctypes.byref(art)), "emit " + kind)
