@@ -1,16 +1,18 @@
-"""PyTorch baselines on the GPU for bench/gpu/specs.sattn: scaled_dot_product_attention (flash backend) for
-dense and causal, FlexAttention with an equivalent BlockMask for every pattern it can express. fp16,
-batch 1 x 32 heads, timed with CUDA events (median of 20 after warm-up)."""
+"""PyTorch baselines on the GPU for bench/gpu/specs.sattn: scaled_dot_product_attention (flash backend for fp16;
+for fp32, whichever backend SDPA picks, with TF32 matmuls allowed as our kernels use them) for dense and causal,
+FlexAttention with an equivalent BlockMask for every pattern it can express. Batch 1 x 32 heads, timed with CUDA
+events (median of 20 after warm-up)."""
 import argparse
 import json
 
 import torch
 import torch.nn.functional as F
 
-PATTERNS = {  # kernel name: (head_dim, kind, window radius)
-    "dense_d64": (64, "dense", 0), "dense_d128": (128, "dense", 0),
-    "causal_d64": (64, "causal", 0), "causal_d128": (128, "causal", 0),
-    "window1024_d64": (64, "window", 512), "window1024_d128": (128, "window", 512),
+PATTERNS = {  # kernel name: (head_dim, kind, window radius, input type)
+    "dense_d64": (64, "dense", 0, "fp16"), "dense_d128": (128, "dense", 0, "fp16"),
+    "causal_d64": (64, "causal", 0, "fp16"), "causal_d128": (128, "causal", 0, "fp16"),
+    "window1024_d64": (64, "window", 512, "fp16"), "window1024_d128": (128, "window", 512, "fp16"),
+    "dense_d64_f32": (64, "dense", 0, "fp32"), "causal_d64_f32": (64, "causal", 0, "fp32"),
 }
 
 
@@ -40,14 +42,21 @@ def main():
         flex = torch.compile(flex_attention)
     except Exception as e:  # an older torch: no FlexAttention
         flex, why = None, str(e)
-    for name, (d, kind, radius) in PATTERNS.items():
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    for name, (d, kind, radius, ty) in PATTERNS.items():
+        dtype = torch.float16 if ty == "fp16" else torch.float32
         for s in map(int, args.seqs.split(",")):
-            q, k, v = (torch.randn(1, 32, s, d, device="cuda", dtype=torch.float16) for _ in range(3))
+            q, k, v = (torch.randn(1, 32, s, d, device="cuda", dtype=dtype) for _ in range(3))
             if kind in ("dense", "causal"):
                 from torch.nn.attention import SDPBackend, sdpa_kernel
-                with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+                if ty == "fp16":
+                    with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+                        ms = timed(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=kind == "causal"))
+                    runs.append({"kernel": name, "seq": s, "impl": "sdpa_flash", "ms": ms})
+                else:  # flash has no fp32: the backend SDPA picks
                     ms = timed(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=kind == "causal"))
-                runs.append({"kernel": name, "seq": s, "impl": "sdpa_flash", "ms": ms})
+                    runs.append({"kernel": name, "seq": s, "impl": "sdpa", "ms": ms})
             if flex is not None:
                 def mod(b, h, qi, ki, kind=kind, radius=radius):
                     if kind == "causal":
