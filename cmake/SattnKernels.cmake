@@ -10,7 +10,7 @@
 #   TARGETS  back ends: cpu (CPU kernels, the default), accel (accelerator
 #            streams embedded as `const unsigned char NAME_sacc[]` and
 #            `NAME_sacc_size`, for sa_accel_load) and cuda (each kernel's PTX
-#            embedded as `const char NAME_ptx[]` and `NAME_ptx_size`, for
+#            embedded as `const unsigned char NAME_ptx[]` and `NAME_ptx_size`, for
 #            sa_cuda_module_load, with its launch contract `NAME_cuda`; no
 #            CUDA toolkit is needed to build). Naming another is an error at
 #            configure time.

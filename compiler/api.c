@@ -584,7 +584,7 @@ static SaStatus write_cuda(SattnModule *m, SattnArtifactKind k, const SattnOptio
 }
 
 /* ptx-c: each selected spec's kernel as a module of its own, its PTX
- * embedded as `const char NAME_ptx[]` (NUL-terminated) and
+ * embedded as `const unsigned char NAME_ptx[]` (NUL-terminated) and
  * `const size_t NAME_ptx_size` (with the NUL), for sa_cuda_module_load;
  * the cuda header declares them beside the launch contracts. */
 static SaStatus write_cuda_embedded(SattnModule *m, const SattnOptions *o, const SaSpec *const *specs, int n, FILE *f) {
@@ -604,9 +604,10 @@ static SaStatus write_cuda_embedded(SattnModule *m, const SattnOptions *o, const
       free(ptx);
       return st;
     }
-    fprintf(f, "\nconst size_t %s_ptx_size = %zu;\nconst char %s_ptx[] = {", specs[i]->name, len + 1, specs[i]->name);
+    fprintf(f, "\nconst size_t %s_ptx_size = %zu;\nconst unsigned char %s_ptx[] = {", specs[i]->name, len + 1,
+            specs[i]->name);
     for (size_t b = 0; b <= len; b++) /* the NUL too */
-      fprintf(f, "%s%d,", b % 24 ? "" : "\n  ", b < len ? (int)(unsigned char)ptx[b] : 0);
+      fprintf(f, "%s%u,", b % 24 ? "" : "\n  ", b < len ? (unsigned)(unsigned char)ptx[b] : 0u);
     fputs("\n};\n", f);
     free(ptx);
   }

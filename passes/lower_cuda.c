@@ -59,7 +59,9 @@ static bool lower_func(MlirOperation func, void *ud) {
   char *text = kernel ? malloc(sizeof head + strlen(kernel) + 4) : NULL;
   if (!text) {
     free(kernel);
-    plan_error(&r, func, "out of memory while generating the kernel");
+    plan_error(&r, func, kernel ? "out of memory while generating the kernel"
+                                : "internal error: the kernel generator failed (out of memory, or its tile sizes "
+                                  "disagree with the launch contract, sa_cuda_describe)");
     return false;
   }
   sprintf(text, "%s%s}\n", head, kernel);

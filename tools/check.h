@@ -34,7 +34,7 @@ double chk_logit_bound(const SaSpec *s, const float *q, size_t nq, const float *
 /* Widens rel and abs_rel for the CUDA kernels' roundings (docs/cuda.md):
  * P is rounded to the input type (tf32 for fp32 inputs) for the P V mma;
  * fp32 inputs are rounded to tf32, which moves V by 2^-11 relative and a
- * logit by up to 2^-10 of logit_bound. */
+ * logit by up to 2^-10 of logit_bound (a weight by up to twice that). */
 void chk_cuda_widen(const SaSpec *s, double logit_bound, double *rel, double *abs_rel);
 
 #endif

@@ -180,7 +180,7 @@ void cg_cuda_header(FILE *f, const SaSpec *const *specs, int n, const char *arch
             k.layout == LAYOUT_BHSD ? "LAYOUT_BHSD" : "LAYOUT_BSHD",
             k.storage == DT_FP16 ? "DT_FP16" : k.storage == DT_BF16 ? "DT_BF16" : "DT_FP32",
             k.output == DT_FP16 ? "DT_FP16" : k.output == DT_BF16 ? "DT_BF16" : "DT_FP32", arch);
-    fprintf(f, "/* its PTX, when embedded by --emit=ptx-c */\nextern const char %s_ptx[];\nextern const size_t %s_ptx_size;\n",
+    fprintf(f, "/* its PTX, when embedded by --emit=ptx-c */\nextern const unsigned char %s_ptx[];\nextern const size_t %s_ptx_size;\n",
             k.name, k.name);
   }
 }
