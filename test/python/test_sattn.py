@@ -105,6 +105,16 @@ class SattnTest(unittest.TestCase):
         self.assertIn("int32_t local(const float *q", m.emit("header"))
         self.assertTrue(m.emit("mask-svg", kernel="local", seq=64).startswith("<svg"))
 
+    def test_cuda_artifacts(self):
+        # fp32 inputs go through tf32 tensor cores; the kinds imply target="cuda"
+        m = sattn.compile(SPECS)
+        ptx = m.emit("ptx", kernel="local", arch="sm_90a")
+        self.assertIn(".target sm_90a", ptx)
+        self.assertIn("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32", ptx)
+        embedded = m.emit("ptx-c", kernel="local")
+        self.assertIn("const size_t local_ptx_size = ", embedded)
+        self.assertIn("extern const unsigned char local_ptx[];", m.emit("header", kernel="local", target="cuda"))
+
     def test_errors_have_locations(self):
         with self.assertRaises(sattn.Error) as e:
             sattn.compile("attention a {\n  shape heads=3 kv_heads=2 seq=8 head_dim=16\n  pattern dense\n}\n", "a.sattn")
