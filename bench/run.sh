@@ -3,7 +3,8 @@
 # loop and (when it can be installed from PyPI) PyTorch's CPU SDPA and
 # FlexAttention, in one run, on this machine. Installs what it needs
 # (scripts/deps.sh bench; torch into .venv-bench), builds, and writes
-# bench/results/cpu.json, torch-cpu.json, cpu.txt and cpu-time.svg.
+# bench/results/cpu.json, torch-cpu.json, cpu.txt and cpu-time.svg, then
+# bench/ratio_check.sh's alternated rounds into ratio-check.txt.
 # usage: bench/run.sh [--quick]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,3 +38,5 @@ if .venv-bench/bin/python -c "import torch" 2>/dev/null; then
   .venv-bench/bin/python bench/torch_sdpa.py "$out/torch-cpu.json" "$seqs" 1,2 "$reps" | tee -a "$out/cpu.txt"
 fi
 python3 bench/plot_bench.py "$out"
+# the seq-4096 ratios again, in alternated rounds that the machine's drift does not bias
+if [ "${1:-}" != --quick ]; then bench/ratio_check.sh 3; fi
