@@ -62,6 +62,14 @@ function(sattn_add_kernels name)
   if(NOT ARG_CUDA_ARCH)
     set(ARG_CUDA_ARCH sm_80)
   endif()
+  # per embedding target: sattnc's arguments, the C artifact, extra inputs, what it is
+  set(accel_args --target=accel ${accel_args})
+  set(accel_c accel-c)
+  set(accel_what "accelerator streams")
+  set(cuda_args --target=cuda --arch=${ARG_CUDA_ARCH})
+  set(cuda_c ptx-c)
+  set(cuda_deps "")
+  set(cuda_what "PTX for ${ARG_CUDA_ARCH}")
 
   set(out ${CMAKE_CURRENT_BINARY_DIR}/sattn_kernels/${name})
   file(MAKE_DIRECTORY ${out})
@@ -93,40 +101,27 @@ function(sattn_add_kernels name)
       list(APPEND headers ${hdr})
       string(APPEND includes "#include \"${stem}.h\"\n")
     endif()
-    if("accel" IN_LIST ARG_TARGETS)
-      set(src ${out}/${stem}_accel.c)
-      set(hdr ${out}/${stem}_accel.h)
+    # accel and cuda embed their artifacts as data in a generated C source
+    foreach(t accel cuda)
+      if(NOT t IN_LIST ARG_TARGETS)
+        continue()
+      endif()
+      set(src ${out}/${stem}_${t}.c)
+      set(hdr ${out}/${stem}_${t}.h)
       add_custom_command(OUTPUT ${src}
-        COMMAND sattn::sattnc ${abs} --target=accel --emit=accel-c ${accel_args} -o ${src}
-        DEPENDS ${abs} sattn::sattnc ${accel_deps}
-        COMMENT "sattnc: accelerator streams of ${spec}"
+        COMMAND sattn::sattnc ${abs} ${${t}_args} --emit=${${t}_c} -o ${src}
+        DEPENDS ${abs} sattn::sattnc ${${t}_deps}
+        COMMENT "sattnc: ${${t}_what} of ${spec}"
         VERBATIM)
       add_custom_command(OUTPUT ${hdr}
-        COMMAND sattn::sattnc ${abs} --target=accel --emit=header ${accel_args} -o ${hdr}
-        DEPENDS ${abs} sattn::sattnc ${accel_deps}
-        COMMENT "sattnc: header of ${spec}'s streams"
+        COMMAND sattn::sattnc ${abs} ${${t}_args} --emit=header -o ${hdr}
+        DEPENDS ${abs} sattn::sattnc ${${t}_deps}
+        COMMENT "sattnc: header of ${spec}'s ${${t}_what}"
         VERBATIM)
       list(APPEND objects ${src})
       list(APPEND headers ${hdr})
-      string(APPEND includes "#include \"${stem}_accel.h\"\n")
-    endif()
-    if("cuda" IN_LIST ARG_TARGETS)
-      set(src ${out}/${stem}_cuda.c)
-      set(hdr ${out}/${stem}_cuda.h)
-      add_custom_command(OUTPUT ${src}
-        COMMAND sattn::sattnc ${abs} --target=cuda --arch=${ARG_CUDA_ARCH} --emit=ptx-c -o ${src}
-        DEPENDS ${abs} sattn::sattnc
-        COMMENT "sattnc: PTX of ${spec} for ${ARG_CUDA_ARCH}"
-        VERBATIM)
-      add_custom_command(OUTPUT ${hdr}
-        COMMAND sattn::sattnc ${abs} --target=cuda --arch=${ARG_CUDA_ARCH} --emit=header -o ${hdr}
-        DEPENDS ${abs} sattn::sattnc
-        COMMENT "sattnc: launch contracts of ${spec}"
-        VERBATIM)
-      list(APPEND objects ${src})
-      list(APPEND headers ${hdr})
-      string(APPEND includes "#include \"${stem}_cuda.h\"\n")
-    endif()
+      string(APPEND includes "#include \"${stem}_${t}.h\"\n")
+    endforeach()
   endforeach()
 
   # The umbrella header changes only when the list of specs does.

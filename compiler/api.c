@@ -468,6 +468,15 @@ static SaStatus make_stream(SattnModule *m, const SattnOptions *o, const SaSpec 
   return st == SA_ERR_INVALID_SPEC ? SA_ERR_UNSUPPORTED : st;
 }
 
+/* `const size_t NAME_SUFFIX_size = len; const unsigned char NAME_SUFFIX[] = {...};`:
+ * the bytes a generated C source embeds (accel-c, ptx-c). */
+static void write_c_bytes(FILE *f, const char *name, const char *suffix, const unsigned char *bytes, size_t len) {
+  fprintf(f, "\nconst size_t %s_%s_size = %zu;\nconst unsigned char %s_%s[] = {", name, suffix, len, name, suffix);
+  for (size_t b = 0; b < len; b++)
+    fprintf(f, "%s%u,", b % 24 ? "" : "\n  ", bytes[b]);
+  fputs("\n};\n", f);
+}
+
 /* A C source that embeds the stream of every selected spec as
  * `const unsigned char NAME_sacc[]` and `NAME_sacc_size`, or the header
  * that declares them. */
@@ -489,11 +498,7 @@ static SaStatus write_accel_embedded(SattnModule *m, const SattnOptions *o, cons
       fprintf(f, "\n/* %s: seq %lld, %zu bytes */\nextern const unsigned char %s_sacc[];\nextern const size_t %s_sacc_size;\n",
               specs[i]->name, (long long)(o->seq > 0 ? o->seq : specs[i]->seq), len, specs[i]->name, specs[i]->name);
     } else {
-      fprintf(f, "\nconst size_t %s_sacc_size = %zu;\nconst unsigned char %s_sacc[] = {", specs[i]->name, len,
-              specs[i]->name);
-      for (size_t b = 0; b < len; b++)
-        fprintf(f, "%s%u,", b % 24 ? "" : "\n  ", bytes[b]);
-      fputs("\n};\n", f);
+      write_c_bytes(f, specs[i]->name, "sacc", bytes, len);
     }
     free(bytes);
   }
@@ -604,11 +609,7 @@ static SaStatus write_cuda_embedded(SattnModule *m, const SattnOptions *o, const
       free(ptx);
       return st;
     }
-    fprintf(f, "\nconst size_t %s_ptx_size = %zu;\nconst unsigned char %s_ptx[] = {", specs[i]->name, len + 1,
-            specs[i]->name);
-    for (size_t b = 0; b <= len; b++) /* the NUL too */
-      fprintf(f, "%s%u,", b % 24 ? "" : "\n  ", b < len ? (unsigned)(unsigned char)ptx[b] : 0u);
-    fputs("\n};\n", f);
+    write_c_bytes(f, specs[i]->name, "ptx", (const unsigned char *)ptx, len + 1); /* open_memstream's NUL too */
     free(ptx);
   }
   return SA_OK;
