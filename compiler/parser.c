@@ -263,7 +263,7 @@ static bool parse_keep(Parser *p, SaKeep *out) {
   const Token *t = peek_tok(p);
   if (tok_is(t, "top")) {
     next_tok(p);
-    double v;
+    double v = 0; /* set by parse_number; GCC 13 cannot see it */
     Loc loc;
     TRY(parse_number(p, &v, &loc));
     if (peek_tok(p)->kind == TK_PERCENT) {

@@ -3,6 +3,7 @@
 #include "check.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,6 +89,35 @@ void chk_decode(const void *mem, size_t n, SaDtype t, float *out) {
         memcpy(&out[i], &u, 4);
     }
   }
+}
+
+/* ---- input files ---- */
+
+float *chk_read_f32(const char *tool, const char *path, size_t want, size_t *out_n) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    fprintf(stderr, "%s: error: cannot open '%s'\n", tool, path);
+    return NULL;
+  }
+  fseek(f, 0, SEEK_END);
+  long bytes = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  if (out_n)
+    *out_n = bytes > 0 ? (size_t)bytes / sizeof(float) : 0;
+  if (want == 0)
+    want = bytes > 0 ? (size_t)bytes / sizeof(float) : 0;
+  if (bytes < 0 || (size_t)bytes != want * sizeof(float)) {
+    fprintf(stderr, "%s: error: '%s' holds %ld bytes, expected %zu floats\n", tool, path, bytes, want);
+    fclose(f);
+    return NULL;
+  }
+  float *p = malloc(want * sizeof *p + 1);
+  if (p && fread(p, sizeof *p, want, f) != want) {
+    free(p);
+    p = NULL;
+  }
+  fclose(f);
+  return p;
 }
 
 /* ---- comparison ---- */

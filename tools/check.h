@@ -17,6 +17,11 @@ void *chk_encode(const float *x, size_t n, SaDtype t);
 /* n values of type t (fp32, fp16, bf16) in memory back to fp32. */
 void chk_decode(const void *mem, size_t n, SaDtype t, float *out);
 
+/* A raw little-endian fp32 file of want values (any length when want is
+ * 0; *out_n, when given, gets the count). malloc'ed; NULL after an error
+ * on stderr, prefixed with tool. */
+float *chk_read_f32(const char *tool, const char *path, size_t want, size_t *out_n);
+
 typedef struct {
   double max_abs, rel, ref_max;
   bool mismatch_nonfinite; /* one side finite where the other is not */

@@ -66,33 +66,6 @@ static bool parse_i64(const char *s, int64_t *out) {
 
 /* ---- inputs ---- */
 
-static float *read_f32(const char *path, size_t want, size_t *out_n) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    fprintf(stderr, "sattn-run: error: cannot open '%s'\n", path);
-    return NULL;
-  }
-  fseek(f, 0, SEEK_END);
-  long bytes = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  if (out_n)
-    *out_n = bytes > 0 ? (size_t)bytes / sizeof(float) : 0;
-  if (want == 0)
-    want = bytes > 0 ? (size_t)bytes / sizeof(float) : 0;
-  if (bytes < 0 || (size_t)bytes != want * sizeof(float)) {
-    fprintf(stderr, "sattn-run: error: '%s' holds %ld bytes, expected %zu floats\n", path, bytes, want);
-    fclose(f);
-    return NULL;
-  }
-  float *p = malloc(want * sizeof *p + 1);
-  if (p && fread(p, sizeof *p, want, f) != want) {
-    free(p);
-    p = NULL;
-  }
-  fclose(f);
-  return p;
-}
-
 /* Index of logical element (b, h, i, d) of a tensor with nh heads in the layout. */
 static size_t at(const SaSpec *s, int64_t nh, int64_t S, int64_t b, int64_t h, int64_t i, int64_t d) {
   int64_t row = s->layout == LAYOUT_BHSD ? (b * nh + h) * S + i : (b * S + i) * nh + h;
@@ -267,7 +240,7 @@ static int run(const Args *a, SattnModule *mod, int index) {
     S = s->seq;
   if (!S && a->qf) { /* the length from the query file */
     size_t n;
-    float *probe = read_f32(a->qf, 0, &n);
+    float *probe = chk_read_f32("sattn-run", a->qf, 0, &n);
     free(probe);
     if (!probe)
       return 1;
@@ -290,9 +263,9 @@ static int run(const Args *a, SattnModule *mod, int index) {
       fputs("sattn-run: error: give all of --q, --k and --v\n", stderr);
       return 1;
     }
-    lq = read_f32(a->qf, nq, NULL);
-    lk = read_f32(a->kf, nkv, NULL);
-    lv = read_f32(a->vf, nkv, NULL);
+    lq = chk_read_f32("sattn-run", a->qf, nq, NULL);
+    lk = chk_read_f32("sattn-run", a->kf, nkv, NULL);
+    lv = chk_read_f32("sattn-run", a->vf, nkv, NULL);
   } else {
     lq = malloc(nq * sizeof *lq);
     lk = malloc(nkv * sizeof *lk);
@@ -305,7 +278,7 @@ static int run(const Args *a, SattnModule *mod, int index) {
     }
   }
   if (a->expect)
-    expect = read_f32(a->expect, nq, NULL);
+    expect = chk_read_f32("sattn-run", a->expect, nq, NULL);
   if (!lq || !lk || !lv || (a->expect && !expect)) {
     free(lq), free(lk), free(lv), free(expect);
     return 1;

@@ -10,6 +10,8 @@
 #                              against the reference, times our kernels and
 #                              PyTorch's SDPA and FlexAttention on the same
 #                              shapes, and writes bench/results/gpu-*.json
+#                              (or $RESULTS/gpu-*.json); TORCH_DEADLINE=S
+#                              starts no FlexAttention compilation after S s
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -22,56 +24,83 @@ prepare)
       -o "$out/patterns.$arch.ptx"
     "$root/build/bin/sattnc" "$here/specs.sattn" --target=cuda --arch=$arch --emit=ptx -o "$out/bench.$arch.ptx"
   done
+  # the real tensors travel with the PTX (../shared does not)
+  data=${SATTN_DATA:-$root/../shared/data}
+  if [ -d "$data/ocr-attn" ]; then
+    mkdir -p "$out/ocr-attn"
+    cp "$data"/ocr-attn/*.f32 "$out/ocr-attn/"
+  fi
   echo "prepared: $(ls "$out")"
   ;;
 gpu)
+  # Everything lands in $results (bench/results, or $OUT on a lent machine
+  # whose files come back from there); logs in $results/gpu-log.txt.
+  results=${RESULTS:-$root/bench/results}
+  mkdir -p "$results"
+  log=$results/gpu-log.txt
+  : > "$log"
   build=${BUILD:-$root/build-gpu}
-  cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DLLVM_ROOT=/nonexistent >/dev/null
-  cmake --build "$build" --target sattn-gpu -j"$(nproc)" >/dev/null
+  {
+    nvidia-smi --query-gpu=name,driver_version,compute_cap,clocks.sm,clocks.max.sm,memory.total --format=csv
+    nvcc --version | tail -1 || true
+  } >> "$log" 2>&1
+  cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DLLVM_ROOT=/nonexistent >> "$log" 2>&1
+  cmake --build "$build" --target sattn-gpu -j"$(nproc)" >> "$log" 2>&1
   run="$build/bin/sattn-gpu"
   cc=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d .)
   arch=sm_80
   [ "$cc" -ge 90 ] && arch=sm_90a
-  mkdir -p "$root/bench/results"
   stamp=$(date -u +%Y-%m-%dT%H:%MZ)
   gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
-  # Correctness: every pattern, odd lengths, one token, large logits.
-  check="$root/bench/results/gpu-check.json"
-  : > "$check"
-  fails=0
   p="$root/test/cuda/Inputs/patterns.sattn"
+  # A first kernel alone; if it fails, the memory checker says where.
+  if ! "$run" "$p" "$out/patterns.$arch.ptx" --kernel dense_h64 --seq 65 >> "$log" 2>&1; then
+    echo "first kernel failed; compute-sanitizer:" >> "$log"
+    timeout 120 compute-sanitizer --tool memcheck "$run" "$p" "$out/patterns.$arch.ptx" --kernel dense_h64 --seq 65 \
+      2>&1 | head -60 >> "$log" || true
+  fi
+  # Correctness: every pattern, odd lengths, one token, large logits, the
+  # real PP-OCRv4 tensors; one job per check, as many at once as cores
+  # (the reference runs on the CPU).
+  jobs=$(mktemp -d)
+  n=0
+  add() { n=$((n + 1)); printf '%s\n' "$*" > "$jobs/$n.cmd"; }
   for k in dense_h64 causal_gqa_bf16 window_h64 causal_window_bshd ocr_h15 dense_h32 causal_h80 dense_h40 causal_h256 \
     dense_f32 causal_f32_h128 window_f32_h15 gqa_f32_h80 dense_f32_h256; do
-    for s in 1 17 64 65 200 777 2049; do
-      "$run" "$p" "$out/patterns.$arch.ptx" --kernel $k --seq $s --batch 2 --seed $RANDOM --json >> "$check" || fails=$((fails + 1))
-    done
+    for s in 1 17 64 65 200 777; do add --kernel $k --seq $s --batch 2 --seed $RANDOM; done
+    add --kernel $k --seq 2049 --batch 1 --seed $RANDOM
   done
-  for k in dilated_h64 longformer_h64 bigbird_h64 vil_h64 blocks_h64; do
-    "$run" "$p" "$out/patterns.$arch.ptx" --kernel $k --seed $RANDOM --json >> "$check" || fails=$((fails + 1))
+  for k in dilated_h64 longformer_h64 bigbird_h64 vil_h64 blocks_h64; do add --kernel $k --seed $RANDOM; done
+  add --kernel dense_h64 --seq 300 --input-scale 30
+  add --kernel dense_f32 --seq 300 --input-scale 30
+  for q in "$out"/ocr-attn/*.q.f32; do
+    [ -e "$q" ] || continue
+    b=${q%.q.f32}
+    add --kernel ocr_h15 --q $b.q.f32 --k $b.k.f32 --v $b.v.f32 --expect $b.o.f32
   done
-  "$run" "$p" "$out/patterns.$arch.ptx" --kernel dense_h64 --seq 300 --input-scale 30 --json >> "$check" || fails=$((fails + 1))
-  echo "correctness: $(grep -c '"ok": true' "$check") ok, $fails failed ($check)"
-  # Timings: ours, then PyTorch's on the same shapes, in one run.
-  times="$root/bench/results/gpu-sattn.json"
+  seq 1 $n | xargs -P "$(nproc)" -I{} sh -c \
+    "\"$run\" \"$p\" \"$out/patterns.$arch.ptx\" \$(cat $jobs/{}.cmd) --json > $jobs/{}.json 2> $jobs/{}.err; echo \$? > $jobs/{}.rc"
+  check="$results/gpu-check.json"
+  : > "$check"
+  fails=0
+  for i in $(seq 1 $n); do
+    cat "$jobs/$i.json" >> "$check"
+    if [ "$(cat "$jobs/$i.rc")" != 0 ]; then
+      fails=$((fails + 1))
+      { echo "FAILED: $(cat "$jobs/$i.cmd")"; cat "$jobs/$i.json" "$jobs/$i.err"; } >> "$log"
+    fi
+  done
+  echo "correctness: $(grep -c '"ok": true' "$check") of $n ok, $fails failed" | tee -a "$log"
+  # Timings: ours (no reference at these lengths), then PyTorch's on the
+  # same shapes in the same run.
+  times="$results/gpu-sattn.json"
   : > "$times"
   for s in 4096 8192 16384; do
-    "$run" "$here/specs.sattn" "$out/bench.$arch.ptx" --seq $s --repeat 20 --json >> "$times" || true
+    "$run" "$here/specs.sattn" "$out/bench.$arch.ptx" --seq $s --repeat 20 --no-check --json >> "$times" 2>> "$log" || true
   done
-  python3 "$here/torch_baselines.py" --out "$root/bench/results/gpu-torch.json"
-  python3 - "$times" "$root/bench/results/gpu-torch.json" "$root/bench/results/gpu.json" "$gpu" "$stamp" <<'PY'
-import json, sys
-ours = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-torch = json.load(open(sys.argv[2]))
-rows = []
-for o in ours:
-    base = {t["impl"]: t["ms"] for t in torch["runs"] if t["kernel"] == o["kernel"] and t["seq"] == o["seq"]}
-    rows.append({"kernel": o["kernel"], "seq": o["seq"], "sattn_ms": o["ms"], "sattn_tflops": o["tflops"],
-                 **{k + "_ms": v for k, v in base.items()},
-                 **{"speedup_vs_" + k: v / o["ms"] for k, v in base.items() if o["ms"] > 0}})
-json.dump({"gpu": sys.argv[4], "date": sys.argv[5], "command": "bench/gpu/run.sh gpu",
-           "torch": torch.get("torch"), "rows": rows}, open(sys.argv[3], "w"), indent=1)
-print(json.dumps(rows, indent=1))
-PY
+  PYTHONUNBUFFERED=1 python3 "$here/torch_baselines.py" --out "$results/gpu-torch.json" \
+    --deadline "${TORCH_DEADLINE:-1e9}" >> "$log" 2>&1 || echo "torch baselines failed" | tee -a "$log"
+  python3 "$here/merge.py" "$times" "$results/gpu-torch.json" "$results/gpu.json" "$gpu" "$stamp"
   [ "$fails" -eq 0 ]
   ;;
 *)

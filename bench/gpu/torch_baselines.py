@@ -1,9 +1,15 @@
-"""PyTorch baselines on the GPU for bench/gpu/specs.sattn: scaled_dot_product_attention (flash backend for fp16;
-for fp32, whichever backend SDPA picks, with TF32 matmuls allowed as our kernels use them) for dense and causal,
-FlexAttention with an equivalent BlockMask for every pattern it can express. Batch 1 x 32 heads, timed with CUDA
-events (median of 20 after warm-up)."""
+"""PyTorch baselines on the GPU for bench/gpu/specs.sattn, on the same shapes (batch 1 x 32 heads):
+
+- scaled_dot_product_attention for dense and causal: the flash and cuDNN backends for fp16, and the backend SDPA
+  picks by itself; for fp32, the backend SDPA picks, with TF32 matmuls allowed as our kernels use them;
+- FlexAttention (torch.compile'd) for every pattern, with the equivalent BlockMask (none for dense);
+- the machine's measured ceilings: fp16 and tf32 matrix products of 8192^3 through cuBLAS.
+
+Each time is the median of 20 calls, each timed with CUDA events, after 3 warm-up calls. The results file is
+rewritten after every measurement, so a run cut short by --deadline keeps what it measured."""
 import argparse
 import json
+import time
 
 import torch
 import torch.nn.functional as F
@@ -31,44 +37,102 @@ def timed(fn, reps=20):
     return sorted(times)[len(times) // 2]
 
 
+def ceilings():
+    out = {}
+    for name, dtype in (("matmul_fp16_tflops", torch.float16), ("matmul_tf32_tflops", torch.float32)):
+        a, b = (torch.randn(8192, 8192, device="cuda", dtype=dtype) for _ in range(2))
+        ms = timed(lambda: a @ b)
+        out[name] = 2 * 8192**3 / (ms * 1e9)
+    x = torch.randn(1 << 28, device="cuda")  # 1 GiB
+    y = torch.empty_like(x)
+    ms = timed(lambda: y.copy_(x))
+    out["copy_tbps"] = 2 * x.numel() * 4 / (ms * 1e9)  # bytes read plus written
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
     ap.add_argument("--seqs", default="4096,8192,16384")
+    ap.add_argument("--deadline", type=float, default=1e9, help="seconds after which no new FlexAttention starts")
     args = ap.parse_args()
-    runs = []
-    try:
-        from torch.nn.attention.flex_attention import create_block_mask, flex_attention
-        flex = torch.compile(flex_attention)
-    except Exception as e:  # an older torch: no FlexAttention
-        flex, why = None, str(e)
+    start = time.time()
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
-    for name, (d, kind, radius, ty) in PATTERNS.items():
+    result = {"torch": torch.__version__, "device": torch.cuda.get_device_name(), "runs": []}
+
+    def save():
+        json.dump(result, open(args.out, "w"), indent=1)
+
+    result["ceilings"] = ceilings()
+    save()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    seqs = [int(s) for s in args.seqs.split(",")]
+
+    def inputs(d, ty, s):
         dtype = torch.float16 if ty == "fp16" else torch.float32
-        for s in map(int, args.seqs.split(",")):
-            q, k, v = (torch.randn(1, 32, s, d, device="cuda", dtype=dtype) for _ in range(3))
-            if kind in ("dense", "causal"):
-                from torch.nn.attention import SDPBackend, sdpa_kernel
-                if ty == "fp16":
-                    with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
-                        ms = timed(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=kind == "causal"))
-                    runs.append({"kernel": name, "seq": s, "impl": "sdpa_flash", "ms": ms})
-                else:  # flash has no fp32: the backend SDPA picks
-                    ms = timed(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=kind == "causal"))
-                    runs.append({"kernel": name, "seq": s, "impl": "sdpa", "ms": ms})
-            if flex is not None:
-                def mod(b, h, qi, ki, kind=kind, radius=radius):
-                    if kind == "causal":
-                        return qi >= ki
-                    if kind == "window":
-                        return (qi - ki <= radius) & (ki - qi <= radius)
-                    return qi >= 0
-                bm = create_block_mask(mod, 1, 1, s, s, device="cuda")
+        return [torch.randn(1, 32, s, d, device="cuda", dtype=dtype) for _ in range(3)]
+
+    # SDPA first: it needs no compilation.
+    for name, (d, kind, radius, ty) in PATTERNS.items():
+        if kind not in ("dense", "causal"):
+            continue
+        for s in seqs:
+            q, k, v = inputs(d, ty, s)
+            backends = {"sdpa": None}
+            if ty == "fp16":
+                backends.update(sdpa_flash=SDPBackend.FLASH_ATTENTION, sdpa_cudnn=SDPBackend.CUDNN_ATTENTION)
+            for impl, be in backends.items():
+                call = lambda: F.scaled_dot_product_attention(q, k, v, is_causal=kind == "causal")
+                try:
+                    if be is None:
+                        ms = timed(call)
+                    else:
+                        with sdpa_kernel(be):
+                            ms = timed(call)
+                except Exception as e:  # a backend that does not take this shape
+                    result.setdefault("skipped", []).append(f"{impl} {name} {s}: {str(e)[:200]}")
+                    continue
+                result["runs"].append({"kernel": name, "seq": s, "impl": impl, "ms": ms})
+                save()
+            del q, k, v
+    try:
+        from torch import _dynamo
+        for knob in ("cache_size_limit", "recompile_limit", "accumulated_cache_size_limit",
+                     "accumulated_recompile_limit"):
+            if hasattr(_dynamo.config, knob):
+                setattr(_dynamo.config, knob, 256)
+        from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+        flex = torch.compile(flex_attention, dynamic=False)
+    except Exception as e:  # an older torch: no FlexAttention
+        result["flex_missing"] = str(e)
+        save()
+        return
+    for name, (d, kind, radius, ty) in PATTERNS.items():
+        for s in seqs:
+            if time.time() - start > args.deadline:
+                result.setdefault("skipped", []).append(f"flex {name} {s}: past the deadline")
+                save()
+                continue
+            q, k, v = inputs(d, ty, s)
+
+            def mod(b, h, qi, ki, kind=kind, radius=radius):
+                if kind == "causal":
+                    return qi >= ki
+                return (qi - ki <= radius) & (ki - qi <= radius)
+
+            bm = None if kind == "dense" else create_block_mask(mod, 1, 1, s, s, device="cuda")
+            t0 = time.time()
+            try:
                 ms = timed(lambda: flex(q, k, v, block_mask=bm))
-                runs.append({"kernel": name, "seq": s, "impl": "flex", "ms": ms})
-    json.dump({"torch": torch.__version__, "device": torch.cuda.get_device_name(),
-               "flex": flex is not None, "runs": runs}, open(args.out, "w"), indent=1)
+            except Exception as e:
+                result.setdefault("skipped", []).append(f"flex {name} {s}: {str(e)[:200]}")
+                save()
+                continue
+            result["runs"].append({"kernel": name, "seq": s, "impl": "flex", "ms": ms,
+                                   "compile_and_time_s": round(time.time() - t0, 1)})
+            save()
+            del q, k, v
 
 
 if __name__ == "__main__":
