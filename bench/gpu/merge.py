@@ -11,12 +11,14 @@ except Exception:
 peak = torch.get("ceilings", {})
 rows = []
 for o in ours:
-    base = {t["impl"]: t["ms"] for t in torch["runs"] if t["kernel"] == o["kernel"] and t["seq"] == o["seq"]}
+    same = [t for t in torch["runs"] if t["kernel"] == o["kernel"] and t["seq"] == o["seq"]]
+    base = {t["impl"]: t["ms"] for t in same}
+    checks = {t["impl"] + "_rel_error_vs_math": t["rel_error_vs_math"] for t in same if "rel_error_vs_math" in t}
     ceiling = peak.get("matmul_tf32_tflops" if o["storage"] == "fp32" else "matmul_fp16_tflops")
     rows.append({"kernel": o["kernel"], "seq": o["seq"], "sattn_ms": o["ms"], "sattn_tflops": o["tflops"],
                  "fraction_of_matmul_peak": o["tflops"] / ceiling if ceiling else None,
                  **{k + "_ms": v for k, v in base.items()},
-                 **{"speedup_vs_" + k: v / o["ms"] for k, v in base.items() if o["ms"] > 0}})
+                 **{"speedup_vs_" + k: v / o["ms"] for k, v in base.items() if o["ms"] > 0}, **checks})
 json.dump({"gpu": sys.argv[4], "date": sys.argv[5], "command": "bench/gpu/run.sh gpu", "torch": torch.get("torch"),
            "ceilings": peak, "rows": rows}, open(sys.argv[3], "w"), indent=1)
 print("ceilings:", {k: round(v, 1) for k, v in peak.items()})
