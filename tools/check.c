@@ -112,12 +112,36 @@ float *chk_read_f32(const char *tool, const char *path, size_t want, size_t *out
     return NULL;
   }
   float *p = malloc(want * sizeof *p + 1);
-  if (p && fread(p, sizeof *p, want, f) != want) {
+  if (!p) {
+    fprintf(stderr, "%s: error: out of memory reading '%s'\n", tool, path);
+  } else if (fread(p, sizeof *p, want, f) != want) {
+    fprintf(stderr, "%s: error: cannot read '%s'\n", tool, path);
     free(p);
     p = NULL;
   }
   fclose(f);
   return p;
+}
+
+/* Index of logical element (b, h, i, d) of a tensor with nh heads in the layout. */
+static size_t at(const SaSpec *s, int64_t nh, int64_t S, int64_t b, int64_t h, int64_t i, int64_t d) {
+  int64_t row = s->layout == LAYOUT_BHSD ? (b * nh + h) * S + i : (b * S + i) * nh + h;
+  return (size_t)(row * s->head_dim + d);
+}
+
+/* Copies between [B, nh, S, D] order and the spec's layout. */
+void chk_to_layout(const SaSpec *s, int64_t B, int64_t nh, int64_t S, const float *src, float *dst, bool back) {
+  size_t n = 0; /* the [B, H, S, D] index */
+  for (int64_t b = 0; b < B; b++)
+    for (int64_t h = 0; h < nh; h++)
+      for (int64_t i = 0; i < S; i++)
+        for (int64_t d = 0; d < s->head_dim; d++, n++) {
+          size_t a = at(s, nh, S, b, h, i, d);
+          if (back)
+            dst[n] = src[a];
+          else
+            dst[a] = src[n];
+        }
 }
 
 /* ---- comparison ---- */

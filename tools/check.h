@@ -22,6 +22,11 @@ void chk_decode(const void *mem, size_t n, SaDtype t, float *out);
  * on stderr, prefixed with tool. */
 float *chk_read_f32(const char *tool, const char *path, size_t want, size_t *out_n);
 
+/* Tensor files hold [batch, heads, seq, head_dim] whatever the spec's
+ * layout: copies such a tensor of nh heads into the spec's layout, or back
+ * (back = true: `src` in the spec's layout, `dst` in that order). */
+void chk_to_layout(const SaSpec *s, int64_t B, int64_t nh, int64_t S, const float *src, float *dst, bool back);
+
 typedef struct {
   double max_abs, rel, ref_max;
   bool mismatch_nonfinite; /* one side finite where the other is not */

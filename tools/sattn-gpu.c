@@ -9,7 +9,8 @@
  * FILE is the spec file IMAGE (PTX or cubin from `sattnc FILE
  * --target=cuda --emit=ptx|cubin`) was compiled from; each selected spec's
  * kernel runs on fresh random inputs (or the raw fp32 files --q, --k, --v,
- * which also give seq) with a NaN-poisoned output, and its output is
+ * in [batch, heads, seq, head_dim] order whatever the spec's layout, which
+ * also give seq) with a NaN-poisoned output, and its output is
  * compared with the reference (docs/cuda.md has the tolerance); --expect F
  * also reports the error against a known output, such as a model's own.
  * --repeat N also times N launches with CUDA events; --no-check skips the
@@ -68,6 +69,10 @@ static int run_one(const Args *a, SaCuda *cu, SaCudaModule *m, const SaSpec *spe
     if (!probe)
       return 1;
     S = (int64_t)(n / (size_t)(B * s.heads * s.head_dim));
+    if (S <= 0) {
+      fprintf(stderr, "sattn-gpu: error: '%s' holds fewer values than one query row of spec '%s'\n", a->qf, s.name);
+      return 1;
+    }
   }
   if (S <= 0 || B <= 0) {
     fprintf(stderr, "sattn-gpu: error: spec '%s' has seq=?: give --seq N or --q FILE\n", s.name);
@@ -93,10 +98,22 @@ static int run_one(const Args *a, SaCuda *cu, SaCudaModule *m, const SaSpec *spe
   char err[2300] = "";
   int rc = 1;
   uint64_t state = a->seed;
-  if (a->qf && (!q || !k || !v))
+  if ((a->qf && (!q || !k || !v)) || (a->expect && !expect))
     goto done; /* chk_read_f32 said why */
-  if (a->expect && !expect)
-    goto done;
+  /* files are [B, H, S, D] whatever the spec's layout (as for sattn-run) */
+  float **files[] = {&q, &k, &v, &expect};
+  int64_t heads_of[] = {s.heads, s.kv_heads, s.kv_heads, s.heads};
+  for (int i = 0; a->qf && s.layout != LAYOUT_BHSD && i < 4; i++) {
+    if (!*files[i])
+      continue;
+    size_t n = (size_t)(B * heads_of[i] * S * s.head_dim);
+    float *t = malloc(n * sizeof *t + 1);
+    if (!t)
+      goto oom;
+    chk_to_layout(&s, B, heads_of[i], S, *files[i], t, false);
+    free(*files[i]);
+    *files[i] = t;
+  }
   if (!q || !k || !v || !ref || !got || !ho)
     goto oom;
   /* Timing runs (--no-check) draw 2^20 values per tensor and repeat them:
@@ -242,6 +259,10 @@ int main(int argc, char **argv) {
     return usage(stderr, 2);
   if ((a.qf || a.kf || a.vf) && !(a.qf && a.kf && a.vf)) {
     fputs("sattn-gpu: error: give all of --q, --k and --v\n", stderr);
+    return 2;
+  }
+  if (a.expect && (!a.qf || a.no_check)) {
+    fputs("sattn-gpu: error: --expect needs --q, --k, --v and the check (no --no-check)\n", stderr);
     return 2;
   }
   size_t len, ilen;

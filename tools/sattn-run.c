@@ -66,28 +66,6 @@ static bool parse_i64(const char *s, int64_t *out) {
 
 /* ---- inputs ---- */
 
-/* Index of logical element (b, h, i, d) of a tensor with nh heads in the layout. */
-static size_t at(const SaSpec *s, int64_t nh, int64_t S, int64_t b, int64_t h, int64_t i, int64_t d) {
-  int64_t row = s->layout == LAYOUT_BHSD ? (b * nh + h) * S + i : (b * S + i) * nh + h;
-  return (size_t)(row * s->head_dim + d);
-}
-
-/* Copies between [B, nh, S, D] order and the spec's layout. */
-static void to_layout(const SaSpec *s, int64_t B, int64_t nh, int64_t S, const float *bhsd, float *out, bool back) {
-  size_t n = 0;
-  for (int64_t b = 0; b < B; b++)
-    for (int64_t h = 0; h < nh; h++)
-      for (int64_t i = 0; i < S; i++)
-        for (int64_t d = 0; d < s->head_dim; d++, n++) {
-          size_t a = at(s, nh, S, b, h, i, d);
-          if (back)
-            out[n] = bhsd[a];
-          else
-            out[a] = bhsd[n];
-        }
-}
-
-
 static double now_s(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
@@ -309,9 +287,9 @@ static int run(const Args *a, SattnModule *mod, int index) {
     fputs("sattn-run: error: out of memory\n", stderr);
     goto done;
   }
-  to_layout(s, B, H, S, lq, q, false);
-  to_layout(s, B, KVH, S, lk, k, false);
-  to_layout(s, B, KVH, S, lv, v, false);
+  chk_to_layout(s, B, H, S, lq, q, false);
+  chk_to_layout(s, B, KVH, S, lk, k, false);
+  chk_to_layout(s, B, KVH, S, lv, v, false);
   kq = chk_encode(q, nq, s->storage);
   kk = chk_encode(k, nkv, s->storage);
   kv = chk_encode(v, nkv, s->storage);
@@ -378,7 +356,7 @@ static int run(const Args *a, SattnModule *mod, int index) {
   }
   chk_decode(ko, nq, s->output, got_l);
 compare:
-  to_layout(s, B, H, S, got_l, got, true); /* back to [B,H,S,D] */
+  chk_to_layout(s, B, H, S, got_l, got, true); /* back to [B,H,S,D] */
 
   SaProblem p = {B, S, q, k, v, ref, tin, tokens ? tout_r : NULL, hin, heads ? hout_r : NULL};
   double kept = 0;
@@ -390,7 +368,7 @@ compare:
     goto done;
   }
   float *ref_b = got_l; /* reuse: the reference output in [B,H,S,D] order */
-  to_layout(s, B, H, S, ref, ref_b, true);
+  chk_to_layout(s, B, H, S, ref, ref_b, true);
 
   double tol_rel, tol_abs;
   chk_tolerance(s->output, &tol_rel, &tol_abs);

@@ -63,6 +63,7 @@ gpu)
   # real PP-OCRv4 tensors; one job per check, as many at once as cores
   # (the reference runs on the CPU).
   jobs=$(mktemp -d)
+  trap 'rm -rf "$jobs"' EXIT
   n=0
   add() { n=$((n + 1)); printf '%s\n' "$*" > "$jobs/$n.cmd"; }
   for k in dense_h64 causal_gqa_bf16 window_h64 causal_window_bshd ocr_h15 dense_h32 causal_h80 dense_h40 causal_h256 \
@@ -95,13 +96,18 @@ gpu)
   # same shapes in the same run.
   times="$results/gpu-sattn.json"
   : > "$times"
+  tfails=0
   for s in 4096 8192 16384; do
-    "$run" "$here/specs.sattn" "$out/bench.$arch.ptx" --seq $s --repeat 20 --no-check --json >> "$times" 2>> "$log" || true
+    "$run" "$here/specs.sattn" "$out/bench.$arch.ptx" --seq $s --repeat 20 --no-check --json >> "$times" 2>> "$log" ||
+      tfails=$((tfails + 1))
   done
+  [ "$tfails" -eq 0 ] || echo "timing: $tfails of 3 runs failed or wrote non-finite outputs (rows marked ok: false)" | tee -a "$log"
+
   PYTHONUNBUFFERED=1 python3 "$here/torch_baselines.py" --out "$results/gpu-torch.json" \
     --deadline "${TORCH_DEADLINE:-1e9}" >> "$log" 2>&1 || echo "torch baselines failed" | tee -a "$log"
-  python3 "$here/merge.py" "$times" "$results/gpu-torch.json" "$results/gpu.json" "$gpu" "$stamp"
-  [ "$fails" -eq 0 ]
+  python3 "$here/merge.py" "$times" "$results/gpu-torch.json" "$results/gpu.json" "$gpu" "$stamp" |
+    tee "$results/gpu.txt"
+  [ "$fails" -eq 0 ] && [ "$tfails" -eq 0 ]
   ;;
 *)
   sed -n '2,12p' "$0"
