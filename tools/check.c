@@ -93,20 +93,37 @@ void chk_decode(const void *mem, size_t n, SaDtype t, float *out) {
 
 /* ---- input files ---- */
 
-float *chk_read_f32(const char *tool, const char *path, size_t want, size_t *out_n) {
+/* Opens path and finds its size in bytes; NULL after an error on stderr. */
+static FILE *open_sized(const char *tool, const char *path, long *bytes) {
   FILE *f = fopen(path, "rb");
   if (!f) {
     fprintf(stderr, "%s: error: cannot open '%s'\n", tool, path);
     return NULL;
   }
-  fseek(f, 0, SEEK_END);
-  long bytes = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  if (out_n)
-    *out_n = bytes > 0 ? (size_t)bytes / sizeof(float) : 0;
-  if (want == 0)
-    want = bytes > 0 ? (size_t)bytes / sizeof(float) : 0;
-  if (bytes < 0 || (size_t)bytes != want * sizeof(float)) {
+  if (fseek(f, 0, SEEK_END) != 0 || (*bytes = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
+    fprintf(stderr, "%s: error: cannot read '%s'\n", tool, path);
+    fclose(f);
+    return NULL;
+  }
+  return f;
+}
+
+bool chk_f32_count(const char *tool, const char *path, size_t *out_n) {
+  long bytes;
+  FILE *f = open_sized(tool, path, &bytes);
+  if (!f)
+    return false;
+  fclose(f);
+  *out_n = (size_t)bytes / sizeof(float);
+  return true;
+}
+
+float *chk_read_f32(const char *tool, const char *path, size_t want) {
+  long bytes;
+  FILE *f = open_sized(tool, path, &bytes);
+  if (!f)
+    return NULL;
+  if ((size_t)bytes != want * sizeof(float)) {
     fprintf(stderr, "%s: error: '%s' holds %ld bytes, expected %zu floats\n", tool, path, bytes, want);
     fclose(f);
     return NULL;

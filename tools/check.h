@@ -17,10 +17,12 @@ void *chk_encode(const float *x, size_t n, SaDtype t);
 /* n values of type t (fp32, fp16, bf16) in memory back to fp32. */
 void chk_decode(const void *mem, size_t n, SaDtype t, float *out);
 
-/* A raw little-endian fp32 file of want values (any length when want is
- * 0; *out_n, when given, gets the count). malloc'ed; NULL after an error
- * on stderr, prefixed with tool. */
-float *chk_read_f32(const char *tool, const char *path, size_t want, size_t *out_n);
+/* A raw little-endian fp32 file of exactly want values. malloc'ed; NULL
+ * after an error on stderr, prefixed with tool. */
+float *chk_read_f32(const char *tool, const char *path, size_t want);
+/* How many fp32 values the file at path holds (its size, without reading
+ * it); false after an error on stderr. */
+bool chk_f32_count(const char *tool, const char *path, size_t *out_n);
 
 /* Tensor files hold [batch, heads, seq, head_dim] whatever the spec's
  * layout: copies such a tensor of nh heads into the spec's layout, or back

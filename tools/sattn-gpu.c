@@ -58,15 +58,19 @@ static double kept_fraction(const SaSpec *s, int64_t S) {
   return kept / ((double)rows * (double)S);
 }
 
+/* TFLOP/s of useful work, 4 head_dim flops per allowed pair; 0 untimed. */
+static double useful_tflops(const SaSpec *s, double kept, int64_t B, int64_t S, double ms) {
+  double flops = 4.0 * (double)s->head_dim * kept * (double)(B * s->heads) * (double)S * (double)S;
+  return ms > 0 ? flops / (ms * 1e9) : 0.0;
+}
+
 /* Runs one spec's kernel; 0 when within the tolerance, 1 otherwise. */
 static int run_one(const Args *a, SaCuda *cu, SaCudaModule *m, const SaSpec *spec) {
   SaSpec s = *spec;
   int64_t S = s.seq != SA_DYNAMIC ? s.seq : a->seq, B = s.batch != SA_DYNAMIC ? s.batch : a->batch;
   if (S <= 0 && a->qf) { /* the length from the query file */
     size_t n;
-    float *probe = chk_read_f32("sattn-gpu", a->qf, 0, &n);
-    free(probe);
-    if (!probe)
+    if (!chk_f32_count("sattn-gpu", a->qf, &n))
       return 1;
     S = (int64_t)(n / (size_t)(B * s.heads * s.head_dim));
     if (S <= 0) {
@@ -84,14 +88,14 @@ static int run_one(const Args *a, SaCuda *cu, SaCudaModule *m, const SaSpec *spe
   size_t in_b = (size_t)sa_dtype_bits(s.storage) / 8, out_b = (size_t)sa_dtype_bits(s.output) / 8;
   float *q, *k, *v, *expect = NULL;
   if (a->qf) {
-    q = chk_read_f32("sattn-gpu", a->qf, nq, NULL);
-    k = chk_read_f32("sattn-gpu", a->kf, nkv, NULL);
-    v = chk_read_f32("sattn-gpu", a->vf, nkv, NULL);
+    q = chk_read_f32("sattn-gpu", a->qf, nq);
+    k = chk_read_f32("sattn-gpu", a->kf, nkv);
+    v = chk_read_f32("sattn-gpu", a->vf, nkv);
   } else {
     q = malloc(nq * sizeof *q), k = malloc(nkv * sizeof *k), v = malloc(nkv * sizeof *v);
   }
   if (a->expect)
-    expect = chk_read_f32("sattn-gpu", a->expect, nq, NULL);
+    expect = chk_read_f32("sattn-gpu", a->expect, nq);
   float *ref = malloc(nq * sizeof *ref), *got = malloc(nq * sizeof *got);
   void *hq = NULL, *hk = NULL, *hv = NULL, *ho = malloc(nq * out_b + 1);
   SaCudaPtr dq = 0, dk = 0, dv = 0, dout = 0;
@@ -156,18 +160,17 @@ static int run_one(const Args *a, SaCuda *cu, SaCudaModule *m, const SaSpec *spe
     for (size_t i = 0; i < nq; i++)
       bad += !isfinite(got[i]);
     kept = kept_fraction(&s, S);
-    /* useful work: 4 D flops per allowed pair */
-    double flops = 4.0 * (double)s.head_dim * kept * (double)(B * s.heads) * (double)S * (double)S;
+    double tf = useful_tflops(&s, kept, B, S, ms);
     if (a->json)
       printf("{\"kernel\": \"%s\", \"batch\": %lld, \"heads\": %lld, \"seq\": %lld, \"head_dim\": %lld, "
              "\"storage\": \"%s\", \"kept_fraction\": %.6g, \"unwritten_or_nonfinite\": %zu, \"ms\": %.5f, "
              "\"tflops\": %.3f, \"ok\": %s}\n",
              s.name, (long long)B, (long long)s.heads, (long long)S, (long long)s.head_dim, sa_dtype_name(s.storage),
-             kept, bad, ms, ms > 0 ? flops / (ms * 1e9) : 0.0, bad ? "false" : "true");
+             kept, bad, ms, tf, bad ? "false" : "true");
     else
       printf("%s: batch=%lld seq=%lld head_dim=%lld: %zu outputs unwritten or non-finite; %.4f ms per launch, "
              "%.1f TFLOP/s of useful work\n",
-             s.name, (long long)B, (long long)S, (long long)s.head_dim, bad, ms, ms > 0 ? flops / (ms * 1e9) : 0.0);
+             s.name, (long long)B, (long long)S, (long long)s.head_dim, bad, ms, tf);
     rc = bad ? 1 : 0;
     goto done;
   }
@@ -184,8 +187,7 @@ static int run_one(const Args *a, SaCuda *cu, SaCudaModule *m, const SaSpec *spe
   bool ok = chk_within(e, tol_rel, tol_abs);
   if (expect) /* reported, not judged: the known output was not computed in the kernel's precision */
     ee = chk_compare(got, expect, nq);
-  /* useful work: 4 D flops per allowed pair */
-  double flops = 4.0 * (double)s.head_dim * kept * (double)(B * s.heads) * (double)S * (double)S;
+  double tf = useful_tflops(&s, kept, B, S, ms);
   if (a->json)
     printf("{\"kernel\": \"%s\", \"batch\": %lld, \"heads\": %lld, \"kv_heads\": %lld, \"seq\": %lld, "
            "\"head_dim\": %lld, \"storage\": \"%s\", \"output\": \"%s\", \"seed\": %llu, \"kept_fraction\": %.6g, "
@@ -193,7 +195,7 @@ static int run_one(const Args *a, SaCuda *cu, SaCudaModule *m, const SaSpec *spe
            "\"ms\": %.5f, \"tflops\": %.3f, \"ok\": %s}\n",
            s.name, (long long)B, (long long)s.heads, (long long)s.kv_heads, (long long)S, (long long)s.head_dim,
            sa_dtype_name(s.storage), sa_dtype_name(s.output), (unsigned long long)a->seed, kept, e.max_abs, e.rel,
-           tol_rel, expect ? ee.rel : -1.0, ms, ms > 0 ? flops / (ms * 1e9) : 0.0, ok ? "true" : "false");
+           tol_rel, expect ? ee.rel : -1.0, ms, tf, ok ? "true" : "false");
   else
     printf("%s: batch=%lld seq=%lld head_dim=%lld %s->%s: rel error %.3e (tolerance %.2e), max abs %.3e%s%s\n",
            s.name, (long long)B, (long long)S, (long long)s.head_dim, sa_dtype_name(s.storage),
@@ -202,7 +204,7 @@ static int run_one(const Args *a, SaCuda *cu, SaCudaModule *m, const SaSpec *spe
   if (!a->json && expect)
     printf("  against %s: relative error %.3e\n", a->expect, ee.rel);
   if (!a->json && ms > 0)
-    printf("  %.4f ms per launch, %.1f TFLOP/s of useful work\n", ms, flops / (ms * 1e9));
+    printf("  %.4f ms per launch, %.1f TFLOP/s of useful work\n", ms, tf);
   rc = ok ? 0 : 1;
   goto done;
 oom:

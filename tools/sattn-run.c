@@ -218,9 +218,7 @@ static int run(const Args *a, SattnModule *mod, int index) {
     S = s->seq;
   if (!S && a->qf) { /* the length from the query file */
     size_t n;
-    float *probe = chk_read_f32("sattn-run", a->qf, 0, &n);
-    free(probe);
-    if (!probe)
+    if (!chk_f32_count("sattn-run", a->qf, &n))
       return 1;
     S = (int64_t)(n / (size_t)(B * H * D));
   }
@@ -241,9 +239,9 @@ static int run(const Args *a, SattnModule *mod, int index) {
       fputs("sattn-run: error: give all of --q, --k and --v\n", stderr);
       return 1;
     }
-    lq = chk_read_f32("sattn-run", a->qf, nq, NULL);
-    lk = chk_read_f32("sattn-run", a->kf, nkv, NULL);
-    lv = chk_read_f32("sattn-run", a->vf, nkv, NULL);
+    lq = chk_read_f32("sattn-run", a->qf, nq);
+    lk = chk_read_f32("sattn-run", a->kf, nkv);
+    lv = chk_read_f32("sattn-run", a->vf, nkv);
   } else {
     lq = malloc(nq * sizeof *lq);
     lk = malloc(nkv * sizeof *lk);
@@ -256,7 +254,7 @@ static int run(const Args *a, SattnModule *mod, int index) {
     }
   }
   if (a->expect)
-    expect = chk_read_f32("sattn-run", a->expect, nq, NULL);
+    expect = chk_read_f32("sattn-run", a->expect, nq);
   if (!lq || !lk || !lv || (a->expect && !expect)) {
     free(lq), free(lk), free(lv), free(expect);
     return 1;
