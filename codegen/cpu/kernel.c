@@ -114,6 +114,8 @@ typedef struct {
                                    columns, Q grid + 128 (u8), 128 * each key's grid sum (i32) */
   V ctxm;                       /* task functions: the context block */
   int cur_round;                /* the filter round being emitted */
+  int slots;                    /* flash path: M when N:M's key tiles are in slot order
+                                   (nm_slots), else 0 */
 } K;
 
 #define E (&k->e)
@@ -2058,6 +2060,41 @@ static V vflag_at(K *k, V b, V g, V t) {
   return addx(k, k->kt_flags, addx(k, mulx(k, addx(k, mulc(k, b, k->KVH), g), ntl), t));
 }
 
+/* N:M's key tiles in slot order. With M = 2 or 4 the flash path stores a
+ * 64-key tile's scores so that the M members of a group sit in the same
+ * lane of M different 16-lane vectors: slot v * 16 + l holds key
+ * (v / M) * 16 M + l M + v % M (for M = 4, vector v holds keys v, v + 4,
+ * ..., v + 60). Ranking a group is then lane-wise min and max across
+ * vectors, with no shuffles. The pack writes K^T in that order, so the
+ * Q K^T block produces it, and P V reads each key's P from its slot.
+ * Used when N < M and the mask (if any) gives each row one key range,
+ * which a compare against each lane's key position applies in registers;
+ * other N:M plans keep the natural order (0). */
+static int nm_slots(const KernelPlan *p) {
+  const SaSpec *s = &p->s;
+  bool m_ok = s->nm_m == 2 || s->nm_m == 4;
+  return m_ok && s->nm_n < s->nm_m && (!p->mask || mask_bounds_exact(p->mask)) ? (int)s->nm_m : 0;
+}
+
+/* The key offset in its tile of slot c (both in [0, TK)), for constants. */
+static int slot_key_c(int M, int c) {
+  if (!M)
+    return c;
+  int v = c / VL32, l = c % VL32;
+  return v / M * VL32 * M + l * M + v % M;
+}
+
+/* The slot of key offset c in [0, TK) (k->slots' order). */
+static V key_slot(K *k, V c) {
+  int M = k->slots;
+  if (!M)
+    return c;
+  V blk = bin(k, "arith.divui", c, em_index(E, VL32 * M), "index");
+  V w = bin(k, "arith.remui", c, em_index(E, VL32 * M), "index");
+  V v = addx(k, mulc(k, blk, M), bin(k, "arith.remui", c, em_index(E, M), "index"));
+  return addx(k, mulc(k, v, VL32), bin(k, "arith.divui", w, em_index(E, M), "index"));
+}
+
 /* pack task (b, g): K[b, g, j, d] (zero past S) into the head's block of
  * kt at kt_at(j, d), and per key tile a flag (1.0) when its V rows are not
  * all finite, read once here rather than by every query tile. */
@@ -2075,10 +2112,21 @@ static void emit_pack(K *k) {
     const char *vt = "vector<16xf32>";
     V zero = em(E, "arith.constant dense<0.0> : %s", vt);
     V j0 = em_for(E, k->c0, sp, em_index(E, VL32));
+    /* the key of the block's first slot; its slots' keys are M apart in
+     * slot order (nm_slots), consecutive otherwise */
+    V kb = j0;
+    int step = k->slots ? k->slots : 1;
+    if (k->slots) {
+      V w = bin(k, "arith.remui", j0, cTK, "index");
+      V v = bin(k, "arith.divui", w, em_index(E, VL32), "index");
+      V in_tile = addx(k, mulc(k, bin(k, "arith.divui", v, em_index(E, step), "index"), VL32 * step),
+                       bin(k, "arith.remui", v, em_index(E, step), "index"));
+      kb = addx(k, bin(k, "arith.subi", j0, w, "index"), in_tile);
+    }
     V d0 = em_for(E, k->c0, em_index(E, k->D), em_index(E, VL32));
     V x[VL32];
     for (int i = 0; i < VL32; i++) {
-      V j = addc(k, j0, i);
+      V j = addc(k, kb, i * step);
       V inside = cmpi(k, "ult", j, k->S, "index");
       V off = row_offset(k, k->KVH, b, g, bin(k, "arith.minui", j, bin(k, "arith.subi", k->S, k->c1, "index"), "index"));
       V row = em(E, "vector.load %s[%s] : memref<?xf32>, %s", k->k.m.s, addx(k, off, d0).s, vt);
@@ -2106,9 +2154,19 @@ static void emit_pack(K *k) {
     em_end(E);
     em_end(E);
   } else {
-    V j = em_for(E, k->c0, sp, k->c1);
-    V inside = cmpi(k, "ult", j, k->S, "index");
-    V jr = sel(k, inside, j, k->c0, "index");
+    V j = em_for(E, k->c0, sp, k->c1); /* a slot; key jk */
+    V jk = j;
+    if (k->slots) {
+      /* the inverse of key_slot: slot v * 16 + l holds key (v / M) * 16 M + l M + v % M */
+      int M = k->slots;
+      V w = bin(k, "arith.remui", j, cTK, "index");
+      V v = bin(k, "arith.divui", w, em_index(E, VL32), "index"), l = bin(k, "arith.remui", w, em_index(E, VL32), "index");
+      V in_tile = addx(k, addx(k, mulc(k, bin(k, "arith.divui", v, em_index(E, M), "index"), VL32 * M), mulc(k, l, M)),
+                       bin(k, "arith.remui", v, em_index(E, M), "index"));
+      jk = addx(k, bin(k, "arith.subi", j, w, "index"), in_tile);
+    }
+    V inside = cmpi(k, "ult", jk, k->S, "index");
+    V jr = sel(k, inside, jk, k->c0, "index");
     V off = row_offset(k, k->KVH, b, g, jr);
     V d = em_for(E, k->c0, em_index(E, k->D), k->c1);
     V x = sload(k, k->k, addx(k, off, d), "f32");
@@ -2123,6 +2181,58 @@ static void emit_pack(K *k) {
   store(k, sel(k, bad, em_float(E, 1.0, "f32"), em_float(E, 0.0, "f32"), "f32"), k->kt, vflag_at(k, b, g, t), "memref<?xf32>");
   em_end(E);
   task_end(k);
+}
+
+/* Row r of a score tile ranked exactly: f64 scores of its candidates (the
+ * lanes of pt's row above -inf, in k->slots' order), as the row path
+ * computes them, ranked in their groups of M keys (ties to the lower key);
+ * those ranked N or worse become -inf in pt. For rows whose f32 ranking
+ * is within rounding of a tie. With `near` (an i32; slot order only), just
+ * the groups whose bits it sets (bit p * 16 + l: lane l of the vectors
+ * [p M, p M + M)); the others are already ranked. */
+static void nm_exact_row(K *k, V pt, const char *pmt, V r, V b, V h, V g, V i0, V k0, V val64, V near) {
+  const SaSpec *s = k->s;
+  int M = (int)s->nm_m, N = (int)s->nm_n;
+  char vt64[32];
+  snprintf(vt64, sizeof vt64, "memref<%dxf64>", TK);
+  V qoff = row_offset(k, k->H, b, h, addx(k, i0, r));
+  for (int pass = 0; pass < 2; pass++) {
+    V c = em_for(E, k->c0, em_index(E, TK), k->c1);
+    V in_near = em_int(E, 1, "i1");
+    if (near.s[0]) {
+      V bit = addx(k, mulc(k, bin(k, "arith.divui", c, em_index(E, VL32 * M), "index"), VL32),
+                   bin(k, "arith.divui", bin(k, "arith.remui", c, em_index(E, VL32 * M), "index"), em_index(E, M), "index"));
+      V sh = bin(k, "arith.shrui", near, em(E, "arith.index_cast %s : index to i32", bit.s), "i32");
+      in_near = cmpi(k, "ne", bin(k, "arith.andi", sh, em_int(E, 1, "i32"), "i32"), em_int(E, 0, "i32"), "i32");
+    }
+    em_if(E, in_near);
+    if (pass == 0) {
+      V x = load(k, pt, addx(k, mulc(k, r, TK), key_slot(k, c)), pmt);
+      em_if(E, cmpf(k, "ogt", x, em_float(E, -INFINITY, "f32"), "f32"));
+      V d = dot(k, k->q, qoff, k->k, row_offset(k, k->KVH, b, g, addx(k, k0, c)), k->D, "f64");
+      store(k, bin(k, "arith.mulf", em_float(E, s->scale, "f64"), d, "f64"), val64, c, vt64);
+      em_else(E);
+      store(k, em_float(E, -INFINITY, "f64"), val64, c, vt64);
+      em_end(E);
+    } else {
+      V a = load(k, val64, c, vt64);
+      V lo = mulc(k, bin(k, "arith.divui", c, em_index(E, M), "index"), M);
+      V rank = em_var(E, "index");
+      em_set(E, rank, k->c0, "index");
+      V t = em_for(E, lo, addc(k, lo, M), k->c1);
+      V at = load(k, val64, t, vt64);
+      V better = and1(k, cmpf(k, "ogt", at, em_float(E, -INFINITY, "f64"), "f64"),
+                      or1(k, cmpf(k, "ogt", at, a, "f64"), and1(k, cmpf(k, "oeq", at, a, "f64"), cmpi(k, "ult", t, c, "index"))));
+      V rv = em_get(E, rank, "index");
+      em_set(E, rank, sel(k, better, addc(k, rv, 1), rv, "index"), "index");
+      em_end(E);
+      em_if(E, cmpi(k, "uge", em_get(E, rank, "index"), em_index(E, N), "index"));
+      store(k, em_float(E, -INFINITY, "f32"), pt, addx(k, mulc(k, r, TK), key_slot(k, c)), pmt);
+      em_end(E);
+    }
+    em_end(E);
+    em_end(E);
+  }
 }
 
 /* N:M on a score tile (docs/semantics.md 4.7), for plans whose only
@@ -2143,9 +2253,8 @@ static void nm_select_tile(K *k, V pt, const char *pmt, V nr, V b, V h, V g, V i
   const SaSpec *s = k->s;
   int M = (int)s->nm_m, N = (int)s->nm_n;
   const char *vt = "vector<16xf32>", *it = "vector<16xi32>";
-  char qnt[32], vt64[32]; /* the types of qn (TQ rows) and val64 (TK keys) */
+  char qnt[32]; /* the type of qn (TQ rows) */
   snprintf(qnt, sizeof qnt, "memref<%dxf32>", TQ);
-  snprintf(vt64, sizeof vt64, "memref<%dxf64>", TK);
   V ninf = em(E, "arith.constant dense<0xFF800000> : %s", vt);
   V nan = em(E, "arith.constant dense<0x7FC00000> : %s", vt);
   V one = em(E, "arith.constant dense<1> : %s", it), zero_i = em(E, "arith.constant dense<0> : %s", it);
@@ -2200,40 +2309,61 @@ static void nm_select_tile(K *k, V pt, const char *pmt, V nr, V b, V h, V g, V i
     }
   }
   em_if(E, near);
-  {
-    /* exact: f64 scores of the row's candidates, ranked in their groups */
-    V qoff = row_offset(k, k->H, b, h, addx(k, i0, r));
-    V c = em_for(E, k->c0, em_index(E, TK), k->c1);
-    V x = load(k, pt, addx(k, mulc(k, r, TK), c), pmt);
-    em_if(E, cmpf(k, "ogt", x, em_float(E, -INFINITY, "f32"), "f32"));
-    V d = dot(k, k->q, qoff, k->k, row_offset(k, k->KVH, b, g, addx(k, k0, c)), k->D, "f64");
-    store(k, bin(k, "arith.mulf", em_float(E, s->scale, "f64"), d, "f64"), val64, c, vt64);
-    em_else(E);
-    store(k, em_float(E, -INFINITY, "f64"), val64, c, vt64);
-    em_end(E);
-    em_end(E);
-    c = em_for(E, k->c0, em_index(E, TK), k->c1);
-    V a = load(k, val64, c, vt64);
-    V lo = mulc(k, bin(k, "arith.divui", c, em_index(E, M), "index"), M);
-    V rank = em_var(E, "index");
-    em_set(E, rank, k->c0, "index");
-    V t = em_for(E, lo, addc(k, lo, M), k->c1);
-    V at = load(k, val64, t, vt64);
-    V better = and1(k, cmpf(k, "ogt", at, em_float(E, -INFINITY, "f64"), "f64"),
-                    or1(k, cmpf(k, "ogt", at, a, "f64"), and1(k, cmpf(k, "oeq", at, a, "f64"), cmpi(k, "ult", t, c, "index"))));
-    V rv = em_get(E, rank, "index");
-    em_set(E, rank, sel(k, better, addc(k, rv, 1), rv, "index"), "index");
-    em_end(E);
-    em_if(E, cmpi(k, "uge", em_get(E, rank, "index"), em_index(E, N), "index"));
-    store(k, em_float(E, -INFINITY, "f32"), pt, addx(k, mulc(k, r, TK), c), pmt);
-    em_end(E);
-    em_end(E);
-  }
+  nm_exact_row(k, pt, pmt, r, b, h, g, i0, k0, val64, (V){""});
   em_else(E);
   for (int v = 0; v < TK / VL32; v++)
     em_do(E, "vector.store %s, %s[%s] : %s, %s", kept[v].s, pt.s, addc(k, mulc(k, r, TK), v * VL32).s, pmt, vt);
   em_end(E);
   em_end(E);
+}
+
+static V vminf(K *k, V a, V b) {
+  const char *vt = "vector<16xf32>";
+  V lt = em(E, "arith.cmpf olt, %s, %s : %s", a.s, b.s, vt);
+  return em(E, "arith.select %s, %s, %s : vector<16xi1>, %s", lt.s, a.s, b.s, vt);
+}
+
+/* N:M (docs/semantics.md 4.7) on one row's TK scores pv in slot order
+ * (nm_slots, M = 2 or 4), in registers: lane l of vectors [p M, p M + M)
+ * is one group, so sorting each lane's M values (a network of min and max
+ * across vectors) gives every group's N-th and (N+1)-th best, t and u.
+ * Lanes below t become -inf. A group's selection is the exact one (as
+ * nm_select_tile argues) unless t - u is within thr (the bound on two
+ * scores' f32 error) or a score is NaN; a group whose t is -inf has fewer
+ * than N candidates and keeps them all. good[p / M] says which groups'
+ * selections are exact; returns whether all are. */
+static V nm_rank_row(K *k, V *pv, V thr, V *good) {
+  const char *vt = "vector<16xf32>", *bt = "vector<16xi1>";
+  int M = k->slots, N = (int)k->s->nm_n;
+  V ninf = em(E, "arith.constant dense<0xFF800000> : %s", vt);
+  V thrb = em(E, "vector.broadcast %s : f32 to %s", thr.s, vt);
+  V all = em(E, "arith.constant dense<true> : %s", bt);
+  for (int p = 0; p < TK / VL32; p += M) {
+    V x[4], srt[4];
+    for (int m = 0; m < M; m++)
+      x[m] = pv[p + m];
+    if (M == 2) {
+      srt[0] = vmaxf(k, x[0], x[1]), srt[1] = vminf(k, x[0], x[1]);
+    } else {
+      /* five compare-exchanges sort four values */
+      V a = vmaxf(k, x[0], x[1]), b = vminf(k, x[0], x[1]);
+      V c = vmaxf(k, x[2], x[3]), d = vminf(k, x[2], x[3]);
+      V e = vminf(k, a, c), f = vmaxf(k, b, d);
+      srt[0] = vmaxf(k, a, c), srt[3] = vminf(k, b, d);
+      srt[1] = vmaxf(k, e, f), srt[2] = vminf(k, e, f);
+    }
+    V t = srt[N - 1], u = srt[N];
+    V apart = cmpf(k, "ogt", em(E, "arith.subf %s, %s : %s", t.s, u.s, vt), thrb, vt);
+    V few = cmpf(k, "oeq", t, ninf, vt);
+    V ok = em(E, "arith.ori %s, %s : %s", apart.s, few.s, bt);
+    for (int m = 0; m < M; m += 2) /* ord: neither operand NaN */
+      ok = em(E, "arith.andi %s, %s : %s", ok.s, cmpf(k, "ord", x[m], x[m + 1], vt).s, bt);
+    for (int m = 0; m < M; m++)
+      pv[p + m] = em(E, "arith.select %s, %s, %s : %s, %s", cmpf(k, "oge", x[m], t, vt).s, x[m].s, ninf.s, bt, vt);
+    good[p / M] = ok;
+    all = em(E, "arith.andi %s, %s : %s", all.s, ok.s, bt);
+  }
+  return em(E, "vector.reduction <and>, %s : %s into i1", all.s, bt);
 }
 
 /* tile task (b, h, query tile). */
@@ -2329,7 +2459,7 @@ static void mask_row_range(K *k, V *pv, V i, V k064, V kl, V full) {
     char lanes[160];
     int n = 0;
     for (int ln = 0; ln < VL32; ln++)
-      n += snprintf(lanes + n, sizeof lanes - (size_t)n, "%s%d", ln ? ", " : "", v * VL32 + ln);
+      n += snprintf(lanes + n, sizeof lanes - (size_t)n, "%s%d", ln ? ", " : "", slot_key_c(k->slots, v * VL32 + ln));
     V pos = em(E, "arith.constant dense<[%s]> : vector<16xi32>", lanes);
     V in = em(E, "arith.andi %s, %s : vector<16xi1>", em(E, "arith.cmpi sge, %s, %s : vector<16xi32>", pos.s, lo32.s).s,
               em(E, "arith.cmpi slt, %s, %s : vector<16xi32>", pos.s, hi32.s).s);
@@ -2400,9 +2530,16 @@ static void emit_tile(K *k) {
   V zero = em(E, "arith.constant dense<0.0> : %s", vt);
   V cTK = em_index(E, TK);
 
-  /* N:M: the norms of the tile's query rows, for the bound on f32 error */
-  bool nm = s->nm_m > 0;
-  V qn = {""}, val64 = {""};
+  /* N:M: the norms of the tile's query rows, for the bound on f32 error;
+   * in slot order (k->slots), a flag per row whose ranking waits for
+   * nm_exact_row */
+  bool nm = s->nm_m > 0, slots = k->slots > 0;
+  V qn = {""}, val64 = {""}, later = {""};
+  char qnt[32], lat[32];
+  snprintf(qnt, sizeof qnt, "memref<%dxf32>", TQ);
+  snprintf(lat, sizeof lat, "memref<%dxi32>", TQ);
+  if (slots)
+    later = em_alloca(E, TQ, "i32");
   if (nm) {
     qn = em_alloca(E, TQ, "f32");
     val64 = em_alloca(E, TK, "f64");
@@ -2416,6 +2553,8 @@ static void emit_tile(K *k) {
   /* init accumulators */
   V r = em_for(E, k->c0, em_index(E, TQ), k->c1);
   store(k, em_float(E, -INFINITY, "f32"), m, r, rt);
+  if (slots)
+    store(k, em_int(E, 0, "i32"), later, r, lat);
   em_do(E, "vector.store %s, %s[%s] : %s, %s", zero.s, l.s, mulc(k, r, VL32).s, lt, vt);
   for (int v = 0; v < nvd; v++)
     em_do(E, "vector.store %s, %s[%s] : %s, %s", zero.s, acc_o.s, addc(k, mulc(k, r, Dp), v * VL32).s, ot, vt);
@@ -2450,8 +2589,27 @@ static void emit_tile(K *k) {
    * windows, their intersections; mask_bounds_exact), which a compare
    * against the lanes' key positions applies there. N:M ranks the whole
    * tile first and takes the P tile. */
+  V kmax = {""};
+  if (nm) {
+    /* the largest key norm of the tile (padding keys are zero) */
+    V sq[TK / VL32];
+    for (int v = 0; v < TK / VL32; v++)
+      sq[v] = em_var(E, vt), em_set(E, sq[v], zero, vt);
+    V dd = em_for(E, k->c0, em_index(E, D), k->c1);
+    V kd2 = addx(k, ktbase, addx(k, mulc(k, k0, D), mulc(k, dd, TK)));
+    for (int v = 0; v < TK / VL32; v++) {
+      V x = em(E, "vector.load %s[%s] : memref<?xf32>, %s", k->kt.s, addc(k, kd2, v * VL32).s, vt);
+      em_set(E, sq[v], em(E, "vector.fma %s, %s, %s : %s", x.s, x.s, em_get(E, sq[v], vt).s, vt), vt);
+    }
+    em_end(E);
+    V mx2 = em_get(E, sq[0], vt);
+    for (int v = 1; v < TK / VL32; v++)
+      mx2 = em(E, "arith.maximumf %s, %s : %s", mx2.s, em_get(E, sq[v], vt).s, vt);
+    kmax = em(E, "math.sqrt %s : f32", em(E, "vector.reduction <maximumf>, %s : %s into f32", mx2.s, vt).s);
+  }
   bool ranged = !k->p->mask || mask_bounds_exact(k->p->mask);
-  V fused = nm ? em_int(E, 0, "i1") : ranged ? em_int(E, 1, "i1") : full;
+  bool inreg = ranged && (!nm || slots); /* masks (and N:M) applied in registers */
+  V fused = nm && !slots ? em_int(E, 0, "i1") : ranged ? em_int(E, 1, "i1") : full;
   Tile tl = {pt, m, l, acc_o, pmt, rt, lt, ot, Dp, nvd};
 
   /* S = scale * Q K^T, rq rows at a time. A row block the mask gives no
@@ -2503,9 +2661,39 @@ static void emit_tile(K *k) {
       if (!(s->scale > 0))
         pv[v] = em(E, "arith.mulf %s, %s : %s", pv[v].s, scale.s, vt);
     }
-    if (ranged && !nm)
+    if (inreg)
       mask_row_range(k, pv, addx(k, i0, addc(k, rb, rr)), k064, kl, bfull);
-    online_row(k, &tl, addc(k, rb, rr), pv, em_float(E, (s->scale > 0 ? s->scale : 1.0) * LOG2_E, "f32"));
+    V coef = em_float(E, (s->scale > 0 ? s->scale : 1.0) * LOG2_E, "f32");
+    if (!slots) {
+      online_row(k, &tl, addc(k, rb, rr), pv, coef);
+      continue;
+    }
+    /* the bound on f32 error, in pv's units (scaled unless scale > 0) */
+    double slack = (s->scale > 0 ? 1.0 : fabs(s->scale)) * (double)(D + 4) * 0x1p-22;
+    V thr = bin(k, "arith.mulf", bin(k, "arith.mulf", load(k, qn, addc(k, rb, rr), qnt), kmax, "f32"),
+                em_float(E, slack, "f32"), "f32");
+    V raw[TK / VL32], good[2];
+    memcpy(raw, pv, sizeof raw);
+    em_if(E, nm_rank_row(k, pv, thr, good));
+    online_row(k, &tl, addc(k, rb, rr), pv, coef);
+    em_else(E);
+    /* the row waits: its exact groups' selections and the others' raw
+     * scores in pt, and which groups those are (bit p * 16 + l) */
+    V near = em_int(E, 0, "i32");
+    for (int v = 0; v < TK / VL32; v++) {
+      V gd = good[v / k->slots];
+      em_do(E, "vector.store %s, %s[%s] : %s, %s", em(E, "arith.select %s, %s, %s : vector<16xi1>, %s", gd.s, pv[v].s, raw[v].s, vt).s,
+            pt.s, addc(k, mulc(k, addc(k, rb, rr), TK), v * VL32).s, pmt, vt);
+      if (v % k->slots)
+        continue;
+      V bad = em(E, "arith.xori %s, %s : vector<16xi1>", gd.s, em(E, "arith.constant dense<true> : vector<16xi1>").s);
+      V b16 = em(E, "vector.extract %s[0] : i16 from vector<1xi16>",
+                 em(E, "vector.bitcast %s : vector<16xi1> to vector<1xi16>", bad.s).s);
+      V bits = em(E, "arith.extui %s : i16 to i32", b16.s);
+      near = bin(k, "arith.ori", near, bin(k, "arith.shli", bits, em_int(E, VL32 * (v / k->slots), "i32"), "i32"), "i32");
+    }
+    store(k, near, later, addc(k, rb, rr), lat);
+    em_end(E);
   }
   em_else(E);
   for (int rr = 0; rr < rq; rr++)
@@ -2520,10 +2708,26 @@ static void emit_tile(K *k) {
   em_end(E);
   em_end(E);
 
+  /* rows whose N:M ranking was within rounding of a tie: ranked exactly,
+   * then their online softmax */
+  if (slots) {
+    r = em_for(E, k->c0, nr, k->c1);
+    V near = load(k, later, r, lat);
+    em_if(E, cmpi(k, "ne", near, em_int(E, 0, "i32"), "i32"));
+    store(k, em_int(E, 0, "i32"), later, r, lat);
+    nm_exact_row(k, pt, pmt, r, b, h, g, i0, k0, val64, near);
+    V pv[TK / VL32];
+    for (int v = 0; v < TK / VL32; v++)
+      pv[v] = em(E, "vector.load %s[%s] : %s, %s", pt.s, addc(k, mulc(k, r, TK), v * VL32).s, pmt, vt);
+    online_row(k, &tl, r, pv, em_float(E, (s->scale > 0 ? s->scale : 1.0) * LOG2_E, "f32"));
+    em_end(E);
+    em_end(E);
+  }
+
   /* pairs the mask or the sequence end exclude get -inf (the fused rows
    * were masked in registers) */
   V c;
-  if (!(ranged && !nm)) {
+  if (!inreg) {
     em_if(E, em(E, "arith.xori %s, %s : i1", full.s, em_int(E, 1, "i1").s));
     r = em_for(E, k->c0, nr, k->c1);
     V ir = to_i64(k, addx(k, i0, r));
@@ -2539,24 +2743,8 @@ static void emit_tile(K *k) {
     em_end(E);
   }
 
-  if (nm) {
-    /* the largest key norm of the tile (padding keys are zero) */
-    V sq[TK / VL32];
-    for (int v = 0; v < TK / VL32; v++)
-      sq[v] = em_var(E, vt), em_set(E, sq[v], zero, vt);
-    V dd = em_for(E, k->c0, em_index(E, D), k->c1);
-    V kd2 = addx(k, ktbase, addx(k, mulc(k, k0, D), mulc(k, dd, TK)));
-    for (int v = 0; v < TK / VL32; v++) {
-      V x = em(E, "vector.load %s[%s] : memref<?xf32>, %s", k->kt.s, addc(k, kd2, v * VL32).s, vt);
-      em_set(E, sq[v], em(E, "vector.fma %s, %s, %s : %s", x.s, x.s, em_get(E, sq[v], vt).s, vt), vt);
-    }
-    em_end(E);
-    V mx2 = em_get(E, sq[0], vt);
-    for (int v = 1; v < TK / VL32; v++)
-      mx2 = em(E, "arith.maximumf %s, %s : %s", mx2.s, em_get(E, sq[v], vt).s, vt);
-    V kmax = em(E, "math.sqrt %s : f32", em(E, "vector.reduction <maximumf>, %s : %s into f32", mx2.s, vt).s);
+  if (nm && !slots)
     nm_select_tile(k, pt, pmt, nr, b, h, g, i0, k0, qn, kmax, val64);
-  }
 
   /* online softmax, row by row (full tiles did it in the Q K^T blocks) */
   em_if(E, em(E, "arith.xori %s, %s : i1", fused.s, em_int(E, 1, "i1").s));
@@ -2590,7 +2778,7 @@ static void emit_tile(K *k) {
      * rows, their masked lanes' P exactly 0) only the block's rows' ranges;
      * at a band's edge that is part of the tile */
     V c_lo = k->c0, c_hi = kl;
-    if (ranged && !nm && k->p->mask) {
+    if (inreg && k->p->mask) {
       V ml1, mh1, ml2, mh2;
       V r1 = to_i64(k, addx(k, i0, rb)), r2 = to_i64(k, addx(k, i0, addc(k, rb, rv - 1)));
       if (mask_bounds(E, k->p->mask, r1, &ml1, &mh1) && mask_bounds(E, k->p->mask, r2, &ml2, &mh2)) {
@@ -2603,26 +2791,46 @@ static void emit_tile(K *k) {
         c_hi = to_index(k, hi64);
       }
     }
-    c = em_for(E, c_lo, c_hi, k->c1);
-    V voff = row_offset(k, k->KVH, b, g, addx(k, k0, c));
-    V vv[16];
-    for (int v = 0; v < nvd; v++) {
-      int tail = D - v * VL32 < VL32 ? (int)(D - v * VL32) : 0;
-      vv[v] = vload(k, k->v, addc(k, voff, v * VL32), VL32, tail, "f32");
-    }
-    for (int rr = 0; rr < rv; rr++) {
-      V p = load(k, pt, addx(k, mulc(k, addc(k, rb, rr), TK), c), pmt);
-      V pb = em(E, "vector.broadcast %s : f32 to %s", p.s, vt);
-      V nonzero = safe ? cmpf(k, "one", p, em_float(E, 0.0, "f32"), "f32") : (V){""};
-      for (int v = 0; v < nvd; v++) {
-        V old = em_get(E, oacc[rr][v], vt);
-        V nw = em(E, "vector.fma %s, %s, %s : %s", pb.s, vv[v].s, old.s, vt);
-        if (safe)
-          nw = em(E, "arith.select %s, %s, %s : %s", nonzero.s, nw.s, old.s, vt);
-        em_set(E, oacc[rr][v], nw, vt);
+    /* In slot order, one loop per slot vector sv, whose lane l holds key
+     * base + l M: P's slots and V's rows both advance by a constant step */
+    int M = k->slots;
+    for (int sv = 0; sv < (M ? TK / VL32 : 1); sv++) {
+      V slot;
+      if (!M) {
+        c = em_for(E, c_lo, c_hi, k->c1);
+        slot = c;
+      } else {
+        int base = sv / M * VL32 * M + sv % M;
+        V lane_bound[2], cb[2] = {c_lo, c_hi};
+        for (int e = 0; e < 2; e++) {
+          V x = bin(k, "arith.maxsi", bin(k, "arith.subi", to_i64(k, cb[e]), c64(k, base), "i64"), c64(k, 0), "i64");
+          x = bin(k, "arith.divui", bin(k, "arith.addi", x, c64(k, M - 1), "i64"), c64(k, M), "i64");
+          lane_bound[e] = to_index(k, bin(k, "arith.minui", x, c64(k, VL32), "i64"));
+        }
+        V ln = em_for(E, lane_bound[0], lane_bound[1], k->c1);
+        c = addc(k, mulc(k, ln, M), base);
+        slot = addc(k, ln, sv * VL32);
       }
+      V voff = row_offset(k, k->KVH, b, g, addx(k, k0, c));
+      V vv[16];
+      for (int v = 0; v < nvd; v++) {
+        int tail = D - v * VL32 < VL32 ? (int)(D - v * VL32) : 0;
+        vv[v] = vload(k, k->v, addc(k, voff, v * VL32), VL32, tail, "f32");
+      }
+      for (int rr = 0; rr < rv; rr++) {
+        V p = load(k, pt, addx(k, mulc(k, addc(k, rb, rr), TK), slot), pmt);
+        V pb = em(E, "vector.broadcast %s : f32 to %s", p.s, vt);
+        V nonzero = safe ? cmpf(k, "one", p, em_float(E, 0.0, "f32"), "f32") : (V){""};
+        for (int v = 0; v < nvd; v++) {
+          V old = em_get(E, oacc[rr][v], vt);
+          V nw = em(E, "vector.fma %s, %s, %s : %s", pb.s, vv[v].s, old.s, vt);
+          if (safe)
+            nw = em(E, "arith.select %s, %s, %s : %s", nonzero.s, nw.s, old.s, vt);
+          em_set(E, oacc[rr][v], nw, vt);
+        }
+      }
+      em_end(E);
     }
-    em_end(E);
     for (int rr = 0; rr < rv; rr++)
       for (int v = 0; v < nvd; v++)
         em_do(E, "vector.store %s, %s[%s] : %s, %s", em_get(E, oacc[rr][v], vt).s, acc_o.s,
@@ -2964,7 +3172,8 @@ char *cg_cpu_kernel(const KernelPlan *plan, bool vnni) {
   if (!tasks)
     return main_text;
   /* the task functions and the runtime entry they run on */
-  K pk = {.p = plan, .s = s, .H = k->H, .KVH = k->KVH, .D = k->D, .R = k->R, .P = k->P, .vnni = vnni};
+  K pk = {.p = plan, .s = s, .H = k->H, .KVH = k->KVH, .D = k->D, .R = k->R, .P = k->P, .vnni = vnni,
+          .slots = flash ? nm_slots(plan) : 0};
   K tk = pk;
   char *pack_text = NULL, *tile_text = NULL;
   if (flash) {
