@@ -10,6 +10,7 @@
  * loading while the current one is used. Per tile:
  *   S = Q K^T       mma.sync m16n8k16, A from ldmatrix (Q), B from ldmatrix (K)
  *   mask            only on tiles the closed-form facts cannot prove full
+ *   N:M             groups ranked in registers, losers set to -inf (nm_select)
  *   online softmax  row max and sum across the 4 lanes that share a row
  *   O += P V        P goes from the accumulators' layout to the A operand's
  *                   in registers (it is the same layout); V by ldmatrix.trans
@@ -70,10 +71,13 @@ bool cg_cuda_supported(const SaSpec *s, char *why, size_t cap) {
     no = "the CUDA target writes fp32, fp16 or bf16 outputs";
   else if (s->head_dim > 256)
     no = "the CUDA target supports head_dim up to 256";
-  else if (s->has_predict || s->n_filter_rounds > 0 || s->nm_n > 0 || s->token_keep < 1 || s->head_keep < 1 ||
-           s->value_keep < 1 || s->has_progressive)
-    no = "the CUDA target lowers static patterns only: DSA prediction, filter rounds, N:M and SpAtten pruning are "
+  else if (s->has_predict || s->n_filter_rounds > 0 || s->token_keep < 1 || s->head_keep < 1 || s->value_keep < 1 ||
+           s->has_progressive)
+    no = "the CUDA target lowers static patterns and N:M only: DSA prediction, filter rounds and SpAtten pruning are "
          "not implemented for it yet";
+  else if (s->nm_m > 0 && 8 % s->nm_m != 0)
+    no = "the CUDA target ranks N:M groups of 1, 2, 4 or 8 keys (M dividing 8), which lie in one 8-key block of "
+         "the score accumulators";
   if (no && why)
     snprintf(why, cap, "%s", no);
   return !no;
@@ -420,6 +424,52 @@ static void pv_tf32(G *c, V buf, V s[][4], Acc *acc) {
 }
 
 /* One key tile: S, mask, online softmax, O += P V. */
+/* N:M (docs/semantics.md 4.7) on the score tile, in registers, after the
+ * mask. Lane (g, t) holds keys 8 nb + 2t + e (e = 0, 1) of rows g and
+ * g + 8, so a group of M <= 8 keys lies in one 8-key block, on the M / 2
+ * lanes t ^ x (x < M / 2) of the quad: each lane takes its partners' two
+ * scores by butterfly shuffles. A score's rank counts the group's
+ * candidates that beat it (a larger score, or an equal one at a lower
+ * key); ranks N and worse become -inf, so softmax and P V give them
+ * nothing. The scores ranked are the f32 accumulators of rounded inputs:
+ * where two of a group lie within f32 rounding of a tie, the choice can
+ * differ from the reference's f64 (docs/cuda.md). */
+static void nm_select(G *c, V s[][4], int nbs) {
+  int M = (int)c->s->nm_m, N = (int)c->s->nm_n;
+  if (N >= M)
+    return; /* every candidate kept */
+  V ninf = em_float(E, -INFINITY, "f32");
+  int nx = M / 2; /* lanes per group */
+  V lower[4];     /* whether partner lane t ^ x holds lower keys than this lane */
+  for (int x = 1; x < nx; x++)
+    lower[x] = cmp(c, "ult", bin(c, "arith.xori", c->tq, c32(c, x), "i32"), c->tq, "i32");
+  for (int nb = 0; nb < nbs; nb++)
+    for (int hr = 0; hr < 2; hr++) {
+      V val[4][2];
+      for (int x = 0; x < nx; x++)
+        for (int e = 0; e < 2; e++)
+          val[x][e] = x ? shfl_xor(c, s[nb][2 * hr + e], x) : s[nb][2 * hr + e];
+      V kept[2];
+      for (int e = 0; e < 2; e++) {
+        V me = val[0][e], rank = c32(c, 0);
+        for (int x = 0; x < nx; x++)
+          for (int f = 0; f < 2; f++) {
+            if (x == 0 && f == e)
+              continue;
+            V other = val[x][f];
+            V first = x ? lower[x] : em_int(E, f < e, "i1"); /* the other key is the lower one */
+            V tie = bin(c, "arith.andi", em(E, "arith.cmpf oeq, %s, %s : f32", other.s, me.s), first, "i1");
+            V beats = bin(c, "arith.ori", em(E, "arith.cmpf ogt, %s, %s : f32", other.s, me.s), tie, "i1");
+            beats = bin(c, "arith.andi", beats, em(E, "arith.cmpf ogt, %s, %s : f32", other.s, ninf.s), "i1");
+            rank = add(c, rank, em(E, "arith.extui %s : i1 to i32", beats.s));
+          }
+        kept[e] = sel(c, cmp(c, "slt", rank, c32(c, N), "i32"), me, ninf, "f32");
+      }
+      for (int e = 0; e < 2; e++)
+        s[nb][2 * hr + e] = kept[e];
+    }
+}
+
 static void tile_body(G *c, Acc *acc, V t, V buf, const V qf[][4], V i0, V i1_64) {
   int nbs = c->BN / 8, nbo = c->Dp / 8;
   V s[MAX_NB][4];
@@ -490,6 +540,8 @@ static void tile_body(G *c, Acc *acc, V t, V buf, const V qf[][4], V i0, V i1_64
   for (int nb = 0; nb < nbs; nb++)
     for (int r = 0; r < 4; r++)
       s[nb][r] = em_res(mres, nb * 4 + r);
+  if (c->s->nm_m > 0)
+    nm_select(c, s, nbs);
 
   /* Online softmax over the rows g and g + 8 of this lane. */
   V ninf = em_float(E, -INFINITY, "f32");
