@@ -2560,6 +2560,32 @@ static void emit_tile(K *k) {
     em_do(E, "vector.store %s, %s[%s] : %s, %s", zero.s, acc_o.s, addc(k, mulc(k, r, Dp), v * VL32).s, ot, vt);
   em_end(E);
 
+  /* Narrower storage (fp16, bf16, fp8) is widened once per tile: Q's rows
+   * into qf (zero past the sequence), each key tile's V rows into vf, so
+   * that the Q K^T and P V loops load f32 as they do for f32 storage
+   * rather than converting every element each time a row block uses it
+   * (Q's once per key tile, V's once per row block). */
+  bool wq = k->q.k != BK_F32, wv = k->v.k != BK_F32;
+  V qf = {""}, vf = {""};
+  char qft[48], vft[48];
+  snprintf(qft, sizeof qft, "memref<%lldxf32>", (long long)(TQ * Dp));
+  snprintf(vft, sizeof vft, "memref<%lldxf32>", (long long)(TK * Dp));
+  if (wq) {
+    qf = em_alloca(E, TQ * Dp, "f32");
+    V rq1 = em_for(E, k->c0, em_index(E, TQ), k->c1);
+    V live = cmpi(k, "ult", rq1, nr, "index");
+    V qo = row_offset(k, k->H, b, h, bin(k, "arith.minui", addx(k, i0, rq1), bin(k, "arith.subi", k->S, k->c1, "index"), "index"));
+    for (int v = 0; v < nvd; v++) {
+      int tail = D - v * VL32 < VL32 ? (int)(D - v * VL32) : 0;
+      V x = vload(k, k->q, addc(k, qo, v * VL32), VL32, tail, "f32");
+      x = em(E, "arith.select %s, %s, %s : %s", live.s, x.s, zero.s, vt);
+      em_do(E, "vector.store %s, %s[%s] : %s, %s", x.s, qf.s, addc(k, mulc(k, rq1, Dp), v * VL32).s, qft, vt);
+    }
+    em_end(E);
+  }
+  if (wv)
+    vf = em_alloca(E, TK * Dp, "f32");
+
   /* key range: the row bounds at the tile's first and last rows */
   V i064 = to_i64(k, i0), il64 = to_i64(k, addx(k, i0, bin(k, "arith.subi", nr, k->c1, "index")));
   V lo = c64(k, 0), hi = k->S64;
@@ -2582,6 +2608,16 @@ static void emit_tile(K *k) {
     mask_tile_facts(E, k->p->mask, i064, i164, k064, k164, &need, &full);
   full = and1(k, full, cmpi(k, "eq", kl, cTK, "index"));
   em_if(E, need);
+  if (wv) {
+    V cv = em_for(E, k->c0, kl, k->c1);
+    V vo = row_offset(k, k->KVH, b, g, addx(k, k0, cv));
+    for (int v = 0; v < nvd; v++) {
+      int tail = D - v * VL32 < VL32 ? (int)(D - v * VL32) : 0;
+      em_do(E, "vector.store %s, %s[%s] : %s, %s", vload(k, k->v, addc(k, vo, v * VL32), VL32, tail, "f32").s, vf.s,
+            addc(k, mulc(k, cv, Dp), v * VL32).s, vft, vt);
+    }
+    em_end(E);
+  }
   /* A tile runs each row's online softmax right after its Q K^T block, on
    * the scores still in registers (no round trip through the P tile, and
    * exp's work interleaves with the FMAs of the next block) when no pair
@@ -2645,7 +2681,8 @@ static void emit_tile(K *k) {
   for (int v = 0; v < TK / VL32; v++)
     kv[v] = em(E, "vector.load %s[%s] : memref<?xf32>, %s", k->kt.s, addc(k, kd, v * VL32).s, vt);
   for (int rr = 0; rr < rq; rr++) {
-    V qb = em(E, "vector.broadcast %s : f32 to %s", sload(k, k->q, addx(k, qoff[rr], d), "f32").s, vt);
+    V qx = wq ? load(k, qf, addx(k, mulc(k, addc(k, rb, rr), Dp), d), qft) : sload(k, k->q, addx(k, qoff[rr], d), "f32");
+    V qb = em(E, "vector.broadcast %s : f32 to %s", qx.s, vt);
     for (int v = 0; v < TK / VL32; v++)
       em_set(E, qacc[rr][v], em(E, "vector.fma %s, %s, %s : %s", qb.s, kv[v].s, em_get(E, qacc[rr][v], vt).s, vt), vt);
   }
@@ -2815,7 +2852,8 @@ static void emit_tile(K *k) {
       V vv[16];
       for (int v = 0; v < nvd; v++) {
         int tail = D - v * VL32 < VL32 ? (int)(D - v * VL32) : 0;
-        vv[v] = vload(k, k->v, addc(k, voff, v * VL32), VL32, tail, "f32");
+        vv[v] = wv ? em(E, "vector.load %s[%s] : %s, %s", vf.s, addc(k, mulc(k, c, Dp), v * VL32).s, vft, vt)
+                   : vload(k, k->v, addc(k, voff, v * VL32), VL32, tail, "f32");
       }
       for (int rr = 0; rr < rv; rr++) {
         V p = load(k, pt, addx(k, mulc(k, addc(k, rb, rr), TK), slot), pmt);
