@@ -1069,6 +1069,17 @@ static void first_top_fast(K *k, SaKeep keep, V qsteps, V ksteps, V i, V handled
   em_end(E);
 }
 
+/* Whether score `at` (key t) ranks before score `a` (key c) in the
+ * reference's order (ref_rank_cmp): larger first, NaN after every number,
+ * equal values (and NaNs among themselves) by the lower key; t_first says
+ * t < c. */
+static V rank_beats(K *k, V at, V a, V t_first, const char *ty) {
+  V nan_at = cmpf(k, "uno", at, at, ty), nan_a = cmpf(k, "uno", a, a, ty);
+  V tie = or1(k, cmpf(k, "oeq", at, a, ty), and1(k, nan_at, nan_a));
+  V num_over_nan = and1(k, nan_a, em(E, "arith.xori %s, %s : i1", nan_at.s, em_int(E, 1, "i1").s));
+  return or1(k, or1(k, num_over_nan, cmpf(k, "ogt", at, a, ty)), and1(k, tie, t_first));
+}
+
 /* N:M (§4.7): in each group of M keys keep the N best candidates by val.
  * The list is in key order, so a group's candidates are one run of it:
  * `flag` first holds each entry's run start (forward pass) and `pr`'s bits
@@ -1099,7 +1110,7 @@ static void select_nm(K *k) {
   V t = em_for(E, lo, hi, k->c1);
   V same = cmpi(k, "eq", bin(k, "arith.divui", load(k, k->idx, t, "memref<?xindex>"), Mx, "index"), gc, "index");
   V at = load(k, k->val, t, "memref<?xf64>");
-  V better = or1(k, cmpf(k, "ogt", at, a, "f64"), and1(k, cmpf(k, "oeq", at, a, "f64"), cmpi(k, "ult", t, c, "index")));
+  V better = rank_beats(k, at, a, cmpi(k, "ult", t, c, "index"), "f64");
   V rv = em_get(E, rank, "index");
   em_set(E, rank, sel(k, and1(k, same, better), addc(k, rv, 1), rv, "index"), "index");
   em_end(E);
@@ -1449,7 +1460,7 @@ static void row(K *k, V i) {
   }
   c = em_for(E, k->c0, n_get(k), k->c1);
   V p = load(k, k->pr, c, "memref<?xf32>");
-  em_if(E, cmpf(k, "one", p, em_float(E, 0.0, "f32"), "f32"));
+  em_if(E, cmpf(k, "une", p, em_float(E, 0.0, "f32"), "f32"));
   j = load(k, k->idx, c, "memref<?xindex>");
   V voff = k_row(k, j);
   V pb = em(E, "vector.broadcast %s : f32 to vector<16xf32>", p.s);
@@ -1784,7 +1795,7 @@ static void attend_block(K *k, V ib, V nrows) {
   }
   c = em_for(E, k->c0, cnt, k->c1);
   V p = load(k, k->pr, c, "memref<?xf32>");
-  em_if(E, cmpf(k, "one", p, em_float(E, 0.0, "f32"), "f32"));
+  em_if(E, cmpf(k, "une", p, em_float(E, 0.0, "f32"), "f32"));
   j = em(E, "arith.index_cast %s : i32 to index", load(k, k->blist, addx(k, base, addx(k, lo, c)), "memref<?xi32>").s);
   V voff = k_row(k, j);
   V pb = em(E, "vector.broadcast %s : f32 to %s", p.s, vt);
@@ -2208,7 +2219,7 @@ static void nm_exact_row(K *k, V pt, const char *pmt, V r, V b, V h, V g, V i0, 
     em_if(E, in_near);
     if (pass == 0) {
       V x = load(k, pt, addx(k, mulc(k, r, TK), key_slot(k, c)), pmt);
-      em_if(E, cmpf(k, "ogt", x, em_float(E, -INFINITY, "f32"), "f32"));
+      em_if(E, cmpf(k, "une", x, em_float(E, -INFINITY, "f32"), "f32")); /* -inf: not a candidate */
       V d = dot(k, k->q, qoff, k->k, row_offset(k, k->KVH, b, g, addx(k, k0, c)), k->D, "f64");
       store(k, bin(k, "arith.mulf", em_float(E, s->scale, "f64"), d, "f64"), val64, c, vt64);
       em_else(E);
@@ -2221,8 +2232,8 @@ static void nm_exact_row(K *k, V pt, const char *pmt, V r, V b, V h, V g, V i0, 
       em_set(E, rank, k->c0, "index");
       V t = em_for(E, lo, addc(k, lo, M), k->c1);
       V at = load(k, val64, t, vt64);
-      V better = and1(k, cmpf(k, "ogt", at, em_float(E, -INFINITY, "f64"), "f64"),
-                      or1(k, cmpf(k, "ogt", at, a, "f64"), and1(k, cmpf(k, "oeq", at, a, "f64"), cmpi(k, "ult", t, c, "index"))));
+      V better = and1(k, cmpf(k, "une", at, em_float(E, -INFINITY, "f64"), "f64"),
+                      rank_beats(k, at, a, cmpi(k, "ult", t, c, "index"), "f64"));
       V rv = em_get(E, rank, "index");
       em_set(E, rank, sel(k, better, addc(k, rv, 1), rv, "index"), "index");
       em_end(E);
@@ -2280,6 +2291,8 @@ static void nm_select_tile(K *k, V pt, const char *pmt, V nr, V b, V h, V g, V i
   for (int v = 0; v < TK / VL32; v++) {
     V at = addc(k, mulc(k, r, TK), v * VL32);
     V x = em(E, "vector.load %s[%s] : %s, %s", pt.s, at.s, pmt, vt);
+    /* a NaN score ranks after every number (ref_rank_cmp): exact path */
+    near = or1(k, near, em(E, "vector.reduction <or>, %s : vector<16xi1> into i1", cmpf(k, "uno", x, x, vt).s));
     V rank = zero_i;
     for (int t = 1; t < M; t++) {
       V y = em(E, "vector.shuffle %s, %s [%s] : %s, %s", x.s, x.s, perm[t], vt, vt);
@@ -2430,8 +2443,12 @@ static void online_row(K *k, const Tile *tl, V r, V *pv, V coef) {
   em_do(E, "vector.store %s, %s[%s] : %s, %s", em(E, "arith.addf %s, %s : %s", l16.s, sum.s, vt).s, tl->l.s, lrow.s, tl->lt,
         vt);
   em_else(E);
-  for (int v = 0; v < TK / VL32; v++)
-    em_do(E, "vector.store %s, %s[%s] : %s, %s", zero.s, tl->pt.s, addc(k, prow, v * VL32).s, tl->pmt, vt);
+  /* no number yet: P is 0, but NaN for a NaN score, whose row the
+   * reference's softmax makes NaN whatever else it holds */
+  for (int v = 0; v < TK / VL32; v++) {
+    V nanp = em(E, "arith.select %s, %s, %s : vector<16xi1>, %s", cmpf(k, "uno", pv[v], pv[v], vt).s, pv[v].s, zero.s, vt);
+    em_do(E, "vector.store %s, %s[%s] : %s, %s", nanp.s, tl->pt.s, addc(k, prow, v * VL32).s, tl->pmt, vt);
+  }
   em_end(E);
 }
 
@@ -2858,7 +2875,8 @@ static void emit_tile(K *k) {
       for (int rr = 0; rr < rv; rr++) {
         V p = load(k, pt, addx(k, mulc(k, addc(k, rb, rr), TK), slot), pmt);
         V pb = em(E, "vector.broadcast %s : f32 to %s", p.s, vt);
-        V nonzero = safe ? cmpf(k, "one", p, em_float(E, 0.0, "f32"), "f32") : (V){""};
+        /* une: a NaN p still adds (NaN) */
+        V nonzero = safe ? cmpf(k, "une", p, em_float(E, 0.0, "f32"), "f32") : (V){""};
         for (int v = 0; v < nvd; v++) {
           V old = em_get(E, oacc[rr][v], vt);
           V nw = em(E, "vector.fma %s, %s, %s : %s", pb.s, vv[v].s, old.s, vt);
