@@ -776,7 +776,11 @@ static V round_half_away(K *k, V y) {
   V t = em(E, "arith.sitofp %s : i64 to f64", em(E, "arith.fptosi %s : f64 to i64", a.s).s);
   V up = cmpf(k, "oge", bin(k, "arith.subf", a, t, "f64"), em_float(E, 0.5, "f64"), "f64");
   V r = sel(k, up, bin(k, "arith.addf", t, em_float(E, 1.0, "f64"), "f64"), t, "f64");
-  return em(E, "math.copysign %s, %s : f64", r.s, y.s);
+  r = em(E, "math.copysign %s, %s : f64", r.s, y.s);
+  /* from 2^52 on every double is an integer; Inf and NaN (which the
+   * integer conversion would turn into garbage) stay what they are, as
+   * C's round() leaves them, so the clamp after sends NaN to -qmax */
+  return sel(k, cmpf(k, "olt", a, em_float(E, 0x1p52, "f64"), "f64"), r, y, "f64");
 }
 
 /* Applies one selection rule (docs/semantics.md §4.1) to the row lists. */
