@@ -275,6 +275,14 @@ static V vmaxf(K *k, V a, V b) {
   return em(E, "arith.select %s, %s, %s : vector<16xi1>, %s", lt.s, b.s, a.s, vt);
 }
 
+/* min(a, b) as vmaxf does max (one vminps): a NaN in `b` is passed
+ * through, one in `a` dropped. */
+static V vminf(K *k, V a, V b) {
+  const char *vt = "vector<16xf32>";
+  V lt = em(E, "arith.cmpf olt, %s, %s : %s", a.s, b.s, vt);
+  return em(E, "arith.select %s, %s, %s : vector<16xi1>, %s", lt.s, a.s, b.s, vt);
+}
+
 /* The largest lane of v by halving shuffles and vmaxf (NaN lanes may be
  * dropped). */
 static V hmaxf(K *k, V v) {
@@ -2199,9 +2207,9 @@ static void emit_pack(K *k) {
 }
 
 /* Row r of a score tile ranked exactly: f64 scores of its candidates (the
- * lanes of pt's row above -inf, in k->slots' order), as the row path
- * computes them, ranked in their groups of M keys (ties to the lower key);
- * those ranked N or worse become -inf in pt. For rows whose f32 ranking
+ * lanes of pt's row other than -inf, in k->slots' order), as the row path
+ * computes them, ranked in their groups of M keys in the reference's order
+ * (rank_beats); those ranked N or worse become -inf in pt. For rows whose f32 ranking
  * is within rounding of a tie. With `near` (an i32; slot order only), just
  * the groups whose bits it sets (bit p * 16 + l: lane l of the vectors
  * [p M, p M + M)); the others are already ranked. */
@@ -2332,12 +2340,6 @@ static void nm_select_tile(K *k, V pt, const char *pmt, V nr, V b, V h, V g, V i
     em_do(E, "vector.store %s, %s[%s] : %s, %s", kept[v].s, pt.s, addc(k, mulc(k, r, TK), v * VL32).s, pmt, vt);
   em_end(E);
   em_end(E);
-}
-
-static V vminf(K *k, V a, V b) {
-  const char *vt = "vector<16xf32>";
-  V lt = em(E, "arith.cmpf olt, %s, %s : %s", a.s, b.s, vt);
-  return em(E, "arith.select %s, %s, %s : vector<16xi1>, %s", lt.s, a.s, b.s, vt);
 }
 
 /* N:M (docs/semantics.md 4.7) on one row's TK scores pv in slot order
