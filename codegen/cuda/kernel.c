@@ -430,7 +430,8 @@ static void pv_tf32(G *c, V buf, V s[][4], Acc *acc) {
  * lanes t ^ x (x < M / 2) of the quad: each lane takes its partners' two
  * scores by butterfly shuffles. A score's rank counts the group's
  * candidates that beat it (a larger score, or an equal one at a lower
- * key); ranks N and worse become -inf, so softmax and P V give them
+ * key, a NaN after every number, as ref_rank_cmp orders them); ranks N
+ * and worse become -inf, so softmax and P V give them
  * nothing. The scores ranked are the f32 accumulators of rounded inputs:
  * where two of a group lie within f32 rounding of a tie, the choice can
  * differ from the reference's f64 (docs/cuda.md). */
@@ -458,9 +459,16 @@ static void nm_select(G *c, V s[][4], int nbs) {
               continue;
             V other = val[x][f];
             V first = x ? lower[x] : em_int(E, f < e, "i1"); /* the other key is the lower one */
-            V tie = bin(c, "arith.andi", em(E, "arith.cmpf oeq, %s, %s : f32", other.s, me.s), first, "i1");
-            V beats = bin(c, "arith.ori", em(E, "arith.cmpf ogt, %s, %s : f32", other.s, me.s), tie, "i1");
-            beats = bin(c, "arith.andi", beats, em(E, "arith.cmpf ogt, %s, %s : f32", other.s, ninf.s), "i1");
+            /* the reference's order: a NaN after every number, NaNs among
+             * themselves and equal numbers by key; -inf is no candidate */
+            V nan_o = em(E, "arith.cmpf uno, %s, %s : f32", other.s, other.s);
+            V nan_m = em(E, "arith.cmpf uno, %s, %s : f32", me.s, me.s);
+            V tie = bin(c, "arith.ori", em(E, "arith.cmpf oeq, %s, %s : f32", other.s, me.s),
+                        bin(c, "arith.andi", nan_o, nan_m, "i1"), "i1");
+            V num_over_nan = bin(c, "arith.andi", nan_m, bin(c, "arith.xori", nan_o, em_int(E, 1, "i1"), "i1"), "i1");
+            V beats = bin(c, "arith.ori", em(E, "arith.cmpf ogt, %s, %s : f32", other.s, me.s),
+                          bin(c, "arith.ori", num_over_nan, bin(c, "arith.andi", tie, first, "i1"), "i1"), "i1");
+            beats = bin(c, "arith.andi", beats, em(E, "arith.cmpf une, %s, %s : f32", other.s, ninf.s), "i1");
             rank = add(c, rank, em(E, "arith.extui %s : i1 to i32", beats.s));
           }
         kept[e] = sel(c, cmp(c, "slt", rank, c32(c, N), "i32"), me, ninf, "f32");
