@@ -25,7 +25,9 @@ typedef int32_t (*SattnCpuKernelFn)(const void *q, const void *k, const void *v,
  * independent. A call made while another is running (from another thread,
  * or from inside a task) runs its tasks serially in the caller, so calls
  * never deadlock. Returns 0; never fails (without threads it runs serially).
- * Which thread runs a task never changes its result. */
+ * Which thread runs a task never changes its result. After a call the
+ * pool's threads poll for 0.2 ms for the next one before they sleep, so
+ * calls back to back do not wait for threads to wake. */
 int32_t sattn_cpu_parallel(void (*fn)(void *ctx, int64_t i), void *ctx, int64_t n);
 
 /* The number of threads (the caller included) later calls use: n >= 1, or

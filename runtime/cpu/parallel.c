@@ -4,16 +4,24 @@
  * is one function over a range of task numbers; threads take tasks from a
  * shared atomic counter, so a task is done once and the split adapts to
  * uneven tasks (a causal row tile costs more than another). One job runs
- * at a time; a concurrent or nested call runs serially in its caller. */
+ * at a time; a concurrent or nested call runs serially in its caller.
+ *
+ * A kernel is often two jobs back to back (the flash path's pack, then its
+ * tiles), and a model calls kernels back to back: a worker that has
+ * finished waits SPIN_NS for the next job by polling before it sleeps on
+ * the condition variable, and the caller polls as long for the workers to
+ * finish, so that short jobs do not pay a futex wake-up each way. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sattn/cpu.h"
 
 #define MAX_THREADS 64
+#define SPIN_NS 200000 /* 0.2 ms */
 
 typedef struct {
   void (*fn)(void *, int64_t);
@@ -29,13 +37,46 @@ static struct {
   pthread_mutex_t busy;      /* held by the caller of the running job */
   pthread_t threads[MAX_THREADS];
   int n_workers;
-  long generation;
+  atomic_long generation;
   Job job;
-  int finished;
+  atomic_int finished;
   atomic_int want; /* threads to use, 0 = default */
 } pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_MUTEX_INITIALIZER};
 
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+
+static int64_t now_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static void relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+/* Polls until done() or SPIN_NS have passed; whether done() held. The
+ * caller then checks again under the lock, so polling only saves sleeps. */
+static bool spin_until(bool (*done)(long), long arg) {
+  int64_t end = 0;
+  for (int i = 0;; i++) {
+    if (done(arg))
+      return true;
+    relax();
+    if ((i & 63) == 63) {
+      int64_t t = now_ns();
+      if (!end)
+        end = t + SPIN_NS;
+      else if (t > end)
+        return false;
+    }
+  }
+}
+
+static bool new_job(long seen) { return atomic_load(&pool.generation) != seen; }
+static bool all_finished(long participants) { return atomic_load(&pool.finished) >= participants; }
 
 static void run_tasks(Job *j) {
   for (;;) {
@@ -51,6 +92,11 @@ static void *worker(void *arg) {
   long seen = 0;
   pthread_mutex_lock(&pool.lock);
   for (;;) {
+    if (pool.generation == seen) {
+      pthread_mutex_unlock(&pool.lock);
+      spin_until(new_job, seen);
+      pthread_mutex_lock(&pool.lock);
+    }
     while (pool.generation == seen)
       pthread_cond_wait(&pool.start, &pool.lock);
     seen = pool.generation;
@@ -117,6 +163,7 @@ int32_t sattn_cpu_parallel(void (*fn)(void *ctx, int64_t i), void *ctx, int64_t 
   pthread_cond_broadcast(&pool.start);
   pthread_mutex_unlock(&pool.lock);
   run_tasks(&pool.job);
+  spin_until(all_finished, helpers);
   pthread_mutex_lock(&pool.lock);
   while (pool.finished < pool.job.participants)
     pthread_cond_wait(&pool.done, &pool.lock);
