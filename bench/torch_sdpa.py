@@ -4,7 +4,8 @@ scaled_dot_product_attention (a fused flash-style CPU kernel in PyTorch 2.x)
 for dense, is_causal for causal, and an explicit boolean mask for the
 sliding window (SDPA has no native form of it, so it computes every score);
 FlexAttention (torch.compile on the CPU) with a block mask for causal and
-the window, which skips masked blocks. fp32, batch 1, 16 heads, head_dim 64.
+the window, which skips masked blocks. fp32, batch 1, 16 heads, head_dim 64
+(BATCH and HEADS in the environment change the first two).
 Writes JSON lines: impl, pattern, seq, threads, median/min/max ms.
 usage: torch_sdpa.py OUT.json SEQ,SEQ,... THREADS,THREADS,... [REPS [IMPL:PATTERN,...]]
 (the last argument keeps only those cases, e.g. torch-sdpa:dense)"""
@@ -19,7 +20,9 @@ import torch.nn.functional as F
 out_path, seqs, threads = sys.argv[1], [int(x) for x in sys.argv[2].split(",")], [int(x) for x in sys.argv[3].split(",")]
 reps = int(sys.argv[4]) if len(sys.argv) > 4 else 5
 only = set(sys.argv[5].split(",")) if len(sys.argv) > 5 else None
-H, D, W = 16, 64, 512
+import os
+
+B, H, D, W = int(os.environ.get("BATCH", 1)), int(os.environ.get("HEADS", 16)), 64, 512
 
 try:
     import torch._dynamo
@@ -47,7 +50,7 @@ def timed(fn):
 rows = []
 for S in seqs:
     g = torch.Generator().manual_seed(7)
-    q, k, v = (torch.rand(1, H, S, D, generator=g) * 2 - 1 for _ in range(3))
+    q, k, v = (torch.rand(B, H, S, D, generator=g) * 2 - 1 for _ in range(3))
     i = torch.arange(S)
     window = (i[:, None] - i[None, :]).abs() <= W // 2
     cases = [("torch-sdpa", "dense", lambda: F.scaled_dot_product_attention(q, k, v)),
