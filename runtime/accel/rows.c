@@ -40,7 +40,7 @@ struct Rows {
   bool *active, *cand, *top;   /* R, R x S, R x S */
   double *a, *s, *ps;          /* low-bit, exact and softmax scores, R x S */
   float *pr;                   /* probabilities, R x S */
-  float *pmax;                 /* R */
+  double *pmax;                /* R: each row's largest probability, as the reference computes it */
   int64_t *survivors;          /* R */
   bool pruned_values;
   RefRank *rank;
@@ -90,7 +90,7 @@ bool rows_alloc(M *m, const float *token_in, float *token_out, const float *head
   w->s = zalloc(R * S, sizeof(double), &ok);
   w->ps = zalloc(R * S, sizeof(double), &ok);
   w->pr = zalloc(R * S, sizeof(float), &ok);
-  w->pmax = zalloc(R, sizeof(float), &ok);
+  w->pmax = zalloc(R, sizeof(double), &ok);
   w->survivors = zalloc(R, sizeof(int64_t), &ok);
   w->rank = zalloc(S > H ? S : H, sizeof(RefRank), &ok);
   if (ok && s->has_predict)
@@ -171,8 +171,12 @@ static int64_t topk_cycles(int64_t n, int64_t C) {
 }
 
 /* The row softmax over row r's candidates from `sc`, with the table
- * exponent; returns the largest probability. */
-static float row_softmax(M *m, int64_t r, const double *sc) {
+ * exponent, into pr. Returns the row's largest probability as the
+ * reference computes it (exp and the sum in double, in key order): the
+ * progressive stage compares it with its threshold, and a choice made on
+ * the table's value could differ from the reference's near the threshold,
+ * where the two choices' outputs differ by far more than rounding. */
+static double row_softmax(M *m, int64_t r, const double *sc) {
   Rows *w = m->rows_engine;
   const bool *cand = w->cand + r * m->S;
   float *pr = w->pr + r * m->S;
@@ -180,16 +184,20 @@ static float row_softmax(M *m, int64_t r, const double *sc) {
   for (int64_t j = 0; j < m->S; j++)
     if (cand[j])
       mx = fmax(mx, sc[j]);
-  float sum = 0.0f, pmax = 0.0f;
+  float sum = 0.0f;
+  double exact = 0.0;
   for (int64_t j = 0; j < m->S; j++) {
     pr[j] = cand[j] ? exp2_table(&m->exp, (float)((sc[j] - mx) * 1.4426950408889634)) : 0.0f;
     sum += pr[j];
+    exact += cand[j] ? exp(sc[j] - mx) : 0.0;
     m->cls[CL_SOFTMAX].exps += cand[j];
   }
   float inv = sum > 0 ? 1.0f / sum : 0.0f;
+  double pmax = 0.0;
   for (int64_t j = 0; j < m->S; j++) {
     pr[j] *= inv;
-    pmax = fmaxf(pmax, pr[j]);
+    double e = cand[j] ? exp(sc[j] - mx) : 0.0;
+    pmax = fmax(pmax, exact > 0.0 ? e / exact : e); /* ref_softmax's steps, NaN cases included */
   }
   return pmax;
 }
