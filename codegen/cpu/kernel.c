@@ -2118,6 +2118,19 @@ static V key_slot(K *k, V c) {
   return addx(k, mulc(k, v, VL32), bin(k, "arith.divui", w, em_index(E, M), "index"));
 }
 
+/* The key in slot j of kt's padded key axis (tiles of TK slots): the
+ * inverse of key_slot, j itself in the natural order. */
+static V slot_key(K *k, V j) {
+  int M = k->slots;
+  if (!M)
+    return j;
+  V w = bin(k, "arith.remui", j, em_index(E, TK), "index");
+  V v = bin(k, "arith.divui", w, em_index(E, VL32), "index"), l = bin(k, "arith.remui", w, em_index(E, VL32), "index");
+  V in_tile = addx(k, addx(k, mulc(k, bin(k, "arith.divui", v, em_index(E, M), "index"), VL32 * M), mulc(k, l, M)),
+                   bin(k, "arith.remui", v, em_index(E, M), "index"));
+  return addx(k, bin(k, "arith.subi", j, w, "index"), in_tile);
+}
+
 /* pack task (b, g): K[b, g, j, d] (zero past S) into the head's block of
  * kt at kt_at(j, d), and per key tile a flag (1.0) when its V rows are not
  * all finite, read once here rather than by every query tile. */
@@ -2137,15 +2150,8 @@ static void emit_pack(K *k) {
     V j0 = em_for(E, k->c0, sp, em_index(E, VL32));
     /* the key of the block's first slot; its slots' keys are M apart in
      * slot order (nm_slots), consecutive otherwise */
-    V kb = j0;
+    V kb = slot_key(k, j0);
     int step = k->slots ? k->slots : 1;
-    if (k->slots) {
-      V w = bin(k, "arith.remui", j0, cTK, "index");
-      V v = bin(k, "arith.divui", w, em_index(E, VL32), "index");
-      V in_tile = addx(k, mulc(k, bin(k, "arith.divui", v, em_index(E, step), "index"), VL32 * step),
-                       bin(k, "arith.remui", v, em_index(E, step), "index"));
-      kb = addx(k, bin(k, "arith.subi", j0, w, "index"), in_tile);
-    }
     V d0 = em_for(E, k->c0, em_index(E, k->D), em_index(E, VL32));
     V x[VL32];
     for (int i = 0; i < VL32; i++) {
@@ -2177,17 +2183,8 @@ static void emit_pack(K *k) {
     em_end(E);
     em_end(E);
   } else {
-    V j = em_for(E, k->c0, sp, k->c1); /* a slot; key jk */
-    V jk = j;
-    if (k->slots) {
-      /* the inverse of key_slot: slot v * 16 + l holds key (v / M) * 16 M + l M + v % M */
-      int M = k->slots;
-      V w = bin(k, "arith.remui", j, cTK, "index");
-      V v = bin(k, "arith.divui", w, em_index(E, VL32), "index"), l = bin(k, "arith.remui", w, em_index(E, VL32), "index");
-      V in_tile = addx(k, addx(k, mulc(k, bin(k, "arith.divui", v, em_index(E, M), "index"), VL32 * M), mulc(k, l, M)),
-                       bin(k, "arith.remui", v, em_index(E, M), "index"));
-      jk = addx(k, bin(k, "arith.subi", j, w, "index"), in_tile);
-    }
+    V j = em_for(E, k->c0, sp, k->c1); /* a slot */
+    V jk = slot_key(k, j);
     V inside = cmpi(k, "ult", jk, k->S, "index");
     V jr = sel(k, inside, jk, k->c0, "index");
     V off = row_offset(k, k->KVH, b, g, jr);
@@ -2669,6 +2666,9 @@ static void emit_tile(K *k) {
   bool ranged = !k->p->mask || mask_bounds_exact(k->p->mask);
   bool inreg = ranged && (!nm || slots); /* masks (and N:M) applied in registers */
   V fused = nm && !slots ? em_int(E, 0, "i1") : ranged ? em_int(E, 1, "i1") : full;
+  /* the fused rows' scores into exp2's units: a positive scale is applied
+   * there, not to the raw scores */
+  double fused_coef = (s->scale > 0 ? s->scale : 1.0) * LOG2_E;
   Tile tl = {pt, m, l, acc_o, pmt, rt, lt, ot, Dp, nvd};
 
   /* S = scale * Q K^T, rq rows at a time. A row block the mask gives no
@@ -2723,7 +2723,7 @@ static void emit_tile(K *k) {
     }
     if (inreg)
       mask_row_range(k, pv, addx(k, i0, addc(k, rb, rr)), k064, kl, bfull);
-    V coef = em_float(E, (s->scale > 0 ? s->scale : 1.0) * LOG2_E, "f32");
+    V coef = em_float(E, fused_coef, "f32");
     if (!slots) {
       online_row(k, &tl, addc(k, rb, rr), pv, coef);
       continue;
@@ -2779,7 +2779,7 @@ static void emit_tile(K *k) {
     V pv[TK / VL32];
     for (int v = 0; v < TK / VL32; v++)
       pv[v] = em(E, "vector.load %s[%s] : %s, %s", pt.s, addc(k, mulc(k, r, TK), v * VL32).s, pmt, vt);
-    online_row(k, &tl, r, pv, em_float(E, (s->scale > 0 ? s->scale : 1.0) * LOG2_E, "f32"));
+    online_row(k, &tl, r, pv, em_float(E, fused_coef, "f32"));
     em_end(E);
     em_end(E);
   }
