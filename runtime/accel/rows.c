@@ -185,21 +185,21 @@ static double row_softmax(M *m, int64_t r, const double *sc) {
     if (cand[j])
       mx = fmax(mx, sc[j]);
   float sum = 0.0f;
-  double exact = 0.0;
+  double exact = 0.0, emax = 0.0;
   for (int64_t j = 0; j < m->S; j++) {
     pr[j] = cand[j] ? exp2_table(&m->exp, (float)((sc[j] - mx) * 1.4426950408889634)) : 0.0f;
     sum += pr[j];
-    exact += cand[j] ? exp(sc[j] - mx) : 0.0;
+    double e = cand[j] ? exp(sc[j] - mx) : 0.0;
+    exact += e;
+    emax = fmax(emax, e);
     m->cls[CL_SOFTMAX].exps += cand[j];
   }
   float inv = sum > 0 ? 1.0f / sum : 0.0f;
-  double pmax = 0.0;
-  for (int64_t j = 0; j < m->S; j++) {
+  for (int64_t j = 0; j < m->S; j++)
     pr[j] *= inv;
-    double e = cand[j] ? exp(sc[j] - mx) : 0.0;
-    pmax = fmax(pmax, exact > 0.0 ? e / exact : e); /* ref_softmax's steps, NaN cases included */
-  }
-  return pmax;
+  /* ref_softmax's largest p, NaN cases included: dividing by a positive
+   * sum keeps the order, and a NaN sum leaves the p undivided */
+  return exact > 0.0 ? emax / exact : emax;
 }
 
 /* The largest candidate count among the tile's active rows. */
