@@ -72,8 +72,9 @@ bool cg_cpu_dtype_supported(SaDtype t) {
 #define VL64 8  /* f64 lanes */
 #define LOG2_E 1.4426950408889634 /* log2(e): softmax in base 2 */
 #define PROJ_ROWS 4 /* DSA: rows projected together */
-#define RB 48       /* row path: rows attended together, key half by key half (a multiple of FS_ROWS) */
-#define KV_SPLIT_BYTES (1 << 20) /* row path: K + V bytes per head above which keys go in halves */
+#define PV_AHEAD 24 /* row path: list entries ahead whose V rows P V prefetches */
+#define RB 48       /* row path: rows attended together, key part by key part (a multiple of FS_ROWS) */
+#define KV_PART_BYTES (1024 << 10) /* row path: K + V bytes of one key part */
 #define RBX_T "memref<48xindex>" /* the types of RB-entry buffers */
 #define RBF_T "memref<48xf32>"
 
@@ -98,7 +99,8 @@ typedef struct {
   V ks32;                              /* the first stage's K steps rounded to f32, once per head */
   V orow;                       /* memref<Dxf32> */
   bool rows_task;               /* emitting a rows task (no importance outputs) */
-  V blist, bn, bsplit;          /* blocked rows: their lists (i32), lengths, first key of the second half */
+  V blist, bn, bcur;            /* blocked rows: their lists (i32), lengths, first entry of the next key part */
+  V blist_base;                 /* set: first_top_fast writes the row's list straight to blist here */
   V bm, bl, bacc;               /* blocked rows: online softmax maxima, sums, O accumulators */
   V n;                          /* var index: list length */
   V abssum;                     /* var f64 */
@@ -877,6 +879,31 @@ static V count_ge32(K *k, V a, V n, V t) { return count_ge_in(k, a, n, t, false)
 #define APPROX_REL 0x1p-19
 #define APPROX_ABS 0x1p-120
 
+/* Writes the positions of the set flags in [0, n) to blist[base, ...), in
+ * order, and returns their count: 16 flags at a time, the positions
+ * packed by vpcompressd into a register and stored whole (blist has 16
+ * entries of room past any row's list; a later row overwrites the spill),
+ * with no branch per flag. Needs AVX-512 (k->vnni targets have it). */
+static V flags_to_blist(K *k, V n, V base) {
+  V w = em_var(E, "index");
+  em_set(E, w, k->c0, "index");
+  V iota = em(E, "arith.constant dense<[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]> : vector<16xi32>");
+  V zero8 = em(E, "arith.constant dense<0> : vector<16xi8>"), zero = em(E, "arith.constant dense<0> : vector<16xi32>");
+  V c = em_for(E, k->c0, n, em_index(E, VL32));
+  V f = em(E, "vector.load %s[%s] : memref<?xi8>, vector<16xi8>", k->flag.s, c.s);
+  V m = em(E, "arith.cmpi ne, %s, %s : vector<16xi8>", f.s, zero8.s);
+  V pos = em(E, "arith.addi %s, %s : vector<16xi32>", iota.s,
+             em(E, "vector.broadcast %s : i32 to vector<16xi32>", em(E, "arith.index_cast %s : index to i32", c.s).s).s);
+  V packed = em(E, "x86vector.avx512.mask.compress %s, %s, %s : vector<16xi32>, vector<16xi32>", m.s, pos.s, zero.s);
+  V wv = em_get(E, w, "index");
+  em_do(E, "vector.store %s, %s[%s] : memref<?xi32>, vector<16xi32>", packed.s, k->blist.s, addx(k, base, wv).s);
+  V cnt = em(E, "math.ctpop %s : i16", em(E, "vector.extract %s[0] : i16 from vector<1xi16>",
+                                           em(E, "vector.bitcast %s : vector<16xi1> to vector<1xi16>", m.s).s).s);
+  em_set(E, w, addx(k, wv, em(E, "arith.index_castui %s : i16 to index", cnt.s)), "index");
+  em_end(E);
+  return em_get(E, w, "index");
+}
+
 /* The first selection stage's top-k (ratio or count), when its scores are
  * the first stage's grid dots of every key in order (no mask, no token
  * pruning): ranks f32 approximations a_j = dot_j * step_j instead of the
@@ -1057,9 +1084,14 @@ static void first_top_fast(K *k, SaKeep keep, V qsteps, V ksteps, V i, V handled
     store(k, em(E, "arith.extui %s : i1 to i8", keepe.s), k->flag, load(k, bpos, e, "memref<64xindex>"), "memref<?xi8>");
     em_end(E);
     /* the list: every flagged key, in order */
+    flags_end(k, S);
+    if (k->blist_base.s[0]) {
+      em_set(E, k->n, flags_to_blist(k, S, k->blist_base), "index");
+      em_set(E, handled, em_int(E, 1, "i1"), "i1");
+      goto done;
+    }
     V w = em_var(E, "index");
     em_set(E, w, k->c0, "index");
-    flags_end(k, S);
     c = em_for(E, k->c0, S, em_index(E, 64));
     V bits = flag_bits(k, c);
     V mb = em_var(E, "i64");
@@ -1076,6 +1108,7 @@ static void first_top_fast(K *k, SaKeep keep, V qsteps, V ksteps, V i, V handled
     em_set(E, k->n, em_get(E, w, "index"), "index");
     em_set(E, handled, em_int(E, 1, "i1"), "i1");
   }
+done:
   em_end(E);
   em_end(E);
   em_end(E);
@@ -1376,7 +1409,7 @@ static void candidates(K *k, V i) {
 
 /* The selection stages of row i: the list (idx, n) of the keys that reach
  * softmax, in key order. */
-static void row_select(K *k, V i) {
+static V row_select(K *k, V i) {
   const SaSpec *s = k->s;
   Buf fq = {k->fq, BK_F32}, fk = {k->fk, BK_F32}, pqb = {k->pq, BK_F32}, pkb = {k->pk, BK_F32};
   /* the first selection stage (prediction, else filter round 0) ranks
@@ -1384,8 +1417,9 @@ static void row_select(K *k, V i) {
   SaKeep keep0 = s->has_predict ? s->predict_keep : s->n_filter_rounds > 0 ? s->filter[0].keep : (SaKeep){KEEP_ALL, 0};
   bool fast = k->fsc_off.s[0] && !k->p->mask && s->token_keep >= 1.0 &&
               (keep0.kind == KEEP_TOP_RATIO || keep0.kind == KEEP_TOP_COUNT);
+  V handled = {""};
   if (fast) {
-    V handled = em_var(E, "i1");
+    handled = em_var(E, "i1");
     em_set(E, handled, em_int(E, 0, "i1"), "i1");
     first_top_fast(k, keep0, s->has_predict ? k->pqs : k->fqs, s->has_predict ? k->pks : k->fks, i, handled);
     em_if(E, em(E, "arith.xori %s, %s : i1", em_get(E, handled, "i1").s, em_int(E, 1, "i1").s));
@@ -1410,6 +1444,7 @@ static void row_select(K *k, V i) {
     select_rule(k, s->filter[r].keep, false);
   }
   k->fsc_off = first;
+  return handled;
 }
 
 /* One kept query row i of head (cur_b, cur_h): selection, softmax, importance,
@@ -1737,13 +1772,91 @@ static bool row_blocked(const K *k) {
          !s->has_progressive && s->token_keep >= 1.0;
 }
 
+/* Prefetches the K or V row (buffer b) of list entry blist[lbase + e]: a
+ * row's listed keys are scattered over the head, so the hardware's stream
+ * prefetchers cannot see them coming. */
+static void prefetch_rows(K *k, Buf b, V lbase, V e) {
+  V j = em(E, "arith.index_cast %s : i32 to index", load(k, k->blist, addx(k, lbase, e), "memref<?xi32>").s);
+  V off = k_row(k, j);
+  int64_t per_line = 64 / elem_bytes(b.k);
+  for (int64_t ln = 0; ln * per_line < k->D; ln++)
+    em_do(E, "memref.prefetch %s[%s], read, locality<3>, data : %s", b.m.s, addc(k, off, ln * per_line).s, memty(b.k));
+}
+
+/* The scores of 16 listed keys, blist[lbase + c + l] for l < 16, into
+ * pr[c, c + 16): each key's products with the query row summed over its
+ * vectors into 16 lanes, then the 16 vectors reduced together by a
+ * transpose tree (pairs of vectors halve their lanes per key at each of 4
+ * levels: 30 shuffles and 15 adds for 16 keys, where a reduction per key
+ * costs about 8 dependent operations). */
+static void score_block16(K *k, V qoff, V lbase, V c, V last) {
+  const char *vt = "vector<16xf32>";
+  int64_t D = k->D, nvd = (D + VL32 - 1) / VL32;
+  V x[VL32];
+  for (int l = 0; l < VL32; l++) {
+    prefetch_rows(k, k->k, lbase, bin(k, "arith.minui", addc(k, c, VL32 + l), last, "index"));
+    V j = em(E, "arith.index_cast %s : i32 to index", load(k, k->blist, addx(k, lbase, addc(k, c, l)), "memref<?xi32>").s);
+    V ko = k_row(k, j);
+    for (int64_t v = 0; v < nvd; v++) {
+      int tail = D - v * VL32 < VL32 ? (int)(D - v * VL32) : 0;
+      V qv = vload(k, k->q, addc(k, qoff, v * VL32), VL32, tail, "f32");
+      V kv = vload(k, k->k, addc(k, ko, v * VL32), VL32, tail, "f32");
+      x[l] = v == 0 ? em(E, "arith.mulf %s, %s : %s", qv.s, kv.s, vt) : em(E, "vector.fma %s, %s, %s : %s", qv.s, kv.s, x[l].s, vt);
+    }
+  }
+  /* level w: vectors hold 16 / (2w) keys in blocks of 2w partial sums; a
+   * pair (a, b) becomes one holding a's keys then b's, blocks of w */
+  for (int w = 8, n = VL32; w >= 1; w /= 2, n /= 2) {
+    int keys = VL32 / (2 * w); /* keys per input vector */
+    char lo[256], hi[256];
+    size_t pl = 0, ph = 0;
+    for (int src = 0; src < 2; src++)
+      for (int key = 0; key < keys; key++)
+        for (int t = 0; t < w; t++) {
+          int at = src * VL32 + key * 2 * w + t;
+          pl += (size_t)snprintf(lo + pl, sizeof lo - pl, "%s%d", pl ? ", " : "", at);
+          ph += (size_t)snprintf(hi + ph, sizeof hi - ph, "%s%d", ph ? ", " : "", at + w);
+        }
+    for (int i = 0; i < n / 2; i++) {
+      V a = em(E, "vector.shuffle %s, %s [%s] : %s, %s", x[2 * i].s, x[2 * i + 1].s, lo, vt, vt);
+      V b = em(E, "vector.shuffle %s, %s [%s] : %s, %s", x[2 * i].s, x[2 * i + 1].s, hi, vt, vt);
+      x[i] = em(E, "arith.addf %s, %s : %s", a.s, b.s, vt);
+    }
+  }
+  V sc = em(E, "vector.broadcast %s : f32 to %s", em_float(E, k->s->scale, "f32").s, vt);
+  em_do(E, "vector.store %s, %s[%s] : memref<?xf32>, %s", em(E, "arith.mulf %s, %s : %s", x[0].s, sc.s, vt).s, k->pr.s, c.s, vt);
+}
+
+/* The first entry in [lo, n) of the sorted list blist[base + ...] whose
+ * key is at least `key` (n if none), by a branch-free binary search. */
+static V list_lower_bound(K *k, V base, V lo, V n, V key) {
+  V at = em_var(E, "index"), len = em_var(E, "index");
+  em_set(E, at, lo, "index");
+  em_set(E, len, bin(k, "arith.subi", n, lo, "index"), "index");
+  /* each step leaves at most half of len (rounded down): bit-length steps */
+  V bits = bin(k, "arith.subi", em_index(E, 64),
+               em(E, "arith.index_castui %s : i64 to index", em(E, "math.ctlz %s : i64", to_i64(k, em_get(E, len, "index")).s).s),
+               "index");
+  em_for(E, k->c0, bits, k->c1);
+  V a = em_get(E, at, "index"), l = em_get(E, len, "index");
+  V h = bin(k, "arith.shrui", l, k->c1, "index");
+  V j = em(E, "arith.index_cast %s : i32 to index", load(k, k->blist, addx(k, base, addx(k, a, h)), "memref<?xi32>").s);
+  /* len can reach 0 before the last step; then nothing moves */
+  V below = and1(k, cmpi(k, "ne", l, k->c0, "index"), cmpi(k, "ult", j, key, "index"));
+  em_set(E, at, sel(k, below, addx(k, a, addc(k, h, 1)), a, "index"), "index");
+  em_set(E, len, sel(k, below, bin(k, "arith.subi", l, addc(k, h, 1), "index"), h, "index"), "index");
+  em_end(E);
+  return em_get(E, at, "index");
+}
+
 /* Softmax and P V of rows [ib, ib + nrows) from their lists (blist), one
- * key half at a time: a row's survivors are scattered over the head's K
+ * key part at a time: a row's survivors are scattered over the head's K
  * and V rows, which together outgrow L2 at long sequences, so the block's
- * rows all take their keys from the first half (K and V rows [0, S/2)),
- * then all from the second (when K and V exceed KV_SPLIT_BYTES), with an online softmax (maximum, sum and O
- * accumulators rescaled when a half raises the maximum). Scores and P
- * are f32 as in row(); zero weights are skipped. */
+ * rows all take their keys from the first part (K and V rows [0, plen),
+ * at most KV_PART_BYTES of them), then all from the next, with an online
+ * softmax (maximum, sum and O accumulators rescaled when a part raises
+ * the maximum). Scores and P are f32 as in row(); zero weights are
+ * skipped. */
 static void attend_block(K *k, V ib, V nrows) {
   const char *vt = "vector<16xf32>";
   int64_t D = k->D, nvd = (D + VL32 - 1) / VL32, Dp = nvd * VL32;
@@ -1754,17 +1867,27 @@ static void attend_block(K *k, V ib, V nrows) {
   for (int64_t v = 0; v < nvd; v++)
     em_do(E, "vector.store %s, %s[%s] : memref<?xf32>, %s", zero.s, k->bacc.s, addc(k, mulc(k, r, Dp), v * VL32).s, vt);
   em_end(E);
-  V hf = em_for(E, k->c0, em_index(E, 2), k->c1);
+  /* key parts of at most KV_PART_BYTES of K and V rows, at least one */
+  V parts = bin(k, "arith.divui", addc(k, mulc(k, k->S, D * (elem_bytes(k->k.k) + elem_bytes(k->v.k))), KV_PART_BYTES - 1),
+                em_index(E, KV_PART_BYTES), "index");
+  V plen = bin(k, "arith.divui", bin(k, "arith.subi", addx(k, k->S, parts), k->c1, "index"), parts, "index");
+  V pend = em_for(E, plen, addx(k, k->S, plen), plen);
   r = em_for(E, k->c0, nrows, k->c1);
-  V n = load(k, k->bn, r, RBX_T), sp = load(k, k->bsplit, r, RBX_T);
-  V first = cmpi(k, "eq", hf, k->c0, "index");
-  V lo = sel(k, first, k->c0, sp, "index"), hi = sel(k, first, sp, n, "index");
+  V n = load(k, k->bn, r, RBX_T), base = mulx(k, r, k->S);
+  V lo = sel(k, cmpi(k, "eq", pend, plen, "index"), k->c0, load(k, k->bcur, r, RBX_T), "index");
+  V hi = list_lower_bound(k, base, lo, n, pend);
+  store(k, hi, k->bcur, r, RBX_T);
   em_if(E, cmpi(k, "ult", lo, hi, "index"));
   V qoff = row_offset(k, k->H, k->cur_b, k->cur_h, addx(k, ib, r));
-  V base = mulx(k, r, k->S), cnt = bin(k, "arith.subi", hi, lo, "index");
-  /* scores into pr[0, cnt) */
-  V c = em_for(E, k->c0, cnt, k->c1);
-  V j = em(E, "arith.index_cast %s : i32 to index", load(k, k->blist, addx(k, base, addx(k, lo, c)), "memref<?xi32>").s);
+  V cnt = bin(k, "arith.subi", hi, lo, "index");
+  /* scores into pr[0, cnt): 16 keys at a time, then one by one */
+  V lbase = addx(k, base, lo);
+  V full = bin(k, "arith.andi", cnt, em_index(E, -VL32), "index");
+  V c = em_for(E, k->c0, full, em_index(E, VL32));
+  score_block16(k, qoff, lbase, c, bin(k, "arith.subi", cnt, k->c1, "index"));
+  em_end(E);
+  c = em_for(E, full, cnt, k->c1);
+  V j = em(E, "arith.index_cast %s : i32 to index", load(k, k->blist, addx(k, lbase, c), "memref<?xi32>").s);
   V d = dot(k, k->q, qoff, k->k, k_row(k, j), D, "f32");
   store(k, bin(k, "arith.mulf", em_float(E, k->s->scale, "f32"), d, "f32"), k->pr, c, "memref<?xf32>");
   em_end(E);
@@ -1797,30 +1920,46 @@ static void attend_block(K *k, V ib, V nrows) {
   V sum = em(E, "vector.reduction <add>, %s : %s into f32", em_get(E, svar, vt).s, vt);
   store(k, bin(k, "arith.addf", bin(k, "arith.mulf", load(k, k->bl, r, RBF_T), alpha, "f32"), sum, "f32"), k->bl, r,
         RBF_T);
-  /* O = alpha O + sum p V over the half's keys */
+  /* O = alpha O + sum p V over the part's keys; two sets of accumulators
+   * (even and odd entries) where registers allow, so that consecutive keys'
+   * FMAs do not wait on each other */
   V ab = em(E, "vector.broadcast %s : f32 to %s", alpha.s, vt);
-  V acc[16];
-  for (int64_t v = 0; v < nvd; v++) {
-    acc[v] = em_var(E, vt);
-    V o = em(E, "vector.load %s[%s] : memref<?xf32>, %s", k->bacc.s, addc(k, mulc(k, r, Dp), v * VL32).s, vt);
-    em_set(E, acc[v], em(E, "arith.mulf %s, %s : %s", o.s, ab.s, vt), vt);
+  int sets = nvd <= 8 ? 2 : 1;
+  V acc[2][16];
+  for (int u = 0; u < sets; u++)
+    for (int64_t v = 0; v < nvd; v++) {
+      acc[u][v] = em_var(E, vt);
+      V o = u ? zero : em(E, "arith.mulf %s, %s : %s", em(E, "vector.load %s[%s] : memref<?xf32>, %s", k->bacc.s,
+                                                            addc(k, mulc(k, r, Dp), v * VL32).s, vt).s, ab.s, vt);
+      em_set(E, acc[u][v], o, vt);
+    }
+  V last = bin(k, "arith.subi", cnt, k->c1, "index");
+  V paired = sets == 2 ? bin(k, "arith.andi", cnt, em_index(E, -2), "index") : cnt;
+  for (int part = 0; part < sets; part++) {
+    c = part ? em_for(E, paired, cnt, k->c1) : em_for(E, k->c0, paired, em_index(E, sets));
+    for (int u = 0; u < (part ? 1 : sets); u++) {
+      V e = addc(k, c, u);
+      V p = load(k, k->pr, e, "memref<?xf32>");
+      prefetch_rows(k, k->v, lbase, bin(k, "arith.minui", addc(k, e, PV_AHEAD), last, "index"));
+      em_if(E, cmpf(k, "une", p, em_float(E, 0.0, "f32"), "f32"));
+      j = em(E, "arith.index_cast %s : i32 to index", load(k, k->blist, addx(k, lbase, e), "memref<?xi32>").s);
+      V voff = k_row(k, j);
+      V pb = em(E, "vector.broadcast %s : f32 to %s", p.s, vt);
+      for (int64_t v = 0; v < nvd; v++) {
+        int tail = D - v * VL32 < VL32 ? (int)(D - v * VL32) : 0;
+        V vv = vload(k, k->v, addc(k, voff, v * VL32), VL32, tail, "f32");
+        em_set(E, acc[u][v], em(E, "vector.fma %s, %s, %s : %s", pb.s, vv.s, em_get(E, acc[u][v], vt).s, vt), vt);
+      }
+      em_end(E);
+    }
+    em_end(E);
   }
-  c = em_for(E, k->c0, cnt, k->c1);
-  V p = load(k, k->pr, c, "memref<?xf32>");
-  em_if(E, cmpf(k, "une", p, em_float(E, 0.0, "f32"), "f32"));
-  j = em(E, "arith.index_cast %s : i32 to index", load(k, k->blist, addx(k, base, addx(k, lo, c)), "memref<?xi32>").s);
-  V voff = k_row(k, j);
-  V pb = em(E, "vector.broadcast %s : f32 to %s", p.s, vt);
   for (int64_t v = 0; v < nvd; v++) {
-    int tail = D - v * VL32 < VL32 ? (int)(D - v * VL32) : 0;
-    V vv = vload(k, k->v, addc(k, voff, v * VL32), VL32, tail, "f32");
-    em_set(E, acc[v], em(E, "vector.fma %s, %s, %s : %s", pb.s, vv.s, em_get(E, acc[v], vt).s, vt), vt);
+    V o = em_get(E, acc[0][v], vt);
+    if (sets == 2)
+      o = em(E, "arith.addf %s, %s : %s", o.s, em_get(E, acc[1][v], vt).s, vt);
+    em_do(E, "vector.store %s, %s[%s] : memref<?xf32>, %s", o.s, k->bacc.s, addc(k, mulc(k, r, Dp), v * VL32).s, vt);
   }
-  em_end(E);
-  em_end(E);
-  for (int64_t v = 0; v < nvd; v++)
-    em_do(E, "vector.store %s, %s[%s] : memref<?xf32>, %s", em_get(E, acc[v], vt).s, k->bacc.s, addc(k, mulc(k, r, Dp), v * VL32).s,
-          vt);
   em_end(E);
   em_end(E);
   em_end(E);
@@ -1858,27 +1997,27 @@ static void head_body(K *k, V b, V h) {
   bool tiled = s->has_predict || s->n_filter_rounds > 0;
   V i;
   if (row_blocked(k)) {
-    /* two key halves only when the head's K and V rows outgrow L2's share */
-    V big = cmpi(k, "ugt", mulc(k, k->S, k->D * (elem_bytes(k->k.k) + elem_bytes(k->v.k))), em_index(E, KV_SPLIT_BYTES),
-                 "index");
-    V half = sel(k, big, bin(k, "arith.divui", addc(k, k->S, 1), em_index(E, 2), "index"), k->S, "index");
     first_stage_prepare(k);
     V ib = em_for(E, k->c0, k->S, em_index(E, RB));
     V nrows = bin(k, "arith.minui", em_index(E, RB), bin(k, "arith.subi", k->S, ib, "index"), "index");
     i = first_stage_rows_open(k, ib, addx(k, ib, nrows));
-    row_select(k, i);
-    /* the list, for the key halves of attend_block */
     V rb = bin(k, "arith.subi", i, ib, "index"), base = mulx(k, rb, k->S);
-    V sp = em_var(E, "index");
-    em_set(E, sp, k->c0, "index");
+    /* the list, for the key parts of attend_block: written there by the
+     * first stage when it is the last and the target has AVX-512 */
+    bool direct = k->vnni && (s->has_predict ? s->n_filter_rounds == 0 : s->n_filter_rounds == 1);
+    if (direct)
+      k->blist_base = base;
+    V handled = row_select(k, i);
+    k->blist_base = (V){""};
+    if (direct && handled.s[0])
+      em_if(E, em(E, "arith.xori %s, %s : i1", em_get(E, handled, "i1").s, em_int(E, 1, "i1").s));
     V c = em_for(E, k->c0, n_get(k), k->c1);
-    V j = load(k, k->idx, c, "memref<?xindex>");
-    store(k, em(E, "arith.index_cast %s : index to i32", j.s), k->blist, addx(k, base, c), "memref<?xi32>");
-    V spv = em_get(E, sp, "index");
-    em_set(E, sp, sel(k, cmpi(k, "ult", j, half, "index"), addc(k, spv, 1), spv, "index"), "index");
+    store(k, em(E, "arith.index_cast %s : index to i32", load(k, k->idx, c, "memref<?xindex>").s), k->blist, addx(k, base, c),
+          "memref<?xi32>");
     em_end(E);
+    if (direct && handled.s[0])
+      em_end(E);
     store(k, n_get(k), k->bn, rb, RBX_T);
-    store(k, em_get(E, sp, "index"), k->bsplit, rb, RBX_T);
     first_stage_rows_close(k);
     attend_block(k, ib, nrows);
     em_end(E);
@@ -3031,10 +3170,10 @@ static void row_scratch_alloc(K *k, RowScratch *rs, V *ok, V len) {
   k->ks32 = scratch(k, rs, tiled ? k->S : one, "f32", ok);
   k->fsc_off = (V){""};
   bool blocked = row_blocked(k);
-  k->blist = scratch(k, rs, blocked ? mulc(k, k->S, RB) : one, "i32", ok);
+  k->blist = scratch(k, rs, blocked ? addc(k, mulc(k, k->S, RB), VL32) : one, "i32", ok);
   k->bacc = scratch(k, rs, em_index(E, blocked ? RB * ((k->D + VL32 - 1) / VL32) * VL32 : 1), "f32", ok);
   k->bn = em_alloca(E, RB, "index");
-  k->bsplit = em_alloca(E, RB, "index");
+  k->bcur = em_alloca(E, RB, "index");
   k->bm = em_alloca(E, RB, "f32");
   k->bl = em_alloca(E, RB, "f32");
 }

@@ -20,7 +20,7 @@
  * serial chain otherwise); canonicalize and cse shrink the text LLVM sees. */
 const char cg_cpu_llvm_pipeline[] =
     "canonicalize,cse,func.func(convert-vector-to-scf),convert-scf-to-cf,"
-    "convert-vector-to-llvm{reassociate-fp-reductions=true},convert-math-to-llvm,expand-strided-metadata,"
+    "convert-vector-to-llvm{reassociate-fp-reductions=true enable-x86vector=true},convert-math-to-llvm,expand-strided-metadata,"
     "finalize-memref-to-llvm,convert-arith-to-llvm,convert-index-to-llvm,convert-func-to-llvm,"
     "convert-cf-to-llvm,reconcile-unrealized-casts";
 
