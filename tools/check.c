@@ -50,11 +50,11 @@ static uint8_t fp8_bits(float r, SaDtype t) {
   return sign | (uint8_t)(((e - 1 + bias) << mant) | (int)lrintf(ldexpf(2 * f - 1, mant)));
 }
 
-static size_t dtype_bytes(SaDtype t) { return t == DT_FP32 ? 4 : t == DT_FP8E4M3 || t == DT_FP8E5M2 ? 1 : 2; }
+size_t chk_dtype_bytes(SaDtype t) { return t == DT_FP32 ? 4 : t == DT_FP8E4M3 || t == DT_FP8E5M2 ? 1 : 2; }
 
 /* The kernel's memory for a tensor of type t from fp32 values (rounded to t first). */
 void *chk_encode(const float *x, size_t n, SaDtype t) {
-  size_t elem = dtype_bytes(t);
+  size_t elem = chk_dtype_bytes(t);
   unsigned char *out = malloc(n * elem + 1);
   if (!out)
     return NULL;

@@ -13,6 +13,8 @@
 
 /* The kernel's memory for n values of type t (each rounded to t first);
  * malloc'ed, NULL when out of memory. */
+/* Bytes per element of a tensor of type t in the kernel's memory. */
+size_t chk_dtype_bytes(SaDtype t);
 void *chk_encode(const float *x, size_t n, SaDtype t);
 /* n values of type t (fp32, fp16, bf16) in memory back to fp32. */
 void chk_decode(const void *mem, size_t n, SaDtype t, float *out);

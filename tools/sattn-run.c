@@ -28,6 +28,9 @@
 #include "check.h"
 #include "tool.h"
 
+#define OUT_GUARD 64     /* bytes checked after the output */
+#define GUARD_BYTE 0xA5
+
 typedef struct {
   const char *file, *kernel, *qf, *kf, *vf, *expect, *out;
   int64_t seq, batch, heads, kv_heads, head_dim;
@@ -291,11 +294,15 @@ static int run(const Args *a, SattnModule *mod, int index) {
   kq = chk_encode(q, nq, s->storage);
   kk = chk_encode(k, nkv, s->storage);
   kv = chk_encode(v, nkv, s->storage);
-  ko = malloc(nq * 4 + 1);
+  /* the output, then a guard that must come back untouched: a kernel that
+   * writes past its output (a tail store one lane too wide) is a failure */
+  size_t out_bytes = nq * chk_dtype_bytes(s->output);
+  ko = malloc(out_bytes + OUT_GUARD);
   if (!kq || !kk || !kv || !ko) {
     fputs("sattn-run: error: out of memory\n", stderr);
     goto done;
   }
+  memset((unsigned char *)ko + out_bytes, GUARD_BYTE, OUT_GUARD);
 
   double t0 = now_s(), compile_s, kernel_s;
   SaAccelStats stats = {0};
@@ -352,6 +359,11 @@ static int run(const Args *a, SattnModule *mod, int index) {
     fprintf(stderr, "sattn-run: error: the kernel returned status %d (%s)\n", st, sa_status_name((SaStatus)st));
     goto done;
   }
+  for (size_t g = 0; g < OUT_GUARD; g++)
+    if (((unsigned char *)ko)[out_bytes + g] != GUARD_BYTE) {
+      fprintf(stderr, "sattn-run: error: the kernel wrote past the end of its output (byte %zu after it)\n", g);
+      goto done;
+    }
   chk_decode(ko, nq, s->output, got_l);
 compare:
   chk_to_layout(s, B, H, S, got_l, got, true); /* back to [B,H,S,D] */

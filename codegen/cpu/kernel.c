@@ -1377,7 +1377,13 @@ static void store_out(K *k, V x, V off, int tail) {
     y = em(E, "arith.trunci %s : vector<16xi32> to vector<16xi16>", r.s);
   }
   const char *et = elem(ok);
-  if (tail > 0) {
+  if (tail == 1) {
+    /* one element as a scalar store: LLVM 22's x86 back end turns a
+     * one-lane masked store of a truncated vector<16xi16> into a 4-byte
+     * store, which wrote past the row (into the next row, another thread's
+     * or the end of the output) for bf16 outputs with head_dim % 16 == 1 */
+    store(k, em(E, "vector.extract %s[0] : %s from vector<16x%s>", y.s, et, et), k->o.m, off, memty(ok));
+  } else if (tail > 0) {
     V mask = em(E, "vector.constant_mask [%d] : vector<16xi1>", tail);
     em_do(E, "vector.maskedstore %s[%s], %s, %s : %s, vector<16xi1>, vector<16x%s>", k->o.m.s, off.s, mask.s, y.s,
           memty(ok), et);
