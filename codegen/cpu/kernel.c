@@ -492,31 +492,27 @@ static V tail_z(K *k, V tail) {
 
 /* A pass's running statistics of a list's values, for top-k's brackets
  * and first guesses: per lane the minimum and maximum (of the lanes in
- * `mask`), the sum and sum of squares (masked lanes hold 0), and `bad`,
- * which turns NaN for good once a value is not finite (x - x is NaN
- * exactly then: one add per vector, no reduction). vt is the vector type,
- * lanes its length. */
+ * `mask`), and the sum and sum of squares (masked lanes hold 0), which
+ * also tell whether every value was finite (range_stats_finite). vt is
+ * the vector type, lanes its length. */
 typedef struct {
-  V mn, mx, sm, sq, bad;
+  V mn, mx, sm, sq;
 } RangeStats;
 
 static RangeStats range_stats_init(K *k, const char *vt, const char *et) {
-  RangeStats r = {em_var(E, vt), em_var(E, vt), em_var(E, vt), em_var(E, vt), em_var(E, vt)};
+  RangeStats r = {em_var(E, vt), em_var(E, vt), em_var(E, vt), em_var(E, vt)};
   bool f64 = strcmp(et, "f64") == 0;
   em_set(E, r.mn, em(E, "arith.constant dense<%s> : %s", f64 ? "0x7FF0000000000000" : "0x7F800000", vt), vt);
   em_set(E, r.mx, em(E, "arith.constant dense<%s> : %s", f64 ? "0xFFF0000000000000" : "0xFF800000", vt), vt);
   V zero = em(E, "arith.constant dense<0.0> : %s", vt);
   em_set(E, r.sm, zero, vt);
   em_set(E, r.sq, zero, vt);
-  em_set(E, r.bad, zero, vt);
   return r;
 }
 
 static void range_stats_add(K *k, const RangeStats *r, const char *vt, int lanes, V mask, V x) {
-  em_set(E, r->bad, em(E, "arith.addf %s, %s : %s", em_get(E, r->bad, vt).s, em(E, "arith.subf %s, %s : %s", x.s, x.s, vt).s, vt),
-         vt);
   /* min and max as compare-select (one vmin/vmax): NaN only matters when
-   * `bad` sends the list elsewhere anyway */
+   * the sums send the list elsewhere anyway */
   V mo = em_get(E, r->mn, vt), xo = em_get(E, r->mx, vt);
   V lt = em(E, "arith.andi %s, %s : vector<%dxi1>", mask.s, em(E, "arith.cmpf olt, %s, %s : %s", x.s, mo.s, vt).s, lanes);
   V gt = em(E, "arith.andi %s, %s : vector<%dxi1>", mask.s, em(E, "arith.cmpf ogt, %s, %s : %s", x.s, xo.s, vt).s, lanes);
@@ -526,10 +522,15 @@ static void range_stats_add(K *k, const RangeStats *r, const char *vt, int lanes
   em_set(E, r->sq, em(E, "vector.fma %s, %s, %s : %s", x.s, x.s, em_get(E, r->sq, vt).s, vt), vt);
 }
 
-/* Whether every value the statistics saw was finite. */
+/* Whether every value the statistics saw was finite: a NaN or an infinity
+ * makes a lane's sum NaN or infinite for good. So can an overflow of the
+ * sums (values beyond about 1e19 in f32), which only sends the list to
+ * the slower, exact path; no per-value test is needed. */
 static V range_stats_finite(K *k, const RangeStats *r, const char *vt, int lanes) {
-  V b = em_get(E, r->bad, vt);
-  V any = em(E, "vector.reduction <or>, %s : vector<%dxi1> into i1", em(E, "arith.cmpf uno, %s, %s : %s", b.s, b.s, vt).s, lanes);
+  V t = em(E, "arith.addf %s, %s : %s", em_get(E, r->sm, vt).s, em_get(E, r->sq, vt).s, vt);
+  V d = em(E, "arith.subf %s, %s : %s", t.s, t.s, vt); /* NaN exactly when t is not finite */
+  V bad = em(E, "arith.cmpf uno, %s, %s : %s", d.s, d.s, vt);
+  V any = em(E, "vector.reduction <or>, %s : vector<%dxi1> into i1", bad.s, lanes);
   return em(E, "arith.xori %s, %s : i1", any.s, em_int(E, 1, "i1").s);
 }
 
