@@ -909,6 +909,27 @@ static V flags_to_blist(K *k, V n, V base) {
   return em_get(E, w, "index");
 }
 
+/* The positions of the set flags in [0, n) to the list (idx, n), in
+ * order: 64 flags at a time as the bits of an i64, visiting the set ones. */
+static void flags_to_idx(K *k, V n) {
+  V w = em_var(E, "index");
+  em_set(E, w, k->c0, "index");
+  V c = em_for(E, k->c0, n, em_index(E, 64));
+  V bits = flag_bits(k, c);
+  V mb = em_var(E, "i64");
+  em_set(E, mb, bits, "i64");
+  em_for(E, k->c0, em(E, "arith.index_castui %s : i64 to index", em(E, "math.ctpop %s : i64", bits.s).s), k->c1);
+  V mv = em_get(E, mb, "i64");
+  V wv = em_get(E, w, "index");
+  store(k, addx(k, c, em(E, "arith.index_castui %s : i64 to index", em(E, "math.cttz %s : i64", mv.s).s)), k->idx, wv,
+        "memref<?xindex>");
+  em_set(E, w, addc(k, wv, 1), "index");
+  em_set(E, mb, bin(k, "arith.andi", mv, bin(k, "arith.subi", mv, em_int(E, 1, "i64"), "i64"), "i64"), "i64");
+  em_end(E);
+  em_end(E);
+  em_set(E, k->n, em_get(E, w, "index"), "index");
+}
+
 /* The first selection stage's top-k (ratio or count), when its scores are
  * the first stage's grid dots of every key in order (no mask, no token
  * pruning): ranks f32 approximations a_j = dot_j * step_j instead of the
@@ -1098,32 +1119,15 @@ static void first_top_fast(K *k, SaKeep keep, V qsteps, V ksteps, V i, V handled
     V keepe = cmpi(k, "ult", em_get(E, rank, "index"), need, "index");
     store(k, em(E, "arith.extui %s : i1 to i8", keepe.s), k->flag, load(k, bpos, e, "memref<64xindex>"), "memref<?xi8>");
     em_end(E);
-    /* the list: every flagged key, in order */
+    /* the list: every flagged key, in order (straight to the block's
+     * lists when the caller asks) */
     flags_end(k, S);
-    if (k->blist_base.s[0]) {
+    if (k->blist_base.s[0])
       em_set(E, k->n, flags_to_blist(k, S, k->blist_base), "index");
-      em_set(E, handled, em_int(E, 1, "i1"), "i1");
-      goto done;
-    }
-    V w = em_var(E, "index");
-    em_set(E, w, k->c0, "index");
-    c = em_for(E, k->c0, S, em_index(E, 64));
-    V bits = flag_bits(k, c);
-    V mb = em_var(E, "i64");
-    em_set(E, mb, bits, "i64");
-    em_for(E, k->c0, em(E, "arith.index_castui %s : i64 to index", em(E, "math.ctpop %s : i64", bits.s).s), k->c1);
-    V mv = em_get(E, mb, "i64");
-    V wv = em_get(E, w, "index");
-    store(k, addx(k, c, em(E, "arith.index_castui %s : i64 to index", em(E, "math.cttz %s : i64", mv.s).s)), k->idx, wv,
-          "memref<?xindex>");
-    em_set(E, w, addc(k, wv, 1), "index");
-    em_set(E, mb, bin(k, "arith.andi", mv, bin(k, "arith.subi", mv, em_int(E, 1, "i64"), "i64"), "i64"), "i64");
-    em_end(E);
-    em_end(E);
-    em_set(E, k->n, em_get(E, w, "index"), "index");
+    else
+      flags_to_idx(k, S);
     em_set(E, handled, em_int(E, 1, "i1"), "i1");
   }
-done:
   em_end(E);
   em_end(E);
   em_end(E);
@@ -1941,46 +1945,32 @@ static void attend_block(K *k, V ib, V nrows) {
   V sum = em(E, "vector.reduction <add>, %s : %s into f32", em_get(E, svar, vt).s, vt);
   store(k, bin(k, "arith.addf", bin(k, "arith.mulf", load(k, k->bl, r, RBF_T), alpha, "f32"), sum, "f32"), k->bl, r,
         RBF_T);
-  /* O = alpha O + sum p V over the part's keys; two sets of accumulators
-   * (even and odd entries) where registers allow, so that consecutive keys'
-   * FMAs do not wait on each other */
+  /* O = alpha O + sum p V over the part's keys */
   V ab = em(E, "vector.broadcast %s : f32 to %s", alpha.s, vt);
-  int sets = nvd <= 8 ? 2 : 1;
-  V acc[2][16];
-  for (int u = 0; u < sets; u++)
-    for (int64_t v = 0; v < nvd; v++) {
-      acc[u][v] = em_var(E, vt);
-      V o = u ? zero : em(E, "arith.mulf %s, %s : %s", em(E, "vector.load %s[%s] : memref<?xf32>, %s", k->bacc.s,
-                                                            addc(k, mulc(k, r, Dp), v * VL32).s, vt).s, ab.s, vt);
-      em_set(E, acc[u][v], o, vt);
-    }
-  V last = bin(k, "arith.subi", cnt, k->c1, "index");
-  V paired = sets == 2 ? bin(k, "arith.andi", cnt, em_index(E, -2), "index") : cnt;
-  for (int part = 0; part < sets; part++) {
-    c = part ? em_for(E, paired, cnt, k->c1) : em_for(E, k->c0, paired, em_index(E, sets));
-    for (int u = 0; u < (part ? 1 : sets); u++) {
-      V e = addc(k, c, u);
-      V p = load(k, k->pr, e, "memref<?xf32>");
-      prefetch_rows(k, k->v, lbase, bin(k, "arith.minui", addc(k, e, PV_AHEAD), last, "index"));
-      em_if(E, cmpf(k, "une", p, em_float(E, 0.0, "f32"), "f32"));
-      j = em(E, "arith.index_cast %s : i32 to index", load(k, k->blist, addx(k, lbase, e), "memref<?xi32>").s);
-      V voff = k_row(k, j);
-      V pb = em(E, "vector.broadcast %s : f32 to %s", p.s, vt);
-      for (int64_t v = 0; v < nvd; v++) {
-        int tail = D - v * VL32 < VL32 ? (int)(D - v * VL32) : 0;
-        V vv = vload(k, k->v, addc(k, voff, v * VL32), VL32, tail, "f32");
-        em_set(E, acc[u][v], em(E, "vector.fma %s, %s, %s : %s", pb.s, vv.s, em_get(E, acc[u][v], vt).s, vt), vt);
-      }
-      em_end(E);
-    }
-    em_end(E);
-  }
+  V acc[16];
   for (int64_t v = 0; v < nvd; v++) {
-    V o = em_get(E, acc[0][v], vt);
-    if (sets == 2)
-      o = em(E, "arith.addf %s, %s : %s", o.s, em_get(E, acc[1][v], vt).s, vt);
-    em_do(E, "vector.store %s, %s[%s] : memref<?xf32>, %s", o.s, k->bacc.s, addc(k, mulc(k, r, Dp), v * VL32).s, vt);
+    acc[v] = em_var(E, vt);
+    V o = em(E, "vector.load %s[%s] : memref<?xf32>, %s", k->bacc.s, addc(k, mulc(k, r, Dp), v * VL32).s, vt);
+    em_set(E, acc[v], em(E, "arith.mulf %s, %s : %s", o.s, ab.s, vt), vt);
   }
+  V last = bin(k, "arith.subi", cnt, k->c1, "index");
+  c = em_for(E, k->c0, cnt, k->c1);
+  V p = load(k, k->pr, c, "memref<?xf32>");
+  prefetch_rows(k, k->v, lbase, bin(k, "arith.minui", addc(k, c, PV_AHEAD), last, "index"));
+  em_if(E, cmpf(k, "une", p, em_float(E, 0.0, "f32"), "f32"));
+  j = em(E, "arith.index_cast %s : i32 to index", load(k, k->blist, addx(k, lbase, c), "memref<?xi32>").s);
+  V voff = k_row(k, j);
+  V pb = em(E, "vector.broadcast %s : f32 to %s", p.s, vt);
+  for (int64_t v = 0; v < nvd; v++) {
+    int tail = D - v * VL32 < VL32 ? (int)(D - v * VL32) : 0;
+    V vv = vload(k, k->v, addc(k, voff, v * VL32), VL32, tail, "f32");
+    em_set(E, acc[v], em(E, "vector.fma %s, %s, %s : %s", pb.s, vv.s, em_get(E, acc[v], vt).s, vt), vt);
+  }
+  em_end(E);
+  em_end(E);
+  for (int64_t v = 0; v < nvd; v++)
+    em_do(E, "vector.store %s, %s[%s] : memref<?xf32>, %s", em_get(E, acc[v], vt).s, k->bacc.s, addc(k, mulc(k, r, Dp), v * VL32).s,
+          vt);
   em_end(E);
   em_end(E);
   em_end(E);
