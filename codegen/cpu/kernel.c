@@ -344,6 +344,36 @@ static V vexp(K *k, V x) {
   return vexp2(k, em(E, "arith.mulf %s, %s : vector<16xf32>", x.s, c.s));
 }
 
+/* exp(x) on vector<8xf64> for x <= 0 (or NaN), to about 3e-16 relative:
+ * x = n ln2 + r with |r| <= ln2 / 2 (ln2 in two parts, n ln2_hi exact),
+ * e^r by its Taylor series to r^12 (the rest is below 2e-16), times 2^n
+ * from the exponent bits. Below -708 it returns e^-708 (about 3e-308),
+ * which no sum that matters here can see. No libm call. */
+static V vexp64(K *k, V x) {
+  const char *vt = "vector<8xf64>";
+#define C(val) em(E, "arith.constant dense<%.17e> : vector<8xf64>", (double)(val))
+  x = em(E, "arith.select %s, %s, %s : vector<8xi1>, %s", em(E, "arith.cmpf olt, %s, %s : %s", x.s, C(-708.0).s, vt).s,
+         C(-708.0).s, x.s, vt);
+  V n = em(E, "math.roundeven %s : %s", em(E, "arith.mulf %s, %s : %s", x.s, C(LOG2_E).s, vt).s, vt);
+  n = em(E, "arith.select %s, %s, %s : vector<8xi1>, %s", em(E, "arith.cmpf uno, %s, %s : %s", n.s, n.s, vt).s, C(0.0).s, n.s, vt);
+  V nn = em(E, "arith.negf %s : %s", n.s, vt);
+  V r = em(E, "vector.fma %s, %s, %s : %s", nn.s, C(6.93147180369123816490e-01).s, x.s, vt);
+  r = em(E, "vector.fma %s, %s, %s : %s", nn.s, C(1.90821492927058770002e-10).s, r.s, vt);
+  double coef[13];
+  coef[0] = 1.0;
+  for (int i = 1; i < 13; i++)
+    coef[i] = coef[i - 1] / i;
+  V y = C(coef[12]);
+  for (int i = 11; i >= 0; i--)
+    y = em(E, "vector.fma %s, %s, %s : %s", y.s, r.s, C(coef[i]).s, vt);
+  V ni = em(E, "arith.fptosi %s : %s to vector<8xi64>", n.s, vt);
+  V bits = em(E, "arith.shli %s, %s : vector<8xi64>", em(E, "arith.addi %s, %s : vector<8xi64>", ni.s,
+                                                         em(E, "arith.constant dense<1023> : vector<8xi64>").s).s,
+              em(E, "arith.constant dense<52> : vector<8xi64>").s);
+#undef C
+  return em(E, "arith.mulf %s, %s : %s", y.s, em(E, "arith.bitcast %s : vector<8xi64> to %s", bits.s, vt).s, vt);
+}
+
 /* ------------------------------------------------------------------ */
 /* Static mask                                                        */
 
@@ -1225,7 +1255,7 @@ static V softmax(K *k) {
 }
 
 /* pr[c] = float(val[c] - max val): softmax logits shifted in double. */
-static void logits_from_val(K *k) {
+static V logits_from_val(K *k) {
   V n = n_get(k);
   V m = em_var(E, "f64");
   em_set(E, m, em_float(E, -INFINITY, "f64"), "f64");
@@ -1237,6 +1267,26 @@ static void logits_from_val(K *k) {
   V x = bin(k, "arith.subf", load(k, k->val, c, "memref<?xf64>"), mv, "f64");
   store(k, em(E, "arith.truncf %s : f64 to f32", x.s), k->pr, c, "memref<?xf32>");
   em_end(E);
+  return mv;
+}
+
+/* The softmax sum of the list's f64 scores, sum_c exp(val[c] - m), in f64
+ * (m their maximum, from logits_from_val): 1 / sum is the largest
+ * probability as the reference computes it, to a few ulps. */
+static V softmax_sum64(K *k, V m) {
+  const char *vt = "vector<8xf64>";
+  V n = n_get(k);
+  V mb = em(E, "vector.broadcast %s : f64 to %s", m.s, vt), zero = em(E, "arith.constant dense<0.0> : %s", vt);
+  V acc = em_var(E, vt);
+  em_set(E, acc, zero, vt);
+  V c = em_for(E, k->c0, n, em_index(E, VL64));
+  V mask = em(E, "vector.create_mask %s : vector<8xi1>", bin(k, "arith.subi", n, c, "index").s);
+  V x = em(E, "vector.maskedload %s[%s], %s, %s : memref<?xf64>, vector<8xi1>, %s into %s", k->val.s, c.s, mask.s, mb.s, vt, vt);
+  V e = vexp64(k, em(E, "arith.subf %s, %s : %s", x.s, mb.s, vt));
+  em_set(E, acc, em(E, "arith.addf %s, %s : %s", em_get(E, acc, vt).s,
+                    em(E, "arith.select %s, %s, %s : vector<8xi1>, %s", mask.s, e.s, zero.s, vt).s, vt), vt);
+  em_end(E);
+  return em(E, "vector.reduction <add>, %s : %s into f64", em_get(E, acc, vt).s, vt);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1486,11 +1536,13 @@ static void row(K *k, V i) {
   if (s->has_progressive) {
     Buf msb = {k->kmsb, BK_F64}, full = {k->kfull, BK_F64};
     list_scores_f64(k, k->q, qoff, msb, d_row, k->D, (V){""}, (V){""}, (V){""}, NULL);
-    logits_from_val(k);
-    V sum = softmax(k);
-    /* max p = 1 / sum; recompute with MSB+LSB when it is below the threshold */
-    V pmax = em(E, "arith.divf %s, %s : f32", em_float(E, 1.0, "f32").s, sum.s);
-    V low = cmpf(k, "olt", pmax, em_float(E, s->requant_threshold, "f32"), "f32");
+    V m = logits_from_val(k);
+    softmax(k);
+    /* max p = 1 / sum, in f64 as the reference has it (an f32 sum could
+     * decide a row near the threshold the other way); recompute with
+     * MSB+LSB when it is below the threshold */
+    V pmax = bin(k, "arith.divf", em_float(E, 1.0, "f64"), softmax_sum64(k, m), "f64");
+    V low = cmpf(k, "olt", pmax, em_float(E, s->requant_threshold, "f64"), "f64");
     em_if(E, and1(k, low, cmpi(k, "ugt", n_get(k), k->c0, "index")));
     list_scores_f64(k, k->q, qoff, full, d_row, k->D, (V){""}, (V){""}, (V){""}, NULL);
     logits_from_val(k);
