@@ -1870,15 +1870,17 @@ static void prefetch_rows(K *k, Buf b, V lbase, V e) {
 static void score_block16(K *k, V qoff, V lbase, V c) {
   const char *vt = "vector<16xf32>";
   int64_t D = k->D, nvd = (D + VL32 - 1) / VL32;
-  V x[VL32];
+  V x[VL32], qv[16];
+  for (int64_t v = 0; v < nvd; v++)
+    qv[v] = vload(k, k->q, addc(k, qoff, v * VL32), VL32, D - v * VL32 < VL32 ? (int)(D - v * VL32) : 0, "f32");
   for (int l = 0; l < VL32; l++) {
     V j = em(E, "arith.index_cast %s : i32 to index", load(k, k->blist, addx(k, lbase, addc(k, c, l)), "memref<?xi32>").s);
     V ko = k_row(k, j);
     for (int64_t v = 0; v < nvd; v++) {
       int tail = D - v * VL32 < VL32 ? (int)(D - v * VL32) : 0;
-      V qv = vload(k, k->q, addc(k, qoff, v * VL32), VL32, tail, "f32");
       V kv = vload(k, k->k, addc(k, ko, v * VL32), VL32, tail, "f32");
-      x[l] = v == 0 ? em(E, "arith.mulf %s, %s : %s", qv.s, kv.s, vt) : em(E, "vector.fma %s, %s, %s : %s", qv.s, kv.s, x[l].s, vt);
+      x[l] = v == 0 ? em(E, "arith.mulf %s, %s : %s", qv[v].s, kv.s, vt)
+                    : em(E, "vector.fma %s, %s, %s : %s", qv[v].s, kv.s, x[l].s, vt);
     }
   }
   /* level w: vectors hold 16 / (2w) keys in blocks of 2w partial sums; a
@@ -2072,13 +2074,15 @@ static void head_body(K *k, V b, V h) {
       k->blist_base = base;
     V handled = row_select(k, i);
     k->blist_base = (V){""};
-    if (direct && handled.s[0])
+    /* else (or when the first stage left the row to the list path) copy */
+    bool maybe_written = direct && handled.s[0];
+    if (maybe_written)
       em_if(E, em(E, "arith.xori %s, %s : i1", em_get(E, handled, "i1").s, em_int(E, 1, "i1").s));
     V c = em_for(E, k->c0, n_get(k), k->c1);
     store(k, em(E, "arith.index_cast %s : index to i32", load(k, k->idx, c, "memref<?xindex>").s), k->blist, addx(k, base, c),
           "memref<?xi32>");
     em_end(E);
-    if (direct && handled.s[0])
+    if (maybe_written)
       em_end(E);
     store(k, n_get(k), k->bn, rb, RBX_T);
     first_stage_rows_close(k);
