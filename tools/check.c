@@ -55,7 +55,9 @@ size_t chk_dtype_bytes(SaDtype t) { return t == DT_FP32 ? 4 : t == DT_FP8E4M3 ||
 /* The kernel's memory for a tensor of type t from fp32 values (rounded to t first). */
 void *chk_encode(const float *x, size_t n, SaDtype t) {
   size_t elem = chk_dtype_bytes(t);
-  unsigned char *out = malloc(n * elem + 1);
+  /* 64-byte aligned, as frameworks allocate tensors: kernels read aligned
+   * inputs in place where they can, and copy others */
+  unsigned char *out = aligned_alloc(64, (n * elem + 64) / 64 * 64);
   if (!out)
     return NULL;
   for (size_t i = 0; i < n; i++) {

@@ -11,10 +11,10 @@
 
 #include "sattn/spec.h"
 
-/* The kernel's memory for n values of type t (each rounded to t first);
- * malloc'ed, NULL when out of memory. */
 /* Bytes per element of a tensor of type t in the kernel's memory. */
 size_t chk_dtype_bytes(SaDtype t);
+/* The kernel's memory for n values of type t (each rounded to t first);
+ * 64-byte aligned, for free(); NULL when out of memory. */
 void *chk_encode(const float *x, size_t n, SaDtype t);
 /* n values of type t (fp32, fp16, bf16) in memory back to fp32. */
 void chk_decode(const void *mem, size_t n, SaDtype t, float *out);

@@ -163,8 +163,12 @@ typedef struct {
   double scale;
 } Dense;
 
+/* n floats, 64-byte aligned as PyTorch's CPU allocator gives them (and
+ * the baselines get the same tensors). */
+static float *tensor(size_t n) { return aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64); }
+
 static float *rand_tensor(size_t n, uint64_t *st) {
-  float *x = malloc(n * sizeof *x);
+  float *x = tensor(n);
   for (size_t i = 0; x && i < n; i++)
     x[i] = (float)((double)(sa_splitmix64(st) >> 11) / 9007199254740992.0 * 2.0 - 1.0);
   return x;
@@ -527,7 +531,7 @@ int main(int argc, char **argv) {
       uint64_t st = 7;
       size_t nq = (size_t)(B * s.heads * S * s.head_dim), nkv = (size_t)(B * s.kv_heads * S * s.head_dim);
       KernelCall call = {sattn_jit_lookup(jit, s.name), rand_tensor(nq, &st), rand_tensor(nkv, &st),
-                         rand_tensor(nkv, &st), malloc(nq * sizeof(float)), B, S, 0};
+                         rand_tensor(nkv, &st), tensor(nq), B, S, 0};
       double flops = 4.0 * (double)s.head_dim * kept_pairs(&s, S) * (double)(B * s.heads);
       for (int ti = 0; ti < n_thr && call.q && call.k && call.v && call.o; ti++) {
         sattn_cpu_set_threads((int)threads[ti]);
@@ -552,8 +556,8 @@ int main(int argc, char **argv) {
     Dense d = {s->heads * (s->batch == SA_DYNAMIC ? 1 : s->batch), S, s->head_dim};
     size_t n = (size_t)(d.bh * S * d.D);
     d.q = rand_tensor(n, &st), d.k = rand_tensor(n, &st), d.v = rand_tensor(n, &st);
-    d.o = malloc(n * sizeof(float));
-    d.scores = malloc((size_t)(d.bh * S * S) * sizeof(float));
+    d.o = tensor(n);
+    d.scores = tensor((size_t)(d.bh * S * S));
     d.scale = 1.0 / sqrt((double)d.D);
     double flops = 4.0 * (double)d.D * (double)S * (double)S * (double)d.bh;
     if (!d.q || !d.k || !d.v || !d.o || !d.scores) {

@@ -69,6 +69,7 @@ bool cg_cpu_dtype_supported(SaDtype t) {
 #define VL32 16 /* f32 lanes */
 #define TQ 96   /* flash path: query rows per tile, a multiple of every row block */
 #define TK 64   /* keys per tile (both paths) */
+#define TILE_FACTS 2 /* flash path: f32 facts per key tile in kt (vflag_at) */
 #define VL64 8  /* f64 lanes */
 #define LOG2_E 1.4426950408889634 /* log2(e): softmax in base 2 */
 #define PROJ_ROWS 4 /* DSA: rows projected together */
@@ -111,7 +112,8 @@ typedef struct {
   V status;                     /* var i32 */
   V cur_b, cur_h, cur_kvh;      /* the batch entry and head being emitted */
   V kt, kt_len;                 /* flash path: K transposed (f32), padded length (i64) */
-  V kt_flags;                   /* flash path: where kt's per-tile V flags start (index) */
+  V kt_flags;                   /* flash path: where kt's per-tile facts start (index): TILE_FACTS
+                                   f32 per key tile, its V flag and largest key norm */
   V fkt, fsc, fsp, fsc_off;     /* row path, first selection stage: its K grid transposed, the
                                    grid dots of a block of rows, the padded key count, the
                                    current row's offset in fsc (empty: score per candidate) */
@@ -2197,9 +2199,10 @@ static V nonnull(K *k, const char *arg) {
   return cmpi(k, "ne", i, c64(k, 0), "i64");
 }
 
-/* memref.alloc of n (index) elements; sets *ok to false when it failed. */
+/* memref.alloc of n (index) elements, 64-byte aligned (whole vectors
+ * then never straddle cache lines); sets *ok to false when it failed. */
 static V alloc(K *k, V n, const char *et, V *ok) {
-  V m = em(E, "memref.alloc(%s) : memref<?x%s>", n.s, et);
+  V m = em(E, "memref.alloc(%s) {alignment = 64} : memref<?x%s>", n.s, et);
   V p = em(E, "memref.extract_aligned_pointer_as_index %s : memref<?x%s> -> index", m.s, et);
   *ok = and1(k, *ok, cmpi(k, "ne", p, k->c0, "index"));
   return m;
@@ -2254,8 +2257,8 @@ static V task_begin(K *k, const char *suffix) {
   k->kt_len = sp;
   V nkt = bin(k, "arith.muli", batch, bin(k, "arith.muli", sp, c64(k, k->KVH * k->D), "i64"), "i64");
   k->kt_flags = to_index(k, nkt);
-  V nflags = bin(k, "arith.muli", batch, bin(k, "arith.muli", bin(k, "arith.divsi", sp, c64(k, TK), "i64"), c64(k, k->KVH), "i64"),
-                 "i64");
+  V nflags = bin(k, "arith.muli", batch,
+                 bin(k, "arith.muli", bin(k, "arith.divsi", sp, c64(k, TK), "i64"), c64(k, k->KVH * TILE_FACTS), "i64"), "i64");
   k->kt = view(k, ctx_ptr(k, ctxm, 4), bin(k, "arith.addi", nkt, nflags, "i64"), "memref<?xf32>");
   return em(E, "arith.index_cast %%task : i64 to index");
 }
@@ -2283,10 +2286,11 @@ static V v_nonfinite(K *k, V b, V g, V k0, V n) {
   return em_get(E, badv, "i1");
 }
 
-/* Index in kt of key tile t's V flag for head (b, g). */
+/* Index in kt of key tile t's V flag for head (b, g); its largest key
+ * norm follows. */
 static V vflag_at(K *k, V b, V g, V t) {
   V ntl = bin(k, "arith.divui", to_index(k, k->kt_len), em_index(E, TK), "index");
-  return addx(k, k->kt_flags, addx(k, mulx(k, addx(k, mulc(k, b, k->KVH), g), ntl), t));
+  return addx(k, k->kt_flags, mulc(k, addx(k, mulx(k, addx(k, mulc(k, b, k->KVH), g), ntl), t), TILE_FACTS));
 }
 
 /* N:M's key tiles in slot order. With M = 2 or 4 the flash path stores a
@@ -2404,7 +2408,28 @@ static void emit_pack(K *k) {
   V t = em_for(E, k->c0, bin(k, "arith.divui", sp, cTK, "index"), k->c1);
   V k0 = mulc(k, t, TK);
   V bad = v_nonfinite(k, b, g, k0, bin(k, "arith.minui", cTK, bin(k, "arith.subi", k->S, k0, "index"), "index"));
-  store(k, sel(k, bad, em_float(E, 1.0, "f32"), em_float(E, 0.0, "f32"), "f32"), k->kt, vflag_at(k, b, g, t), "memref<?xf32>");
+  V at = vflag_at(k, b, g, t);
+  store(k, sel(k, bad, em_float(E, 1.0, "f32"), em_float(E, 0.0, "f32"), "f32"), k->kt, at, "memref<?xf32>");
+  if (k->s->nm_m > 0) {
+    /* N:M's bound on f32 error takes the tile's largest key norm (padding
+     * keys are zero), found here once rather than by every query tile */
+    const char *vt = "vector<16xf32>";
+    V sq[TK / VL32];
+    for (int v = 0; v < TK / VL32; v++)
+      sq[v] = em_var(E, vt), em_set(E, sq[v], em(E, "arith.constant dense<0.0> : %s", vt), vt);
+    V dd = em_for(E, k->c0, em_index(E, k->D), k->c1);
+    V kd = addx(k, base, addx(k, mulc(k, k0, k->D), mulc(k, dd, TK)));
+    for (int v = 0; v < TK / VL32; v++) {
+      V x = em(E, "vector.load %s[%s] : memref<?xf32>, %s", k->kt.s, addc(k, kd, v * VL32).s, vt);
+      em_set(E, sq[v], em(E, "vector.fma %s, %s, %s : %s", x.s, x.s, em_get(E, sq[v], vt).s, vt), vt);
+    }
+    em_end(E);
+    V mx2 = em_get(E, sq[0], vt);
+    for (int v = 1; v < TK / VL32; v++)
+      mx2 = em(E, "arith.maximumf %s, %s : %s", mx2.s, em_get(E, sq[v], vt).s, vt);
+    V kmax = em(E, "math.sqrt %s : f32", em(E, "vector.reduction <maximumf>, %s : %s into f32", mx2.s, vt).s);
+    store(k, kmax, k->kt, addc(k, at, 1), "memref<?xf32>");
+  }
   em_end(E);
   task_end(k);
 }
@@ -2594,7 +2619,57 @@ typedef struct {
   V pt, m, l, acc_o;       /* P tile, row maxima, row partial sums, O accumulators */
   const char *pmt, *rt, *lt, *ot;
   int64_t Dp, nvd;
+  /* N:M with AVX-512 (pc set): each row's nonzero P (pc) and their V rows'
+   * offsets from key k0's (pk), packed, and their count (pn); P V reads
+   * these rather than the whole P tile */
+  V pc, pk, pn;
+  const char *pct, *pkt, *pnt;
+  int64_t vstride; /* elements between consecutive keys' V rows */
 } Tile;
+
+/* Entries per row of the packed P (Tile.pc): TK and 16 of padding
+ * (pack_row), a multiple of 16. */
+#define PCW (TK + VL32)
+/* Packed P V's entries per step (at most 16, the padding). */
+#define PV_STEP 4
+
+/* Row r's live scores (all but -inf; NaN included) of its TK in pv packed
+ * into tl->pc in slot order, their V rows' offsets into tl->pk, 16 lanes
+ * at a time by vpcompressd, and their count into tl->pn; returns the
+ * count. The 16 entries after the last get score -inf (P = 0) and offset
+ * 0, so that P V can take entries PV_STEP at a time. A masked or
+ * N:M-dropped pair has P = 0 and adds nothing to O, so the online softmax
+ * exponentiates, and P V reads, only the kept: N/M of the tile. */
+static V pack_row(K *k, const Tile *tl, V r, const V *pv) {
+  const char *vt = "vector<16xf32>";
+  V ninf = em(E, "arith.constant dense<0xFF800000> : %s", vt);
+  V crow = mulc(k, r, PCW);
+  V cnt = k->c0;
+  for (int v = 0; v < TK / VL32; v++) {
+    char lanes[400];
+    int n = 0;
+    for (int ln = 0; ln < VL32; ln++)
+      n += snprintf(lanes + n, sizeof lanes - (size_t)n, "%s%lld", ln ? ", " : "",
+                    (long long)slot_key_c(k->slots, v * VL32 + ln) * (long long)tl->vstride);
+    V off = em(E, "arith.constant dense<[%s]> : vector<16xi32>", lanes);
+    V m = cmpf(k, "une", pv[v], ninf, vt);
+    V at = addx(k, crow, cnt);
+    em_do(E, "vector.store %s, %s[%s] : %s, %s",
+          em(E, "x86vector.avx512.mask.compress %s, %s, %s : %s, %s", m.s, pv[v].s, ninf.s, vt, vt).s, tl->pc.s, at.s,
+          tl->pct, vt);
+    em_do(E, "vector.store %s, %s[%s] : %s, vector<16xi32>",
+          em(E, "x86vector.avx512.mask.compress %s, %s : vector<16xi32>", m.s, off.s).s, tl->pk.s, at.s, tl->pkt);
+    V pop = em(E, "math.ctpop %s : i16", em(E, "vector.extract %s[0] : i16 from vector<1xi16>",
+                                            em(E, "vector.bitcast %s : vector<16xi1> to vector<1xi16>", m.s).s).s);
+    cnt = addx(k, cnt, em(E, "arith.index_castui %s : i16 to index", pop.s));
+  }
+  V end = addx(k, crow, cnt);
+  em_do(E, "vector.store %s, %s[%s] : %s, %s", ninf.s, tl->pc.s, end.s, tl->pct, vt);
+  em_do(E, "vector.store %s, %s[%s] : %s, vector<16xi32>", em(E, "arith.constant dense<0> : vector<16xi32>").s, tl->pk.s,
+        end.s, tl->pkt);
+  store(k, em(E, "arith.index_cast %s : index to i32", cnt.s), tl->pn, r, tl->pnt);
+  return cnt;
+}
 
 /* The online softmax of row r for one key tile, its TK scores in pv (masked
  * to -inf), which times `coef` (scale * log2 e, or log2 e for scores
@@ -2638,8 +2713,39 @@ static void online_row(K *k, const Tile *tl, V r, V *pv, V coef) {
   }
   em_end(E);
   V m = load(k, tl->m, r, tl->rt);
-  em_if(E, cmpf(k, "ogt", m, em_float(E, -INFINITY, "f32"), "f32"));
+  V live = cmpf(k, "ogt", m, em_float(E, -INFINITY, "f32"), "f32");
   V mb = em(E, "vector.broadcast %s : f32 to %s", m.s, vt);
+  if (tl->pc.s[0]) {
+    /* packed (pack_row): P of the live scores only, in place, over the
+     * 16-lane vectors the count reaches; P is 0 for the padding's -inf */
+    V cnt = pack_row(k, tl, r, pv);
+    V crow = mulc(k, r, PCW);
+    V nv = bin(k, "arith.divui", addc(k, cnt, VL32 - 1), em_index(E, VL32), "index");
+    V sum = em_var(E, vt);
+    em_set(E, sum, zero, vt);
+    em_if(E, live);
+    V w = em_for(E, k->c0, nv, k->c1);
+    V at = addx(k, crow, mulc(k, w, VL32));
+    V x = em(E, "vector.load %s[%s] : %s, %s", tl->pc.s, at.s, tl->pct, vt);
+    V e = vexp2(k, em(E, "arith.subf %s, %s : %s", em(E, "arith.mulf %s, %s : %s", x.s, cb.s, vt).s, mb.s, vt));
+    em_set(E, sum, em(E, "arith.addf %s, %s : %s", em_get(E, sum, vt).s, e.s, vt), vt);
+    em_do(E, "vector.store %s, %s[%s] : %s, %s", e.s, tl->pc.s, at.s, tl->pct, vt);
+    em_end(E);
+    em_else(E);
+    /* no number yet: P is 0, but NaN for a NaN score (below) */
+    w = em_for(E, k->c0, nv, k->c1);
+    at = addx(k, crow, mulc(k, w, VL32));
+    x = em(E, "vector.load %s[%s] : %s, %s", tl->pc.s, at.s, tl->pct, vt);
+    V nanp = em(E, "arith.select %s, %s, %s : vector<16xi1>, %s", cmpf(k, "uno", x, x, vt).s, x.s, zero.s, vt);
+    em_do(E, "vector.store %s, %s[%s] : %s, %s", nanp.s, tl->pc.s, at.s, tl->pct, vt);
+    em_end(E);
+    em_end(E);
+    V l16 = em(E, "vector.load %s[%s] : %s, %s", tl->l.s, lrow.s, tl->lt, vt);
+    em_do(E, "vector.store %s, %s[%s] : %s, %s", em(E, "arith.addf %s, %s : %s", l16.s, em_get(E, sum, vt).s, vt).s, tl->l.s,
+          lrow.s, tl->lt, vt);
+    return;
+  }
+  em_if(E, live);
   V sum = zero;
   for (int v = 0; v < TK / VL32; v++) {
     /* a multiply and a subtract rather than one FMA: the largest score's
@@ -2713,6 +2819,70 @@ static V block_facts(K *k, V i0, V nr, V rb, int64_t n, V k0, V k1, V *full) {
   return and1(k, in, need);
 }
 
+/* O += p V for packed entry `at` of tl->pc and tl->pk into the
+ * accumulators acc (nvd vectors). */
+static void packed_entry(K *k, const Tile *tl, V at, V vsrc, V vbase, const char *vty, bool safe, V *acc) {
+  const char *vt = "vector<16xf32>";
+  V p = load(k, tl->pc, at, tl->pct);
+  V pb = em(E, "vector.broadcast %s : f32 to %s", p.s, vt);
+  /* une: a NaN p still adds (NaN) */
+  V nonzero = safe ? cmpf(k, "une", p, em_float(E, 0.0, "f32"), "f32") : (V){""};
+  V off = addx(k, vbase, em(E, "arith.index_cast %s : i32 to index", load(k, tl->pk, at, tl->pkt).s));
+  for (int64_t v = 0; v < tl->nvd; v++) {
+    V x = em(E, "vector.load %s[%s] : %s, %s", vsrc.s, addc(k, off, v * VL32).s, vty, vt);
+    V old = em_get(E, acc[v], vt);
+    V nw = em(E, "vector.fma %s, %s, %s : %s", pb.s, x.s, old.s, vt);
+    if (safe)
+      nw = em(E, "arith.select %s, %s, %s : %s", nonzero.s, nw.s, old.s, vt);
+    em_set(E, acc[v], nw, vt);
+  }
+}
+
+/* O += P V from each row's packed P (pack_row) on a tile whose V rows are
+ * all finite: per row, its entries into up to 4 sets of accumulators, at
+ * least 16 vectors of head_dim in all, so that enough FMA chains are in
+ * flight to cover the FMA's latency; each entry's V row is read in vsrc
+ * (vf, or V itself) at its offset from vbase, key k0's row. A row with N/M of
+ * the tile's keys (N:M's usual count) runs straight-line code, others a
+ * loop of PV_STEP entries a step. */
+static void packed_pv(K *k, const Tile *tl, V nr, V vsrc, V vbase, const char *vty, bool safe) {
+  const char *vt = "vector<16xf32>";
+  int64_t nvd = tl->nvd;
+  int sets = nvd <= 4 ? 4 : nvd <= 8 ? 2 : 1;
+  int64_t usual = TK / k->s->nm_m * k->s->nm_n;
+  V zero = em(E, "arith.constant dense<0.0> : %s", vt);
+  V acc[4][16];
+  for (int u = 0; u < sets; u++)
+    for (int v = 0; v < nvd; v++)
+      acc[u][v] = em_var(E, vt);
+  V r = em_for(E, k->c0, nr, k->c1);
+  V cnt = em(E, "arith.index_cast %s : i32 to index", load(k, tl->pn, r, tl->pnt).s);
+  em_if(E, cmpi(k, "ne", cnt, k->c0, "index"));
+  V orow = mulc(k, r, tl->Dp), crow = mulc(k, r, PCW);
+  for (int v = 0; v < nvd; v++) {
+    em_set(E, acc[0][v], em(E, "vector.load %s[%s] : %s, %s", tl->acc_o.s, addc(k, orow, v * VL32).s, tl->ot, vt), vt);
+    for (int u = 1; u < sets; u++)
+      em_set(E, acc[u][v], zero, vt);
+  }
+  em_if(E, cmpi(k, "eq", cnt, em_index(E, usual), "index"));
+  for (int64_t e = 0; e < usual; e++)
+    packed_entry(k, tl, addc(k, crow, e), vsrc, vbase, vty, safe, acc[e % sets]);
+  em_else(E);
+  V j = em_for(E, k->c0, bin(k, "arith.andi", addc(k, cnt, PV_STEP - 1), em_index(E, -PV_STEP), "index"), em_index(E, PV_STEP));
+  for (int e = 0; e < PV_STEP; e++)
+    packed_entry(k, tl, addx(k, crow, addc(k, j, e)), vsrc, vbase, vty, safe, acc[e % sets]);
+  em_end(E);
+  em_end(E);
+  for (int v = 0; v < nvd; v++) {
+    V o = em_get(E, acc[0][v], vt);
+    for (int u = 1; u < sets; u++)
+      o = em(E, "arith.addf %s, %s : %s", o.s, em_get(E, acc[u][v], vt).s, vt);
+    em_do(E, "vector.store %s, %s[%s] : %s, %s", o.s, tl->acc_o.s, addc(k, orow, v * VL32).s, tl->ot, vt);
+  }
+  em_end(E);
+  em_end(E);
+}
+
 static void emit_tile(K *k) {
   const SaSpec *s = k->s;
   int64_t D = k->D, nvd = (D + VL32 - 1) / VL32, Dp = nvd * VL32;
@@ -2766,6 +2936,17 @@ static void emit_tile(K *k) {
   snprintf(lat, sizeof lat, "memref<%dxi32>", TQ);
   if (slots)
     later = em_alloca(E, TQ, "i32");
+  /* N:M's packed P (pack_row), on targets with vpcompressd */
+  bool packed = nm && k->vnni;
+  V pc = {""}, pk = {""}, pn = {""};
+  char pct[32], pkt[32];
+  snprintf(pct, sizeof pct, "memref<%dxf32>", TQ * PCW);
+  snprintf(pkt, sizeof pkt, "memref<%dxi32>", TQ * PCW);
+  if (packed) {
+    pc = em_alloca(E, TQ * PCW, "f32");
+    pk = em_alloca(E, TQ * PCW, "i32");
+    pn = em_alloca(E, TQ, "i32");
+  }
   if (nm) {
     qn = em_alloca(E, TQ, "f32");
     val64 = em_alloca(E, TK, "f64");
@@ -2790,8 +2971,12 @@ static void emit_tile(K *k) {
    * into qf (zero past the sequence), each key tile's V rows into vf, so
    * that the Q K^T and P V loops load f32 as they do for f32 storage
    * rather than converting every element each time a row block uses it
-   * (Q's once per key tile, V's once per row block). */
-  bool wq = k->q.k != BK_F32, wv = k->v.k != BK_F32;
+   * (Q's once per key tile, V's once per row block). N:M's packed P V
+   * copies f32 V rows there too, 64-byte aligned: it reads each row whole
+   * for one entry, so a row that straddles cache lines (V from malloc) or
+   * shares its L1 sets with the others (rows a head stride apart) costs
+   * every entry; measured, the copy is the cheaper. */
+  bool wq = k->q.k != BK_F32, wv = k->v.k != BK_F32 || packed;
   V qf = {""}, vf = {""};
   char qft[48], vft[48];
   snprintf(qft, sizeof qft, "memref<%lldxf32>", (long long)(TQ * Dp));
@@ -2811,6 +2996,12 @@ static void emit_tile(K *k) {
   }
   if (wv)
     vf = em_alloca(E, TK * Dp, "f32");
+  /* N:M's packed P V may read V in place (below) */
+  V vdirect = {""};
+  if (packed && k->v.k == BK_F32 && D % VL32 == 0 && (s->layout == LAYOUT_BHSD || k->KVH == 1)) {
+    V vp = em(E, "memref.extract_aligned_pointer_as_index %s : memref<?xf32> -> index", k->v.m.s);
+    vdirect = cmpi(k, "eq", bin(k, "arith.andi", vp, em_index(E, 63), "index"), k->c0, "index");
+  }
 
   /* key range: the row bounds at the tile's first and last rows */
   V i064 = to_i64(k, i0), il64 = to_i64(k, addx(k, i0, bin(k, "arith.subi", nr, k->c1, "index")));
@@ -2834,15 +3025,10 @@ static void emit_tile(K *k) {
     mask_tile_facts(E, k->p->mask, i064, i164, k064, k164, &need, &full);
   full = and1(k, full, cmpi(k, "eq", kl, cTK, "index"));
   em_if(E, need);
-  if (wv) {
-    V cv = em_for(E, k->c0, kl, k->c1);
-    V vo = row_offset(k, k->KVH, b, g, addx(k, k0, cv));
-    for (int v = 0; v < nvd; v++) {
-      int tail = D - v * VL32 < VL32 ? (int)(D - v * VL32) : 0;
-      em_do(E, "vector.store %s, %s[%s] : %s, %s", vload(k, k->v, addc(k, vo, v * VL32), VL32, tail, "f32").s, vf.s,
-            addc(k, mulc(k, cv, Dp), v * VL32).s, vft, vt);
-    }
-    em_end(E);
+  if (packed) { /* rows that get no online softmax on this tile have no P */
+    V z = em(E, "arith.constant dense<0> : vector<16xi32>");
+    for (int v = 0; v < TQ / VL32; v++)
+      em_do(E, "vector.store %s, %s[%s] : %s, vector<16xi32>", z.s, pn.s, em_index(E, v * VL32).s, lat);
   }
   /* A tile runs each row's online softmax right after its Q K^T block, on
    * the scores still in registers (no round trip through the P tile, and
@@ -2851,31 +3037,20 @@ static void emit_tile(K *k) {
    * windows, their intersections; mask_bounds_exact), which a compare
    * against the lanes' key positions applies there. N:M ranks the whole
    * tile first and takes the P tile. */
-  V kmax = {""};
-  if (nm) {
-    /* the largest key norm of the tile (padding keys are zero) */
-    V sq[TK / VL32];
-    for (int v = 0; v < TK / VL32; v++)
-      sq[v] = em_var(E, vt), em_set(E, sq[v], zero, vt);
-    V dd = em_for(E, k->c0, em_index(E, D), k->c1);
-    V kd2 = addx(k, ktbase, addx(k, mulc(k, k0, D), mulc(k, dd, TK)));
-    for (int v = 0; v < TK / VL32; v++) {
-      V x = em(E, "vector.load %s[%s] : memref<?xf32>, %s", k->kt.s, addc(k, kd2, v * VL32).s, vt);
-      em_set(E, sq[v], em(E, "vector.fma %s, %s, %s : %s", x.s, x.s, em_get(E, sq[v], vt).s, vt), vt);
-    }
-    em_end(E);
-    V mx2 = em_get(E, sq[0], vt);
-    for (int v = 1; v < TK / VL32; v++)
-      mx2 = em(E, "arith.maximumf %s, %s : %s", mx2.s, em_get(E, sq[v], vt).s, vt);
-    kmax = em(E, "math.sqrt %s : f32", em(E, "vector.reduction <maximumf>, %s : %s into f32", mx2.s, vt).s);
-  }
+  /* the largest key norm of the tile (emit_pack) */
+  V kmax = nm ? load(k, k->kt, addc(k, vflag_at(k, b, g, t), 1), "memref<?xf32>") : (V){""};
   bool ranged = !k->p->mask || mask_bounds_exact(k->p->mask);
   bool inreg = ranged && (!nm || slots); /* masks (and N:M) applied in registers */
   V fused = nm && !slots ? em_int(E, 0, "i1") : ranged ? em_int(E, 1, "i1") : full;
   /* the fused rows' scores into exp2's units: a positive scale is applied
    * there, not to the raw scores */
   double fused_coef = (s->scale > 0 ? s->scale : 1.0) * LOG2_E;
-  Tile tl = {pt, m, l, acc_o, pmt, rt, lt, ot, Dp, nvd};
+  Tile tl = {pt, m, l, acc_o, pmt, rt, lt, ot, Dp, nvd, .pc = {""}, .pk = {""}, .pn = {""}};
+  if (packed) {
+    tl.pc = pc, tl.pk = pk, tl.pn = pn;
+    tl.pct = pct, tl.pkt = pkt, tl.pnt = lat;
+    tl.vstride = Dp; /* vf's, and V's when read in place (vdirect) */
+  }
 
   /* S = scale * Q K^T, rq rows at a time. A row block the mask gives no
    * key of this tile (the edges of causal and window bands, where the
@@ -3024,16 +3199,45 @@ static void emit_tile(K *k) {
   em_end(E);
   em_end(E);
 
+  /* V's tile into vf, after Q K^T, whose row blocks prefetched it. N:M's
+   * packed P V reads f32 V in place when its rows are consecutive and
+   * 64-byte aligned (vdirect), except on tiles whose V rows are not all
+   * finite, whose P V reads vf. */
+  V bad = cmpf(k, "ogt", load(k, k->kt, vflag_at(k, b, g, t), "memref<?xf32>"), em_float(E, 0.0, "f32"), "f32");
+  if (vdirect.s[0])
+    em_if(E, em(E, "arith.ori %s, %s : i1", bad.s, em(E, "arith.xori %s, %s : i1", vdirect.s, em_int(E, 1, "i1").s).s));
+  if (wv) {
+    V cv = em_for(E, k->c0, kl, k->c1);
+    V vo = row_offset(k, k->KVH, b, g, addx(k, k0, cv));
+    for (int v = 0; v < nvd; v++) {
+      int tail = D - v * VL32 < VL32 ? (int)(D - v * VL32) : 0;
+      em_do(E, "vector.store %s, %s[%s] : %s, %s", vload(k, k->v, addc(k, vo, v * VL32), VL32, tail, "f32").s, vf.s,
+            addc(k, mulc(k, cv, Dp), v * VL32).s, vft, vt);
+    }
+    em_end(E);
+  }
+  if (vdirect.s[0])
+    em_end(E);
   /* O += P V. A key the mask excluded has p = 0 and must add nothing even
    * if its value row holds an Inf or NaN (0 * Inf is NaN): tiles whose V rows
    * are not all finite (the pack task's flag) take the same loop with a
    * select, the others (every tile of sane data) the plain FMA. */
-  V bad = cmpf(k, "ogt", load(k, k->kt, vflag_at(k, b, g, t), "memref<?xf32>"), em_float(E, 0.0, "f32"), "f32");
   for (int safe = 0; safe < 2; safe++) {
     if (safe == 0)
       em_if(E, em(E, "arith.xori %s, %s : i1", bad.s, em_int(E, 1, "i1").s));
     else
       em_else(E);
+    if (packed) { /* vf holds the tile when it is not finite */
+      if (vdirect.s[0] && safe == 0) {
+        V vfd = em(E, "memref.cast %s : %s to memref<?xf32>", vf.s, vft);
+        V vsrc = em(E, "arith.select %s, %s, %s : memref<?xf32>", vdirect.s, k->v.m.s, vfd.s);
+        V vbase = sel(k, vdirect, row_offset(k, k->KVH, b, g, k0), k->c0, "index");
+        packed_pv(k, &tl, nr, vsrc, vbase, "memref<?xf32>", false);
+      } else {
+        packed_pv(k, &tl, nr, vf, k->c0, vft, safe);
+      }
+      continue;
+    }
     rb = em_for(E, k->c0, em_index(E, TQ), em_index(E, rv));
     V unused;
     em_if(E, block_facts(k, i0, nr, rb, rv, k064, k164, &unused));
@@ -3135,7 +3339,7 @@ static void flash_main(K *k) {
   V ok = em_int(E, 1, "i1");
   /* K transposed, then the per-tile V flags */
   V per = bin(k, "arith.addi", bin(k, "arith.muli", sp, c64(k, k->KVH * k->D), "i64"),
-              bin(k, "arith.muli", bin(k, "arith.divsi", sp, c64(k, TK), "i64"), c64(k, k->KVH), "i64"), "i64");
+              bin(k, "arith.muli", bin(k, "arith.divsi", sp, c64(k, TK), "i64"), c64(k, k->KVH * TILE_FACTS), "i64"), "i64");
   V n = to_index(k, em(E, "arith.muli %%batch, %s : i64", per.s));
   V kt = alloc(k, n, "f32", &ok);
   em_if(E, ok);
