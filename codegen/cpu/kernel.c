@@ -2936,8 +2936,13 @@ static void emit_tile(K *k) {
   snprintf(lat, sizeof lat, "memref<%dxi32>", TQ);
   if (slots)
     later = em_alloca(E, TQ, "i32");
-  /* N:M's packed P (pack_row), on targets with vpcompressd */
-  bool packed = nm && k->vnni;
+  /* N:M's packed P (pack_row), on targets with vpcompressd, when at most
+   * a quarter of the keys are kept. A packed entry reads its whole V row
+   * for one query row, where the P V of the full tile reads each V row
+   * once for six: measured at 4096 (bench/README.md), packing took 1:4
+   * from 200 to 180 ms and 2:8 from 318 to 308, but 2:4, whose P V was
+   * no faster packed, from 208 to 218. */
+  bool packed = nm && k->vnni && s->nm_n * 4 <= s->nm_m;
   V pc = {""}, pk = {""}, pn = {""};
   char pct[32], pkt[32];
   snprintf(pct, sizeof pct, "memref<%dxf32>", TQ * PCW);
