@@ -16,7 +16,7 @@ trap 'rm -f "$tmp"' EXIT
   echo "# bench/ratio_check.sh $rounds   ($(date -u +%Y-%m-%dT%H:%MZ), at $(git rev-parse --short HEAD))"
   for r in $(seq "$rounds"); do
     echo "## round $r"
-    for k in dense causal window512 nm_2of4 filter10 dsa10; do
+    for k in dense causal window512 nm_2of4 nm_1of4 filter10 dsa10; do
       build/bin/sattn-bench bench/specs.sattn --kernel "$k" --seq 4096 --threads 2 --reps 5 | grep -E '^(sattn|cpu)'
     done
     if .venv-bench/bin/python -c "import torch" 2>/dev/null; then

@@ -26,7 +26,7 @@ export OPENBLAS_CORETYPE=SkylakeX
     --json "$out/cpu-dense.json"
   build/bin/sattn-bench bench/specs.sattn --kernel causal --seq "$long" --threads 1,2 --reps "$reps" --json "$out/cpu-causal.json"
   build/bin/sattn-bench bench/specs.sattn --kernel window512 --seq "$long" --threads 1,2 --reps "$reps" --json "$out/cpu-window.json"
-  for k in nm_2of4 filter10 dsa10; do
+  for k in nm_2of4 nm_1of4 filter10 dsa10; do
     build/bin/sattn-bench bench/specs.sattn --kernel "$k" --seq "$seqs" --threads 2 --reps 3 --json "$out/cpu-$k.json"
   done
 } | tee "$out/cpu.txt"
