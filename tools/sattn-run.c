@@ -4,7 +4,7 @@
  *   sattn-run FILE [--kernel NAME] [--target=cpu] [--seq N] [--batch N]
  *             [--heads N] [--kv-heads N] [--head-dim N] [--seed S]
  *             [--input-scale X] [--q F --k F --v F] [--expect F] [--out F]
- *             [--repeat N] [--importance] [--threads N] [--json]
+ *             [--repeat N] [--importance] [--threads N] [--misalign B] [--json]
  *
  * Tensors in files are raw little-endian float32 in [batch, heads, seq,
  * head_dim] order whatever the spec's layout. --seq, --batch, --heads,
@@ -12,7 +12,9 @@
  * compiled for that shape). Without --seed a fresh seed is drawn and
  * printed. --importance asks for the importance outputs even when the spec
  * prunes nothing (which runs a static pattern's row-at-a-time kernel instead
- * of its tiles); --threads sets the kernel's worker threads. Exit status: 0 when every error is within the tolerance of the
+ * of its tiles); --threads sets the kernel's worker threads; --misalign
+ * starts the CPU kernel's Q, K and V B bytes past a 64-byte boundary (a
+ * multiple of the storage's element size; 0 by default). Exit status: 0 when every error is within the tolerance of the
  * spec's output type (docs/cpu-abi.md), 1 otherwise or on a user error, 2
  * on bad usage. */
 #include <math.h>
@@ -42,14 +44,27 @@ typedef struct {
   char *accel_config;
   double input_scale;
   int repeat;
+  int64_t misalign; /* --misalign: bytes past a 64-byte boundary of Q, K and V */
 } Args;
 
 static void usage(FILE *f) {
   fputs("usage: sattn-run FILE [--kernel NAME] [--target=cpu|accel|cuda] [--arch SM] [--accel-config F] [--seq N] [--batch N] [--heads N]\n"
         "                 [--kv-heads N] [--head-dim N] [--seed S] [--input-scale X]\n"
         "                 [--q F --k F --v F] [--expect F] [--out F] [--repeat N] [--importance]\n"
-        "                 [--threads N] [--cpu NAME] [--json]\n",
+        "                 [--threads N] [--cpu NAME] [--misalign B] [--json]\n",
         f);
+}
+
+/* x (n bytes, from chk_encode) moved to `by` bytes past a 64-byte
+ * boundary: the new block's start in *base (for free), NULL when out of
+ * memory. x is freed. */
+static void *misaligned(void *x, size_t n, int64_t by, void **base) {
+  unsigned char *b = x ? aligned_alloc(64, (n + (size_t)by + 63) / 64 * 64) : NULL;
+  if (b)
+    memcpy(b + by, x, n);
+  free(x);
+  *base = b;
+  return b ? b + by : NULL;
 }
 
 static int bad_usage(const char *msg, const char *arg) {
@@ -294,6 +309,20 @@ static int run(const Args *a, SattnModule *mod, int index) {
   kq = chk_encode(q, nq, s->storage);
   kk = chk_encode(k, nkv, s->storage);
   kv = chk_encode(v, nkv, s->storage);
+  /* the CPU kernel's inputs, past an alignment when asked (kq, kk and kv
+   * keep the blocks' starts, for free) */
+  void *cq = kq, *ck = kk, *cv = kv;
+  if (a->misalign) {
+    size_t eb = chk_dtype_bytes(s->storage);
+    if (a->misalign % (int64_t)eb) {
+      fprintf(stderr, "sattn-run: error: --misalign %lld is not a multiple of %s's %zu bytes\n", (long long)a->misalign,
+              sa_dtype_name(s->storage), eb);
+      goto done;
+    }
+    cq = misaligned(kq, nq * eb, a->misalign, &kq);
+    ck = misaligned(kk, nkv * eb, a->misalign, &kk);
+    cv = misaligned(kv, nkv * eb, a->misalign, &kv);
+  }
   /* the output, then a guard that must come back untouched: a kernel that
    * writes past its output (a tail store one lane too wide) is a failure */
   size_t out_bytes = nq * chk_dtype_bytes(s->output);
@@ -345,7 +374,7 @@ static int run(const Args *a, SattnModule *mod, int index) {
   int32_t st = 0;
   for (int r = 0; times && r < reps; r++) {
     double t = now_s();
-    st = fn(kq, kk, kv, ko, B, S, tin, tokens ? tout_k : NULL, hin, heads ? hout_k : NULL);
+    st = fn(cq, ck, cv, ko, B, S, tin, tokens ? tout_k : NULL, hin, heads ? hout_k : NULL);
     times[r] = now_s() - t;
   }
   if (!times) {
@@ -483,7 +512,8 @@ int main(int argc, char **argv) {
     if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
       usage(stdout);
       return 0;
-    } else if ((str || num || !strcmp(s, "--seed") || !strcmp(s, "--input-scale") || !strcmp(s, "--repeat")) &&
+    } else if ((str || num || !strcmp(s, "--seed") || !strcmp(s, "--input-scale") || !strcmp(s, "--repeat") ||
+                !strcmp(s, "--misalign")) &&
                i + 1 == argc) {
       return bad_usage(s, " needs an argument");
     } else if (str) {
@@ -498,6 +528,11 @@ int main(int argc, char **argv) {
       a.input_scale = strtod(argv[++i], NULL);
     } else if (!strcmp(s, "--repeat")) {
       a.repeat = atoi(argv[++i]);
+    } else if (!strcmp(s, "--misalign")) {
+      char *end;
+      a.misalign = strtoll(argv[++i], &end, 10);
+      if (*end || a.misalign < 0 || a.misalign > 63)
+        return bad_usage("expected a byte count from 0 to 63 after ", s);
     } else if (!strcmp(s, "--json")) {
       a.json = true;
     } else if (!strcmp(s, "--importance")) {

@@ -4,8 +4,9 @@ the ways the tile path ranks N:M (slot order for 1:2, 2:4, 1:4, 3:4,
 natural order for 2:8 and 3:16; with no mask, causal, windows, their
 intersection), attending the whole P tile or, at most a quarter kept,
 the packed P, crossed with layouts,
-grouped kv heads, storage types, odd lengths and head_dims, and large
-logits. usage: nm-sweep.py DIR COUNT; prints one line per case: SPEC ARGS"""
+grouped kv heads, storage types, odd lengths and head_dims, large
+logits and inputs off a 64-byte boundary. usage: nm-sweep.py DIR COUNT;
+prints one line per case: SPEC ARGS"""
 import os
 import random
 import sys
@@ -27,7 +28,7 @@ def main():
             f.write("attention nm%d {\n  shape batch=? heads=%d kv_heads=%d seq=? head_dim=%d\n%s%s  pattern nm %s%s\n}\n"
                     % (case, heads, kv, dim, prec, layout, nm, mask))
         print(path, "--seq", r.choice([1, 5, 63, 64, 65, 127, 200]), "--batch", r.choice([1, 2]),
-              "--input-scale", r.choice([1, 1, 30]), "--seed", case)
+              "--input-scale", r.choice([1, 1, 30]), "--seed", case, "--misalign", r.choice([0, 0, 4, 36]))
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@ then attends their survivors together (16-key score blocks, key parts of at
 most 1 MiB of K and V, lists written by the first stage), crossed with
 keep rules, rounds, grouped kv heads, storage types, layouts, odd lengths
 and head_dims (several key parts at the longer ones), block edges (192
-rows) and large logits. usage: row-sweep.py DIR COUNT; prints one line per
-case: SPEC ARGS"""
+rows), large logits and inputs off a 64-byte boundary. usage: row-sweep.py
+DIR COUNT; prints one line per case: SPEC ARGS"""
 import os
 import random
 import sys
@@ -37,7 +37,7 @@ def main():
             f.write("attention row%d {\n  shape batch=? heads=%d kv_heads=%d seq=? head_dim=%d\n%s%s  pattern %s\n}\n"
                     % (case, heads, kv, dim, prec, layout, pattern))
         print(path, "--seq", r.choice([1, 2, 17, 191, 193, 400, 1100, 2200]), "--batch", r.choice([1, 2]),
-              "--input-scale", r.choice([1, 1, 30]), "--seed", case)
+              "--input-scale", r.choice([1, 1, 30]), "--seed", case, "--misalign", r.choice([0, 0, 4, 36]))
 
 
 if __name__ == "__main__":
