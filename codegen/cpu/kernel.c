@@ -2619,9 +2619,9 @@ typedef struct {
   V pt, m, l, acc_o;       /* P tile, row maxima, row partial sums, O accumulators */
   const char *pmt, *rt, *lt, *ot;
   int64_t Dp, nvd;
-  /* N:M with AVX-512 (pc set): each row's nonzero P (pc) and their V rows'
-   * offsets from key k0's (pk), packed, and their count (pn); P V reads
-   * these rather than the whole P tile */
+  /* N:M packed (pc set; emit_tile says when): each row's live scores,
+   * then their P, packed (pc), their V rows' offsets from key k0's (pk),
+   * and their count (pn); P V reads these rather than the whole P tile */
   V pc, pk, pn;
   const char *pct, *pkt, *pnt;
   int64_t vstride; /* elements between consecutive keys' V rows */
@@ -2838,8 +2838,9 @@ static void packed_entry(K *k, const Tile *tl, V at, V vsrc, V vbase, const char
   }
 }
 
-/* O += P V from each row's packed P (pack_row) on a tile whose V rows are
- * all finite: per row, its entries into up to 4 sets of accumulators, at
+/* O += P V from each row's packed P (pack_row); with `safe` (a tile whose
+ * V rows are not all finite) an entry with P = 0, such as the padding,
+ * adds nothing. Per row, its entries go into up to 4 sets of accumulators, at
  * least 16 vectors of head_dim in all, so that enough FMA chains are in
  * flight to cover the FMA's latency; each entry's V row is read in vsrc
  * (vf, or V itself) at its offset from vbase, key k0's row. A row with N/M of
