@@ -1216,9 +1216,16 @@ static void select_nm(K *k) {
   compact_flagged(k, false);
 }
 
-/* Softmax over pr[0..n) in place (logits in, probabilities out). Returns
- * the sum of exponentials (1 / the largest probability); 0 when n = 0. */
-static V softmax(K *k) {
+/* Softmax over pr[0..n) in place (logits in, probabilities out), as the
+ * reference's: the maximum leaves NaN logits out, so that they alone get
+ * NaN probabilities, and a sum that is not positive (NaN, when one is)
+ * divides nothing. `shifted`: the logits are already less their maximum
+ * (logits_from_val, in f64), so none is subtracted again; where that
+ * maximum was +inf they are -inf and NaN, and a second shift by their
+ * -inf maximum would make every P NaN, where the reference's are 0 and NaN.
+ * Returns the sum of exponentials (1 / the largest probability); 0 when
+ * n = 0. */
+static V softmax(K *k, bool shifted) {
   const char *vt = "vector<16xf32>";
   V n = n_get(k), c16 = em_index(E, 16);
   V mvar = em_var(E, "vector<16xf32>"), svar = em_var(E, "vector<16xf32>");
@@ -1226,13 +1233,16 @@ static V softmax(K *k) {
   V zero = em(E, "arith.constant dense<0.0> : %s", vt);
   em_set(E, mvar, ninf, "vector<16xf32>");
   em_set(E, svar, zero, "vector<16xf32>");
-  V c = em_for(E, k->c0, n, c16);
-  V mask = em(E, "vector.create_mask %s : vector<16xi1>", bin(k, "arith.subi", n, c, "index").s);
-  V x = em(E, "vector.maskedload %s[%s], %s, %s : memref<?xf32>, vector<16xi1>, %s into %s", k->pr.s, c.s, mask.s,
-           ninf.s, vt, vt);
-  em_set(E, mvar, em(E, "arith.maximumf %s, %s : %s", em_get(E, mvar, vt).s, x.s, vt), vt);
-  em_end(E);
-  V m = em(E, "vector.reduction <maximumf>, %s : %s into f32", em_get(E, mvar, vt).s, vt);
+  V c, mask, x, m = em_float(E, 0.0, "f32");
+  if (!shifted) {
+    c = em_for(E, k->c0, n, c16);
+    mask = em(E, "vector.create_mask %s : vector<16xi1>", bin(k, "arith.subi", n, c, "index").s);
+    x = em(E, "vector.maskedload %s[%s], %s, %s : memref<?xf32>, vector<16xi1>, %s into %s", k->pr.s, c.s, mask.s, ninf.s,
+           vt, vt);
+    em_set(E, mvar, em(E, "arith.maxnumf %s, %s : %s", em_get(E, mvar, vt).s, x.s, vt), vt);
+    em_end(E);
+    m = em(E, "vector.reduction <maxnumf>, %s : %s into f32", em_get(E, mvar, vt).s, vt);
+  }
   V mb = em(E, "vector.broadcast %s : f32 to %s", m.s, vt);
   c = em_for(E, k->c0, n, c16);
   mask = em(E, "vector.create_mask %s : vector<16xi1>", bin(k, "arith.subi", n, c, "index").s);
@@ -1244,7 +1254,8 @@ static V softmax(K *k) {
   em_set(E, svar, em(E, "arith.addf %s, %s : %s", em_get(E, svar, vt).s, ex.s, vt), vt);
   em_end(E);
   V sum = em(E, "vector.reduction <add>, %s : %s into f32", em_get(E, svar, vt).s, vt);
-  V inv = em(E, "arith.divf %s, %s : f32", em_float(E, 1.0, "f32").s, sum.s);
+  V inv = sel(k, cmpf(k, "ogt", sum, em_float(E, 0.0, "f32"), "f32"), em(E, "arith.divf %s, %s : f32", em_float(E, 1.0, "f32").s, sum.s),
+              em_float(E, 1.0, "f32"), "f32");
   V ib = em(E, "vector.broadcast %s : f32 to %s", inv.s, vt);
   c = em_for(E, k->c0, n, c16);
   mask = em(E, "vector.create_mask %s : vector<16xi1>", bin(k, "arith.subi", n, c, "index").s);
@@ -1539,7 +1550,7 @@ static void row(K *k, V i) {
     Buf msb = {k->kmsb, BK_F64}, full = {k->kfull, BK_F64};
     list_scores_f64(k, k->q, qoff, msb, d_row, k->D, (V){""}, (V){""}, (V){""}, NULL);
     V m = logits_from_val(k);
-    softmax(k);
+    softmax(k, true);
     /* max p = 1 / sum, in f64 as the reference has it (an f32 sum could
      * decide a row near the threshold the other way); recompute with
      * MSB+LSB when it is below the threshold */
@@ -1548,18 +1559,18 @@ static void row(K *k, V i) {
     em_if(E, and1(k, low, cmpi(k, "ugt", n_get(k), k->c0, "index")));
     list_scores_f64(k, k->q, qoff, full, d_row, k->D, (V){""}, (V){""}, (V){""}, NULL);
     logits_from_val(k);
-    softmax(k);
+    softmax(k, true);
     em_end(E);
   } else if (exact) {
     logits_from_val(k);
-    softmax(k);
+    softmax(k, true);
   } else {
     V c = em_for(E, k->c0, n_get(k), k->c1);
     V j = load(k, k->idx, c, "memref<?xindex>");
     V d = dot(k, k->q, qoff, k->k, k_row(k, j), k->D, "f32");
     store(k, bin(k, "arith.mulf", em_float(E, s->scale, "f32"), d, "f32"), k->pr, c, "memref<?xf32>");
     em_end(E);
-    softmax(k);
+    softmax(k, false);
   }
   /* token importance: probabilities before value pruning */
   em_if(E, k->has_to);
