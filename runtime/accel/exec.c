@@ -37,8 +37,11 @@ void exp_table_init(ExpTable *e) {
 }
 
 /* 2^x for x <= 0: the integer part shifts, the fraction interpolates
- * linearly between table entries. */
+ * linearly between table entries. NaN stays NaN (a NaN score's
+ * probability is NaN, as in the reference's softmax). */
 float exp2_table(const ExpTable *e, float x) {
+  if (isnan(x))
+    return x;
   if (!(x > -126.0f))
     return 0.0f;
   float fl = floorf(x), pos = (x - fl) * EXP_SEGMENTS;
