@@ -50,6 +50,8 @@ static uint8_t fp8_bits(float r, SaDtype t) {
   return sign | (uint8_t)(((e - 1 + bias) << mant) | (int)lrintf(ldexpf(2 * f - 1, mant)));
 }
 
+void *chk_alloc64(size_t bytes) { return aligned_alloc(64, (bytes + 64) / 64 * 64); }
+
 size_t chk_dtype_bytes(SaDtype t) { return t == DT_FP32 ? 4 : t == DT_FP8E4M3 || t == DT_FP8E5M2 ? 1 : 2; }
 
 /* The kernel's memory for a tensor of type t from fp32 values (rounded to t first). */
@@ -57,7 +59,7 @@ void *chk_encode(const float *x, size_t n, SaDtype t) {
   size_t elem = chk_dtype_bytes(t);
   /* 64-byte aligned, as frameworks allocate tensors: kernels read aligned
    * inputs in place where they can, and copy others */
-  unsigned char *out = aligned_alloc(64, (n * elem + 64) / 64 * 64);
+  unsigned char *out = chk_alloc64(n * elem);
   if (!out)
     return NULL;
   for (size_t i = 0; i < n; i++) {

@@ -11,6 +11,9 @@
 
 #include "sattn/spec.h"
 
+/* At least `bytes` bytes (and one more) from a 64-byte boundary, for free();
+ * NULL when out of memory. */
+void *chk_alloc64(size_t bytes);
 /* Bytes per element of a tensor of type t in the kernel's memory. */
 size_t chk_dtype_bytes(SaDtype t);
 /* The kernel's memory for n values of type t (each rounded to t first);

@@ -59,7 +59,7 @@ static void usage(FILE *f) {
  * boundary: the new block's start in *base (for free), NULL when out of
  * memory. x is freed. */
 static void *misaligned(void *x, size_t n, int64_t by, void **base) {
-  unsigned char *b = x ? aligned_alloc(64, (n + (size_t)by + 63) / 64 * 64) : NULL;
+  unsigned char *b = x ? chk_alloc64(n + (size_t)by) : NULL;
   if (b)
     memcpy(b + by, x, n);
   free(x);
