@@ -473,31 +473,38 @@ static V lanes_open(K *k, V n, V full, int lanes, int tail, V *mask) {
   return full;
 }
 
+/* The number of set lanes of a mask of 8 or 16 lanes. */
+static V mask_count(K *k, V m, int lanes) {
+  const char *bt = lanes == 8 ? "i8" : "i16";
+  V bits = em(E, "vector.extract %s[0] : %s from vector<1x%s>",
+              em(E, "vector.bitcast %s : vector<%dxi1> to vector<1x%s>", m.s, lanes, bt).s, bt, bt);
+  return em(E, "arith.index_castui %s : %s to index", em(E, "math.ctpop %s : %s", bits.s, bt).s, bt);
+}
+
 /* The number of the first n entries of buf (f64 in 8-lane vectors, or f32
  * in 16-lane ones) that are >= t. */
 static V count_ge_in(K *k, V buf, V n, V t, bool f64) {
   int lanes = f64 ? VL64 : VL32;
-  const char *et = f64 ? "f64" : "f32", *ct = f64 ? "i64" : "i32";
-  char vt[32], it[32], mt[32];
+  const char *et = f64 ? "f64" : "f32";
+  char vt[32], mt[32];
   snprintf(vt, sizeof vt, "vector<%dx%s>", lanes, et);
-  snprintf(it, sizeof it, "vector<%dx%s>", lanes, ct);
   snprintf(mt, sizeof mt, "memref<?x%s>", et);
-  V acc = em_var(E, it);
-  em_set(E, acc, em(E, "arith.constant dense<0> : %s", it), it);
+  /* the compare's mask counted by popcount into a scalar: a vector count
+   * (mask to 0/-1 lanes, subtracted) puts a second operation on the
+   * compare's port, and the compare is nearly all these loops do */
+  V acc = em_var(E, "index");
+  em_set(E, acc, k->c0, "index");
   V tb = em(E, "vector.broadcast %s : %s to %s", t.s, et, vt);
   V ninf = em(E, "arith.constant dense<%s> : %s", f64 ? "0xFFF0000000000000" : "0xFF800000", vt);
-  V one = em(E, "arith.constant dense<1> : %s", it), zero = em(E, "arith.constant dense<0> : %s", it);
   V full = bin(k, "arith.andi", n, em_index(E, -(int64_t)lanes), "index");
   for (int tail = 0; tail < 2; tail++) {
     V mask, c = lanes_open(k, n, full, lanes, tail, &mask);
     V x = em(E, "vector.maskedload %s[%s], %s, %s : %s, vector<%dxi1>, %s into %s", buf.s, c.s, mask.s, ninf.s, mt, lanes, vt, vt);
-    V ge = em(E, "arith.cmpf oge, %s, %s : %s", x.s, tb.s, vt);
-    em_set(E, acc, em(E, "arith.addi %s, %s : %s", em_get(E, acc, it).s,
-                      em(E, "arith.select %s, %s, %s : vector<%dxi1>, %s", ge.s, one.s, zero.s, lanes, it).s, it), it);
+    em_set(E, acc, addx(k, em_get(E, acc, "index"), mask_count(k, em(E, "arith.cmpf oge, %s, %s : %s", x.s, tb.s, vt), lanes)),
+           "index");
     em_end(E);
   }
-  V sum = em(E, "vector.reduction <add>, %s : %s into %s", em_get(E, acc, it).s, it, ct);
-  return em(E, "arith.index_castui %s : %s to index", sum.s, ct);
+  return em_get(E, acc, "index");
 }
 
 /* The number of list entries with val >= t (f64). */
@@ -913,33 +920,16 @@ static V count_ge32(K *k, V a, V n, V t) { return count_ge_in(k, a, n, t, false)
  * most 2^-23 |a| plus the subnormal range's absolute rounding, and the
  * reference's (coef * step) * d in f64 from step * d * coef by 2^-51
  * relative; these bounds are many times that. */
+/* The most keys first_top_fast ranks exactly (its band), and the types
+ * of their positions (room for one whole vector past BAND_MAX), exact
+ * scores and slots in a list. */
+#define BAND_MAX 64
+#define BPOS_T "memref<80xi32>"
+#define BVAL_T "memref<64xf64>"
+#define BSLOT_T "memref<64xindex>"
+
 #define APPROX_REL 0x1p-19
 #define APPROX_ABS 0x1p-120
-
-/* Writes the positions of the set flags in [0, n) to blist[base, ...), in
- * order, and returns their count: 16 flags at a time, the positions
- * packed by vpcompressd into a register and stored whole (blist has 16
- * entries of room past any row's list; a later row overwrites the spill),
- * with no branch per flag. Needs AVX-512 (k->vnni targets have it). */
-static V flags_to_blist(K *k, V n, V base) {
-  V w = em_var(E, "index");
-  em_set(E, w, k->c0, "index");
-  V iota = em(E, "arith.constant dense<[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]> : vector<16xi32>");
-  V zero8 = em(E, "arith.constant dense<0> : vector<16xi8>"), zero = em(E, "arith.constant dense<0> : vector<16xi32>");
-  V c = em_for(E, k->c0, n, em_index(E, VL32));
-  V f = em(E, "vector.load %s[%s] : memref<?xi8>, vector<16xi8>", k->flag.s, c.s);
-  V m = em(E, "arith.cmpi ne, %s, %s : vector<16xi8>", f.s, zero8.s);
-  V pos = em(E, "arith.addi %s, %s : vector<16xi32>", iota.s,
-             em(E, "vector.broadcast %s : i32 to vector<16xi32>", em(E, "arith.index_cast %s : index to i32", c.s).s).s);
-  V packed = em(E, "x86vector.avx512.mask.compress %s, %s, %s : vector<16xi32>, vector<16xi32>", m.s, pos.s, zero.s);
-  V wv = em_get(E, w, "index");
-  em_do(E, "vector.store %s, %s[%s] : memref<?xi32>, vector<16xi32>", packed.s, k->blist.s, addx(k, base, wv).s);
-  V cnt = em(E, "math.ctpop %s : i16", em(E, "vector.extract %s[0] : i16 from vector<1xi16>",
-                                           em(E, "vector.bitcast %s : vector<16xi1> to vector<1xi16>", m.s).s).s);
-  em_set(E, w, addx(k, wv, em(E, "arith.index_castui %s : i16 to index", cnt.s)), "index");
-  em_end(E);
-  return em_get(E, w, "index");
-}
 
 /* The positions of the set flags in [0, n) to the list (idx, n), in
  * order: 64 flags at a time as the bits of an i64, visiting the set ones. */
@@ -1087,12 +1077,22 @@ static void first_top_fast(K *k, SaKeep keep, V qsteps, V ksteps, V i, V handled
   tb = bin(k, "arith.subf", tb, bin(k, "arith.mulf", em(E, "math.absf %s : f64", tb.s), out, "f64"), "f64");
   V hib = em(E, "vector.broadcast %s : f32 to %s", em(E, "arith.truncf %s : f64 to f32", ta.s).s, vt);
   V lob = em(E, "vector.broadcast %s : f32 to %s", em(E, "arith.truncf %s : f64 to f32", tb.s).s, vt);
-  V bpos = em_alloca(E, 64, "index");
-  V nb = em_var(E, "index"), nab = em_var(E, "vector<16xi32>");
+  /* The band's keys (and, for a list written straight to blist, their
+   * slots there) packed by vpcompressd: no branch per lane, since which
+   * lanes fall in the band is unpredictable; stores start at most at
+   * BAND_MAX, so BAND_MAX + 16 entries hold any. The list is every key
+   * above the band and every band key, in order, 16 at a time (blist has
+   * 16 entries of room past any row's list; a later row overwrites the
+   * spill); the band's losers are taken out after ranking. Otherwise the
+   * keys above are flagged, and the band's winners after ranking. */
+  bool direct = k->blist_base.s[0];
+  V bpos = em_alloca(E, BAND_MAX + VL32, "i32"), bslot = direct ? em_alloca(E, BAND_MAX, "index") : (V){""};
+  V nb = em_var(E, "index"), nab = em_var(E, "index"), w = em_var(E, "index");
   em_set(E, nb, k->c0, "index");
-  em_set(E, nab, em(E, "arith.constant dense<0> : vector<16xi32>"), "vector<16xi32>");
-  V over = em_var(E, "i1");
-  em_set(E, over, em_int(E, 0, "i1"), "i1");
+  em_set(E, nab, k->c0, "index");
+  em_set(E, w, k->c0, "index");
+  V iota = em(E, "arith.constant dense<[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]> : vector<16xi32>");
+  V izero = em(E, "arith.constant dense<0> : vector<16xi32>");
   for (int tail = 0; tail < 2; tail++) {
     c = lanes_open(k, S, full, VL32, tail, &mask);
     x = em(E, "vector.maskedload %s[%s], %s, %s : memref<?xf32>, vector<16xi1>, %s into %s", a.s, c.s, mask.s, ninf.s, vt, vt);
@@ -1101,63 +1101,114 @@ static void first_top_fast(K *k, SaKeep keep, V qsteps, V ksteps, V i, V handled
                em(E, "arith.andi %s, %s : vector<16xi1>", mask.s, em(E, "arith.xori %s, %s : vector<16xi1>", above.s,
                                                                        em(E, "arith.constant dense<true> : vector<16xi1>").s).s).s,
                em(E, "arith.cmpf oge, %s, %s : %s", x.s, lob.s, vt).s);
-    em_do(E, "vector.maskedstore %s[%s], %s, %s : memref<?xi8>, vector<16xi1>, vector<16xi8>", k->flag.s, c.s, mask.s,
-          em(E, "arith.extui %s : vector<16xi1> to vector<16xi8>", above.s).s);
-    em_set(E, nab, em(E, "arith.addi %s, %s : vector<16xi32>", em_get(E, nab, "vector<16xi32>").s,
-                      em(E, "arith.extui %s : vector<16xi1> to vector<16xi32>", above.s).s), "vector<16xi32>");
-    em_if(E, em(E, "vector.reduction <or>, %s : vector<16xi1> into i1", inb.s));
-    for (int lane = 0; lane < VL32; lane++) {
-      em_if(E, em(E, "vector.extract %s[%d] : i1 from vector<16xi1>", inb.s, lane));
-      V nbv = em_get(E, nb, "index");
-      V room = cmpi(k, "ult", nbv, em_index(E, 64), "index");
-      em_if(E, room);
-      store(k, addc(k, c, lane), bpos, nbv, "memref<64xindex>");
-      em_set(E, nb, addc(k, nbv, 1), "index");
-      em_else(E);
-      em_set(E, over, em_int(E, 1, "i1"), "i1");
+    em_set(E, nab, addx(k, em_get(E, nab, "index"), mask_count(k, above, VL32)), "index");
+    V pos = em(E, "arith.addi %s, %s : vector<16xi32>", iota.s,
+               em(E, "vector.broadcast %s : i32 to vector<16xi32>", em(E, "arith.index_cast %s : index to i32", c.s).s).s);
+    V both = em(E, "arith.ori %s, %s : vector<16xi1>", above.s, inb.s), wv = em_get(E, w, "index");
+    if (direct)
+      em_do(E, "vector.store %s, %s[%s] : memref<?xi32>, vector<16xi32>",
+            em(E, "x86vector.avx512.mask.compress %s, %s, %s : vector<16xi32>, vector<16xi32>", both.s, pos.s, izero.s).s,
+            k->blist.s, addx(k, k->blist_base, wv).s);
+    else
+      em_do(E, "vector.maskedstore %s[%s], %s, %s : memref<?xi8>, vector<16xi1>, vector<16xi8>", k->flag.s, c.s, mask.s,
+            em(E, "arith.extui %s : vector<16xi1> to vector<16xi8>", above.s).s);
+    /* most vectors hold no band key: the branch is well predicted, and
+     * skipping the compress frees the compares' port */
+    V nin = mask_count(k, inb, VL32);
+    em_if(E, cmpi(k, "ne", nin, k->c0, "index"));
+    V nbv = em_get(E, nb, "index");
+    em_do(E, "vector.store %s, %s[%s] : " BPOS_T ", vector<16xi32>",
+          em(E, "x86vector.avx512.mask.compress %s, %s, %s : vector<16xi32>, vector<16xi32>", inb.s, pos.s, izero.s).s, bpos.s,
+          bin(k, "arith.minui", nbv, em_index(E, BAND_MAX), "index").s);
+    if (direct) {
+      /* each band key's slot: the list's length before this vector plus
+       * the listed lanes below it */
+      V bits = em(E, "arith.extui %s : i16 to i32", em(E, "vector.extract %s[0] : i16 from vector<1xi16>",
+                                                        em(E, "vector.bitcast %s : vector<16xi1> to vector<1xi16>", inb.s).s).s);
+      V bb = em(E, "arith.extui %s : i16 to i32", em(E, "vector.extract %s[0] : i16 from vector<1xi16>",
+                                                      em(E, "vector.bitcast %s : vector<16xi1> to vector<1xi16>", both.s).s).s);
+      V rest = em_var(E, "i32");
+      em_set(E, rest, bits, "i32");
+      V nth = em_for(E, k->c0, nin, k->c1);
+      V rv = em_get(E, rest, "i32");
+      V one32 = em_int(E, 1, "i32");
+      V lower = bin(k, "arith.subi", bin(k, "arith.shli", one32, em(E, "math.cttz %s : i32", rv.s), "i32"), one32, "i32");
+      V slot = addx(k, wv, em(E, "arith.index_castui %s : i32 to index",
+                              em(E, "math.ctpop %s : i32", bin(k, "arith.andi", bb, lower, "i32").s).s));
+      V at = addx(k, nbv, nth);
+      em_if(E, cmpi(k, "ult", at, em_index(E, BAND_MAX), "index"));
+      store(k, slot, bslot, at, BSLOT_T);
       em_end(E);
+      em_set(E, rest, bin(k, "arith.andi", rv, bin(k, "arith.subi", rv, one32, "i32"), "i32"), "i32");
       em_end(E);
     }
+    em_set(E, nb, addx(k, nbv, nin), "index");
     em_end(E);
+    if (direct)
+      em_set(E, w, addx(k, wv, mask_count(k, both, VL32)), "index");
     em_end(E);
   }
-  V nabove = em(E, "arith.index_castui %s : i32 to index",
-                em(E, "vector.reduction <add>, %s : vector<16xi32> into i32", em_get(E, nab, "vector<16xi32>").s).s);
+  V over = cmpi(k, "ugt", em_get(E, nb, "index"), em_index(E, BAND_MAX), "index");
+  V nabove = em_get(E, nab, "index");
   V nbn = em_get(E, nb, "index");
-  V valid = and1(k, em(E, "arith.xori %s, %s : i1", em_get(E, over, "i1").s, em_int(E, 1, "i1").s),
+  V valid = and1(k, em(E, "arith.xori %s, %s : i1", over.s, em_int(E, 1, "i1").s),
                  and1(k, cmpi(k, "ule", nabove, kk, "index"), cmpi(k, "ule", kk, addx(k, nabove, nbn), "index")));
   em_if(E, valid);
   {
     /* the band's exact scores, as list_scores_f64 computes them */
-    V bval = em_alloca(E, 64, "f64");
+    V bval = em_alloca(E, BAND_MAX, "f64");
     V e = em_for(E, k->c0, nbn, k->c1);
-    V j = load(k, bpos, e, "memref<64xindex>");
+    V j = em(E, "arith.index_cast %s : i32 to index", load(k, bpos, e, BPOS_T).s);
     V dj = em(E, "arith.extf %s : f32 to f64", load(k, k->fsc, addx(k, k->fsc_off, j), "memref<?xf32>").s);
     store(k, bin(k, "arith.mulf", bin(k, "arith.mulf", coef, load(k, ksteps, j, "memref<?xf64>"), "f64"), dj, "f64"), bval, e,
-          "memref<64xf64>");
+          BVAL_T);
     em_end(E);
     V need = bin(k, "arith.subi", kk, nabove, "index");
     e = em_for(E, k->c0, nbn, k->c1);
-    V ve = load(k, bval, e, "memref<64xf64>");
+    V ve = load(k, bval, e, BVAL_T);
     V rank = em_var(E, "index");
     em_set(E, rank, k->c0, "index");
     V f = em_for(E, k->c0, nbn, k->c1);
-    V vf = load(k, bval, f, "memref<64xf64>");
+    V vf = load(k, bval, f, BVAL_T);
     /* bpos is in key order: f < e is the lower key */
     V better = or1(k, cmpf(k, "ogt", vf, ve, "f64"), and1(k, cmpf(k, "oeq", vf, ve, "f64"), cmpi(k, "ult", f, e, "index")));
     V rv = em_get(E, rank, "index");
     em_set(E, rank, sel(k, better, addc(k, rv, 1), rv, "index"), "index");
     em_end(E);
     V keepe = cmpi(k, "ult", em_get(E, rank, "index"), need, "index");
-    store(k, em(E, "arith.extui %s : i1 to i8", keepe.s), k->flag, load(k, bpos, e, "memref<64xindex>"), "memref<?xi8>");
+    if (direct) {
+      /* a loser's slot is marked -1, for the compaction below */
+      em_if(E, em(E, "arith.xori %s, %s : i1", keepe.s, em_int(E, 1, "i1").s));
+      store(k, em_int(E, -1, "i32"), k->blist, addx(k, k->blist_base, load(k, bslot, e, BSLOT_T)), "memref<?xi32>");
+      em_end(E);
+    } else {
+      store(k, em(E, "arith.extui %s : i1 to i8", keepe.s), k->flag,
+            em(E, "arith.index_cast %s : i32 to index", load(k, bpos, e, BPOS_T).s), "memref<?xi8>");
+    }
     em_end(E);
-    /* the list: every flagged key, in order (straight to the block's
-     * lists when the caller asks) */
-    flags_end(k, S);
-    if (k->blist_base.s[0])
-      em_set(E, k->n, flags_to_blist(k, S, k->blist_base), "index");
-    else
+    if (direct) {
+      /* the list without the losers: packed in place, 16 at a time (a
+       * store never passes the entries still to be read) */
+      V len = em_get(E, w, "index"), nw = em_var(E, "index");
+      em_set(E, nw, k->c0, "index");
+      V m1 = em(E, "arith.constant dense<-1> : vector<16xi32>");
+      V c2 = em_for(E, k->c0, len, em_index(E, VL32));
+      V lm = em(E, "vector.create_mask %s : vector<16xi1>", bin(k, "arith.subi", len, c2, "index").s);
+      V xs = em(E, "vector.maskedload %s[%s], %s, %s : memref<?xi32>, vector<16xi1>, vector<16xi32> into vector<16xi32>",
+                k->blist.s, addx(k, k->blist_base, c2).s, lm.s, m1.s);
+      V live = em(E, "arith.cmpi ne, %s, %s : vector<16xi32>", xs.s, m1.s);
+      V nwv = em_get(E, nw, "index");
+      em_do(E, "vector.store %s, %s[%s] : memref<?xi32>, vector<16xi32>",
+            em(E, "x86vector.avx512.mask.compress %s, %s, %s : vector<16xi32>, vector<16xi32>", live.s, xs.s, izero.s).s,
+            k->blist.s, addx(k, k->blist_base, nwv).s);
+      em_set(E, nw, addx(k, nwv, mask_count(k, live, VL32)), "index");
+      em_end(E);
+      em_set(E, k->n, em_get(E, nw, "index"), "index");
+    } else {
+      /* the list: every flagged key, in order */
+      flags_end(k, S);
       flags_to_idx(k, S);
+    }
     em_set(E, handled, em_int(E, 1, "i1"), "i1");
   }
   em_end(E);
