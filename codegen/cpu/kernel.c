@@ -1023,11 +1023,18 @@ static void first_top_fast(K *k, SaKeep keep, V qsteps, V ksteps, V i, V handled
   V sd = em(E, "math.sqrt %s : f64", bin(k, "arith.maxnumf", bin(k, "arith.subf", msq, bin(k, "arith.mulf", mean, mean, "f64"), "f64"),
                                           em_float(E, 0.0, "f64"), "f64").s);
   V z = tail_z(k, bin(k, "arith.divf", idx_f64(k, kk), nf, "f64"));
-  V below = em_var(E, "i1");
-  em_set(E, below, em_int(E, 1, "i1"), "i1");
-  V step = bin(k, "arith.mulf", em_float(E, 0.1, "f64"), sd, "f64");
-  /* two guesses, then steps that interpolate (odd) or halve (even) until
-   * at most 16 entries lie in the bracket */
+  /* the normal density at z, for the second guess's Newton step */
+  V dens = bin(k, "arith.mulf", em(E, "math.exp %s : f64", bin(k, "arith.mulf", em_float(E, -0.5, "f64"), bin(k, "arith.mulf", z, z, "f64"), "f64").s),
+               em_float(E, 0.3989422804014327, "f64"), "f64");
+  V c0 = em_var(E, "index");
+  em_set(E, c0, kk, "index");
+  /* two guesses (the normal model's threshold, then a Newton step from its
+   * count, pushed 0.01 deviations further so that it usually lands on the
+   * other side), then steps that interpolate (odd) or halve (even) until
+   * at most 16 entries lie in the bracket. Against the 0.1-deviation
+   * second step this replaced, in a simulation: 4.9 -> 2.7 counting
+   * passes on normal values, 8.3 -> 6.5 on Student-t(3), 4.4 -> 4.0 on a
+   * gamma(2) skew. */
   V it = em_for(E, k->c0, em_index(E, 40), k->c1);
   V l = em_get(E, lo, "f32"), h = em_get(E, hi, "f32");
   V lf = em(E, "arith.extf %s : f32 to f64", l.s), hf64 = em(E, "arith.extf %s : f32 to f64", h.s);
@@ -1039,7 +1046,13 @@ static void first_top_fast(K *k, SaKeep keep, V qsteps, V ksteps, V i, V handled
   frac = bin(k, "arith.minnumf", bin(k, "arith.maxnumf", frac, em_float(E, 0.05, "f64"), "f64"), em_float(E, 0.95, "f64"), "f64");
   V mid = bin(k, "arith.addf", lf, bin(k, "arith.mulf", bin(k, "arith.subf", hf64, lf, "f64"), frac, "f64"), "f64");
   V g0 = bin(k, "arith.addf", mean, bin(k, "arith.mulf", z, sd, "f64"), "f64");
-  V g1 = sel(k, em_get(E, below, "i1"), bin(k, "arith.addf", lf, step, "f64"), bin(k, "arith.subf", hf64, step, "f64"), "f64");
+  V c0v = em_get(E, c0, "index");
+  V excess = bin(k, "arith.subf", idx_f64(k, c0v), idx_f64(k, kk), "f64");
+  V newton = bin(k, "arith.divf", excess, bin(k, "arith.mulf", nf, dens, "f64"), "f64");
+  newton = bin(k, "arith.addf", newton,
+               sel(k, cmpi(k, "ugt", c0v, kk, "index"), em_float(E, 0.01, "f64"), em_float(E, -0.01, "f64"), "f64"), "f64");
+  newton = bin(k, "arith.minnumf", bin(k, "arith.maxnumf", newton, em_float(E, -1.0, "f64"), "f64"), em_float(E, 1.0, "f64"), "f64");
+  V g1 = bin(k, "arith.addf", g0, bin(k, "arith.mulf", newton, sd, "f64"), "f64");
   V t64 = sel(k, cmpi(k, "eq", it, k->c0, "index"), g0, sel(k, cmpi(k, "eq", it, k->c1, "index"), g1, mid, "f64"), "f64");
   V t = em(E, "arith.truncf %s : f64 to f32", t64.s);
   V wide = cmpi(k, "ugt", bin(k, "arith.subi", cl, ch, "index"), em_index(E, 16), "index");
@@ -1048,7 +1061,7 @@ static void first_top_fast(K *k, SaKeep keep, V qsteps, V ksteps, V i, V handled
   V cg = count_ge32(k, a, S, t);
   V up = cmpi(k, "uge", cg, kk, "index");
   em_if(E, cmpi(k, "eq", it, k->c0, "index"));
-  em_set(E, below, up, "i1");
+  em_set(E, c0, cg, "index");
   em_end(E);
   em_set(E, lo, sel(k, up, t, l, "f32"), "f32");
   em_set(E, clo, sel(k, up, cg, cl, "index"), "index");
