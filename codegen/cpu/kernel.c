@@ -1109,7 +1109,12 @@ static void first_top_fast(K *k, SaKeep keep, V qsteps, V ksteps, V i, V handled
   em_set(E, nb, k->c0, "index");
   em_set(E, nab, k->c0, "index");
   em_set(E, w, k->c0, "index");
-  V iota = em(E, "arith.constant dense<[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]> : vector<16xi32>");
+  /* the lanes' keys, stepped by 16 (a broadcast of c per vector would
+   * take the compares' port) */
+  V posv = em_var(E, "vector<16xi32>");
+  em_set(E, posv, em(E, "arith.constant dense<[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]> : vector<16xi32>"),
+         "vector<16xi32>");
+  V sixteen = em(E, "arith.constant dense<16> : vector<16xi32>");
   V izero = em(E, "arith.constant dense<0> : vector<16xi32>");
   for (int tail = 0; tail < 2; tail++) {
     c = lanes_open(k, S, full, VL32, tail, &mask);
@@ -1120,8 +1125,8 @@ static void first_top_fast(K *k, SaKeep keep, V qsteps, V ksteps, V i, V handled
                                                                        em(E, "arith.constant dense<true> : vector<16xi1>").s).s).s,
                em(E, "arith.cmpf oge, %s, %s : %s", x.s, lob.s, vt).s);
     em_set(E, nab, addx(k, em_get(E, nab, "index"), mask_count(k, above, VL32)), "index");
-    V pos = em(E, "arith.addi %s, %s : vector<16xi32>", iota.s,
-               em(E, "vector.broadcast %s : i32 to vector<16xi32>", em(E, "arith.index_cast %s : index to i32", c.s).s).s);
+    V pos = em_get(E, posv, "vector<16xi32>");
+    em_set(E, posv, em(E, "arith.addi %s, %s : vector<16xi32>", pos.s, sixteen.s), "vector<16xi32>");
     V both = em(E, "arith.ori %s, %s : vector<16xi1>", above.s, inb.s), wv = em_get(E, w, "index");
     if (direct)
       em_do(E, "vector.store %s, %s[%s] : memref<?xi32>, vector<16xi32>",
