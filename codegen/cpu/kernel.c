@@ -2646,6 +2646,20 @@ static void nm_select_tile(K *k, V pt, const char *pmt, V nr, V b, V h, V g, V i
                             partner < lane ? "true" : "false");
     }
   }
+  /* Ranking each lane against its M - 1 partners costs about 12 operations
+   * per partner; a merge network of N + 1 long lists costs about
+   * (N + 1)(N + 2) per halving of the group: cheaper for the few kept of
+   * 1:8, 2:8, 3:8 and up to 5:16 */
+  int levels = 0;
+  while ((1 << levels) < M)
+    levels++;
+  bool net = N <= 16 && levels * (N + 1) * (N + 2) < (M - 1) * 12;
+  char xperm[17][128];
+  for (int d = 1; d < M && d < 17; d *= 2) {
+    size_t a = 0;
+    for (int lane = 0; lane < 16; lane++)
+      a += (size_t)snprintf(xperm[d] + a, sizeof xperm[d] - a, "%s%d", lane ? ", " : "", lane ^ d);
+  }
   double slack = fabs(s->scale) * (double)(k->D + 4) * 0x1p-22;
   V r = em_for(E, k->c0, nr, k->c1);
   V thr = bin(k, "arith.mulf", bin(k, "arith.mulf", load(k, qn, r, qnt), kmax, "f32"),
@@ -2658,6 +2672,37 @@ static void nm_select_tile(K *k, V pt, const char *pmt, V nr, V b, V h, V g, V i
     V x = em(E, "vector.load %s[%s] : %s, %s", pt.s, at.s, pmt, vt);
     /* a NaN score ranks after every number (ref_rank_cmp): exact path */
     near = or1(k, near, em(E, "vector.reduction <or>, %s : vector<16xi1> into i1", cmpf(k, "uno", x, x, vt).s));
+    if (net) {
+      /* every lane gets its group's N + 1 largest, in order: lists of one
+       * merged with the partner lane's (lane xor d) for d = 1, 2, 4, ..:
+       * the k-th largest of two sorted lists A and B is the largest of
+       * A[k], B[k] and min(A[i - 1], B[k - i]) for 0 < i <= k */
+      V L[17], P[17], Mg[17];
+      L[0] = x;
+      for (int q = 1; q <= N; q++)
+        L[q] = ninf;
+      for (int d = 1; d < M; d *= 2) {
+        for (int q = 0; q <= N; q++)
+          P[q] = em(E, "vector.shuffle %s, %s [%s] : %s, %s", L[q].s, L[q].s, xperm[d], vt, vt);
+        for (int q = 0; q <= N; q++) {
+          V m = vmaxf(k, L[q], P[q]);
+          for (int i = 1; i <= q; i++)
+            m = vmaxf(k, m, vminf(k, L[i - 1], P[q - i]));
+          Mg[q] = m;
+        }
+        for (int q = 0; q <= N; q++)
+          L[q] = Mg[q];
+      }
+      /* the N-th largest against the next: apart by more than the f32
+       * error bound, {x >= tN} is the exact top N; else (a tie included)
+       * the exact path ranks the row */
+      V tn = L[N - 1], tn1 = L[N];
+      V close = em(E, "arith.andi %s, %s : vector<16xi1>", cmpf(k, "ogt", tn1, ninf, vt).s,
+                   cmpf(k, "ole", em(E, "arith.subf %s, %s : %s", tn.s, tn1.s, vt), thrb, vt).s);
+      near = or1(k, near, em(E, "vector.reduction <or>, %s : vector<16xi1> into i1", close.s));
+      kept[v] = em(E, "arith.select %s, %s, %s : vector<16xi1>, %s", cmpf(k, "oge", x, tn, vt).s, x.s, ninf.s, vt);
+      continue;
+    }
     V rank = zero_i;
     for (int t = 1; t < M; t++) {
       V y = em(E, "vector.shuffle %s, %s [%s] : %s, %s", x.s, x.s, perm[t], vt, vt);
