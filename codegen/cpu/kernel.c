@@ -2647,13 +2647,17 @@ static void nm_select_tile(K *k, V pt, const char *pmt, V nr, V b, V h, V g, V i
     }
   }
   /* Ranking each lane against its M - 1 partners costs about 12 operations
-   * per partner; a merge network of N + 1 long lists costs about
-   * (N + 1)(N + 2) per halving of the group: cheaper for the few kept of
-   * 1:8, 2:8, 3:8 and up to 5:16 */
+   * per partner; a merge network of n + 1 long lists costs about
+   * (n + 1)(n + 2) per halving of the group, n the fewer of the kept and
+   * the dropped: cheaper for 1:8, 2:8, 3:8, 5:8, 6:8, 7:8 and up to 5 of
+   * 16 kept or dropped */
   int levels = 0;
   while ((1 << levels) < M)
     levels++;
-  bool net = N <= 16 && levels * (N + 1) * (N + 2) < (M - 1) * 12;
+  bool low = M - N < N; /* most kept: the dropped are the few smallest */
+  int n = low ? M - N : N;
+  bool net = n <= 16 && levels * (n + 1) * (n + 2) < (M - 1) * 12;
+  V pinf = em(E, "arith.constant dense<0x7F800000> : %s", vt);
   char xperm[17][128];
   for (int d = 1; d < M && d < 17; d *= 2) {
     size_t a = 0;
@@ -2673,30 +2677,35 @@ static void nm_select_tile(K *k, V pt, const char *pmt, V nr, V b, V h, V g, V i
     /* a NaN score ranks after every number (ref_rank_cmp): exact path */
     near = or1(k, near, em(E, "vector.reduction <or>, %s : vector<16xi1> into i1", cmpf(k, "uno", x, x, vt).s));
     if (net) {
-      /* every lane gets its group's N + 1 largest, in order: lists of one
-       * merged with the partner lane's (lane xor d) for d = 1, 2, 4, ..:
-       * the k-th largest of two sorted lists A and B is the largest of
-       * A[k], B[k] and min(A[i - 1], B[k - i]) for 0 < i <= k */
+      /* every lane gets its group's n + 1 largest (or, when most are
+       * kept, smallest), in order: lists of one merged with the partner
+       * lane's (lane xor d) for d = 1, 2, 4, ..: the k-th largest of two
+       * sorted lists A and B is the largest of A[k], B[k] and
+       * min(A[i - 1], B[k - i]) for 0 < i <= k (and the same with min
+       * and max swapped) */
       V L[17], P[17], Mg[17];
+      V (*outer)(K *, V, V) = low ? vminf : vmaxf, (*inner)(K *, V, V) = low ? vmaxf : vminf;
       L[0] = x;
-      for (int q = 1; q <= N; q++)
-        L[q] = ninf;
+      for (int q = 1; q <= n; q++)
+        L[q] = low ? pinf : ninf;
       for (int d = 1; d < M; d *= 2) {
-        for (int q = 0; q <= N; q++)
+        for (int q = 0; q <= n; q++)
           P[q] = em(E, "vector.shuffle %s, %s [%s] : %s, %s", L[q].s, L[q].s, xperm[d], vt, vt);
-        for (int q = 0; q <= N; q++) {
-          V m = vmaxf(k, L[q], P[q]);
+        for (int q = 0; q <= n; q++) {
+          V m = outer(k, L[q], P[q]);
           for (int i = 1; i <= q; i++)
-            m = vmaxf(k, m, vminf(k, L[i - 1], P[q - i]));
+            m = outer(k, m, inner(k, L[i - 1], P[q - i]));
           Mg[q] = m;
         }
-        for (int q = 0; q <= N; q++)
+        for (int q = 0; q <= n; q++)
           L[q] = Mg[q];
       }
-      /* the N-th largest against the next: apart by more than the f32
-       * error bound, {x >= tN} is the exact top N; else (a tie included)
-       * the exact path ranks the row */
-      V tn = L[N - 1], tn1 = L[N];
+      /* the N-th largest (tn) against the next (tn1): apart by more than
+       * the f32 error bound, {x >= tn} is the exact top N; else (a tie
+       * included) the exact path ranks the row. From the smallest: the
+       * (M - N + 1)-th smallest is the N-th largest, the (M - N)-th the
+       * next. */
+      V tn = low ? L[n] : L[N - 1], tn1 = low ? L[n - 1] : L[N];
       V close = em(E, "arith.andi %s, %s : vector<16xi1>", cmpf(k, "ogt", tn1, ninf, vt).s,
                    cmpf(k, "ole", em(E, "arith.subf %s, %s : %s", tn.s, tn1.s, vt), thrb, vt).s);
       near = or1(k, near, em(E, "vector.reduction <or>, %s : vector<16xi1> into i1", close.s));

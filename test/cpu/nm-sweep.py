@@ -16,7 +16,7 @@ def main():
     out, count = sys.argv[1], int(sys.argv[2])
     for case in range(count):
         r = random.Random(case)
-        nm = r.choice(["1:2", "2:4", "1:4", "3:4", "2:8", "3:16", "1:8", "5:8", "1:16"])
+        nm = r.choice(["1:2", "2:4", "1:4", "3:4", "2:8", "3:16", "1:8", "5:8", "1:16", "4:8", "7:8"])
         mask = r.choice(["", " and causal", " and window %d" % r.choice([3, 9, 33, 130]), " and causal and window 17"])
         heads = r.choice([1, 2, 4])
         kv = r.choice([h for h in (1, 2, 4) if heads % h == 0])
