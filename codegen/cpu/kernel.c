@@ -73,7 +73,6 @@ bool cg_cpu_dtype_supported(SaDtype t) {
 #define VL64 8  /* f64 lanes */
 #define LOG2_E 1.4426950408889634 /* log2(e): softmax in base 2 */
 #define PROJ_ROWS 4 /* DSA: rows projected together */
-#define PV_AHEAD 24 /* row path: list entries ahead whose V rows P V prefetches */
 /* Row path: rows attended together, key part by key part (a multiple of
  * FS_ROWS). Each block brings every part's K and V rows into L2 once, so
  * more rows per block means fewer trips from L3: at seq 4096 and 10% kept,
@@ -1937,18 +1936,6 @@ static bool row_blocked(const K *k) {
          !s->has_progressive && s->token_keep >= 1.0;
 }
 
-/* Prefetches the K or V row (buffer b) of list entry blist[lbase + e]: a
- * row's listed keys are scattered over the head, so the hardware's stream
- * prefetchers cannot see them coming. (P V gains from it; the scores'
- * 16 independent rows per block did not, measured.) */
-static void prefetch_rows(K *k, Buf b, V lbase, V e) {
-  V j = em(E, "arith.index_cast %s : i32 to index", load(k, k->blist, addx(k, lbase, e), "memref<?xi32>").s);
-  V off = kv_row(k, j);
-  int64_t per_line = 64 / elem_bytes(b.k);
-  for (int64_t ln = 0; ln * per_line < k->D; ln++)
-    em_do(E, "memref.prefetch %s[%s], read, locality<3>, data : %s", b.m.s, addc(k, off, ln * per_line).s, memty(b.k));
-}
-
 /* The scores of 16 listed keys, blist[lbase + c + l] for l < 16, into
  * pr[c, c + 16): each key's products with the query row summed over its
  * vectors into 16 lanes, then the 16 vectors reduced together by a
@@ -2095,10 +2082,10 @@ static void attend_block(K *k, V ib, V nrows) {
     V o = em(E, "vector.load %s[%s] : memref<?xf32>, %s", k->bacc.s, addc(k, mulc(k, r, Dp), v * VL32).s, vt);
     em_set(E, acc[v], em(E, "arith.mulf %s, %s : %s", o.s, ab.s, vt), vt);
   }
-  V last = bin(k, "arith.subi", cnt, k->c1, "index");
+  /* (a software prefetch of the V rows 24 entries ahead costs 1-2% now
+   * that the rows read are aligned, measured) */
   c = em_for(E, k->c0, cnt, k->c1);
   V p = load(k, k->pr, c, "memref<?xf32>");
-  prefetch_rows(k, k->vb, lbase, bin(k, "arith.minui", addc(k, c, PV_AHEAD), last, "index"));
   em_if(E, cmpf(k, "une", p, em_float(E, 0.0, "f32"), "f32"));
   j = em(E, "arith.index_cast %s : i32 to index", load(k, k->blist, addx(k, lbase, c), "memref<?xi32>").s);
   V voff = kv_row(k, j);
