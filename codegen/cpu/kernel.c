@@ -477,12 +477,17 @@ static V lanes_open(K *k, V n, V full, int lanes, int tail, V *mask) {
   return full;
 }
 
+/* A mask of 8 or 16 lanes as the bits of an i8 or i16 (lane l is bit l). */
+static V mask_bits(K *k, V m, int lanes) {
+  const char *bt = lanes == 8 ? "i8" : "i16";
+  return em(E, "vector.extract %s[0] : %s from vector<1x%s>",
+            em(E, "vector.bitcast %s : vector<%dxi1> to vector<1x%s>", m.s, lanes, bt).s, bt, bt);
+}
+
 /* The number of set lanes of a mask of 8 or 16 lanes. */
 static V mask_count(K *k, V m, int lanes) {
   const char *bt = lanes == 8 ? "i8" : "i16";
-  V bits = em(E, "vector.extract %s[0] : %s from vector<1x%s>",
-              em(E, "vector.bitcast %s : vector<%dxi1> to vector<1x%s>", m.s, lanes, bt).s, bt, bt);
-  return em(E, "arith.index_castui %s : %s to index", em(E, "math.ctpop %s : %s", bits.s, bt).s, bt);
+  return em(E, "arith.index_castui %s : %s to index", em(E, "math.ctpop %s : %s", mask_bits(k, m, lanes).s, bt).s, bt);
 }
 
 /* The number of the first n entries of buf (f64 in 8-lane vectors, or f32
@@ -1145,10 +1150,8 @@ static void first_top_fast(K *k, SaKeep keep, V qsteps, V ksteps, V i, V handled
     if (direct) {
       /* each band key's slot: the list's length before this vector plus
        * the listed lanes below it */
-      V bits = em(E, "arith.extui %s : i16 to i32", em(E, "vector.extract %s[0] : i16 from vector<1xi16>",
-                                                        em(E, "vector.bitcast %s : vector<16xi1> to vector<1xi16>", inb.s).s).s);
-      V bb = em(E, "arith.extui %s : i16 to i32", em(E, "vector.extract %s[0] : i16 from vector<1xi16>",
-                                                      em(E, "vector.bitcast %s : vector<16xi1> to vector<1xi16>", both.s).s).s);
+      V bits = em(E, "arith.extui %s : i16 to i32", mask_bits(k, inb, VL32).s);
+      V bb = em(E, "arith.extui %s : i16 to i32", mask_bits(k, both, VL32).s);
       V rest = em_var(E, "i32");
       em_set(E, rest, bits, "i32");
       V nth = em_for(E, k->c0, nin, k->c1);
@@ -2827,9 +2830,7 @@ static V pack_row(K *k, const Tile *tl, V r, const V *pv) {
           tl->pct, vt);
     em_do(E, "vector.store %s, %s[%s] : %s, vector<16xi32>",
           em(E, "x86vector.avx512.mask.compress %s, %s : vector<16xi32>", m.s, off.s).s, tl->pk.s, at.s, tl->pkt);
-    V pop = em(E, "math.ctpop %s : i16", em(E, "vector.extract %s[0] : i16 from vector<1xi16>",
-                                            em(E, "vector.bitcast %s : vector<16xi1> to vector<1xi16>", m.s).s).s);
-    cnt = addx(k, cnt, em(E, "arith.index_castui %s : i16 to index", pop.s));
+    cnt = addx(k, cnt, mask_count(k, m, VL32));
   }
   V end = addx(k, crow, cnt);
   em_do(E, "vector.store %s, %s[%s] : %s, %s", ninf.s, tl->pc.s, end.s, tl->pct, vt);
@@ -3302,9 +3303,7 @@ static void emit_tile(K *k) {
       if (v % k->slots)
         continue;
       V bad = em(E, "arith.xori %s, %s : vector<16xi1>", gd.s, em(E, "arith.constant dense<true> : vector<16xi1>").s);
-      V b16 = em(E, "vector.extract %s[0] : i16 from vector<1xi16>",
-                 em(E, "vector.bitcast %s : vector<16xi1> to vector<1xi16>", bad.s).s);
-      V bits = em(E, "arith.extui %s : i16 to i32", b16.s);
+      V bits = em(E, "arith.extui %s : i16 to i32", mask_bits(k, bad, VL32).s);
       near = bin(k, "arith.ori", near, bin(k, "arith.shli", bits, em_int(E, VL32 * (v / k->slots), "i32"), "i32"), "i32");
     }
     store(k, near, later, addc(k, rb, rr), lat);
