@@ -2743,45 +2743,73 @@ static void nm_select_tile(K *k, V pt, const char *pmt, V nr, V b, V h, V g, V i
 
 /* N:M (docs/semantics.md 4.7) on one row's TK scores pv in slot order
  * (nm_slots, M = 2 or 4), in registers: lane l of vectors [p M, p M + M)
- * is one group, so sorting each lane's M values (a network of min and max
- * across vectors) gives every group's N-th and (N+1)-th best, t and u.
- * Lanes below t become -inf. A group's selection is the exact one (as
- * nm_select_tile argues) unless t - u is within thr (the bound on two
+ * is one group, so sorting each lane's M values (a network of
+ * compare-exchanges across vectors) gives every group's N-th and (N+1)-th
+ * best, t (into tsel[p / M]) and u. A group's selection is the exact one
+ * (as nm_select_tile argues) unless t - u is within thr (the bound on two
  * scores' f32 error) or a score is NaN; a group whose t is -inf has fewer
  * than N candidates and keeps them all. good[p / M] says which groups'
- * selections are exact; returns whether all are. */
-static V nm_rank_row(K *k, V *pv, V thr, V *good) {
-  const char *vt = "vector<16xf32>", *bt = "vector<16xi1>";
+ * selections are exact; returns whether all are. With `kept`, the
+ * network carries each value's key offset in the tile (times vstride)
+ * along: kept and kidx get the N best of every group, vector j of group
+ * set p at p / M * N + j, which are the row's kept scores when all
+ * groups are exact (-inf ones included). */
+static V nm_rank_row(K *k, const V *pv, V thr, V *good, V *tsel, V *kept, V *kidx, int64_t vstride) {
+  const char *vt = "vector<16xf32>", *bt = "vector<16xi1>", *it = "vector<16xi32>";
   int M = k->slots, N = (int)k->s->nm_n;
   V ninf = em(E, "arith.constant dense<0xFF800000> : %s", vt);
   V thrb = em(E, "vector.broadcast %s : f32 to %s", thr.s, vt);
   V all = em(E, "arith.constant dense<true> : %s", bt);
   for (int p = 0; p < TK / VL32; p += M) {
-    V x[4], srt[4];
-    for (int m = 0; m < M; m++)
+    V x[4], ix[4];
+    for (int m = 0; m < M; m++) {
       x[m] = pv[p + m];
-    if (M == 2) {
-      srt[0] = vmaxf(k, x[0], x[1]), srt[1] = vminf(k, x[0], x[1]);
-    } else {
-      /* five compare-exchanges sort four values */
-      V a = vmaxf(k, x[0], x[1]), b = vminf(k, x[0], x[1]);
-      V c = vmaxf(k, x[2], x[3]), d = vminf(k, x[2], x[3]);
-      V e = vminf(k, a, c), f = vmaxf(k, b, d);
-      srt[0] = vmaxf(k, a, c), srt[3] = vminf(k, b, d);
-      srt[1] = vmaxf(k, e, f), srt[2] = vminf(k, e, f);
+      if (!kept)
+        continue;
+      char lanes[400];
+      int n = 0;
+      for (int ln = 0; ln < VL32; ln++)
+        n += snprintf(lanes + n, sizeof lanes - (size_t)n, "%s%lld", ln ? ", " : "",
+                      (long long)slot_key_c(M, (p + m) * VL32 + ln) * (long long)vstride);
+      ix[m] = em(E, "arith.constant dense<[%s]> : %s", lanes, it);
     }
-    V t = srt[N - 1], u = srt[N];
+    /* compare-exchange: x[a] gets the larger, x[b] the smaller; M = 4
+     * sorts in five */
+    static const int ce4[5][2] = {{0, 1}, {2, 3}, {0, 2}, {1, 3}, {1, 2}};
+    for (int e = 0; e < (M == 2 ? 1 : 5); e++) {
+      int i = ce4[e][0], j = ce4[e][1];
+      V ge = cmpf(k, "oge", x[i], x[j], vt);
+      V hi = em(E, "arith.select %s, %s, %s : %s, %s", ge.s, x[i].s, x[j].s, bt, vt);
+      V lo = em(E, "arith.select %s, %s, %s : %s, %s", ge.s, x[j].s, x[i].s, bt, vt);
+      x[i] = hi, x[j] = lo;
+      if (kept) {
+        V ihi = em(E, "arith.select %s, %s, %s : %s, %s", ge.s, ix[i].s, ix[j].s, bt, it);
+        V ilo = em(E, "arith.select %s, %s, %s : %s, %s", ge.s, ix[j].s, ix[i].s, bt, it);
+        ix[i] = ihi, ix[j] = ilo;
+      }
+    }
+    V t = x[N - 1], u = x[N];
     V apart = cmpf(k, "ogt", em(E, "arith.subf %s, %s : %s", t.s, u.s, vt), thrb, vt);
     V few = cmpf(k, "oeq", t, ninf, vt);
     V ok = em(E, "arith.ori %s, %s : %s", apart.s, few.s, bt);
     for (int m = 0; m < M; m += 2) /* ord: neither operand NaN */
-      ok = em(E, "arith.andi %s, %s : %s", ok.s, cmpf(k, "ord", x[m], x[m + 1], vt).s, bt);
-    for (int m = 0; m < M; m++)
-      pv[p + m] = em(E, "arith.select %s, %s, %s : %s, %s", cmpf(k, "oge", x[m], t, vt).s, x[m].s, ninf.s, bt, vt);
+      ok = em(E, "arith.andi %s, %s : %s", ok.s, cmpf(k, "ord", pv[p + m], pv[p + m + 1], vt).s, bt);
     good[p / M] = ok;
+    tsel[p / M] = t;
+    for (int j = 0; kept && j < N; j++)
+      kept[p / M * N + j] = x[j], kidx[p / M * N + j] = ix[j];
     all = em(E, "arith.andi %s, %s : %s", all.s, ok.s, bt);
   }
   return em(E, "vector.reduction <and>, %s : %s into i1", all.s, bt);
+}
+
+/* pv's lanes below their group's t (nm_rank_row's tsel) become -inf. */
+static void nm_keep_apply(K *k, V *pv, const V *tsel) {
+  const char *vt = "vector<16xf32>";
+  V ninf = em(E, "arith.constant dense<0xFF800000> : %s", vt);
+  for (int v = 0; v < TK / VL32; v++)
+    pv[v] = em(E, "arith.select %s, %s, %s : vector<16xi1>, %s", cmpf(k, "oge", pv[v], tsel[v / k->slots], vt).s, pv[v].s, ninf.s,
+               vt);
 }
 
 /* tile task (b, h, query tile). */
@@ -2796,6 +2824,7 @@ typedef struct {
   V pc, pk, pn;
   const char *pct, *pkt, *pnt;
   int64_t vstride; /* elements between consecutive keys' V rows */
+  V vcap;          /* the tile's last V row's offset, 16 i32 lanes (online_kept) */
 } Tile;
 
 /* Entries per row of the packed P (Tile.pc): TK and 16 of padding
@@ -2840,27 +2869,14 @@ static V pack_row(K *k, const Tile *tl, V r, const V *pv) {
   return cnt;
 }
 
-/* The online softmax of row r for one key tile, its TK scores in pv (masked
- * to -inf), which times `coef` (scale * log2 e, or log2 e for scores
- * already scaled) are in base 2: the row maximum m is kept in those units,
- * so P = 2^(s * coef - m) is a multiply, a subtract and vexp2. When some score exceeds m,
- * the new maximum is found and what the row gathered so far (its sums and
- * O accumulators) is rescaled by 2^(old - new); once the maximum settles
- * (most tiles) a compare of the tile's largest lanes is all it costs. A
- * row with no live score yet gets P = 0. */
-static void online_row(K *k, const Tile *tl, V r, V *pv, V coef) {
+/* The online softmax's running maximum of row r, given the tile's lane
+ * maxima mx (in exp2's units): when some lane exceeds it, the new maximum
+ * is found and what the row gathered so far (its sums and O accumulators)
+ * is rescaled by 2^(old - new); once the maximum settles (most tiles) a
+ * compare of mx's lanes is all it costs. Returns the maximum. */
+static V online_max(K *k, const Tile *tl, V r, V mx) {
   const char *vt = "vector<16xf32>";
-  V zero = em(E, "arith.constant dense<0.0> : %s", vt);
-  V ninf = em(E, "arith.constant dense<0xFF800000> : %s", vt);
-  V prow = mulc(k, r, TK), lrow = mulc(k, r, VL32);
-  V cb = em(E, "vector.broadcast %s : f32 to %s", coef.s, vt);
-  V mx = ninf;
-  for (int v = 0; v < TK / VL32; v++)
-    mx = vmaxf(k, mx, pv[v]);
-  /* NaN scores are left out of the maximum, so that exp turns them into
-   * NaN probabilities, as the reference's softmax does, rather than a NaN
-   * maximum taking the whole row for dead */
-  mx = em(E, "arith.mulf %s, %s : %s", mx.s, cb.s, vt);
+  V lrow = mulc(k, r, VL32);
   V mo = load(k, tl->m, r, tl->rt);
   V mob = em(E, "vector.broadcast %s : f32 to %s", mo.s, vt);
   V grow = em(E, "vector.reduction <or>, %s : vector<16xi1> into i1", cmpf(k, "ogt", mx, mob, vt).s);
@@ -2881,7 +2897,65 @@ static void online_row(K *k, const Tile *tl, V r, V *pv, V coef) {
     }
   }
   em_end(E);
-  V m = load(k, tl->m, r, tl->rt);
+  return load(k, tl->m, r, tl->rt);
+}
+
+/* N:M's packed online softmax of row r for one key tile when every group's
+ * selection is exact: its kept scores come straight from nm_rank_row
+ * (nk vectors, in base 2 after times coef, their V rows' offsets in kidx),
+ * N of every M with no compress; -inf ones (masked keys, a group with
+ * fewer than N) get P = 0. P and the offsets go to tl->pc and tl->pk,
+ * nk * 16 entries (P V's usual count, straight-line code there). */
+static void online_kept(K *k, const Tile *tl, V r, const V *kept, const V *kidx, int nk, V coef) {
+  const char *vt = "vector<16xf32>";
+  V zero = em(E, "arith.constant dense<0.0> : %s", vt);
+  V cb = em(E, "vector.broadcast %s : f32 to %s", coef.s, vt);
+  V mx = kept[0];
+  for (int j = 1; j < nk; j++)
+    mx = vmaxf(k, mx, kept[j]);
+  V m = online_max(k, tl, r, em(E, "arith.mulf %s, %s : %s", mx.s, cb.s, vt));
+  /* a row with no number yet (m = -inf) has P = 0 */
+  V live = cmpf(k, "ogt", m, em_float(E, -INFINITY, "f32"), "f32");
+  V mb = em(E, "vector.broadcast %s : f32 to %s", m.s, vt);
+  V crow = mulc(k, r, PCW), lrow = mulc(k, r, VL32);
+  V sum = zero;
+  for (int j = 0; j < nk; j++) {
+    V e = vexp2(k, em(E, "arith.subf %s, %s : %s", em(E, "arith.mulf %s, %s : %s", kept[j].s, cb.s, vt).s, mb.s, vt));
+    e = sel(k, live, e, zero, vt);
+    sum = em(E, "arith.addf %s, %s : %s", sum.s, e.s, vt);
+    V at = addc(k, crow, j * VL32);
+    em_do(E, "vector.store %s, %s[%s] : %s, %s", e.s, tl->pc.s, at.s, tl->pct, vt);
+    /* a key past the sequence's end (its P is 0) reads the tile's last
+     * row instead, which is there */
+    V off = em(E, "arith.minsi %s, %s : vector<16xi32>", kidx[j].s, tl->vcap.s);
+    em_do(E, "vector.store %s, %s[%s] : %s, vector<16xi32>", off.s, tl->pk.s, at.s, tl->pkt);
+  }
+  V l16 = em(E, "vector.load %s[%s] : %s, %s", tl->l.s, lrow.s, tl->lt, vt);
+  em_do(E, "vector.store %s, %s[%s] : %s, %s", em(E, "arith.addf %s, %s : %s", l16.s, sum.s, vt).s, tl->l.s, lrow.s, tl->lt, vt);
+  store(k, em_int(E, nk * VL32, "i32"), tl->pn, r, tl->pnt);
+}
+
+/* The online softmax of row r for one key tile, its TK scores in pv (masked
+ * to -inf), which times `coef` (scale * log2 e, or log2 e for scores
+ * already scaled) are in base 2: the row maximum m is kept in those units,
+ * so P = 2^(s * coef - m) is a multiply, a subtract and vexp2. When some score exceeds m,
+ * the new maximum is found and what the row gathered so far (its sums and
+ * O accumulators) is rescaled by 2^(old - new); once the maximum settles
+ * (most tiles) a compare of the tile's largest lanes is all it costs. A
+ * row with no live score yet gets P = 0. */
+static void online_row(K *k, const Tile *tl, V r, V *pv, V coef) {
+  const char *vt = "vector<16xf32>";
+  V zero = em(E, "arith.constant dense<0.0> : %s", vt);
+  V ninf = em(E, "arith.constant dense<0xFF800000> : %s", vt);
+  V prow = mulc(k, r, TK), lrow = mulc(k, r, VL32);
+  V cb = em(E, "vector.broadcast %s : f32 to %s", coef.s, vt);
+  V mx = ninf;
+  for (int v = 0; v < TK / VL32; v++)
+    mx = vmaxf(k, mx, pv[v]);
+  /* NaN scores are left out of the maximum, so that exp turns them into
+   * NaN probabilities, as the reference's softmax does, rather than a NaN
+   * maximum taking the whole row for dead */
+  V m = online_max(k, tl, r, em(E, "arith.mulf %s, %s : %s", mx.s, cb.s, vt));
   V live = cmpf(k, "ogt", m, em_float(E, -INFINITY, "f32"), "f32");
   V mb = em(E, "vector.broadcast %s : f32 to %s", m.s, vt);
   if (tl->pc.s[0]) {
@@ -3106,13 +3180,18 @@ static void emit_tile(K *k) {
   snprintf(lat, sizeof lat, "memref<%dxi32>", TQ);
   if (slots)
     later = em_alloca(E, TQ, "i32");
-  /* N:M's packed P (pack_row), on targets with vpcompressd, when at most
-   * a quarter of the keys are kept. A packed entry reads its whole V row
-   * for one query row, where the P V of the full tile reads each V row
-   * once for six: measured at 4096 (bench/README.md), packing took 1:4
-   * from 200 to 180 ms and 2:8 from 318 to 308, but 2:4, whose P V was
-   * no faster packed, from 208 to 218. */
-  bool packed = nm && k->vnni && s->nm_n * 4 <= s->nm_m;
+  /* N:M's packed P, on targets with vpcompressd: each row's kept P and
+   * their V rows' offsets, which P V reads rather than the whole P tile.
+   * A packed entry reads its whole V row for one query row, where the P V
+   * of the full tile reads each V row once for six: an entry costs about
+   * 1.5 times a key of the full tile (the loads, not the FMAs, bound it).
+   * So packing pays when at most half the keys are kept and the packing
+   * is cheap: in slot order, where the ranking network hands over the kept
+   * scores with their keys (online_kept), up to half; in natural order,
+   * which packs by vpcompressd (pack_row), up to a quarter. Measured at
+   * 4096 (bench/README.md): 2:4 from 200 to 179 ms (dense 187), 1:4 from
+   * 180 to 142; 4:8 packed 257-294, 242 not. */
+  bool packed = nm && k->vnni && (k->slots ? s->nm_n * 2 : s->nm_n * 4) <= s->nm_m;
   V pc = {""}, pk = {""}, pn = {""};
   char pct[32], pkt[32];
   snprintf(pct, sizeof pct, "memref<%dxf32>", TQ * PCW);
@@ -3220,11 +3299,13 @@ static void emit_tile(K *k) {
   /* the fused rows' scores into exp2's units: a positive scale is applied
    * there, not to the raw scores */
   double fused_coef = (s->scale > 0 ? s->scale : 1.0) * LOG2_E;
-  Tile tl = {pt, m, l, acc_o, pmt, rt, lt, ot, Dp, nvd, .pc = {""}, .pk = {""}, .pn = {""}};
+  Tile tl = {pt, m, l, acc_o, pmt, rt, lt, ot, Dp, nvd, .pc = {""}, .pk = {""}, .pn = {""}, .vcap = {""}};
   if (packed) {
     tl.pc = pc, tl.pk = pk, tl.pn = pn;
     tl.pct = pct, tl.pkt = pkt, tl.pnt = lat;
     tl.vstride = Dp; /* vf's, and V's when read in place (vdirect) */
+    V last = em(E, "arith.index_cast %s : index to i32", mulc(k, bin(k, "arith.subi", kl, k->c1, "index"), Dp).s);
+    tl.vcap = em(E, "vector.broadcast %s : i32 to vector<16xi32>", last.s);
   }
 
   /* S = scale * Q K^T, rq rows at a time. A row block the mask gives no
@@ -3288,22 +3369,29 @@ static void emit_tile(K *k) {
     double slack = (s->scale > 0 ? 1.0 : fabs(s->scale)) * (double)(D + 4) * 0x1p-22;
     V thr = bin(k, "arith.mulf", bin(k, "arith.mulf", load(k, qn, addc(k, rb, rr), qnt), kmax, "f32"),
                 em_float(E, slack, "f32"), "f32");
-    V raw[TK / VL32], good[2];
-    memcpy(raw, pv, sizeof raw);
-    em_if(E, nm_rank_row(k, pv, thr, good));
-    online_row(k, &tl, addc(k, rb, rr), pv, coef);
+    V good[2], tsel[2], kept[TK / VL32], kidx[TK / VL32], kp[TK / VL32];
+    em_if(E, nm_rank_row(k, pv, thr, good, tsel, packed ? kept : NULL, kidx, tl.vstride));
+    memcpy(kp, pv, sizeof kp);
+    if (packed) {
+      online_kept(k, &tl, addc(k, rb, rr), kept, kidx, TK / VL32 / k->slots * (int)s->nm_n, coef);
+    } else {
+      nm_keep_apply(k, kp, tsel);
+      online_row(k, &tl, addc(k, rb, rr), kp, coef);
+    }
     em_else(E);
     /* the row waits: its exact groups' selections and the others' raw
      * scores in pt, and which groups those are (bit p * 16 + l) */
+    memcpy(kp, pv, sizeof kp);
+    nm_keep_apply(k, kp, tsel);
     V near = em_int(E, 0, "i32");
     for (int v = 0; v < TK / VL32; v++) {
       V gd = good[v / k->slots];
-      em_do(E, "vector.store %s, %s[%s] : %s, %s", em(E, "arith.select %s, %s, %s : vector<16xi1>, %s", gd.s, pv[v].s, raw[v].s, vt).s,
+      em_do(E, "vector.store %s, %s[%s] : %s, %s", em(E, "arith.select %s, %s, %s : vector<16xi1>, %s", gd.s, kp[v].s, pv[v].s, vt).s,
             pt.s, addc(k, mulc(k, addc(k, rb, rr), TK), v * VL32).s, pmt, vt);
       if (v % k->slots)
         continue;
-      V bad = em(E, "arith.xori %s, %s : vector<16xi1>", gd.s, em(E, "arith.constant dense<true> : vector<16xi1>").s);
-      V bits = em(E, "arith.extui %s : i16 to i32", mask_bits(k, bad, VL32).s);
+      V off = em(E, "arith.xori %s, %s : vector<16xi1>", gd.s, em(E, "arith.constant dense<true> : vector<16xi1>").s);
+      V bits = em(E, "arith.extui %s : i16 to i32", mask_bits(k, off, VL32).s);
       near = bin(k, "arith.ori", near, bin(k, "arith.shli", bits, em_int(E, VL32 * (v / k->slots), "i32"), "i32"), "i32");
     }
     store(k, near, later, addc(k, rb, rr), lat);
