@@ -2833,16 +2833,17 @@ typedef struct {
 /* Packed P V's entries per step (at most 16, the padding). */
 #define PV_STEP 4
 
-/* Row r's live scores (all but -inf; NaN included) of its TK in pv packed
- * into tl->pc in slot order, their V rows' offsets into tl->pk, 16 lanes
- * at a time by vpcompressd, and their count into tl->pn; returns the
- * count. The 16 entries after the last get score -inf (P = 0) and offset
+/* Row r's P (p) of its live scores (pv's lanes other than -inf; NaN
+ * included) packed into tl->pc in slot order, their V rows' offsets into
+ * tl->pk, 16 lanes at a time by vpcompressd, and their count into tl->pn;
+ * returns the count. The 16 entries after the last get P = 0 and offset
  * 0, so that P V can take entries PV_STEP at a time. A masked or
- * N:M-dropped pair has P = 0 and adds nothing to O, so the online softmax
- * exponentiates, and P V reads, only the kept: N/M of the tile. */
-static V pack_row(K *k, const Tile *tl, V r, const V *pv) {
+ * N:M-dropped pair has P = 0 and adds nothing to O, so P V reads only the
+ * kept: N/M of the tile. */
+static V pack_row(K *k, const Tile *tl, V r, const V *pv, const V *p) {
   const char *vt = "vector<16xf32>";
   V ninf = em(E, "arith.constant dense<0xFF800000> : %s", vt);
+  V zero = em(E, "arith.constant dense<0.0> : %s", vt);
   V crow = mulc(k, r, PCW);
   V cnt = k->c0;
   for (int v = 0; v < TK / VL32; v++) {
@@ -2855,14 +2856,14 @@ static V pack_row(K *k, const Tile *tl, V r, const V *pv) {
     V m = cmpf(k, "une", pv[v], ninf, vt);
     V at = addx(k, crow, cnt);
     em_do(E, "vector.store %s, %s[%s] : %s, %s",
-          em(E, "x86vector.avx512.mask.compress %s, %s, %s : %s, %s", m.s, pv[v].s, ninf.s, vt, vt).s, tl->pc.s, at.s,
+          em(E, "x86vector.avx512.mask.compress %s, %s, %s : %s, %s", m.s, p[v].s, zero.s, vt, vt).s, tl->pc.s, at.s,
           tl->pct, vt);
     em_do(E, "vector.store %s, %s[%s] : %s, vector<16xi32>",
           em(E, "x86vector.avx512.mask.compress %s, %s : vector<16xi32>", m.s, off.s).s, tl->pk.s, at.s, tl->pkt);
     cnt = addx(k, cnt, mask_count(k, m, VL32));
   }
   V end = addx(k, crow, cnt);
-  em_do(E, "vector.store %s, %s[%s] : %s, %s", ninf.s, tl->pc.s, end.s, tl->pct, vt);
+  em_do(E, "vector.store %s, %s[%s] : %s, %s", zero.s, tl->pc.s, end.s, tl->pct, vt);
   em_do(E, "vector.store %s, %s[%s] : %s, vector<16xi32>", em(E, "arith.constant dense<0> : vector<16xi32>").s, tl->pk.s,
         end.s, tl->pkt);
   store(k, em(E, "arith.index_cast %s : index to i32", cnt.s), tl->pn, r, tl->pnt);
@@ -2959,33 +2960,22 @@ static void online_row(K *k, const Tile *tl, V r, V *pv, V coef) {
   V live = cmpf(k, "ogt", m, em_float(E, -INFINITY, "f32"), "f32");
   V mb = em(E, "vector.broadcast %s : f32 to %s", m.s, vt);
   if (tl->pc.s[0]) {
-    /* packed (pack_row): P of the live scores only, in place, over the
-     * 16-lane vectors the count reaches; P is 0 for the padding's -inf */
-    V cnt = pack_row(k, tl, r, pv);
-    V crow = mulc(k, r, PCW);
-    V nv = bin(k, "arith.divui", addc(k, cnt, VL32 - 1), em_index(E, VL32), "index");
-    V sum = em_var(E, vt);
-    em_set(E, sum, zero, vt);
-    em_if(E, live);
-    V w = em_for(E, k->c0, nv, k->c1);
-    V at = addx(k, crow, mulc(k, w, VL32));
-    V x = em(E, "vector.load %s[%s] : %s, %s", tl->pc.s, at.s, tl->pct, vt);
-    V e = vexp2(k, em(E, "arith.subf %s, %s : %s", em(E, "arith.mulf %s, %s : %s", x.s, cb.s, vt).s, mb.s, vt));
-    em_set(E, sum, em(E, "arith.addf %s, %s : %s", em_get(E, sum, vt).s, e.s, vt), vt);
-    em_do(E, "vector.store %s, %s[%s] : %s, %s", e.s, tl->pc.s, at.s, tl->pct, vt);
-    em_end(E);
-    em_else(E);
-    /* no number yet: P is 0, but NaN for a NaN score (below) */
-    w = em_for(E, k->c0, nv, k->c1);
-    at = addx(k, crow, mulc(k, w, VL32));
-    x = em(E, "vector.load %s[%s] : %s, %s", tl->pc.s, at.s, tl->pct, vt);
-    V nanp = em(E, "arith.select %s, %s, %s : vector<16xi1>, %s", cmpf(k, "uno", x, x, vt).s, x.s, zero.s, vt);
-    em_do(E, "vector.store %s, %s[%s] : %s, %s", nanp.s, tl->pc.s, at.s, tl->pct, vt);
-    em_end(E);
-    em_end(E);
+    /* packed (pack_row): P in registers, then packed, P of the live
+     * scores only (exponentiating the packed P in place would load what
+     * the packing just stored, at other offsets: a store-forwarding
+     * stall per vector) */
+    V e[TK / VL32], sum = zero;
+    for (int v = 0; v < TK / VL32; v++) {
+      V x = vexp2(k, em(E, "arith.subf %s, %s : %s", em(E, "arith.mulf %s, %s : %s", pv[v].s, cb.s, vt).s, mb.s, vt));
+      sum = em(E, "arith.addf %s, %s : %s", sum.s, x.s, vt);
+      /* no number yet: P is 0, but NaN for a NaN score */
+      V nanp = em(E, "arith.select %s, %s, %s : vector<16xi1>, %s", cmpf(k, "uno", pv[v], pv[v], vt).s, pv[v].s, zero.s, vt);
+      e[v] = sel(k, live, x, nanp, vt);
+    }
+    pack_row(k, tl, r, pv, e);
     V l16 = em(E, "vector.load %s[%s] : %s, %s", tl->l.s, lrow.s, tl->lt, vt);
-    em_do(E, "vector.store %s, %s[%s] : %s, %s", em(E, "arith.addf %s, %s : %s", l16.s, em_get(E, sum, vt).s, vt).s, tl->l.s,
-          lrow.s, tl->lt, vt);
+    em_do(E, "vector.store %s, %s[%s] : %s, %s", em(E, "arith.addf %s, %s : %s", l16.s, sel(k, live, sum, zero, vt).s, vt).s,
+          tl->l.s, lrow.s, tl->lt, vt);
     return;
   }
   em_if(E, live);
@@ -3180,18 +3170,18 @@ static void emit_tile(K *k) {
   snprintf(lat, sizeof lat, "memref<%dxi32>", TQ);
   if (slots)
     later = em_alloca(E, TQ, "i32");
-  /* N:M's packed P, on targets with vpcompressd: each row's kept P and
-   * their V rows' offsets, which P V reads rather than the whole P tile.
-   * A packed entry reads its whole V row for one query row, where the P V
-   * of the full tile reads each V row once for six: an entry costs about
-   * 1.5 times a key of the full tile (the loads, not the FMAs, bound it).
-   * So packing pays when at most half the keys are kept and the packing
-   * is cheap: in slot order, where the ranking network hands over the kept
-   * scores with their keys (online_kept), up to half; in natural order,
-   * which packs by vpcompressd (pack_row), up to a quarter. Measured at
-   * 4096 (bench/README.md): 2:4 from 200 to 179 ms (dense 187), 1:4 from
-   * 180 to 142; 4:8 packed 257-294, 242 not. */
-  bool packed = nm && k->vnni && (k->slots ? s->nm_n * 2 : s->nm_n * 4) <= s->nm_m;
+  /* N:M's packed P, on targets with vpcompressd, when at most half the
+   * keys are kept: each row's kept P and their V rows' offsets, which P V
+   * reads rather than the whole P tile. A packed entry reads its whole V
+   * row for one query row, where the P V of the full tile reads each V row
+   * once for six: an entry costs about 1.5 times a key of the full tile
+   * (the loads, not the FMAs, bound it), so packing pays when the packing
+   * is cheap. In slot order the ranking network hands over the kept
+   * scores with their keys (online_kept); otherwise pack_row packs by
+   * vpcompressd. Measured at 4096 (bench/README.md; dense 187 ms): 2:4
+   * from 200 to 179 ms, 1:4 180 to 142, 1:8 205 to 182, 2:8 229 to 209,
+   * 4:8 252 to 245, 8:16 285 to 276. */
+  bool packed = nm && k->vnni && s->nm_n * 2 <= s->nm_m;
   V pc = {""}, pk = {""}, pn = {""};
   char pct[32], pkt[32];
   snprintf(pct, sizeof pct, "memref<%dxf32>", TQ * PCW);
