@@ -2,8 +2,9 @@
 """Writes seeded random N:M specs and the sattn-run arguments for each:
 the ways the tile path ranks N:M (slot order for 1:2, 2:4, 1:4, 3:4,
 natural order for 2:8 and 3:16; with no mask, causal, windows, their
-intersection), attending the whole P tile or, at most a quarter kept,
-the packed P, crossed with layouts,
+intersection), attending the whole P tile or, at most half kept, the
+packed P (straight from the ranking network in slot order, by
+vpcompressd otherwise), crossed with layouts,
 grouped kv heads, storage types, odd lengths and head_dims, large
 logits and inputs off a 64-byte boundary. usage: nm-sweep.py DIR COUNT;
 prints one line per case: SPEC ARGS"""
