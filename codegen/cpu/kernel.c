@@ -2773,8 +2773,8 @@ static V nm_rank_row(K *k, const V *pv, V thr, V *good, V *tsel, V *kept, V *kid
                       (long long)slot_key_c(M, (p + m) * VL32 + ln) * (long long)vstride);
       ix[m] = em(E, "arith.constant dense<[%s]> : %s", lanes, it);
     }
-    /* compare-exchange: x[a] gets the larger, x[b] the smaller; M = 4
-     * sorts in five */
+    /* compare-exchanges (i, j): x[i] gets the larger, x[j] the smaller;
+     * five sort four values */
     static const int ce4[5][2] = {{0, 1}, {2, 3}, {0, 2}, {1, 3}, {1, 2}};
     for (int e = 0; e < (M == 2 ? 1 : 5); e++) {
       int i = ce4[e][0], j = ce4[e][1];
@@ -2938,12 +2938,9 @@ static void online_kept(K *k, const Tile *tl, V r, const V *kept, const V *kidx,
 
 /* The online softmax of row r for one key tile, its TK scores in pv (masked
  * to -inf), which times `coef` (scale * log2 e, or log2 e for scores
- * already scaled) are in base 2: the row maximum m is kept in those units,
- * so P = 2^(s * coef - m) is a multiply, a subtract and vexp2. When some score exceeds m,
- * the new maximum is found and what the row gathered so far (its sums and
- * O accumulators) is rescaled by 2^(old - new); once the maximum settles
- * (most tiles) a compare of the tile's largest lanes is all it costs. A
- * row with no live score yet gets P = 0. */
+ * already scaled) are in base 2: the row maximum m is kept in those units
+ * (online_max), so P = 2^(s * coef - m) is a multiply, a subtract and
+ * vexp2. A row with no live score yet gets P = 0. */
 static void online_row(K *k, const Tile *tl, V r, V *pv, V coef) {
   const char *vt = "vector<16xf32>";
   V zero = em(E, "arith.constant dense<0.0> : %s", vt);
