@@ -2778,15 +2778,17 @@ static V nm_rank_row(K *k, const V *pv, V thr, V *good, V *tsel, V *kept, V *kid
     static const int ce4[5][2] = {{0, 1}, {2, 3}, {0, 2}, {1, 3}, {1, 2}};
     for (int e = 0; e < (M == 2 ? 1 : 5); e++) {
       int i = ce4[e][0], j = ce4[e][1];
+      if (!kept) { /* a vmaxps and a vminps */
+        V hi = vmaxf(k, x[i], x[j]), lo = vminf(k, x[i], x[j]);
+        x[i] = hi, x[j] = lo;
+        continue;
+      }
       V ge = cmpf(k, "oge", x[i], x[j], vt);
       V hi = em(E, "arith.select %s, %s, %s : %s, %s", ge.s, x[i].s, x[j].s, bt, vt);
       V lo = em(E, "arith.select %s, %s, %s : %s, %s", ge.s, x[j].s, x[i].s, bt, vt);
-      x[i] = hi, x[j] = lo;
-      if (kept) {
-        V ihi = em(E, "arith.select %s, %s, %s : %s, %s", ge.s, ix[i].s, ix[j].s, bt, it);
-        V ilo = em(E, "arith.select %s, %s, %s : %s, %s", ge.s, ix[j].s, ix[i].s, bt, it);
-        ix[i] = ihi, ix[j] = ilo;
-      }
+      V ihi = em(E, "arith.select %s, %s, %s : %s, %s", ge.s, ix[i].s, ix[j].s, bt, it);
+      V ilo = em(E, "arith.select %s, %s, %s : %s, %s", ge.s, ix[j].s, ix[i].s, bt, it);
+      x[i] = hi, x[j] = lo, ix[i] = ihi, ix[j] = ilo;
     }
     V t = x[N - 1], u = x[N];
     V apart = cmpf(k, "ogt", em(E, "arith.subf %s, %s : %s", t.s, u.s, vt), thrb, vt);
