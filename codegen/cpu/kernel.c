@@ -2915,6 +2915,14 @@ static V online_max(K *k, const Tile *tl, V r, V mx) {
   return load(k, tl->m, r, tl->rt);
 }
 
+/* Row r's 16 partial sums of exponentials (tl->l) += sum. */
+static void add_row_sum(K *k, const Tile *tl, V r, V sum) {
+  const char *vt = "vector<16xf32>";
+  V lrow = mulc(k, r, VL32);
+  V l16 = em(E, "vector.load %s[%s] : %s, %s", tl->l.s, lrow.s, tl->lt, vt);
+  em_do(E, "vector.store %s, %s[%s] : %s, %s", em(E, "arith.addf %s, %s : %s", l16.s, sum.s, vt).s, tl->l.s, lrow.s, tl->lt, vt);
+}
+
 /* N:M's packed online softmax of row r for one key tile when every group's
  * selection is exact: its kept scores come straight from nm_rank_row
  * (nk vectors, in base 2 after times coef, their V rows' offsets in kidx),
@@ -2932,7 +2940,7 @@ static void online_kept(K *k, const Tile *tl, V r, const V *kept, const V *kidx,
   /* a row with no number yet (m = -inf) has P = 0 */
   V live = cmpf(k, "ogt", m, em_float(E, -INFINITY, "f32"), "f32");
   V mb = em(E, "vector.broadcast %s : f32 to %s", m.s, vt);
-  V crow = mulc(k, r, PCW), lrow = mulc(k, r, VL32);
+  V crow = mulc(k, r, PCW);
   V sum = zero;
   for (int j = 0; j < nk; j++) {
     V e = vexp2(k, em(E, "arith.subf %s, %s : %s", em(E, "arith.mulf %s, %s : %s", kept[j].s, cb.s, vt).s, mb.s, vt));
@@ -2945,8 +2953,7 @@ static void online_kept(K *k, const Tile *tl, V r, const V *kept, const V *kidx,
     V off = em(E, "arith.minsi %s, %s : vector<16xi32>", kidx[j].s, tl->vcap.s);
     em_do(E, "vector.store %s, %s[%s] : %s, vector<16xi32>", off.s, tl->pk.s, at.s, tl->pkt);
   }
-  V l16 = em(E, "vector.load %s[%s] : %s, %s", tl->l.s, lrow.s, tl->lt, vt);
-  em_do(E, "vector.store %s, %s[%s] : %s, %s", em(E, "arith.addf %s, %s : %s", l16.s, sum.s, vt).s, tl->l.s, lrow.s, tl->lt, vt);
+  add_row_sum(k, tl, r, sum);
   store(k, em_int(E, nk * VL32, "i32"), tl->pn, r, tl->pnt);
 }
 
@@ -2959,7 +2966,7 @@ static void online_row(K *k, const Tile *tl, V r, V *pv, V coef) {
   const char *vt = "vector<16xf32>";
   V zero = em(E, "arith.constant dense<0.0> : %s", vt);
   V ninf = em(E, "arith.constant dense<0xFF800000> : %s", vt);
-  V prow = mulc(k, r, TK), lrow = mulc(k, r, VL32);
+  V prow = mulc(k, r, TK);
   V cb = em(E, "vector.broadcast %s : f32 to %s", coef.s, vt);
   V mx = ninf;
   for (int v = 0; v < TK / VL32; v++)
@@ -2984,9 +2991,7 @@ static void online_row(K *k, const Tile *tl, V r, V *pv, V coef) {
       e[v] = sel(k, live, x, nanp, vt);
     }
     pack_row(k, tl, r, pv, e);
-    V l16 = em(E, "vector.load %s[%s] : %s, %s", tl->l.s, lrow.s, tl->lt, vt);
-    em_do(E, "vector.store %s, %s[%s] : %s, %s", em(E, "arith.addf %s, %s : %s", l16.s, sel(k, live, sum, zero, vt).s, vt).s,
-          tl->l.s, lrow.s, tl->lt, vt);
+    add_row_sum(k, tl, r, sel(k, live, sum, zero, vt));
     return;
   }
   em_if(E, live);
@@ -2998,9 +3003,7 @@ static void online_row(K *k, const Tile *tl, V r, V *pv, V coef) {
     sum = em(E, "arith.addf %s, %s : %s", sum.s, e.s, vt);
     em_do(E, "vector.store %s, %s[%s] : %s, %s", e.s, tl->pt.s, addc(k, prow, v * VL32).s, tl->pmt, vt);
   }
-  V l16 = em(E, "vector.load %s[%s] : %s, %s", tl->l.s, lrow.s, tl->lt, vt);
-  em_do(E, "vector.store %s, %s[%s] : %s, %s", em(E, "arith.addf %s, %s : %s", l16.s, sum.s, vt).s, tl->l.s, lrow.s, tl->lt,
-        vt);
+  add_row_sum(k, tl, r, sum);
   em_else(E);
   /* no number yet: P is 0, but NaN for a NaN score, whose row the
    * reference's softmax makes NaN whatever else it holds */
@@ -3372,10 +3375,10 @@ static void emit_tile(K *k) {
                 em_float(E, slack, "f32"), "f32");
     V good[2], tsel[2], kept[TK / VL32], kidx[TK / VL32], kp[TK / VL32];
     em_if(E, nm_rank_row(k, pv, thr, good, tsel, packed ? kept : NULL, kidx, tl.vstride));
-    memcpy(kp, pv, sizeof kp);
     if (packed) {
       online_kept(k, &tl, addc(k, rb, rr), kept, kidx, TK / VL32 / k->slots * (int)s->nm_n, coef);
     } else {
+      memcpy(kp, pv, sizeof kp);
       nm_keep_apply(k, kp, tsel);
       online_row(k, &tl, addc(k, rb, rr), kp, coef);
     }
