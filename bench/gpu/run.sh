@@ -35,6 +35,8 @@ prepare)
   python3 "$here/int_inputs.py" "$out/ties/nm_2of4_h64" 12 203 64 1
   python3 "$here/int_inputs.py" "$out/ties/nm_1of4_window_h80" 8 203 80 2
   python3 "$here/int_inputs.py" "$out/ties/nm_5of8_f32_h256" 4 203 256 3
+  python3 "$here/int_inputs.py" "$out/ties/nm_3of4_h64" 4 203 64 4
+  python3 "$here/int_inputs.py" "$out/ties/nm_2of4_h256" 4 203 256 5
   echo "prepared: $(ls "$out")"
   ;;
 gpu)
@@ -73,7 +75,7 @@ gpu)
   add() { n=$((n + 1)); printf '%s\n' "$*" > "$jobs/$n.cmd"; }
   for k in dense_h64 causal_gqa_bf16 window_h64 causal_window_bshd ocr_h15 dense_h32 causal_h80 dense_h40 causal_h256 \
     dense_f32 causal_f32_h128 window_f32_h15 gqa_f32_h80 dense_f32_h256 \
-    nm_2of4_h64 nm_1of2_causal_bf16 nm_1of4_window_h80 nm_5of8_f32_h256; do
+    nm_2of4_h64 nm_1of2_causal_bf16 nm_1of4_window_h80 nm_5of8_f32_h256 nm_3of4_h64 nm_2of4_h256; do
     for s in 1 17 64 65 200 777; do add --kernel $k --seq $s --batch 2 --seed $RANDOM; done
     add --kernel $k --seq 2049 --batch 1 --seed $RANDOM
   done
@@ -81,6 +83,7 @@ gpu)
   add --kernel dense_h64 --seq 300 --input-scale 30
   add --kernel dense_f32 --seq 300 --input-scale 30
   add --kernel nm_2of4_h64 --seq 300 --input-scale 30
+  add --kernel nm_1of4_window_h80 --seq 300 --input-scale 30
   for t in "$out"/ties/*.q.f32; do
     [ -e "$t" ] || continue
     b=${t%.q.f32}

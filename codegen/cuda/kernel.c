@@ -10,10 +10,12 @@
  * loading while the current one is used. Per tile:
  *   S = Q K^T       mma.sync m16n8k16, A from ldmatrix (Q), B from ldmatrix (K)
  *   mask            only on tiles the closed-form facts cannot prove full
- *   N:M             groups ranked in registers, losers set to -inf (nm_select)
+ *   N:M             groups ranked in registers, losers set to -inf (nm_select);
+ *                   keeping at most 2 of 4: kept scores compressed (nm_compress)
  *   online softmax  row max and sum across the 4 lanes that share a row
  *   O += P V        P goes from the accumulators' layout to the A operand's
- *                   in registers (it is the same layout); V by ldmatrix.trans
+ *                   in registers (it is the same layout); V by ldmatrix.trans;
+ *                   compressed N:M by mma.sp on half the work (pv_sparse)
  * Key tiles outside the mask's closed-form bounds are never loaded; inside
  * them, tiles that mask_tile_facts proves empty are skipped when choosing
  * the next tile to load. Shared rows are padded by 16 bytes so that the 8
@@ -33,6 +35,7 @@
  * P V runs over the block's keys in the order (0, 2, 4, 6, 1, 3, 5, 7),
  * and V's B fragments are loaded in that order too. */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +58,7 @@ typedef struct {
   bool tf32;    /* fp32 inputs */
   bool async;   /* rows of 16-byte multiples: cp.async */
   bool q_regs;  /* Q fragments held in registers */
+  bool sparse;  /* N:M keeping at most 2 of each 4 keys: P V by mma.sp (nm_compress) */
   const char *et; /* "f16", "bf16" or "tf32" */
   V smem, tid, lane, warp, g, tq, S32, S64;
   V l8, l8b, l16; /* lane % 8, (lane / 8) % 2, lane / 16: the parts of ldmatrix row addresses */
@@ -107,6 +111,22 @@ static V ex2(G *c, V x) { return em(E, "llvm.inline_asm \"ex2.approx.ftz.f32 $0,
 static V shfl_xor(G *c, V x, int lanes) {
   V all = em(E, "llvm.mlir.constant(-1 : i32) : i32");
   return em(E, "nvvm.shfl.sync bfly %s, %s, %s, %s : f32 -> f32", all.s, x.s, c32(c, lanes).s, c32(c, 31).s);
+}
+
+static V shfl_xor_i32(G *c, V x, int lanes) {
+  V all = em(E, "llvm.mlir.constant(-1 : i32) : i32");
+  return em(E, "nvvm.shfl.sync bfly %s, %s, %s, %s : i32 -> i32", all.s, x.s, c32(c, lanes).s, c32(c, 31).s);
+}
+
+/* The key (offset in the tile) of this lane's score accumulator e (0, 1)
+ * of 8-key block nb. Normally lane (g, t) holds keys 8 nb + 2t + e. With
+ * mma.sp (c->sparse) the K rows of each 16-key step go in so that lane t
+ * holds the step's whole group of keys 4t .. 4t + 3: block 2j + h has keys
+ * 16 j + 4t + 2h + e. */
+static V key_col(G *c, int nb, int e) {
+  if (c->sparse)
+    return addk(c, mulk(c, c->tq, 4), 16 * (nb / 2) + 2 * (nb % 2) + e);
+  return addk(c, mulk(c, c->tq, 2), nb * 8 + e);
 }
 
 /* A shared-memory address `bytes` into the dynamic shared block. */
@@ -315,8 +335,12 @@ static V v_base(G *c, V buf) { return add(c, c32(c, c->qbytes + 2 * c->kvbytes),
 static void scores_16(G *c, V buf, const V qf[][4], V s[][4]) {
   int nbs = c->BN / 8, ks = c->Dp / 16;
   V l8 = c->l8, l8b = c->l8b, l16 = c->l16;
-  /* K as B of Q K^T: matrices (keys 0-7, d 0-7), (0-7, 8-15), (8-15, 0-7), (8-15, 8-15). */
+  /* K as B of Q K^T: matrices (keys 0-7, d 0-7), (0-7, 8-15), (8-15, 0-7),
+   * (8-15, 8-15), each 8-key block's rows in key_col's order. */
   V krow = add(c, l8, mulk(c, l16, 8)), kcol = mulk(c, l8b, 8);
+  if (c->sparse) /* block h of a 16-key step: keys 4 (n / 2) + 2 h + n % 2 */
+    krow = add(c, add(c, mulk(c, bin(c, "arith.shrui", l8, c32(c, 1), "i32"), 4), mulk(c, l16, 2)),
+               bin(c, "arith.andi", l8, c32(c, 1), "i32"));
   V koff = add(c, k_base(c, buf), mulk(c, add(c, mulk(c, krow, c->STR), kcol), 2));
   V qoff = {{0}};
   if (!c->q_regs) {
@@ -478,6 +502,130 @@ static void nm_select(G *c, V s[][4], int nbs) {
     }
 }
 
+/* A signed integer that orders scores as N:M's strict ranking does:
+ * numbers by value (the float's bits, negative numbers' magnitude
+ * negated, so that -0 = +0), below them every NaN, below those -inf (no
+ * candidate). Ties go to the lower key, so a (the lower key) ranks before
+ * b iff key(a) >= key(b). Among candidates this is the reference's order
+ * (ref_rank_cmp); ranking -inf too makes every rank in a group distinct. */
+static V rank_key(G *c, V x) {
+  V u = em(E, "llvm.bitcast %s : f32 to i32", x.s);
+  V mag = bin(c, "arith.andi", u, c32(c, 0x7fffffff), "i32");
+  V k = sel(c, cmp(c, "slt", u, c32(c, 0), "i32"), bin(c, "arith.subi", c32(c, 0), mag, "i32"), u, "i32");
+  k = sel(c, em(E, "arith.cmpf uno, %s, %s : f32", x.s, x.s), c32(c, -0x7f800000), k, "i32"); /* -inf's own */
+  return sel(c, cmp(c, "eq", u, c32(c, (int32_t)0xff800000), "i32"), c32(c, INT32_MIN), k, "i32");
+}
+
+/* N:M for mma.sp (c->sparse: M = 4 with N <= 2, or 1:2). Lane t holds
+ * the whole group of keys 4t .. 4t + 3 of each 16-key step kk (key_col),
+ * for rows g and g + 8, so the ranking needs no other lane. Each group
+ * gives the mma.sp its two positions i0 < i1 (every kept key among them;
+ * a 1:4 group or a group short of candidates adds a key whose score is
+ * -inf, so P = 0) and their scores, dropped keys -inf: s[kk][2 hr + e]
+ * becomes position e's score of row half hr, nib[kk][hr] = i0 | i1 << 2,
+ * the group's metadata nibble. s keeps nbs / 2 blocks. */
+static void nm_compress(G *c, V s[][4], int nbs, V nib[][2]) {
+  int M = (int)c->s->nm_m, N = (int)c->s->nm_n;
+  V ninf = em_float(E, -INFINITY, "f32");
+  for (int kk = 0; kk < nbs / 2; kk++) {
+    V out[4];
+    for (int hr = 0; hr < 2; hr++) {
+      V x[4] = {s[2 * kk][2 * hr], s[2 * kk][2 * hr + 1], s[2 * kk + 1][2 * hr], s[2 * kk + 1][2 * hr + 1]};
+      V i0, i1, v0, v1;
+      V key[4];
+      for (int i = 0; i < 4; i++)
+        key[i] = rank_key(c, x[i]);
+      if (M == 2) { /* two groups of 2, one key kept of each */
+        V a = cmp(c, "sge", key[0], key[1], "i32"), b = cmp(c, "sge", key[2], key[3], "i32");
+        i0 = sel(c, a, c32(c, 0), c32(c, 1), "i32");
+        i1 = sel(c, b, c32(c, 2), c32(c, 3), "i32");
+        v0 = sel(c, a, x[0], x[1], "f32");
+        v1 = sel(c, b, x[2], x[3], "f32");
+      } else {
+        /* a key's rank: the group's keys that rank before it */
+        V rank[4];
+        for (int i = 0; i < 4; i++)
+          rank[i] = c32(c, 0);
+        for (int i = 0; i < 4; i++)
+          for (int j = i + 1; j < 4; j++) {
+            V ij = cmp(c, "sge", key[i], key[j], "i32");
+            rank[j] = add(c, rank[j], em(E, "arith.extui %s : i1 to i32", ij.s));
+            V ji = bin(c, "arith.xori", ij, em_int(E, 1, "i1"), "i1");
+            rank[i] = add(c, rank[i], em(E, "arith.extui %s : i1 to i32", ji.s));
+          }
+        V pick[4], val[4];
+        for (int i = 0; i < 4; i++) {
+          pick[i] = cmp(c, "ult", rank[i], c32(c, 2), "i32");
+          val[i] = N == 2 ? x[i] : sel(c, cmp(c, "eq", rank[i], c32(c, 0), "i32"), x[i], ninf, "f32");
+        }
+        /* exactly two picks: the first of them, and the last */
+        i0 = sel(c, pick[0], c32(c, 0), sel(c, pick[1], c32(c, 1), c32(c, 2), "i32"), "i32");
+        i1 = sel(c, pick[3], c32(c, 3), sel(c, pick[2], c32(c, 2), c32(c, 1), "i32"), "i32");
+        v0 = sel(c, pick[0], val[0], sel(c, pick[1], val[1], val[2], "f32"), "f32");
+        v1 = sel(c, pick[3], val[3], sel(c, pick[2], val[2], val[1], "f32"), "f32");
+      }
+      out[2 * hr] = v0;
+      out[2 * hr + 1] = v1;
+      nib[kk][hr] = bin(c, "arith.ori", i0, bin(c, "arith.shli", i1, c32(c, 2), "i32"), "i32");
+    }
+    memcpy(s[kk], out, sizeof out);
+  }
+}
+
+/* acc += A B for one m16n8k32 mma.sp: A (4 packed pairs) holds the two
+ * kept of each group of 4 keys, meta their positions (selector 0: lanes
+ * t = 0 and 1 of each quad give rows g and g + 8 of groups 0-3 and 4-7).
+ * The metadata is always ordered (i0 < i1), so the PTX 8.5 form that says
+ * so, which sm_90a's sparse tensor cores are built for, serves every chip. */
+static void mma_sp(G *c, const V a[4], const V b[4], V meta, V acc[4]) {
+  V x[8];
+  bool f16 = !strcmp(c->et, "f16");
+  for (int i = 0; i < 8; i++) {
+    V w = i < 4 ? a[i] : b[i - 4];
+    x[i] = f16 ? em(E, "llvm.bitcast %s : i32 to vector<2xf16>", w.s) : w;
+  }
+  const char *ot = f16 ? "vector<2xf16>" : "i32";
+  V r = em(E,
+           "nvvm.mma.sp.sync A[%s, %s, %s, %s] B[%s, %s, %s, %s] C[%s, %s, %s, %s] sparseMetadata[%s] selector[%s] "
+           "{multiplicandAPtxType = #nvvm.mma_type<%s>, multiplicandBPtxType = #nvvm.mma_type<%s>, orderedMetadata, "
+           "shape = #nvvm.shape<m = 16, n = 8, k = 32>} : (%s, %s, f32) -> !llvm.struct<(f32, f32, f32, f32)>",
+           x[0].s, x[1].s, x[2].s, x[3].s, x[4].s, x[5].s, x[6].s, x[7].s, acc[0].s, acc[1].s, acc[2].s, acc[3].s,
+           meta.s, c32(c, 0).s, c->et, c->et, ot, ot);
+  for (int i = 0; i < 4; i++)
+    acc[i] = em(E, "llvm.extractvalue %s[%d] : !llvm.struct<(f32, f32, f32, f32)>", r.s, i);
+}
+
+/* O += P V by mma.sp over 32 keys at a time (steps 2j and 2j + 1 of
+ * nm_compress): lane t's pair of step 2j is group t of the mma's 8, of
+ * step 2j + 1 group t + 4, which is the sparse A operand's layout. The
+ * metadata of a row is gathered from the quad's 4 lanes by two OR
+ * shuffles. V's B fragments are its 32 rows in key order, one ldmatrix.x4
+ * per 8 columns of head_dim: half the mma work of pv_16 for the same keys. */
+static void pv_sparse(G *c, V buf, V s[][4], V nib[][2], Acc *acc) {
+  int nbo = c->Dp / 8, steps = c->BN / 32;
+  V voff = add(c, v_base(c, buf), mulk(c, mulk(c, c->lane, c->STR), 2));
+  V shift = mulk(c, c->tq, 4);
+  V odd = cmp(c, "ne", bin(c, "arith.andi", c->tq, c32(c, 1), "i32"), c32(c, 0), "i32");
+  for (int j = 0; j < steps; j++) {
+    V half[2];
+    for (int h = 0; h < 2; h++) {
+      V lo = bin(c, "arith.shli", nib[2 * j + h][0], shift, "i32");
+      V hi = bin(c, "arith.shli", nib[2 * j + h][1], addk(c, shift, 16), "i32");
+      V w = bin(c, "arith.ori", lo, hi, "i32");
+      w = bin(c, "arith.ori", w, shfl_xor_i32(c, w, 1), "i32");
+      half[h] = bin(c, "arith.ori", w, shfl_xor_i32(c, w, 2), "i32");
+    }
+    V meta = sel(c, odd, half[1], half[0], "i32");
+    V a[4] = {pack2(c, s[2 * j][0], s[2 * j][1]), pack2(c, s[2 * j][2], s[2 * j][3]),
+              pack2(c, s[2 * j + 1][0], s[2 * j + 1][1]), pack2(c, s[2 * j + 1][2], s[2 * j + 1][3])};
+    for (int db = 0; db < nbo; db++) {
+      V bf[4];
+      ldsm4(c, addk(c, voff, (j * 32 * c->STR + db * 8) * 2), true, bf);
+      mma_sp(c, a, bf, meta, acc->o[db]);
+    }
+  }
+}
+
 static void tile_body(G *c, Acc *acc, V t, V buf, const V qf[][4], V i0, V i1_64) {
   int nbs = c->BN / 8, nbo = c->Dp / 8;
   V s[MAX_NB][4];
@@ -530,7 +678,7 @@ static void tile_body(G *c, Acc *acc, V t, V buf, const V qf[][4], V i0, V i1_64
     V masked[MAX_NB * 4];
     for (int nb = 0; nb < nbs; nb++)
       for (int e = 0; e < 2; e++) {
-        V col = ext64(c, add(c, addk(c, k0, nb * 8 + e), mulk(c, c->tq, 2)));
+        V col = ext64(c, add(c, k0, key_col(c, nb, e)));
         V in = cmp(c, "slt", col, c->S64, "i64");
         for (int hr = 0; hr < 2; hr++) {
           V ok = in;
@@ -548,7 +696,12 @@ static void tile_body(G *c, Acc *acc, V t, V buf, const V qf[][4], V i0, V i1_64
   for (int nb = 0; nb < nbs; nb++)
     for (int r = 0; r < 4; r++)
       s[nb][r] = em_res(mres, nb * 4 + r);
-  if (c->s->nm_m > 0)
+  V nib[MAX_NB / 2][2];
+  int nsb = nbs; /* score blocks of 4 per lane after N:M */
+  if (c->sparse) {
+    nm_compress(c, s, nbs, nib);
+    nsb = nbs / 2;
+  } else if (c->s->nm_m > 0)
     nm_select(c, s, nbs);
 
   /* Online softmax over the rows g and g + 8 of this lane. */
@@ -556,7 +709,7 @@ static void tile_body(G *c, Acc *acc, V t, V buf, const V qf[][4], V i0, V i1_64
   V alpha[2], base[2];
   for (int hr = 0; hr < 2; hr++) {
     V mx = ninf;
-    for (int nb = 0; nb < nbs; nb++)
+    for (int nb = 0; nb < nsb; nb++)
       mx = fmaxv(c, fmaxv(c, mx, s[nb][2 * hr]), s[nb][2 * hr + 1]);
     mx = fmaxv(c, mx, shfl_xor(c, mx, 1));
     mx = fmaxv(c, mx, shfl_xor(c, mx, 2));
@@ -571,7 +724,7 @@ static void tile_body(G *c, Acc *acc, V t, V buf, const V qf[][4], V i0, V i1_64
   V sum[2] = {zero, zero}, nbase[2];
   for (int hr = 0; fold && hr < 2; hr++)
     nbase[hr] = em(E, "arith.negf %s : f32", base[hr].s);
-  for (int nb = 0; nb < nbs; nb++)
+  for (int nb = 0; nb < nsb; nb++)
     for (int r = 0; r < 4; r++) {
       s[nb][r] = ex2(c, fold ? em(E, "llvm.intr.fma(%s, %s, %s) : (f32, f32, f32) -> f32", s[nb][r].s, sc.s,
                                   nbase[r / 2].s)
@@ -586,6 +739,8 @@ static void tile_body(G *c, Acc *acc, V t, V buf, const V qf[][4], V i0, V i1_64
 
   if (c->tf32)
     pv_tf32(c, buf, s, acc);
+  else if (c->sparse)
+    pv_sparse(c, buf, s, nib, acc);
   else
     pv_16(c, buf, s, acc);
 }
@@ -665,6 +820,10 @@ char *cg_cuda_kernel(const KernelPlan *p) {
   /* Q's fragments take Dp / 2 registers per lane in tf32, Dp / 4 otherwise. */
   c->q_regs = c->Dp <= (c->tf32 ? 64 : 128);
   c->et = c->tf32 ? "tf32" : p->s.storage == DT_BF16 ? "bf16" : "f16";
+  /* mma.sp's A keeps 2 of each 4: N:M whose groups keep no more (2:4,
+   * 1:4, 1:2; in 32-key steps) attends only its kept keys. */
+  c->sparse = !c->tf32 && c->BN % 32 == 0 &&
+              ((c->s->nm_m == 4 && c->s->nm_n <= 2) || (c->s->nm_m == 2 && c->s->nm_n == 1));
   int nbo = c->Dp / 8;
 
   em_raw(E, "gpu.func @%s(%%q: !llvm.ptr<1>, %%k: !llvm.ptr<1>, %%v: !llvm.ptr<1>, %%o: !llvm.ptr<1>, %%seq: i64) "
