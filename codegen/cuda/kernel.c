@@ -148,15 +148,25 @@ static void ldsm4(G *c, V bytes, bool trans, V out[4]) {
     out[i] = em(E, "llvm.extractvalue %s[%d] : !llvm.struct<(i32, i32, i32, i32)>", r.s, i);
 }
 
+/* The four f32 of an mma's result struct r into acc. */
+static void unpack4(G *c, V r, V acc[4]) {
+  for (int i = 0; i < 4; i++)
+    acc[i] = em(E, "llvm.extractvalue %s[%d] : !llvm.struct<(f32, f32, f32, f32)>", r.s, i);
+}
+
+/* A packed pair (i32) as an mma operand: vector<2xf16> for f16, the i32
+ * itself for bf16 (whose type the op's attributes name). */
+static const char *operand_type(G *c) { return strcmp(c->et, "f16") ? "i32" : "vector<2xf16>"; }
+static V operand(G *c, V w) {
+  return strcmp(c->et, "f16") ? w : em(E, "llvm.bitcast %s : i32 to vector<2xf16>", w.s);
+}
+
 /* acc += A B for one m16n8k16 tile; a and b hold packed pairs (i32). */
 static void mma(G *c, const V a[4], const V b[2], V acc[4]) {
   V x[6];
-  bool f16 = !strcmp(c->et, "f16");
-  for (int i = 0; i < 6; i++) {
-    V w = i < 4 ? a[i] : b[i - 4];
-    x[i] = f16 ? em(E, "llvm.bitcast %s : i32 to vector<2xf16>", w.s) : w;
-  }
-  const char *ot = f16 ? "vector<2xf16>" : "i32";
+  for (int i = 0; i < 6; i++)
+    x[i] = operand(c, i < 4 ? a[i] : b[i - 4]);
+  const char *ot = operand_type(c);
   V r = em(E,
            "nvvm.mma.sync A[%s, %s, %s, %s] B[%s, %s] C[%s, %s, %s, %s] {layoutA = #nvvm.mma_layout<row>, layoutB = "
            "#nvvm.mma_layout<col>, multiplicandAPtxType = #nvvm.mma_type<%s>, multiplicandBPtxType = "
@@ -164,8 +174,7 @@ static void mma(G *c, const V a[4], const V b[2], V acc[4]) {
            "f32, f32, f32)>",
            x[0].s, x[1].s, x[2].s, x[3].s, x[4].s, x[5].s, acc[0].s, acc[1].s, acc[2].s, acc[3].s, c->et, c->et, ot,
            ot);
-  for (int i = 0; i < 4; i++)
-    acc[i] = em(E, "llvm.extractvalue %s[%d] : !llvm.struct<(f32, f32, f32, f32)>", r.s, i);
+  unpack4(c, r, acc);
 }
 
 /* Two f32 rounded to the input type and packed in an i32 (lower index in
@@ -397,8 +406,7 @@ static void mma_tf32(G *c, const V a[4], const V b[2], V acc[4]) {
            "#nvvm.mma_type<tf32>, shape = #nvvm.shape<m = 16, n = 8, k = 8>} : (i32, i32, f32) -> "
            "!llvm.struct<(f32, f32, f32, f32)>",
            a[0].s, a[1].s, a[2].s, a[3].s, b[0].s, b[1].s, acc[0].s, acc[1].s, acc[2].s, acc[3].s);
-  for (int i = 0; i < 4; i++)
-    acc[i] = em(E, "llvm.extractvalue %s[%d] : !llvm.struct<(f32, f32, f32, f32)>", r.s, i);
+  unpack4(c, r, acc);
 }
 
 /* Q's A fragments of k step k (columns 8k to 8k + 8) from the shared Q
@@ -579,20 +587,16 @@ static void nm_compress(G *c, V s[][4], int nbs, V nib[][2]) {
  * so, which sm_90a's sparse tensor cores are built for, serves every chip. */
 static void mma_sp(G *c, const V a[4], const V b[4], V meta, V acc[4]) {
   V x[8];
-  bool f16 = !strcmp(c->et, "f16");
-  for (int i = 0; i < 8; i++) {
-    V w = i < 4 ? a[i] : b[i - 4];
-    x[i] = f16 ? em(E, "llvm.bitcast %s : i32 to vector<2xf16>", w.s) : w;
-  }
-  const char *ot = f16 ? "vector<2xf16>" : "i32";
+  for (int i = 0; i < 8; i++)
+    x[i] = operand(c, i < 4 ? a[i] : b[i - 4]);
+  const char *ot = operand_type(c);
   V r = em(E,
            "nvvm.mma.sp.sync A[%s, %s, %s, %s] B[%s, %s, %s, %s] C[%s, %s, %s, %s] sparseMetadata[%s] selector[%s] "
            "{multiplicandAPtxType = #nvvm.mma_type<%s>, multiplicandBPtxType = #nvvm.mma_type<%s>, orderedMetadata, "
            "shape = #nvvm.shape<m = 16, n = 8, k = 32>} : (%s, %s, f32) -> !llvm.struct<(f32, f32, f32, f32)>",
            x[0].s, x[1].s, x[2].s, x[3].s, x[4].s, x[5].s, x[6].s, x[7].s, acc[0].s, acc[1].s, acc[2].s, acc[3].s,
            meta.s, c32(c, 0).s, c->et, c->et, ot, ot);
-  for (int i = 0; i < 4; i++)
-    acc[i] = em(E, "llvm.extractvalue %s[%d] : !llvm.struct<(f32, f32, f32, f32)>", r.s, i);
+  unpack4(c, r, acc);
 }
 
 /* O += P V by mma.sp over 32 keys at a time (steps 2j and 2j + 1 of
