@@ -2018,6 +2018,11 @@ static V list_lower_bound(K *k, V base, V lo, V n, V key) {
   return em_get(E, at, "index");
 }
 
+/* Entries from one blocked row's list to the next's: S and a cache line,
+ * so that the rows' lists do not all fall into the same cache sets (S
+ * entries of 4 bytes are a multiple of 4 KiB whenever S is of 1024). */
+static V list_stride(K *k) { return addc(k, k->S, 16); }
+
 /* Softmax and P V of rows [ib, ib + nrows) from their lists (blist), one
  * key part at a time: a row's survivors are scattered over the head's K
  * and V rows, which together outgrow L2 at long sequences, so the block's
@@ -2042,7 +2047,7 @@ static void attend_block(K *k, V ib, V nrows) {
   V plen = bin(k, "arith.divui", bin(k, "arith.subi", addx(k, k->S, parts), k->c1, "index"), parts, "index");
   V pend = em_for(E, plen, addx(k, k->S, plen), plen);
   r = em_for(E, k->c0, nrows, k->c1);
-  V n = load(k, k->bn, r, RBX_T), base = mulx(k, r, k->S);
+  V n = load(k, k->bn, r, RBX_T), base = mulx(k, r, list_stride(k));
   V lo = sel(k, cmpi(k, "eq", pend, plen, "index"), k->c0, load(k, k->bcur, r, RBX_T), "index");
   V hi = list_lower_bound(k, base, lo, n, pend);
   store(k, hi, k->bcur, r, RBX_T);
@@ -2195,7 +2200,7 @@ static void head_body(K *k, V b, V h) {
     V ib = em_for(E, k->c0, k->S, em_index(E, RB));
     V nrows = bin(k, "arith.minui", em_index(E, RB), bin(k, "arith.subi", k->S, ib, "index"), "index");
     i = first_stage_rows_open(k, ib, addx(k, ib, nrows));
-    V rb = bin(k, "arith.subi", i, ib, "index"), base = mulx(k, rb, k->S);
+    V rb = bin(k, "arith.subi", i, ib, "index"), base = mulx(k, rb, list_stride(k));
     /* the list, for the key parts of attend_block: written there by the
      * first stage when it is the last and the target has AVX-512 */
     bool direct = k->vnni && (s->has_predict ? s->n_filter_rounds == 0 : s->n_filter_rounds == 1);
@@ -3706,7 +3711,7 @@ static void row_scratch_alloc(K *k, RowScratch *rs, V *ok, V len) {
   k->ks32 = scratch(k, rs, tiled ? k->S : one, "f32", ok);
   k->fsc_off = (V){""};
   bool blocked = row_blocked(k);
-  k->blist = scratch(k, rs, blocked ? addc(k, mulc(k, k->S, RB), VL32) : one, "i32", ok);
+  k->blist = scratch(k, rs, blocked ? addc(k, mulc(k, list_stride(k), RB), VL32) : one, "i32", ok);
   k->bacc = scratch(k, rs, em_index(E, blocked ? RB * ((k->D + VL32 - 1) / VL32) * VL32 : 1), "f32", ok);
   /* kv_views' copies: touched only when K or V is not aligned */
   bool copies = blocked && k->k.k == BK_F32 && k->v.k == BK_F32;
