@@ -39,13 +39,14 @@ def run(M, N, S, V):
                         i0, i1 = (0 if a else 1), (2 if b else 3)
                         v0, v1 = (x[0] if a else x[1]), (x[2] if b else x[3])
                     else:
-                        rank = [0] * 4
-                        for i in range(4):
-                            for j in range(i + 1, 4):
-                                ij = x[i] >= x[j]
-                                rank[j] += ij; rank[i] += not ij
-                        pick = [r < 2 for r in rank]
-                        val = [x[i] if N == 2 else (x[i] if rank[i] == 0 else -np.inf) for i in range(4)]
+                        b = [x[i] >= x[j] for i, j in ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3))]
+                        maj = lambda p, q, r: (p and q) or (r and (p or q))
+                        pick = [maj(b[0], b[1], b[2]), maj(not b[0], b[3], b[4]),
+                                maj(not b[1], not b[3], b[5]), maj(not b[2], not b[4], not b[5])]
+                        first = [b[0] and b[1] and b[2], (not b[0]) and b[3] and b[4],
+                                 (not b[1]) and (not b[3]) and b[5], (not b[2]) and (not b[4]) and (not b[5])]
+                        assert sum(pick) == 2 and sum(first) == 1
+                        val = [x[i] if N == 2 or first[i] else -np.inf for i in range(4)]
                         i0 = 0 if pick[0] else (1 if pick[1] else 2)
                         i1 = 3 if pick[3] else (2 if pick[2] else 1)
                         v0 = val[0] if pick[0] else (val[1] if pick[1] else val[2])

@@ -524,6 +524,58 @@ static V rank_key(G *c, V x) {
   return sel(c, cmp(c, "eq", u, c32(c, (int32_t)0xff800000), "i32"), c32(c, INT32_MIN), k, "i32");
 }
 
+static V not1(G *c, V a) { return bin(c, "arith.xori", a, em_int(E, 1, "i1"), "i1"); }
+static V and1(G *c, V a, V b) { return bin(c, "arith.andi", a, b, "i1"); }
+static V or1(G *c, V a, V b) { return bin(c, "arith.ori", a, b, "i1"); }
+/* At least two of a, b, d. */
+static V maj3(G *c, V a, V b, V d) { return or1(c, and1(c, a, b), and1(c, d, or1(c, a, b))); }
+
+/* The comparisons nm_compress ranks by, for each of this lane's groups
+ * (4 scores x[g][0..3] in key order): the pairs (0,1), (0,2), (0,3),
+ * (1,2), (1,3), (2,3), or with M = 2 the pairs (0,1) and (2,3); each
+ * true when the lower key ranks first. With no NaN among the lane's
+ * scores that is a >= b on the floats (-inf last, -0 = +0, ties to the
+ * lower key); a lane that holds a NaN takes rank_key's integers instead,
+ * which rank NaNs after every number and before -inf. */
+static const int pair_of[6][2] = {{0, 1}, {0, 2}, {0, 3}, {1, 2}, {1, 3}, {2, 3}};
+
+static void rank_compares(G *c, V x[][4], int ng, int M, V out[][6]) {
+  int np = M == 2 ? 2 : 6;
+  const int(*pairs)[2] = pair_of;
+  static const int pair2[2][2] = {{0, 1}, {2, 3}};
+  if (M == 2)
+    pairs = pair2;
+  V nan = em_int(E, 0, "i1");
+  for (int g = 0; g < ng; g++)
+    for (int i = 0; i < 4; i += 2)
+      nan = or1(c, nan, em(E, "arith.cmpf uno, %s, %s : f32", x[g][i].s, x[g][i + 1].s));
+  char tys[1024];
+  types(tys, sizeof tys, "i1", ng * np);
+  V r = em_multi(E, ng * np, "scf.if %s -> (%s) {", nan.s, tys);
+  for (int slow = 1; slow >= 0; slow--) {
+    E->depth++;
+    V v[MAX_NB * 3];
+    for (int g = 0; g < ng; g++) {
+      V key[4];
+      for (int i = 0; slow && i < 4; i++)
+        key[i] = rank_key(c, x[g][i]);
+      for (int q = 0; q < np; q++) {
+        int i = pairs[q][0], j = pairs[q][1];
+        v[g * np + q] = slow ? cmp(c, "sge", key[i], key[j], "i32")
+                             : em(E, "arith.cmpf oge, %s, %s : f32", x[g][i].s, x[g][j].s);
+      }
+    }
+    char names[4096];
+    list(names, sizeof names, v, ng * np);
+    em_do(E, "scf.yield %s : %s", names, tys);
+    E->depth--;
+    em_do(E, slow ? "} else {" : "}");
+  }
+  for (int g = 0; g < ng; g++)
+    for (int q = 0; q < np; q++)
+      out[g][q] = em_res(r, g * np + q);
+}
+
 /* N:M for mma.sp (c->sparse: M = 4 with N <= 2, or 1:2). Lane t holds
  * the whole group of keys 4t .. 4t + 3 of each 16-key step kk (key_col),
  * for rows g and g + 8, so the ranking needs no other lane. Each group
@@ -533,38 +585,37 @@ static V rank_key(G *c, V x) {
  * becomes position e's score of row half hr, nib[kk][hr] = i0 | i1 << 2,
  * the group's metadata nibble. s keeps nbs / 2 blocks. */
 static void nm_compress(G *c, V s[][4], int nbs, V nib[][2]) {
-  int M = (int)c->s->nm_m, N = (int)c->s->nm_n;
+  int M = (int)c->s->nm_m, N = (int)c->s->nm_n, ng = nbs; /* groups: nbs / 2 steps x 2 rows */
   V ninf = em_float(E, -INFINITY, "f32");
+  V x[MAX_NB][4], before[MAX_NB][6];
+  for (int kk = 0; kk < nbs / 2; kk++)
+    for (int hr = 0; hr < 2; hr++) {
+      V *g = x[2 * kk + hr];
+      g[0] = s[2 * kk][2 * hr], g[1] = s[2 * kk][2 * hr + 1], g[2] = s[2 * kk + 1][2 * hr], g[3] = s[2 * kk + 1][2 * hr + 1];
+    }
+  rank_compares(c, x, ng, M, before);
   for (int kk = 0; kk < nbs / 2; kk++) {
     V out[4];
     for (int hr = 0; hr < 2; hr++) {
-      V x[4] = {s[2 * kk][2 * hr], s[2 * kk][2 * hr + 1], s[2 * kk + 1][2 * hr], s[2 * kk + 1][2 * hr + 1]};
+      V *g = x[2 * kk + hr], *b = before[2 * kk + hr];
       V i0, i1, v0, v1;
-      V key[4];
-      for (int i = 0; i < 4; i++)
-        key[i] = rank_key(c, x[i]);
       if (M == 2) { /* two groups of 2, one key kept of each */
-        V a = cmp(c, "sge", key[0], key[1], "i32"), b = cmp(c, "sge", key[2], key[3], "i32");
-        i0 = sel(c, a, c32(c, 0), c32(c, 1), "i32");
-        i1 = sel(c, b, c32(c, 2), c32(c, 3), "i32");
-        v0 = sel(c, a, x[0], x[1], "f32");
-        v1 = sel(c, b, x[2], x[3], "f32");
+        i0 = sel(c, b[0], c32(c, 0), c32(c, 1), "i32");
+        i1 = sel(c, b[1], c32(c, 2), c32(c, 3), "i32");
+        v0 = sel(c, b[0], g[0], g[1], "f32");
+        v1 = sel(c, b[1], g[2], g[3], "f32");
       } else {
-        /* a key's rank: the group's keys that rank before it */
-        V rank[4];
-        for (int i = 0; i < 4; i++)
-          rank[i] = c32(c, 0);
-        for (int i = 0; i < 4; i++)
-          for (int j = i + 1; j < 4; j++) {
-            V ij = cmp(c, "sge", key[i], key[j], "i32");
-            rank[j] = add(c, rank[j], em(E, "arith.extui %s : i1 to i32", ij.s));
-            V ji = bin(c, "arith.xori", ij, em_int(E, 1, "i1"), "i1");
-            rank[i] = add(c, rank[i], em(E, "arith.extui %s : i1 to i32", ji.s));
-          }
-        V pick[4], val[4];
-        for (int i = 0; i < 4; i++) {
-          pick[i] = cmp(c, "ult", rank[i], c32(c, 2), "i32");
-          val[i] = N == 2 ? x[i] : sel(c, cmp(c, "eq", rank[i], c32(c, 0), "i32"), x[i], ninf, "f32");
+        /* key i is in the first two when at most one other key ranks
+         * before it: b[0..5] = (0,1) (0,2) (0,3) (1,2) (1,3) (2,3) */
+        V pick[4] = {maj3(c, b[0], b[1], b[2]), maj3(c, not1(c, b[0]), b[3], b[4]),
+                     maj3(c, not1(c, b[1]), not1(c, b[3]), b[5]), maj3(c, not1(c, b[2]), not1(c, b[4]), not1(c, b[5]))};
+        V val[4] = {g[0], g[1], g[2], g[3]};
+        if (N == 1) { /* only the first keeps its score */
+          V first[4] = {and1(c, and1(c, b[0], b[1]), b[2]), and1(c, and1(c, not1(c, b[0]), b[3]), b[4]),
+                        and1(c, and1(c, not1(c, b[1]), not1(c, b[3])), b[5]),
+                        and1(c, and1(c, not1(c, b[2]), not1(c, b[4])), not1(c, b[5]))};
+          for (int i = 0; i < 4; i++)
+            val[i] = sel(c, first[i], g[i], ninf, "f32");
         }
         /* exactly two picks: the first of them, and the last */
         i0 = sel(c, pick[0], c32(c, 0), sel(c, pick[1], c32(c, 1), c32(c, 2), "i32"), "i32");
