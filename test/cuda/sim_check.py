@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""Checks one CUDA kernel on the CPU: runs its PTX in ptxsim on fresh
+inputs and compares the output with the CPU kernel's on the same inputs
+(sattn-run --target=cpu, which itself is checked against the reference in
+that run).
+
+usage: sim_check.py --bin DIR --spec FILE --ptx PTX --header H --kernel NAME
+                    [--seq N] [--batch B] [--ys LIST] [--xs LIST] [--seed S]
+                    [--scale X] [--ints] [--nan-key J]
+
+Files and outputs are in [B, H, S, D] order, as sattn-run's; the kernel's
+buffers in the spec's layout. --ys, --xs: the blocks of the grid to run,
+(batch, head) as b * heads + h and
+query tiles of 64 rows (default all); only their outputs are compared,
+every element of them must have been written. --seq is the spec's when it
+has one. --ints: inputs of -1, 0 and 1, so that N:M groups hold exact ties.
+--nan-key J: key J of every head is NaN in its first column, so its scores
+are NaN. The tolerance is 2u relative (in the L2 norm over the compared
+output) with u the unit roundoff of P's type, as for a GPU run, plus the
+output type's rounding; non-finite outputs must be the same elements."""
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ptxsim  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    for a in ("--bin", "--spec", "--ptx", "--header", "--kernel"):
+        ap.add_argument(a, required=True)
+    ap.add_argument("--seq", type=int, default=None)
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--ys", default=None)
+    ap.add_argument("--xs", default=None)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--scale", type=float, default=1.0)
+    ap.add_argument("--ints", action="store_true")
+    ap.add_argument("--nan-key", type=int, default=None)
+    a = ap.parse_args()
+
+    hdr = open(a.header).read()
+    fields = r'", (\d+), (\d+), (\d+), (\d+), (\d+), (\d+), (\d+), (\w+), (\w+), (\w+)'
+    m = re.search(r'\{"' + re.escape(a.kernel) + fields, hdr)
+    if not m:
+        sys.exit(f"sim_check: no launch contract for {a.kernel} in {a.header}")
+    threads, qtile, _, shared, heads, kv_heads, hd = (int(m.group(i)) for i in range(1, 8))
+    layout, storage, output = m.group(8), m.group(9), m.group(10)
+    spec_seq = re.search(r"attention\s+" + re.escape(a.kernel) + r"\s*\{[^}]*?\bseq=(\d+)", open(a.spec).read())
+    S = int(spec_seq.group(1)) if spec_seq else a.seq
+    if S is None:
+        sys.exit("sim_check: --seq is needed: the spec's seq is set at run time")
+    B = a.batch
+    rng = np.random.default_rng(a.seed)
+
+    def tensor(h):  # [B, h, S, D], the order of sattn-run's files
+        shape = (B, h, S, hd)
+        if a.ints:
+            return rng.integers(-1, 2, size=shape).astype(np.float32)
+        return (rng.standard_normal(shape) * a.scale).astype(np.float32)
+
+    q, k, v = tensor(heads), tensor(kv_heads), tensor(kv_heads)
+    if a.nan_key is not None:
+        k[:, :, a.nan_key, 0] = np.nan
+
+    def in_layout(x):  # the kernel's buffers are in the spec's layout
+        return x if layout == "LAYOUT_BHSD" else np.ascontiguousarray(x.transpose(0, 2, 1, 3))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {}
+        for n, x in (("q", q), ("k", k), ("v", v)):
+            files[n] = os.path.join(tmp, n + ".f32")
+            x.tofile(files[n])
+        ref_file = os.path.join(tmp, "ref.f32")
+        cmd = [os.path.join(a.bin, "sattn-run"), a.spec, "--kernel", a.kernel, "--target=cpu", "--batch", str(B), "--q",
+               files["q"], "--k", files["k"], "--v", files["v"], "--out", ref_file]
+        if not spec_seq:
+            cmd += ["--seq", str(S)]
+        run = subprocess.run(cmd, capture_output=True, text=True)
+        if run.returncode != 0:
+            sys.exit(f"sim_check: the CPU kernel failed its own check:\n{run.stdout}{run.stderr}")
+        ref = np.fromfile(ref_file, np.float32)
+
+    conv = {"DT_FP16": lambda x: x.astype(np.float16).tobytes(),
+            "DT_BF16": lambda x: ptxsim.f32_to_bf16_bits(x).astype(np.uint16).tobytes(),
+            "DT_FP32": lambda x: x.astype(np.float32).tobytes()}[storage]
+    mem = ptxsim.Memory()
+    bases = [mem.add(n, conv(in_layout(x))) for n, x in (("q", q), ("k", k), ("v", v))]
+    obytes = {"DT_FP16": 2, "DT_BF16": 2, "DT_FP32": 4}[output]
+    obase = mem.add("o", b"\xff" * (q.size * obytes))  # NaN bits: every element must be written
+    kern = ptxsim.Kernel(open(a.ptx).read(), a.kernel)
+    grid = ((S + qtile - 1) // qtile, B * heads)
+    ys = [int(y) for y in a.ys.split(",")] if a.ys else list(range(grid[1]))
+    xs = [int(x) for x in a.xs.split(",")] if a.xs else list(range(grid[0]))
+    try:
+        kern.launch(grid, threads, shared, bases + [obase, S], mem, ys, xs)
+    except ptxsim.SimError as e:
+        sys.exit(f"sim_check: {a.kernel} seq {S}: {e}")
+    raw = mem.buf(obase)
+    if output == "DT_FP32":
+        out = raw.view(np.float32).copy()
+    elif output == "DT_FP16":
+        out = raw.view(np.float16).astype(np.float32)
+    else:
+        out = ptxsim.bf16_bits_to_f32(raw.view(np.uint16).astype(np.uint64))
+
+    if layout != "LAYOUT_BHSD":
+        out = np.ascontiguousarray(out.reshape(B, S, heads, hd).transpose(0, 2, 1, 3)).reshape(-1)
+    # the compared elements: the (b, h) blocks run
+    sel = np.zeros((B, heads), bool)
+    for y in ys:
+        sel[y // heads, y % heads] = True
+    rows = np.zeros(S, bool)
+    for x in xs:
+        rows[x * qtile:(x + 1) * qtile] = True
+    pick = ((sel[:, :, None, None] & rows[None, None, :, None]) & np.ones((1, 1, 1, hd), bool)).reshape(-1)
+    o, r = out[pick], ref[pick]
+    u_p = {"DT_FP16": 2.0**-11, "DT_BF16": 2.0**-8, "DT_FP32": 2.0**-11}[storage]
+    u_o = {"DT_FP16": 2.0**-11, "DT_BF16": 2.0**-8, "DT_FP32": 2.0**-24}[output]
+    tol = 2 * u_p + u_o + 1e-6
+    nf_o, nf_r = ~np.isfinite(o), ~np.isfinite(r)
+    fin = ~nf_o & ~nf_r
+    rel = np.linalg.norm(o[fin] - r[fin]) / max(np.linalg.norm(r[fin]), 1e-30)
+    worst = np.max(np.abs(o[fin] - r[fin])) if fin.any() else 0.0
+    ok = np.array_equal(nf_o, nf_r) and rel <= tol
+    print(f"{a.kernel} seq {S} blocks x {xs if a.xs else 'all'} y {ys if a.ys else 'all'}: {o.size} outputs, "
+          f"{int(nf_r.sum())} non-finite (ptxsim {int(nf_o.sum())}), relative error {rel:.2e} (tolerance {tol:.2e}), "
+          f"worst {worst:.2e}, {kern.count} warp instructions: {'ok' if ok else 'FAILED'}")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
