@@ -46,6 +46,7 @@
 #include "sattn/cuda.h"
 
 enum { WARPS = 4, THREADS = 128, BM = 64 };
+#define LAZY_RESCALE 8.0 /* log2 units a row's maximum may pass its softmax offset by */
 
 typedef struct {
   Em e;
@@ -759,9 +760,13 @@ static void tile_body(G *c, Acc *acc, V t, V buf, const V qf[][4], V i0, V i1_64
   } else if (c->s->nm_m > 0)
     nm_select(c, s, nbs);
 
-  /* Online softmax over the rows g and g + 8 of this lane. */
+  /* Online softmax over the rows g and g + 8 of this lane. The offset
+   * subtracted before ex2 (acc->m) moves only when the tile's maximum
+   * passes it by more than LAZY_RESCALE (log2 units): P then stays below
+   * 2^LAZY_RESCALE, far inside f16's and bf16's range, and most tiles skip
+   * rescaling O and l (a branch around nbo * 4 + 2 multiplies). */
   V ninf = em_float(E, -INFINITY, "f32");
-  V alpha[2], base[2];
+  V base[2], old[2], need[2];
   for (int hr = 0; hr < 2; hr++) {
     V mx = ninf;
     for (int nb = 0; nb < nsb; nb++)
@@ -770,11 +775,45 @@ static void tile_body(G *c, Acc *acc, V t, V buf, const V qf[][4], V i0, V i1_64
     mx = fmaxv(c, mx, shfl_xor(c, mx, 2));
     if (fold)
       mx = fmul(c, mx, sc);
-    V mnew = fmaxv(c, acc->m[hr], mx);
+    old[hr] = acc->m[hr];
+    /* -inf + LAZY_RESCALE is -inf: the first finite maximum moves it; a
+     * NaN maximum does not (the row's sum is NaN already) */
+    need[hr] = em(E, "arith.cmpf ogt, %s, %s : f32", mx.s, fadd(c, old[hr], em_float(E, LAZY_RESCALE, "f32")).s);
+    V mnew = sel(c, need[hr], mx, old[hr], "f32");
     V none = em(E, "arith.cmpf oeq, %s, %s : f32", mnew.s, ninf.s);
     base[hr] = sel(c, none, zero, mnew, "f32");
-    alpha[hr] = ex2(c, fsub(c, acc->m[hr], base[hr]));
     acc->m[hr] = mnew;
+  }
+  {
+    int nr = nbo * 4 + 2;
+    V cur[MAX_NB * 4 + 2], res[MAX_NB * 4 + 2];
+    for (int nb = 0; nb < nbo; nb++)
+      for (int r = 0; r < 4; r++)
+        cur[nb * 4 + r] = acc->o[nb][r];
+    cur[nr - 2] = acc->l[0], cur[nr - 1] = acc->l[1];
+    char rtys[4096], rnames[8192];
+    types(rtys, sizeof rtys, "f32", nr);
+    V any = bin(c, "arith.ori", need[0], need[1], "i1");
+    V r = em_multi(E, nr, "scf.if %s -> (%s) {", any.s, rtys);
+    E->depth++;
+    V alpha[2];
+    for (int hr = 0; hr < 2; hr++)
+      alpha[hr] = sel(c, need[hr], ex2(c, fsub(c, old[hr], base[hr])), em_float(E, 1.0, "f32"), "f32");
+    for (int i = 0; i < nr; i++)
+      res[i] = fmul(c, cur[i], alpha[i < nr - 2 ? (i % 4) / 2 : i - (nr - 2)]);
+    list(rnames, sizeof rnames, res, nr);
+    em_do(E, "scf.yield %s : %s", rnames, rtys);
+    E->depth--;
+    em_do(E, "} else {");
+    E->depth++;
+    list(rnames, sizeof rnames, cur, nr);
+    em_do(E, "scf.yield %s : %s", rnames, rtys);
+    E->depth--;
+    em_do(E, "}");
+    for (int nb = 0; nb < nbo; nb++)
+      for (int q = 0; q < 4; q++)
+        acc->o[nb][q] = em_res(r, nb * 4 + q);
+    acc->l[0] = em_res(r, nr - 2), acc->l[1] = em_res(r, nr - 1);
   }
   V sum[2] = {zero, zero}, nbase[2];
   for (int hr = 0; fold && hr < 2; hr++)
@@ -787,10 +826,7 @@ static void tile_body(G *c, Acc *acc, V t, V buf, const V qf[][4], V i0, V i1_64
       sum[r / 2] = fadd(c, sum[r / 2], s[nb][r]);
     }
   for (int hr = 0; hr < 2; hr++)
-    acc->l[hr] = fadd(c, fmul(c, acc->l[hr], alpha[hr]), sum[hr]);
-  for (int nb = 0; nb < nbo; nb++)
-    for (int r = 0; r < 4; r++)
-      acc->o[nb][r] = fmul(c, acc->o[nb][r], alpha[r / 2]);
+    acc->l[hr] = fadd(c, acc->l[hr], sum[hr]);
 
   if (c->tf32)
     pv_tf32(c, buf, s, acc);
