@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """ptxsim: runs one kernel of the PTX that sattnc writes on the CPU, one
 warp at a time, lanes in numpy arrays, so that the CUDA kernels can be
-checked against the reference on machines without a GPU (test/cuda/sim.test).
+checked against the reference on machines without a GPU
+(test/cuda/sim-static.test and sim-nm.test, through sim_check.py).
 
 It knows the instructions LLVM's NVPTX back end emits for sattn's kernels,
 and takes the tensor-core ones from the PTX ISA's fragment layouts:
@@ -10,10 +11,10 @@ mma.sp m16n8k32 (f16, bf16; metadata selector 0). Lanes of a warp run in
 lock step, the lanes with the lowest program counter first; lanes that
 reach a warp-wide instruction wait there for the others (as the hardware's
 convergence barriers make them), which must come to the same one, and
-bar.sync waits for every warp of the block. cp.async
-copies at once (the wait then has nothing left to wait for). Every load and
-store is bounds-checked; an unknown instruction, a divergent warp-wide
-instruction or an access out of bounds stops the run with the PTX line.
+bar.sync waits for every warp of the block. cp.async copies at once (the
+wait then has nothing left to wait for). Every load and store is
+bounds-checked; an unknown instruction, a divergent warp-wide instruction
+or an access out of bounds stops the run with the PTX line.
 
 Numbers: f32 arithmetic in numpy float32 (fma through float64, which can
 round twice: a last-bit difference at most), ex2.approx as exp2 in float32,
