@@ -60,6 +60,7 @@ typedef struct {
   bool async;   /* rows of 16-byte multiples: cp.async */
   bool q_regs;  /* Q fragments held in registers */
   bool sparse;  /* N:M keeping at most 2 of each 4 keys: P V by mma.sp (nm_compress) */
+  bool lane_groups; /* lane t holds keys 4t .. 4t + 3 of each 16-key step (key_col) */
   const char *et; /* "f16", "bf16" or "tf32" */
   V smem, tid, lane, warp, g, tq, S32, S64;
   V l8, l8b, l16; /* lane % 8, (lane / 8) % 2, lane / 16: the parts of ldmatrix row addresses */
@@ -120,14 +121,21 @@ static V shfl_xor_i32(G *c, V x, int lanes) {
 }
 
 /* The key (offset in the tile) of this lane's score accumulator e (0, 1)
- * of 8-key block nb. Normally lane (g, t) holds keys 8 nb + 2t + e. With
- * mma.sp (c->sparse) the K rows of each 16-key step go in so that lane t
- * holds the step's whole group of keys 4t .. 4t + 3: block 2j + h has keys
- * 16 j + 4t + 2h + e. */
+ * of 8-key block nb. Normally lane (g, t) holds keys 8 nb + 2t + e. For
+ * N:M with groups of 4 (c->lane_groups) the K rows of each 16-key step go
+ * in so that lane t holds the step's whole group of keys 4t .. 4t + 3:
+ * block 2j + h has keys 16 j + 4t + 2h + e. */
 static V key_col(G *c, int nb, int e) {
-  if (c->sparse)
+  if (c->lane_groups)
     return addk(c, mulk(c, c->tq, 4), 16 * (nb / 2) + 2 * (nb % 2) + e);
   return addk(c, mulk(c, c->tq, 2), nb * 8 + e);
+}
+
+/* With c->lane_groups, the key (row of a 16-key step) that lane l8 of the
+ * 8-key block h of that step holds: 4 (l8 / 2) + 2 h + l8 % 2. */
+static V group_row(G *c, V h) {
+  return add(c, add(c, mulk(c, bin(c, "arith.shrui", c->l8, c32(c, 1), "i32"), 4), mulk(c, h, 2)),
+             bin(c, "arith.andi", c->l8, c32(c, 1), "i32"));
 }
 
 /* A shared-memory address `bytes` into the dynamic shared block. */
@@ -348,9 +356,8 @@ static void scores_16(G *c, V buf, const V qf[][4], V s[][4]) {
   /* K as B of Q K^T: matrices (keys 0-7, d 0-7), (0-7, 8-15), (8-15, 0-7),
    * (8-15, 8-15), each 8-key block's rows in key_col's order. */
   V krow = add(c, l8, mulk(c, l16, 8)), kcol = mulk(c, l8b, 8);
-  if (c->sparse) /* block h of a 16-key step: keys 4 (n / 2) + 2 h + n % 2 */
-    krow = add(c, add(c, mulk(c, bin(c, "arith.shrui", l8, c32(c, 1), "i32"), 4), mulk(c, l16, 2)),
-               bin(c, "arith.andi", l8, c32(c, 1), "i32"));
+  if (c->lane_groups) /* block h of a 16-key step: keys 4 (n / 2) + 2 h + n % 2 */
+    krow = group_row(c, l16);
   V koff = add(c, k_base(c, buf), mulk(c, add(c, mulk(c, krow, c->STR), kcol), 2));
   V qoff = {{0}};
   if (!c->q_regs) {
@@ -373,11 +380,12 @@ static void scores_16(G *c, V buf, const V qf[][4], V s[][4]) {
 }
 
 /* O += P V for 16-bit inputs. The accumulators of score blocks 2kk and
- * 2kk+1 are, lane for lane, the A operand of keys [16 kk, 16 kk + 16). */
+ * 2kk+1 are, lane for lane, the A operand of keys [16 kk, 16 kk + 16)
+ * (in key_col's order, which V's rows follow). */
 static void pv_16(G *c, V buf, V s[][4], Acc *acc) {
   int nbs = c->BN / 8, nbo = c->Dp / 8;
   /* V as B of P V (transposed): (keys 0-7, d 0-7), (8-15, 0-7), (0-7, 8-15), (8-15, 8-15). */
-  V vrow = add(c, c->l8, mulk(c, c->l8b, 8)), vcol = mulk(c, c->l16, 8);
+  V vrow = c->lane_groups ? group_row(c, c->l8b) : add(c, c->l8, mulk(c, c->l8b, 8)), vcol = mulk(c, c->l16, 8);
   V voff = add(c, v_base(c, buf), mulk(c, add(c, mulk(c, vrow, c->STR), vcol), 2));
   for (int kk = 0; kk < nbs / 2; kk++) {
     V a[4] = {pack2(c, s[2 * kk][0], s[2 * kk][1]), pack2(c, s[2 * kk][2], s[2 * kk][3]),
@@ -577,6 +585,39 @@ static void rank_compares(G *c, V x[][4], int ng, int M, V out[][6]) {
       out[g][q] = em_res(r, g * np + q);
 }
 
+/* This lane's groups of 4 keys (c->lane_groups), x[2 kk + hr] for step kk
+ * and row half hr, in key order, and their rank_compares. */
+static void lane_groups(G *c, V s[][4], int nbs, V x[][4], V before[][6]) {
+  for (int kk = 0; kk < nbs / 2; kk++)
+    for (int hr = 0; hr < 2; hr++) {
+      V *g = x[2 * kk + hr];
+      g[0] = s[2 * kk][2 * hr], g[1] = s[2 * kk][2 * hr + 1], g[2] = s[2 * kk + 1][2 * hr], g[3] = s[2 * kk + 1][2 * hr + 1];
+    }
+  rank_compares(c, x, nbs, (int)c->s->nm_m, before);
+}
+
+/* N:M 3:4 with lane_groups: each lane drops the last of its groups (the
+ * key that every other key of the group ranks before) to -inf, for the
+ * dense P V; no other lane takes part. */
+static void nm_drop_last(G *c, V s[][4], int nbs) {
+  V ninf = em_float(E, -INFINITY, "f32");
+  V x[MAX_NB][4], b[MAX_NB][6];
+  lane_groups(c, s, nbs, x, b);
+  for (int kk = 0; kk < nbs / 2; kk++)
+    for (int hr = 0; hr < 2; hr++) {
+      V *q = b[2 * kk + hr], *g = x[2 * kk + hr];
+      /* q[0..5] = (0,1) (0,2) (0,3) (1,2) (1,3) (2,3) */
+      V last[4] = {and1(c, and1(c, not1(c, q[0]), not1(c, q[1])), not1(c, q[2])),
+                   and1(c, and1(c, q[0], not1(c, q[3])), not1(c, q[4])), and1(c, and1(c, q[1], q[3]), not1(c, q[5])),
+                   and1(c, and1(c, q[2], q[4]), q[5])};
+      V kept[4];
+      for (int i = 0; i < 4; i++)
+        kept[i] = sel(c, last[i], ninf, g[i], "f32");
+      s[2 * kk][2 * hr] = kept[0], s[2 * kk][2 * hr + 1] = kept[1];
+      s[2 * kk + 1][2 * hr] = kept[2], s[2 * kk + 1][2 * hr + 1] = kept[3];
+    }
+}
+
 /* N:M for mma.sp (c->sparse: M = 4 with N <= 2, or 1:2). Lane t holds
  * the whole group of keys 4t .. 4t + 3 of each 16-key step kk (key_col),
  * for rows g and g + 8, so the ranking needs no other lane. Each group
@@ -586,15 +627,10 @@ static void rank_compares(G *c, V x[][4], int ng, int M, V out[][6]) {
  * becomes position e's score of row half hr, nib[kk][hr] = i0 | i1 << 2,
  * the group's metadata nibble. s keeps nbs / 2 blocks. */
 static void nm_compress(G *c, V s[][4], int nbs, V nib[][2]) {
-  int M = (int)c->s->nm_m, N = (int)c->s->nm_n, ng = nbs; /* groups: nbs / 2 steps x 2 rows */
+  int M = (int)c->s->nm_m, N = (int)c->s->nm_n;
   V ninf = em_float(E, -INFINITY, "f32");
   V x[MAX_NB][4], before[MAX_NB][6];
-  for (int kk = 0; kk < nbs / 2; kk++)
-    for (int hr = 0; hr < 2; hr++) {
-      V *g = x[2 * kk + hr];
-      g[0] = s[2 * kk][2 * hr], g[1] = s[2 * kk][2 * hr + 1], g[2] = s[2 * kk + 1][2 * hr], g[3] = s[2 * kk + 1][2 * hr + 1];
-    }
-  rank_compares(c, x, ng, M, before);
+  lane_groups(c, s, nbs, x, before);
   for (int kk = 0; kk < nbs / 2; kk++) {
     V out[4];
     for (int hr = 0; hr < 2; hr++) {
@@ -757,6 +793,8 @@ static void tile_body(G *c, Acc *acc, V t, V buf, const V qf[][4], V i0, V i1_64
   if (c->sparse) {
     nm_compress(c, s, nbs, nib);
     nsb = nbs / 2;
+  } else if (c->lane_groups) {
+    nm_drop_last(c, s, nbs);
   } else if (c->s->nm_m > 0)
     nm_select(c, s, nbs);
 
@@ -915,6 +953,8 @@ char *cg_cuda_kernel(const KernelPlan *p) {
    * 1:4, 1:2; in 32-key steps) attends only its kept keys. */
   c->sparse = !c->tf32 && c->BN % 32 == 0 &&
               ((c->s->nm_m == 4 && c->s->nm_n <= 2) || (c->s->nm_m == 2 && c->s->nm_n == 1));
+  /* 3:4 ranks in one lane too, and keeps the dense P V */
+  c->lane_groups = c->sparse || (!c->tf32 && c->s->nm_m == 4 && c->s->nm_n == 3);
   int nbo = c->Dp / 8;
 
   em_raw(E, "gpu.func @%s(%%q: !llvm.ptr<1>, %%k: !llvm.ptr<1>, %%v: !llvm.ptr<1>, %%o: !llvm.ptr<1>, %%seq: i64) "
