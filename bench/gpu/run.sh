@@ -12,6 +12,11 @@
 #                              shapes, and writes bench/results/gpu-*.json
 #                              (or $RESULTS/gpu-*.json); TORCH_DEADLINE=S
 #                              starts no FlexAttention compilation after S s
+#
+# A/B of two compiler revisions: `BASE=REV bench/gpu/run.sh prepare` also
+# builds revision REV in a temporary git worktree and compiles the same
+# benchmark specs with it (bench-base.*.ptx); `gpu` then times both PTX
+# files in alternating rounds on the same GPU (gpu-ab.json, gpu-ab.txt).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -30,6 +35,19 @@ prepare)
     mkdir -p "$out/ocr-attn"
     cp "$data"/ocr-attn/*.f32 "$out/ocr-attn/"
   fi
+  if [ -n "${BASE:-}" ]; then
+    wt=$(mktemp -d)
+    git -C "$root" worktree add --detach "$wt" "$BASE" > /dev/null
+    make -C "$wt" build > "$out/base-build.log" 2>&1 || { echo "building $BASE failed: $out/base-build.log"; exit 1; }
+    for arch in sm_80 sm_90a; do
+      "$wt/build/bin/sattnc" "$here/specs.sattn" --target=cuda --arch=$arch --emit=ptx -o "$out/bench-base.$arch.ptx"
+    done
+    git -C "$wt" rev-parse HEAD > "$out/bench-base.rev"
+    git -C "$root" worktree remove --force "$wt"
+  else
+    rm -f "$out"/bench-base.*
+  fi
+  git -C "$root" rev-parse HEAD > "$out/bench.rev"
   # N:M groups full of exact ties (scores are small integers)
   mkdir -p "$out/ties"
   python3 "$here/int_inputs.py" "$out/ties/nm_2of4_h64" 12 203 64 1
@@ -117,6 +135,26 @@ gpu)
       tfails=$((tfails + 1))
   done
   [ "$tfails" -eq 0 ] || echo "timing: $tfails of 3 runs failed or wrote non-finite outputs (rows marked ok: false)" | tee -a "$log"
+
+  # A/B: the base revision's kernels and ours, alternating, three rounds
+  if [ -e "$out/bench-base.$arch.ptx" ]; then
+    ab="$results/gpu-ab.json"
+    : > "$ab"
+    for round in 1 2 3; do
+      for variant in bench-base bench; do
+        if ! "$run" "$here/specs.sattn" "$out/$variant.$arch.ptx" --seq 8192 --repeat 20 --no-check --json \
+          2>> "$log" > "$out/ab.lines"; then
+          echo "A/B: $variant round $round failed or wrote non-finite outputs (rows marked ok: false)" | tee -a "$log"
+        fi
+        python3 -c 'import json, sys
+for line in open(sys.argv[4]):
+    if line.strip():
+        print(json.dumps({"variant": sys.argv[1], "rev": sys.argv[2], "round": int(sys.argv[3]), **json.loads(line)}))' \
+          "$variant" "$(cat "$out/$variant.rev")" "$round" "$out/ab.lines" >> "$ab"
+      done
+    done
+    python3 "$here/ab_table.py" "$ab" | tee "$results/gpu-ab.txt"
+  fi
 
   PYTHONUNBUFFERED=1 python3 "$here/torch_baselines.py" --out "$results/gpu-torch.json" \
     --deadline "${TORCH_DEADLINE:-1e9}" >> "$log" 2>&1 || echo "torch baselines failed" | tee -a "$log"
