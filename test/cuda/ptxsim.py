@@ -249,19 +249,19 @@ class Kernel:
         self.count = 0
 
     # operand access -------------------------------------------------
-    def val(self, w, a, bits=64):
-        """Operand a as uint64 lanes (immediates and registers)."""
+    def val(self, w, a):
+        """Operand a as uint64 lanes (immediates, registers, special registers)."""
         if a.startswith("%"):
-            sp = {"%tid.x": w.tid, "%laneid": w.lane, "%ctaid.x": np.full(W, self.ctaid[0], np.uint64),
-                  "%ctaid.y": np.full(W, self.ctaid[1], np.uint64), "%ctaid.z": np.zeros(W, np.uint64),
-                  "%tid.y": np.zeros(W, np.uint64), "%tid.z": np.zeros(W, np.uint64),
-                  "%ntid.x": np.full(W, self.block_dim, np.uint64), "%nctaid.x": np.full(W, self.grid[0], np.uint64),
-                  "%nctaid.y": np.full(W, self.grid[1], np.uint64)}
-            if a in sp:
-                return sp[a]
-            if a not in w.regs:
-                raise SimError(f"register {a} read before it was written")
-            return w.regs[a]
+            r = w.regs.get(a)
+            if r is not None:
+                return r
+            if a in ("%tid.x", "%laneid"):
+                return w.tid if a == "%tid.x" else w.lane
+            scalar = {"%ctaid.x": self.ctaid[0], "%ctaid.y": self.ctaid[1], "%ctaid.z": 0, "%tid.y": 0, "%tid.z": 0,
+                      "%ntid.x": self.block_dim, "%nctaid.x": self.grid[0], "%nctaid.y": self.grid[1]}
+            if a in scalar:
+                return np.full(W, scalar[a], np.uint64)
+            raise SimError(f"register {a} read before it was written")
         if a.startswith("0f"):
             return np.full(W, int(a[2:], 16), np.uint64)
         if a.startswith("0d"):
