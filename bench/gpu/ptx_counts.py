@@ -7,7 +7,6 @@ instruction: ptxas fuses some, predicate logic above all).
   ptx_counts.py PTX HEADER SEQ KERNEL...   (needs numpy)"""
 import collections
 import os
-import re
 import sys
 
 import numpy as np
@@ -19,11 +18,11 @@ import ptxsim  # noqa: E402
 def main():
     ptx_file, header, seq, kernels = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
     ptx, hdr = open(ptx_file).read(), open(header).read()
-    fields = r'", (\d+), (\d+), (\d+), (\d+), (\d+), (\d+), (\d+), (\w+), (\w+), (\w+)'
     for name in kernels:
-        m = re.search(r'\{"' + re.escape(name) + fields, hdr)
-        threads, qtile, ktile, shared, heads, kv_heads, hd = (int(m.group(i)) for i in range(1, 8))
-        es = 4 if m.group(9) == "DT_FP32" else 2
+        lc = ptxsim.launch_contract(hdr, name)
+        threads, qtile, ktile, shared = lc["threads"], lc["query_tile"], lc["key_tile"], lc["shared_bytes"]
+        heads, kv_heads, hd = lc["heads"], lc["kv_heads"], lc["head_dim"]
+        es = 4 if lc["storage"] == "DT_FP32" else 2
         kern = ptxsim.Kernel(ptx, name)
         ops = collections.Counter()
         step = kern.step

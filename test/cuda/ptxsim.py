@@ -101,6 +101,23 @@ def to_signed(u, bits):
     return s
 
 
+# ---------------------------------------------------------------- launch contract
+
+
+def launch_contract(header, name):
+    """Kernel `name`'s SaCudaKernel line of `sattnc --emit=header` text:
+    threads, query_tile, key_tile, shared_bytes, heads, kv_heads, head_dim
+    (ints), layout, storage, output (names such as LAYOUT_BHSD, DT_FP16)."""
+    m = re.search(r'\{"' + re.escape(name) + r'", (\d+), (\d+), (\d+), (\d+), (\d+), (\d+), (\d+), (\w+), (\w+), (\w+)',
+                  header)
+    if not m:
+        raise SimError(f"no launch contract for {name} in the header")
+    keys = ("threads", "query_tile", "key_tile", "shared_bytes", "heads", "kv_heads", "head_dim")
+    out = {k: int(m.group(i + 1)) for i, k in enumerate(keys)}
+    out.update(layout=m.group(8), storage=m.group(9), output=m.group(10))
+    return out
+
+
 # ---------------------------------------------------------------- memory
 
 

@@ -45,13 +45,13 @@ def main():
     ap.add_argument("--nan-key", type=int, default=None)
     a = ap.parse_args()
 
-    hdr = open(a.header).read()
-    fields = r'", (\d+), (\d+), (\d+), (\d+), (\d+), (\d+), (\d+), (\w+), (\w+), (\w+)'
-    m = re.search(r'\{"' + re.escape(a.kernel) + fields, hdr)
-    if not m:
-        sys.exit(f"sim_check: no launch contract for {a.kernel} in {a.header}")
-    threads, qtile, _, shared, heads, kv_heads, hd = (int(m.group(i)) for i in range(1, 8))
-    layout, storage, output = m.group(8), m.group(9), m.group(10)
+    try:
+        lc = ptxsim.launch_contract(open(a.header).read(), a.kernel)
+    except ptxsim.SimError as e:
+        sys.exit(f"sim_check: {e} {a.header}")
+    threads, qtile, shared = lc["threads"], lc["query_tile"], lc["shared_bytes"]
+    heads, kv_heads, hd = lc["heads"], lc["kv_heads"], lc["head_dim"]
+    layout, storage, output = lc["layout"], lc["storage"], lc["output"]
     spec_seq = re.search(r"attention\s+" + re.escape(a.kernel) + r"\s*\{[^}]*?\bseq=(\d+)", open(a.spec).read())
     S = int(spec_seq.group(1)) if spec_seq else a.seq
     if S is None:
