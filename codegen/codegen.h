@@ -96,6 +96,12 @@ bool cg_cuda_supported(const SaSpec *s, char *why, size_t cap);
 /* The kernel as a gpu.func (text) for the module's gpu.module, which must
  * also hold the dynamic shared block @sattn_smem. NULL when out of memory. */
 char *cg_cuda_kernel(const KernelPlan *plan);
+/* Filter rounds and DSA prediction (select.c): whether the CUDA target
+ * runs this selection spec (else why), and its three gpu.funcs as MLIR
+ * text (name_grids, name_select, name; sattn/cuda.h). NULL when out of
+ * memory or when the runtime's contract disagrees. */
+bool cg_cuda_select_supported(const SaSpec *s, char *why, size_t cap);
+char *cg_cuda_select_kernels(const KernelPlan *plan);
 
 /* ---- cpu/header.c: the C header for n kernels' objects ---- */
 void cg_cpu_header(FILE *out, const SaSpec *const *specs, int n);

@@ -15,6 +15,7 @@
 #include "mlir-c/Diagnostics.h"
 #include "passes.h"
 #include "plan.h"
+#include "sattn/cuda.h"
 
 static const char pass_name[] = "sattn-lower-cuda";
 static const char gpu_module_name[] = "sattn_kernels";
@@ -51,7 +52,9 @@ static bool lower_func(MlirOperation func, void *ud) {
     plan_free(&r);
     return false;
   }
-  char *kernel = cg_cuda_kernel(&r.plan);
+  int stages[SA_MAX_FILTER_ROUNDS + 1];
+  bool select = sa_cuda_select_stages(&r.plan.s, stages) > 0;
+  char *kernel = select ? cg_cuda_select_kernels(&r.plan) : cg_cuda_kernel(&r.plan);
   plan_free(&r);
   static const char head[] = "gpu.module @sattn_kernels {\n"
                              "  llvm.mlir.global external @sattn_smem() {addr_space = 3 : i32, alignment = 16 : i64}"
@@ -79,14 +82,20 @@ static bool lower_func(MlirOperation func, void *ud) {
   if (mlirOperationIsNull(existing)) {
     mlirOperationMoveBefore(fresh, func);
   } else {
-    /* Move the new gpu.func behind the last op of the existing gpu.module. */
+    /* Move the new gpu.funcs (all but the shared block's global) behind
+     * the last op of the existing gpu.module. */
     MlirBlock from = mlirRegionGetFirstBlock(mlirOperationGetRegion(fresh, 0));
     MlirBlock to = mlirRegionGetFirstBlock(mlirOperationGetRegion(existing, 0));
     MlirOperation last = mlirBlockGetFirstOperation(to);
     for (MlirOperation op = last; !mlirOperationIsNull(op); op = mlirOperationGetNextInBlock(op))
       last = op;
     MlirOperation kfunc = mlirOperationGetNextInBlock(mlirBlockGetFirstOperation(from));
-    mlirOperationMoveAfter(kfunc, last);
+    while (!mlirOperationIsNull(kfunc)) {
+      MlirOperation after = mlirOperationGetNextInBlock(kfunc);
+      mlirOperationMoveAfter(kfunc, last);
+      last = kfunc;
+      kfunc = after;
+    }
   }
   mlirModuleDestroy(parsed);
   mlirOperationDestroy(func);

@@ -4,6 +4,7 @@
  *   sattn-run FILE [--kernel NAME] [--target=cpu] [--seq N] [--batch N]
  *             [--heads N] [--kv-heads N] [--head-dim N] [--seed S]
  *             [--input-scale X] [--q F --k F --v F] [--expect F] [--out F]
+ *             [--survivors F]
  *             [--repeat N] [--importance] [--threads N] [--misalign B] [--json]
  *
  * Tensors in files are raw little-endian float32 in [batch, heads, seq,
@@ -14,7 +15,9 @@
  * prunes nothing (which runs a static pattern's row-at-a-time kernel instead
  * of its tiles); --threads sets the kernel's worker threads; --misalign
  * starts the CPU kernel's Q, K and V B bytes past a 64-byte boundary (a
- * multiple of the storage's element size; 0 by default). Exit status: 0 when every error is within the tolerance of the
+ * multiple of the storage's element size; 0 by default). --survivors F
+ * writes the reference's survivor flags, one byte per (batch, head, query,
+ * key), 1 where the key reaches softmax. Exit status: 0 when every error is within the tolerance of the
  * spec's output type (docs/cpu-abi.md), 1 otherwise or on a user error, 2
  * on bad usage. */
 #include <math.h>
@@ -34,7 +37,7 @@
 #define GUARD_BYTE 0xA5
 
 typedef struct {
-  const char *file, *kernel, *qf, *kf, *vf, *expect, *out;
+  const char *file, *kernel, *qf, *kf, *vf, *expect, *out, *survivors;
   int64_t seq, batch, heads, kv_heads, head_dim;
   uint64_t seed;
   bool have_seed, json, importance, accel, cuda;
@@ -50,7 +53,7 @@ typedef struct {
 static void usage(FILE *f) {
   fputs("usage: sattn-run FILE [--kernel NAME] [--target=cpu|accel|cuda] [--arch SM] [--accel-config F] [--seq N] [--batch N] [--heads N]\n"
         "                 [--kv-heads N] [--head-dim N] [--seed S] [--input-scale X]\n"
-        "                 [--q F --k F --v F] [--expect F] [--out F] [--repeat N] [--importance]\n"
+        "                 [--q F --k F --v F] [--expect F] [--out F] [--survivors F] [--repeat N] [--importance]\n"
         "                 [--threads N] [--cpu NAME] [--misalign B] [--json]\n",
         f);
 }
@@ -399,6 +402,12 @@ compare:
 
   SaProblem p = {B, S, q, k, v, ref, tin, tokens ? tout_r : NULL, hin, heads ? hout_r : NULL};
   double kept = 0;
+  uint8_t *surv = NULL;
+  size_t nsurv = (size_t)B * (size_t)H * (size_t)S * (size_t)S;
+  if (a->survivors && !(p.survivors_out = surv = malloc(nsurv ? nsurv : 1))) {
+    fprintf(stderr, "sattn-run: error: out of memory for the survivor flags\n");
+    goto done;
+  }
   t0 = now_s();
   SaStatus rs = sa_reference(s, &p, &kept);
   double ref_s = now_s() - t0;
@@ -445,6 +454,14 @@ compare:
       fprintf(stderr, "sattn-run: error: cannot write '%s'\n", a->out);
       ok = false;
     }
+  }
+  if (surv) {
+    FILE *f = fopen(a->survivors, "wb");
+    if (!f || fwrite(surv, 1, nsurv, f) != nsurv || fclose(f) != 0) {
+      fprintf(stderr, "sattn-run: error: cannot write '%s'\n", a->survivors);
+      ok = false;
+    }
+    free(surv);
   }
   if (a->json) {
     printf("{\"kernel\": \"%s\", \"target\": \"%s\", \"batch\": %lld, \"heads\": %lld, \"kv_heads\": %lld, "
@@ -502,6 +519,7 @@ int main(int argc, char **argv) {
                        : !strcmp(s, "--v")    ? &a.vf
                        : !strcmp(s, "--expect") ? &a.expect
                        : !strcmp(s, "--out")  ? &a.out
+                       : !strcmp(s, "--survivors") ? &a.survivors
                                               : NULL;
     int64_t *num = !strcmp(s, "--seq")        ? &a.seq
                    : !strcmp(s, "--batch")    ? &a.batch

@@ -42,7 +42,29 @@ typedef struct {
   SaLayout layout;
   SaDtype storage, output;
   const char *arch; /* the sm_XX it was compiled for */
+  /* Filter rounds and DSA prediction (select_rounds > 0, the number of
+   * selection stages): three kernels, launched in this order, each
+   *   f(q, k, v, o, int64_t seq, uint8_t *workspace)
+   * name_grids  grid (ceil(seq / 128), batch * (heads + kv_heads)), 128 threads:
+   *             each row's quantized (or projected) grids and steps
+   * name_select grid (ceil(seq / query_tile), batch * heads), threads, 4096 bytes
+   *             of shared memory: each query row's exact top-k, a list of keys
+   * name        the same grid, shared_bytes: attention over each row's list
+   * The workspace holds sa_cuda_workspace_bytes(k, batch, seq) bytes
+   * (docs/cuda.md gives its layout); grid_bytes is the sum over stages of
+   * their grid rows' bytes, list_count and list_ratio bound a row's list
+   * (the first stage's rule; both 0: seq). sa_cuda_launch keeps the
+   * workspace itself. */
+  int select_rounds, grid_bytes;
+  int64_t list_count;
+  double list_ratio;
 } SaCudaKernel;
+
+/* The selection stages the CUDA kernels of s run, in order, into out:
+ * -1 for DSA's prediction, r for filter round r; a stage whose rule keeps
+ * every key (top 100%, or a count of at least a static seq) is none, as
+ * the compiler drops it. Returns their number. */
+int sa_cuda_select_stages(const SaSpec *s, int out[SA_MAX_FILTER_ROUNDS + 1]);
 
 /* The launch contract of the kernel sattn generates for s (the compiler
  * follows it; runners without the compiler call it too). arch is left
@@ -71,11 +93,17 @@ SaStatus sa_cuda_sync(SaCuda *cu, char *err, size_t cap);
 SaStatus sa_cuda_module_load(SaCuda *cu, const void *image, size_t len, SaCudaModule **out, char *err, size_t cap);
 void sa_cuda_module_unload(SaCudaModule *m);
 
-/* Launches kernel k of m on the default stream (asynchronous). batch and
- * seq must be at least 0; nothing runs when either is 0.
+/* Launches kernel k of m on the default stream (asynchronous), all its
+ * stages for select_rounds > 0 (with m's workspace, grown as needed and
+ * freed by sa_cuda_module_unload). batch and seq must be at least 0;
+ * nothing runs when either is 0.
  * SA_ERR_INVALID_ARGUMENT for shapes the grid cannot hold. */
 SaStatus sa_cuda_launch(SaCudaModule *m, const SaCudaKernel *k, SaCudaPtr q, SaCudaPtr kk, SaCudaPtr v, SaCudaPtr o,
                         int64_t batch, int64_t seq, char *err, size_t cap);
+
+/* Bytes of workspace a kernel with select_rounds > 0 needs (0 otherwise):
+ * batch blocks of the per-batch layout in docs/cuda.md. */
+size_t sa_cuda_workspace_bytes(const SaCudaKernel *k, int64_t batch, int64_t seq);
 
 /* Times `reps` back-to-back launches with CUDA events after one warm-up;
  * *ms is the mean per launch. */

@@ -81,6 +81,8 @@ struct SaCudaModule {
     CUfunction fn;
     int shared_set;
   } funcs[MAX_FUNCS];
+  CUdeviceptr ws; /* the selection kernels' workspace, ws_bytes of it */
+  size_t ws_bytes;
 };
 
 /* 4 warps own 64 query rows; K and V tiles of 64 keys (32 past head_dim
@@ -110,6 +112,72 @@ void sa_cuda_describe(const SaSpec *s, SaCudaKernel *out) {
   out->layout = s->layout;
   out->storage = s->storage;
   out->output = s->output;
+  int stage[SA_MAX_FILTER_ROUNDS + 1];
+  int rounds = sa_cuda_select_stages(s, stage);
+  if (rounds > 0) {
+    /* A warp per query row (select and attend), 4 to a block; the attend
+     * kernel keeps each warp's query row in f32, head_dim padded to 32. */
+    out->query_tile = 4;
+    out->key_tile = 0;
+    out->shared_bytes = 4 * (int)((s->head_dim + 31) / 32 * 32) * 4;
+    out->select_rounds = rounds;
+    out->grid_bytes = 0;
+    for (int r = 0; r < rounds; r++) {
+      int64_t len = stage[r] < 0 ? s->predict_dim : s->head_dim;
+      out->grid_bytes += (int)((len + 15) / 16 * 16);
+    }
+    /* the first stage bounds every later list */
+    SaKeep first = stage[0] < 0 ? s->predict_keep : s->filter[stage[0]].keep;
+    if (first.kind == KEEP_TOP_COUNT)
+      out->list_count = (int64_t)first.value;
+    else if (first.kind == KEEP_TOP_RATIO)
+      out->list_ratio = first.value;
+  }
+}
+
+static bool keeps_all(const SaSpec *s, SaKeep k) {
+  return k.kind == KEEP_ALL || (k.kind == KEEP_TOP_RATIO && k.value >= 1.0) ||
+         (k.kind == KEEP_TOP_COUNT && s->seq > 0 && k.value >= (double)s->seq);
+}
+
+int sa_cuda_select_stages(const SaSpec *s, int out[SA_MAX_FILTER_ROUNDS + 1]) {
+  int n = 0;
+  if (s->has_predict && !keeps_all(s, s->predict_keep))
+    out[n++] = -1;
+  for (int r = 0; r < s->n_filter_rounds && r < SA_MAX_FILTER_ROUNDS; r++)
+    if (!keeps_all(s, s->filter[r].keep))
+      out[n++] = r;
+  return n;
+}
+
+/* A row's list capacity: what the first selecting stage can keep of seq
+ * candidates (ceil(ratio * seq) in double, as the rule computes it). */
+static int64_t list_cap(const SaCudaKernel *k, int64_t seq) {
+  if (k->list_count > 0)
+    return k->list_count < seq ? k->list_count : seq;
+  if (k->list_ratio > 0) {
+    double y = k->list_ratio * (double)seq;
+    int64_t c = (int64_t)y;
+    c += (double)c < y;
+    return c < seq ? c : seq;
+  }
+  return seq;
+}
+
+/* Per batch (docs/cuda.md): steps (f64) of every stage, Q's heads then
+ * K's; the rows' list lengths (i32); grids (i8) of every stage; lists
+ * (i32, list_cap entries per row); the whole rounded up to 256 bytes. */
+size_t sa_cuda_workspace_bytes(const SaCudaKernel *k, int64_t batch, int64_t seq) {
+  if (!k || k->select_rounds <= 0 || batch <= 0 || seq <= 0)
+    return 0;
+  int64_t nh = k->heads + k->kv_heads;
+  int64_t at = 8 * seq * nh * k->select_rounds;
+  at += 4 * seq * k->heads;
+  at = (at + 15) / 16 * 16;
+  at += seq * nh * k->grid_bytes;
+  at += 4 * seq * k->heads * list_cap(k, seq);
+  at = (at + 255) / 256 * 256;
+  return (size_t)(at * batch);
 }
 
 static void say(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -286,35 +354,84 @@ SaStatus sa_cuda_module_load(SaCuda *cu, const void *image, size_t len, SaCudaMo
 void sa_cuda_module_unload(SaCudaModule *m) {
   if (!m)
     return;
+  if (m->ws)
+    m->cu->api.mem_free(m->ws);
   m->cu->api.module_unload(m->mod);
   free(m);
 }
 
-/* The function for kernel k, with its dynamic shared memory allowed. */
-static SaStatus function(SaCudaModule *m, const SaCudaKernel *k, CUfunction *fn, char *err, size_t cap) {
+/* The function `name` (a kernel's or one of its stages'), with `shared`
+ * bytes of dynamic shared memory allowed. */
+static SaStatus function(SaCudaModule *m, const char *name, int shared, CUfunction *fn, char *err, size_t cap) {
   SaCuda *cu = m->cu;
   for (int i = 0; i < m->n; i++)
-    if (!strcmp(m->funcs[i].name, k->name)) {
+    if (!strcmp(m->funcs[i].name, name)) {
       *fn = m->funcs[i].fn;
       return SA_OK;
     }
-  if (strlen(k->name) >= sizeof m->funcs[0].name || m->n == MAX_FUNCS) {
-    say(err, cap, "kernel '%s': too many kernels or too long a name", k->name);
+  if (strlen(name) >= sizeof m->funcs[0].name || m->n == MAX_FUNCS) {
+    say(err, cap, "kernel '%s': too many kernels or too long a name", name);
     return SA_ERR_INVALID_ARGUMENT;
   }
-  SaStatus st = check(cu, cu->api.module_function(fn, m->mod, k->name), "cuModuleGetFunction", err, cap);
+  SaStatus st = check(cu, cu->api.module_function(fn, m->mod, name), "cuModuleGetFunction", err, cap);
   if (st != SA_OK)
     return st;
-  if (k->shared_bytes > cu->shared_optin) {
-    say(err, cap, "kernel '%s' needs %d bytes of shared memory; this GPU allows %d per block", k->name,
-        k->shared_bytes, cu->shared_optin);
+  if (shared > cu->shared_optin) {
+    say(err, cap, "kernel '%s' needs %d bytes of shared memory; this GPU allows %d per block", name, shared,
+        cu->shared_optin);
     return SA_ERR_UNSUPPORTED;
   }
-  st = check(cu, cu->api.func_attr(*fn, FUNC_MAX_DYNAMIC_SHARED, k->shared_bytes), "cuFuncSetAttribute", err, cap);
+  st = check(cu, cu->api.func_attr(*fn, FUNC_MAX_DYNAMIC_SHARED, shared), "cuFuncSetAttribute", err, cap);
   if (st != SA_OK)
     return st;
-  snprintf(m->funcs[m->n].name, sizeof m->funcs[0].name, "%s", k->name);
+  snprintf(m->funcs[m->n].name, sizeof m->funcs[0].name, "%s", name);
   m->funcs[m->n++].fn = *fn;
+  return SA_OK;
+}
+
+/* The three stages of a selection kernel (sattn/cuda.h), on m's workspace. */
+static SaStatus launch_select(SaCudaModule *m, const SaCudaKernel *k, CUdeviceptr a[4], int64_t batch, int64_t seq,
+                              char *err, size_t cap) {
+  SaCuda *cu = m->cu;
+  size_t need = sa_cuda_workspace_bytes(k, batch, seq);
+  int64_t gy_grids = batch * (k->heads + k->kv_heads);
+  if (gy_grids > 65535) {
+    say(err, cap, "kernel '%s': batch %lld x (heads + kv_heads) is beyond the grid's limits", k->name,
+        (long long)batch);
+    return SA_ERR_INVALID_ARGUMENT;
+  }
+  if (need > m->ws_bytes) {
+    if (m->ws)
+      cu->api.mem_free(m->ws);
+    m->ws = 0, m->ws_bytes = 0;
+    SaStatus st = check(cu, cu->api.mem_alloc(&m->ws, need), "cuMemAlloc (workspace)", err, cap);
+    if (st != SA_OK)
+      return st;
+    m->ws_bytes = need;
+  }
+  char name[160];
+  struct {
+    const char *suffix;
+    int64_t rows, gy;
+    int shared;
+  } stage[3] = {{"_grids", 128, gy_grids, 0}, {"_select", k->query_tile, batch * k->heads, 4096},
+                {"", k->query_tile, batch * k->heads, k->shared_bytes}};
+  int64_t s = seq;
+  CUdeviceptr ws = m->ws;
+  void *params[6] = {&a[0], &a[1], &a[2], &a[3], &s, &ws};
+  for (int i = 0; i < 3; i++) {
+    snprintf(name, sizeof name, "%s%s", k->name, stage[i].suffix);
+    CUfunction fn;
+    SaStatus st = function(m, name, stage[i].shared, &fn, err, cap);
+    if (st != SA_OK)
+      return st;
+    unsigned gx = (unsigned)((seq + stage[i].rows - 1) / stage[i].rows);
+    st = check(cu, cu->api.launch(fn, gx, (unsigned)stage[i].gy, 1, (unsigned)k->threads, 1, 1,
+                                  (unsigned)stage[i].shared, NULL, params, NULL),
+               "cuLaunchKernel", err, cap);
+    if (st != SA_OK)
+      return st;
+  }
   return SA_OK;
 }
 
@@ -334,11 +451,13 @@ SaStatus sa_cuda_launch(SaCudaModule *m, const SaCudaKernel *k, SaCudaPtr q, SaC
     say(err, cap, "kernel '%s': q, k and v must be 16-byte aligned", k->name);
     return SA_ERR_INVALID_ARGUMENT;
   }
+  CUdeviceptr a[4] = {q, kk, v, o};
+  if (k->select_rounds > 0)
+    return launch_select(m, k, a, batch, seq, err, cap);
   CUfunction fn;
-  SaStatus st = function(m, k, &fn, err, cap);
+  SaStatus st = function(m, k->name, k->shared_bytes, &fn, err, cap);
   if (st != SA_OK)
     return st;
-  CUdeviceptr a[4] = {q, kk, v, o};
   int64_t s = seq;
   void *params[5] = {&a[0], &a[1], &a[2], &a[3], &s};
   return check(m->cu,

@@ -107,15 +107,44 @@ def to_signed(u, bits):
 def launch_contract(header, name):
     """Kernel `name`'s SaCudaKernel line of `sattnc --emit=header` text:
     threads, query_tile, key_tile, shared_bytes, heads, kv_heads, head_dim
-    (ints), layout, storage, output (names such as LAYOUT_BHSD, DT_FP16)."""
-    m = re.search(r'\{"' + re.escape(name) + r'", (\d+), (\d+), (\d+), (\d+), (\d+), (\d+), (\d+), (\w+), (\w+), (\w+)',
-                  header)
+    (ints), layout, storage, output (names such as LAYOUT_BHSD, DT_FP16),
+    and the selection fields select_rounds, grid_bytes, list_count (ints)
+    and list_ratio (float)."""
+    m = re.search(r'\{"' + re.escape(name) + r'", (\d+), (\d+), (\d+), (\d+), (\d+), (\d+), (\d+), (\w+), (\w+), (\w+), '
+                  r'"\w+", (\d+), (\d+), (\d+), ([-+.\deE]+)\}', header)
     if not m:
         raise SimError(f"no launch contract for {name} in the header")
     keys = ("threads", "query_tile", "key_tile", "shared_bytes", "heads", "kv_heads", "head_dim")
     out = {k: int(m.group(i + 1)) for i, k in enumerate(keys)}
     out.update(layout=m.group(8), storage=m.group(9), output=m.group(10))
+    out.update(select_rounds=int(m.group(11)), grid_bytes=int(m.group(12)), list_count=int(m.group(13)),
+               list_ratio=float(m.group(14)))
     return out
+
+
+def list_cap(lc, seq):
+    """A row's list capacity (list_cap in runtime/cuda/cuda.c)."""
+    if lc["list_count"] > 0:
+        return min(lc["list_count"], seq)
+    if lc["list_ratio"] > 0:
+        y = lc["list_ratio"] * float(seq)
+        c = int(y)
+        c += float(c) < y
+        return min(c, seq)
+    return seq
+
+
+def workspace_layout(lc, seq):
+    """Byte offsets inside one batch's workspace block of a selection
+    kernel (docs/cuda.md): steps, counts, grids, lists, and the block's
+    size."""
+    h, kvh, r = lc["heads"], lc["kv_heads"], lc["select_rounds"]
+    nh = h + kvh
+    counts = 8 * seq * nh * r
+    grids = (counts + 4 * seq * h + 15) // 16 * 16
+    lists = grids + seq * nh * lc["grid_bytes"]
+    size = (lists + 4 * seq * h * list_cap(lc, seq) + 255) // 256 * 256
+    return {"counts": counts, "grids": grids, "lists": lists, "size": size}
 
 
 # ---------------------------------------------------------------- memory
@@ -232,7 +261,7 @@ def parse(ptx, name):
             if lm:
                 labels[lm.group(1)] = len(code)
                 continue
-            if s.startswith(".reg") or s.startswith(".local") or s.startswith(".shared"):
+            if s.startswith((".reg", ".local", ".shared", ".pragma")):
                 continue
         cur += (" " if cur else "") + s
         if cur.endswith(";"):
@@ -245,7 +274,7 @@ def parse(ptx, name):
 
 
 CVT_MODIFIERS = ("rn", "rz", "rm", "rp", "rni", "rzi", "rmi", "rpi", "rna", "sat", "ftz", "relu")
-WARP_WIDE = ("shfl", "ldmatrix", "mma", "bar", "barrier")
+WARP_WIDE = ("shfl", "ldmatrix", "mma", "bar", "barrier", "vote")
 
 
 class Warp:
@@ -392,6 +421,10 @@ class Kernel:
             w.done |= exec_lanes
             w.pc[lanes & ~exec_lanes] = pc + 1
             return False
+        if op == "bar" and p[1] == "warp":  # bar.warp.sync: the lanes are together already
+            self.collective(lanes, live)
+            w.pc[lanes] = pc + 1
+            return False
         if op == "bar" or ins.op.startswith("barrier"):
             self.collective(lanes, live)
             w.at_barrier = True
@@ -485,12 +518,44 @@ class Kernel:
                 j = np.where(lane - b >= 0, lane - b, lane)
             self.set(w, a[0], src[j], L, 32)
             return
+        if op == "vote":  # vote.sync.ballot.b32 d, pred, membermask
+            self.collective(lanes, live)
+            pv = (self.val(w, a[1]) != 0) & L
+            bits = np.uint64(sum(1 << l for l in range(W) if pv[l]))
+            self.set(w, a[0], np.full(W, bits, np.uint64), L, 32)
+            return
+        if op == "atom":  # atom.shared.add.u32 d, [addr], v: the lanes one after another
+            if p[1] != "shared" or p[2] != "add" or width_of(ty) != 32:
+                raise SimError(f"unknown instruction {ins.op}")
+            ad = self.addr(w, a[1])
+            inc = self.val(w, a[2])
+            old = np.zeros(W, np.uint64)
+            for l in np.nonzero(L)[0]:
+                sh, off = self.shared_at(int(ad[l]), 4)
+                cur = int(sh[off:off + 4].view(np.uint32)[0])
+                old[l] = cur
+                sh[off:off + 4] = np.frombuffer(np.uint32((cur + int(inc[l])) & 0xFFFFFFFF).tobytes(), np.uint8)
+            self.set(w, a[0], old, L, 32)
+            return
+        if op == "dp4a":  # dp4a.s32.s32 d, a, b, c: four signed byte products added to c
+            if p[1:] != ["s32", "s32"]:
+                raise SimError(f"unknown instruction {ins.op}")
+            x, y, acc = self.val(w, a[1]), self.val(w, a[2]), to_signed(self.val(w, a[3]), 32)
+            for i in range(4):
+                acc = acc + to_signed(x >> np.uint64(8 * i), 8) * to_signed(y >> np.uint64(8 * i), 8)
+            self.set(w, a[0], acc.astype(np.uint64), L, 32)
+            return
         if op == "ldmatrix":
             return self.ldmatrix(w, ins, p, L, lanes, live)
         if op == "mma":
             return self.mma(w, ins, p, L, lanes, live)
         if ty == "f32" or ty == "f64":
             return self.float_op(w, ins, p, L)
+        if ty in ("f16", "bf16") and op in ("abs", "neg"):  # the sign bit alone, NaN too
+            x = self.val(w, a[1]) & np.uint64(0xFFFF)
+            r = x & np.uint64(0x7FFF) if op == "abs" else x ^ np.uint64(0x8000)
+            self.set(w, a[0], r, L, 16)
+            return
         if ty == "pred":
             x = [self.val(w, s) != 0 for s in a[1:]]
             r = {"and": lambda: x[0] & x[1], "or": lambda: x[0] | x[1], "xor": lambda: x[0] ^ x[1],
@@ -690,6 +755,12 @@ class Kernel:
             if x is None:
                 iv = to_signed(v, sbits) if st.startswith("s") else (v & mask(sbits))
                 x = iv.astype(np.float64)
+            elif dt == st:  # cvt.rzi.f64.f64 and the like: to an integral value
+                with np.errstate(all="ignore"):
+                    rnd = {"rni": np.rint, "rzi": np.trunc, "rmi": np.floor, "rpi": np.ceil}
+                    for m_ in mods:
+                        if m_ in rnd:
+                            x = rnd[m_](x)
             if dt == "f32":
                 r = f32_bits(x.astype(np.float32))
             elif dt == "f64":

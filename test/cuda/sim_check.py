@@ -17,7 +17,13 @@ has one. --ints: inputs of -1, 0 and 1, so that N:M groups hold exact ties.
 --nan-key J: key J of every head is NaN in its first column, so its scores
 are NaN. The tolerance is 2u relative (in the L2 norm over the compared
 output) with u the unit roundoff of P's type, as for a GPU run, plus the
-output type's rounding; non-finite outputs must be the same elements."""
+output type's rounding; non-finite outputs must be the same elements.
+
+Filter rounds and DSA prediction (select_rounds > 0 in the header) run
+their three kernels on one workspace: name_grids over every row, then
+name_select and name over the blocks chosen (--xs counts blocks of the
+header's query_tile rows). Each row's list must then hold exactly the
+keys the reference keeps (sattn-run --survivors), in key order."""
 import argparse
 import os
 import re
@@ -82,10 +88,15 @@ def main():
                files["q"], "--k", files["k"], "--v", files["v"], "--out", ref_file]
         if not spec_seq:
             cmd += ["--seq", str(S)]
+        select = lc["select_rounds"] > 0
+        surv_file = os.path.join(tmp, "surv.u8")
+        if select:
+            cmd += ["--survivors", surv_file]
         run = subprocess.run(cmd, capture_output=True, text=True)
         if run.returncode != 0:
             sys.exit(f"sim_check: the CPU kernel failed its own check:\n{run.stdout}{run.stderr}")
         ref = np.fromfile(ref_file, np.float32)
+        surv = np.fromfile(surv_file, np.uint8).reshape(B, heads, S, S) if select else None
 
     conv = {"DT_FP16": lambda x: x.astype(np.float16).tobytes(),
             "DT_BF16": lambda x: ptxsim.f32_to_bf16_bits(x).astype(np.uint16).tobytes(),
@@ -94,14 +105,49 @@ def main():
     bases = [mem.add(n, conv(in_layout(x))) for n, x in (("q", q), ("k", k), ("v", v))]
     obytes = {"DT_FP16": 2, "DT_BF16": 2, "DT_FP32": 4}[output]
     obase = mem.add("o", b"\xff" * (q.size * obytes))  # NaN bits: every element must be written
-    kern = ptxsim.Kernel(open(a.ptx).read(), a.kernel)
+    ptx = open(a.ptx).read()
+    kern = ptxsim.Kernel(ptx, a.kernel)
     grid = ((S + qtile - 1) // qtile, B * heads)
     ys = [int(y) for y in a.ys.split(",")] if a.ys else list(range(grid[1]))
     xs = [int(x) for x in a.xs.split(",")] if a.xs else list(range(grid[0]))
+    count = 0
     try:
-        kern.launch(grid, threads, shared, bases + [obase, S], mem, ys, xs)
+        if select:
+            lay = ptxsim.workspace_layout(lc, S)
+            ws = mem.add("workspace", b"\x5a" * (B * lay["size"]))
+            params = bases + [obase, S, ws]
+            grids = ptxsim.Kernel(ptx, a.kernel + "_grids")
+            grids.launch(((S + 127) // 128, B * (heads + kv_heads)), threads, 0, params, mem)
+            pick = ptxsim.Kernel(ptx, a.kernel + "_select")
+            pick.launch(grid, threads, 4096, params, mem, ys, xs)
+            count += grids.count + pick.count
+            kern.launch(grid, threads, shared, params, mem, ys, xs)
+        else:
+            kern.launch(grid, threads, shared, bases + [obase, S], mem, ys, xs)
     except ptxsim.SimError as e:
         sys.exit(f"sim_check: {a.kernel} seq {S}: {e}")
+    count += kern.count
+    lists_ok = True
+    if select:  # every row run: its list is the reference's survivors
+        wsb = mem.buf(ws)
+        cap = ptxsim.list_cap(lc, S)
+        bad = 0
+        for y in ys:
+            b, h = divmod(y, heads)
+            blk = wsb[b * lay["size"]:(b + 1) * lay["size"]]
+            for x in xs:
+                for i in range(x * qtile, min((x + 1) * qtile, S)):
+                    n = int(blk[lay["counts"] + 4 * (h * S + i):][:4].view(np.int32)[0])
+                    at = lay["lists"] + 4 * (h * S + i) * cap
+                    got = blk[at:at + 4 * max(n, 0)].view(np.int32) if 0 <= n <= cap else None
+                    want = np.nonzero(surv[b, h, i])[0]
+                    if got is None or not np.array_equal(got, want):
+                        bad += 1
+                        if bad <= 3:
+                            print(f"row (b {b}, h {h}, i {i}): list {None if got is None else got.tolist()[:12]} "
+                                  f"(n {n}), the reference keeps {want.tolist()[:12]} ({len(want)})")
+        lists_ok = bad == 0
+        print(f"{a.kernel}: survivor lists: {bad} rows differ from the reference's")
     raw = mem.buf(obase)
     if output == "DT_FP32":
         out = raw.view(np.float32).copy()
@@ -128,10 +174,10 @@ def main():
     fin = ~nf_o & ~nf_r
     rel = np.linalg.norm(o[fin] - r[fin]) / max(np.linalg.norm(r[fin]), 1e-30)
     worst = np.max(np.abs(o[fin] - r[fin])) if fin.any() else 0.0
-    ok = np.array_equal(nf_o, nf_r) and rel <= tol
+    ok = np.array_equal(nf_o, nf_r) and rel <= tol and lists_ok
     print(f"{a.kernel} seq {S} blocks x {xs if a.xs else 'all'} y {ys if a.ys else 'all'}: {o.size} outputs, "
           f"{int(nf_r.sum())} non-finite (ptxsim {int(nf_o.sum())}), relative error {rel:.2e} (tolerance {tol:.2e}), "
-          f"worst {worst:.2e}, {kern.count} warp instructions: {'ok' if ok else 'FAILED'}")
+          f"worst {worst:.2e}, {count} warp instructions: {'ok' if ok else 'FAILED'}")
     sys.exit(0 if ok else 1)
 
 

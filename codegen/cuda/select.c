@@ -1,0 +1,851 @@
+/* select.c: the CUDA kernels of filter rounds and DSA prediction
+ * (docs/semantics.md 4.5, 4.6; docs/cuda.md). Three kernels per spec, all
+ * gpu.funcs in the gpu, nvvm, llvm, scf and arith dialects like
+ * kernel.c's, launched in order on one workspace (sattn/cuda.h):
+ *
+ *   name_grids   a thread per Q or K row: for every stage, the row's
+ *                integer grid (DSA: of its random projection) and step,
+ *                in f64 with the reference's operations in its order, so
+ *                the grids are the same integers
+ *   name_select  a warp per query row: each stage's scores
+ *                ((scale step_q) step_k) dot, the dot exact in i32 (dp4a)
+ *                and the products in f64 as the reference forms them, and
+ *                the stage's exact top-k (ties to the lower key) by a
+ *                radix select over the scores' order-preserving 64-bit
+ *                keys, 8 bits a pass, in a shared-memory histogram; the
+ *                survivors go to the row's list in key order. Later
+ *                stages rank the list and compact it in place.
+ *   name         a warp per query row: softmax and P V over the row's
+ *                list, the keys' K and V rows read where they lie, with
+ *                an online softmax over 32 survivors at a time.
+ *
+ * No score is ever written: the select kernel recomputes each stage's
+ * low-precision scores on every pass, and the exact scores live in
+ * registers. Grids are at most 8 bits (one signed byte each). */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../codegen.h"
+#include "../emit.h"
+#include "../mask.h"
+#include "sattn/cuda.h"
+
+enum { THREADS = 128, WARP_ROWS = 4, GRID_ROWS = 128, HIST = 256 };
+#define LOG2E 1.4426950408889634
+
+typedef struct {
+  bool predict;     /* DSA's projection; otherwise a filter round */
+  int len, lp;      /* grid columns, and padded to 16 bytes */
+  int qbits, kbits; /* grid widths */
+  SaKeep keep;
+} Stage;
+
+typedef struct {
+  Em e;
+  const KernelPlan *p;
+  const SaSpec *s;
+  int64_t H, KVH, D;
+  int R, grid_bytes;
+  Stage st[SA_MAX_FILTER_ROUNDS + 1];
+  SaCudaKernel geo;
+  V S64, S32, ws, lane, warp;
+  V q, k, v, o;
+} C;
+
+#define E (&c->e)
+
+/* ---- small emitters ---- */
+
+static V c32(C *c, int64_t x) { return em_int(E, x, "i32"); }
+static V c64(C *c, int64_t x) { return em_int(E, x, "i64"); }
+static V f64c(C *c, double x) { return em_float(E, x, "f64"); }
+static V bin(C *c, const char *op, V a, V b, const char *ty) { return em(E, "%s %s, %s : %s", op, a.s, b.s, ty); }
+static V add32(C *c, V a, V b) { return bin(c, "arith.addi", a, b, "i32"); }
+static V add64(C *c, V a, V b) { return bin(c, "arith.addi", a, b, "i64"); }
+static V mul64(C *c, V a, V b) { return bin(c, "arith.muli", a, b, "i64"); }
+static V cmp(C *c, const char *pred, V a, V b, const char *ty) {
+  return em(E, "arith.cmpi %s, %s, %s : %s", pred, a.s, b.s, ty);
+}
+static V fcmp(C *c, const char *pred, V a, V b, const char *ty) {
+  return em(E, "arith.cmpf %s, %s, %s : %s", pred, a.s, b.s, ty);
+}
+static V sel(C *c, V cond, V a, V b, const char *ty) {
+  return em(E, "arith.select %s, %s, %s : %s", cond.s, a.s, b.s, ty);
+}
+static V ext64(C *c, V x) { return em(E, "arith.extsi %s : i32 to i64", x.s); }
+static V and1(C *c, V a, V b) { return bin(c, "arith.andi", a, b, "i1"); }
+static V or1(C *c, V a, V b) { return bin(c, "arith.ori", a, b, "i1"); }
+
+/* f64 products and sums rounded once each, as in the reference: PTX's
+ * .rn forms, which ptxas never contracts into an fma. */
+static V dmul(C *c, V a, V b) {
+  return em(E, "llvm.inline_asm \"mul.rn.f64 $0, $1, $2;\", \"=d,d,d\" %s, %s : (f64, f64) -> f64", a.s, b.s);
+}
+static V dadd(C *c, V a, V b) {
+  return em(E, "llvm.inline_asm \"add.rn.f64 $0, $1, $2;\", \"=d,d,d\" %s, %s : (f64, f64) -> f64", a.s, b.s);
+}
+
+/* |x| by clearing the sign bit (the NVVM lowering refuses fabs on f64) */
+static V dabs(C *c, V x) {
+  V u = em(E, "arith.bitcast %s : f64 to i64", x.s);
+  return em(E, "arith.bitcast %s : i64 to f64", bin(c, "arith.andi", u, c64(c, INT64_MAX), "i64").s);
+}
+
+static V shfl(C *c, const char *mode, V x, V lane_or_delta, const char *ty) {
+  V all = em(E, "llvm.mlir.constant(-1 : i32) : i32");
+  return em(E, "nvvm.shfl.sync %s %s, %s, %s, %s : %s -> %s", mode, all.s, x.s, lane_or_delta.s,
+            c32(c, strcmp(mode, "up") ? 31 : 0).s, ty, ty);
+}
+static V ballot(C *c, V pred) {
+  V all = em(E, "llvm.mlir.constant(-1 : i32) : i32");
+  return em(E, "nvvm.vote.sync ballot %s, %s -> i32", all.s, pred.s);
+}
+static void syncwarp(C *c) {
+  V all = em(E, "llvm.mlir.constant(-1 : i32) : i32");
+  em_do(E, "nvvm.bar.warp.sync %s : i32", all.s);
+}
+static V popc(C *c, V x) { return em(E, "llvm.intr.ctpop(%s) : (i32) -> i32", x.s); }
+
+/* Address of byte `off` (i64) of global pointer p, and loads and stores. */
+static V gbyte(C *c, V p, V off) {
+  return em(E, "llvm.getelementptr %s[%s] : (!llvm.ptr<1>, i64) -> !llvm.ptr<1>, i8", p.s, off.s);
+}
+static V gload(C *c, V p, V off, const char *ty) { return em(E, "llvm.load %s : !llvm.ptr<1> -> %s", gbyte(c, p, off).s, ty); }
+static void gstore(C *c, V x, V p, V off, const char *ty) {
+  em_do(E, "llvm.store %s, %s : %s, !llvm.ptr<1>", x.s, gbyte(c, p, off).s, ty);
+}
+static V sbyte(C *c, V off32) {
+  V base = em(E, "llvm.mlir.addressof @sattn_smem : !llvm.ptr<3>");
+  return em(E, "llvm.getelementptr %s[%s] : (!llvm.ptr<3>, i32) -> !llvm.ptr<3>, i8", base.s, off32.s);
+}
+
+/* Element offset (i64) of row `row` (i32) of head (b, h) of a tensor with
+ * nh heads (i32 values b, h), in the spec's layout. */
+static V row_offset(C *c, V b, V h, V nh, V row) {
+  V r64 = ext64(c, row), b64 = ext64(c, b), h64 = ext64(c, h), n64 = ext64(c, nh);
+  V x = c->s->layout == LAYOUT_BHSD ? add64(c, mul64(c, add64(c, mul64(c, b64, n64), h64), c->S64), r64)
+                                    : add64(c, mul64(c, add64(c, mul64(c, b64, c->S64), r64), n64), h64);
+  return mul64(c, x, c64(c, c->D));
+}
+
+/* Element e (i64 offset) of an input tensor as f32. */
+static V load_in(C *c, V p, V e) {
+  int es = c->s->storage == DT_FP32 ? 4 : 2;
+  V off = mul64(c, e, c64(c, es));
+  if (es == 4)
+    return gload(c, p, off, "f32");
+  const char *t = c->s->storage == DT_FP16 ? "f16" : "bf16";
+  return em(E, "arith.extf %s : %s to f32", gload(c, p, off, t).s, t);
+}
+
+/* Loops with carried values: opens `scf.for iv = lo to hi step st` (i32)
+ * carrying n values of types ty (init); the body's values come back in
+ * args, the iv is returned. loop_close yields next and gives the loop's
+ * results in res. */
+typedef struct {
+  V r;
+  int n;
+  const char *ty[12];
+} Loop;
+
+static V loop_open(C *c, Loop *l, V lo, V hi, V st, int n, const V *init, const char *const *ty, V *args) {
+  l->n = n;
+  char binds[1024] = "", tys[256] = "";
+  size_t bp = 0, tp = 0;
+  V iv = em_fresh(E);
+  for (int i = 0; i < n; i++) {
+    l->ty[i] = ty[i];
+    args[i] = em_fresh(E);
+    bp += (size_t)snprintf(binds + bp, sizeof binds - bp, "%s%s = %s", i ? ", " : "", args[i].s, init[i].s);
+    tp += (size_t)snprintf(tys + tp, sizeof tys - tp, "%s%s", i ? ", " : "", ty[i]);
+  }
+  if (n)
+    l->r = em_multi(E, n, "scf.for %s = %s to %s step %s iter_args(%s) -> (%s) : i32 {", iv.s, lo.s, hi.s, st.s, binds,
+                    tys);
+  else
+    em_do(E, "scf.for %s = %s to %s step %s : i32 {", iv.s, lo.s, hi.s, st.s);
+  E->depth++;
+  return iv;
+}
+
+static void loop_close(C *c, Loop *l, const V *next, V *res) {
+  char names[1024] = "", tys[256] = "";
+  size_t np = 0, tp = 0;
+  for (int i = 0; i < l->n; i++) {
+    np += (size_t)snprintf(names + np, sizeof names - np, "%s%s", i ? ", " : "", next[i].s);
+    tp += (size_t)snprintf(tys + tp, sizeof tys - tp, "%s%s", i ? ", " : "", l->ty[i]);
+  }
+  if (l->n)
+    em_do(E, "scf.yield %s : %s", names, tys);
+  E->depth--;
+  em_do(E, "}");
+  for (int i = 0; i < l->n; i++)
+    res[i] = em_res(l->r, i);
+}
+
+/* `scf.if cond -> (ty...)`: then-branch values a, else-branch values b
+ * must be emitted by the caller between if_open / if_else / if_close. */
+static V if_open(C *c, V cond, int n, const char *ty) {
+  char tys[256] = "";
+  size_t tp = 0;
+  for (int i = 0; i < n; i++)
+    tp += (size_t)snprintf(tys + tp, sizeof tys - tp, "%s%s", i ? ", " : "", ty);
+  V r = n == 1 ? em(E, "scf.if %s -> (%s) {", cond.s, tys) : em_multi(E, n, "scf.if %s -> (%s) {", cond.s, tys);
+  E->depth++;
+  return r;
+}
+static void if_yield(C *c, int n, const V *x, const char *ty) {
+  char names[1024] = "", tys[256] = "";
+  size_t np = 0, tp = 0;
+  for (int i = 0; i < n; i++) {
+    np += (size_t)snprintf(names + np, sizeof names - np, "%s%s", i ? ", " : "", x[i].s);
+    tp += (size_t)snprintf(tys + tp, sizeof tys - tp, "%s%s", i ? ", " : "", ty);
+  }
+  em_do(E, "scf.yield %s : %s", names, tys);
+}
+static void if_else(C *c) {
+  E->depth--;
+  em_do(E, "} else {");
+  E->depth++;
+}
+static void if_close(C *c) {
+  E->depth--;
+  em_do(E, "}");
+}
+
+/* ---- the workspace (docs/cuda.md; sa_cuda_workspace_bytes) ---- */
+
+/* i64 byte offsets inside one batch's block, S = seq. */
+static V ws_qstep(C *c, int r) { return mul64(c, c64(c, 8 * r * (c->H + c->KVH)), c->S64); }
+static V ws_kstep(C *c, int r) { return mul64(c, c64(c, 8 * (r * (c->H + c->KVH) + c->H)), c->S64); }
+static V ws_count(C *c) { return mul64(c, c64(c, 8 * c->R * (c->H + c->KVH)), c->S64); }
+static V ws_grid0(C *c) {
+  V end = add64(c, ws_count(c), mul64(c, c64(c, 4 * c->H), c->S64));
+  return bin(c, "arith.andi", add64(c, end, c64(c, 15)), c64(c, -16), "i64");
+}
+static V ws_qgrid(C *c, int r) {
+  int64_t before = 0;
+  for (int i = 0; i < r; i++)
+    before += c->st[i].lp;
+  return add64(c, ws_grid0(c), mul64(c, c64(c, (c->H + c->KVH) * before), c->S64));
+}
+static V ws_kgrid(C *c, int r) { return add64(c, ws_qgrid(c, r), mul64(c, c64(c, c->H * c->st[r].lp), c->S64)); }
+static V ws_list(C *c) { return add64(c, ws_grid0(c), mul64(c, c64(c, (c->H + c->KVH) * c->grid_bytes), c->S64)); }
+
+/* ceil(y) of a non-negative f64 below 2^62, as i64. */
+static V ceil64(C *c, V y) {
+  V t = em(E, "arith.fptosi %s : f64 to i64", y.s);
+  V back = em(E, "arith.sitofp %s : i64 to f64", t.s);
+  return sel(c, fcmp(c, "olt", back, y, "f64"), add64(c, t, c64(c, 1)), t, "i64");
+}
+
+/* A row's list capacity (list_cap in runtime/cuda/cuda.c). */
+static V list_cap(C *c) {
+  if (c->geo.list_count > 0)
+    return bin(c, "arith.minsi", c64(c, c->geo.list_count), c->S64, "i64");
+  if (c->geo.list_ratio > 0) {
+    V y = dmul(c, f64c(c, c->geo.list_ratio), em(E, "arith.sitofp %s : i64 to f64", c->S64.s));
+    return bin(c, "arith.minsi", ceil64(c, y), c->S64, "i64");
+  }
+  return c->S64;
+}
+
+static V batch_base(C *c, V b) {
+  V per = add64(c, ws_list(c), mul64(c, mul64(c, c64(c, 4 * c->H), c->S64), list_cap(c)));
+  per = bin(c, "arith.andi", add64(c, per, c64(c, 255)), c64(c, -256), "i64");
+  return gbyte(c, c->ws, mul64(c, ext64(c, b), per));
+}
+
+/* ---- name_grids ---- */
+
+/* The reference's grid value of x (f64) given the row's amax and step:
+ * 0 when amax is 0, else clamp(round half away(x / step), -qmax, qmax),
+ * where a NaN quotient clamps to -qmax (fmax(NaN, -qmax)); as i32. */
+static V grid_value(C *c, V x, V amax, V step, V qmax) {
+  V y = bin(c, "arith.divf", x, step, "f64");
+  V a = dabs(c, y);
+  V f = em(E, "arith.sitofp %s : i64 to f64", em(E, "arith.fptosi %s : f64 to i64", a.s).s);
+  V frac = bin(c, "arith.subf", a, f, "f64");
+  V r = sel(c, fcmp(c, "oge", frac, f64c(c, 0.5), "f64"), dadd(c, f, f64c(c, 1.0)), f, "f64");
+  r = sel(c, fcmp(c, "olt", y, f64c(c, 0.0), "f64"), em(E, "arith.negf %s : f64", r.s), r, "f64");
+  V nq = em(E, "arith.negf %s : f64", qmax.s);
+  r = sel(c, fcmp(c, "uno", y, y, "f64"), nq, bin(c, "arith.minimumf", bin(c, "arith.maximumf", r, nq, "f64"), qmax, "f64"), "f64");
+  r = sel(c, fcmp(c, "oeq", amax, f64c(c, 0.0), "f64"), f64c(c, 0.0), r, "f64");
+  return em(E, "arith.fptosi %s : f64 to i32", r.s);
+}
+
+/* Column col (i32) of DSA's projection of the row at element offset x0:
+ * sum over d of x[d] * proj[d][col], in order, each product and sum
+ * rounded; proj[d][col] = +-1/sqrt(predict_dim) by the low bit of the
+ * (d * predict_dim + col)-th SplitMix64 draw from the seed. */
+static V project(C *c, V src, V x0, V col) {
+  int64_t pd = c->s->predict_dim;
+  double mag = 1.0 / sqrt((double)pd);
+  Loop l;
+  V acc0 = f64c(c, 0.0), args[1], res[1];
+  const char *ty[1] = {"f64"};
+  V d = loop_open(c, &l, c32(c, 0), c32(c, (int)c->D), c32(c, 1), 1, &acc0, ty, args);
+  V n = ext64(c, add32(c, bin(c, "arith.muli", d, c32(c, (int)pd), "i32"), col));
+  V state = add64(c, c64(c, (int64_t)c->s->predict_seed), mul64(c, n, c64(c, (int64_t)UINT64_C(0x9E3779B97F4A7C15))));
+  V bit = bin(c, "arith.andi", mask_splitmix(E, state), c64(c, 1), "i64");
+  V p = sel(c, cmp(c, "ne", bit, c64(c, 0), "i64"), f64c(c, mag), f64c(c, -mag), "f64");
+  V x = em(E, "arith.extf %s : f32 to f64", load_in(c, src, add64(c, x0, ext64(c, d))).s);
+  V nx = dadd(c, args[0], dmul(c, x, p));
+  loop_close(c, &l, &nx, res);
+  return res[0];
+}
+
+/* The value of stage r's grid column col of the row: a projection column
+ * or an input element (f64). */
+static V stage_value(C *c, const Stage *st, V src, V x0, V col) {
+  if (st->predict)
+    return project(c, src, x0, col);
+  return em(E, "arith.extf %s : f32 to f64", load_in(c, src, add64(c, x0, ext64(c, col))).s);
+}
+
+static void emit_grids(C *c) {
+  em_raw(E, "gpu.func @%s_grids(%%q: !llvm.ptr<1>, %%k: !llvm.ptr<1>, %%v: !llvm.ptr<1>, %%o: !llvm.ptr<1>, %%seq: i64, "
+            "%%ws: !llvm.ptr<1>) kernel attributes {known_block_size = array<i32: %d, 1, 1>} {\n",
+         c->s->name, THREADS);
+  V tid = em(E, "nvvm.read.ptx.sreg.tid.x : i32");
+  V bx = em(E, "nvvm.read.ptx.sreg.ctaid.x : i32");
+  V by = em(E, "nvvm.read.ptx.sreg.ctaid.y : i32");
+  c->S32 = em(E, "arith.trunci %%seq : i64 to i32");
+  V row = add32(c, bin(c, "arith.muli", bx, c32(c, GRID_ROWS), "i32"), tid);
+  int64_t nh = c->H + c->KVH;
+  V b = bin(c, "arith.divui", by, c32(c, (int)nh), "i32");
+  V which = bin(c, "arith.remui", by, c32(c, (int)nh), "i32");
+  em_if(E, cmp(c, "slt", row, c->S32, "i32"));
+  V isq = cmp(c, "slt", which, c32(c, (int)c->H), "i32");
+  V head = sel(c, isq, which, bin(c, "arith.subi", which, c32(c, (int)c->H), "i32"), "i32");
+  V src = em(E, "llvm.select %s, %%q, %%k : i1, !llvm.ptr<1>", isq.s);
+  V x0 = row_offset(c, b, head, sel(c, isq, c32(c, (int)c->H), c32(c, (int)c->KVH), "i32"), row);
+  V base = batch_base(c, b);
+  /* this row's index among Q's rows (h * S + i), or among K's */
+  V hrow = ext64(c, add32(c, bin(c, "arith.muli", head, c->S32, "i32"), row));
+  for (int r = 0; r < c->R; r++) {
+    const Stage *st = &c->st[r];
+    V qmax = sel(c, isq, f64c(c, ldexp(1.0, st->qbits - 1) - 1.0), f64c(c, ldexp(1.0, st->kbits - 1) - 1.0), "f64");
+    Loop l;
+    V z = f64c(c, 0.0), args[1], amax[1];
+    const char *ty[1] = {"f64"};
+    V col = loop_open(c, &l, c32(c, 0), c32(c, st->len), c32(c, 1), 1, &z, ty, args);
+    V x = stage_value(c, st, src, x0, col);
+    /* fmax(amax, |x|): a NaN x leaves amax as it was */
+    V nx = bin(c, "arith.maxnumf", args[0], dabs(c, x), "f64");
+    loop_close(c, &l, &nx, amax);
+    V step = bin(c, "arith.divf", amax[0], qmax, "f64");
+    V stepoff = add64(c, sel(c, isq, ws_qstep(c, r), ws_kstep(c, r), "i64"), mul64(c, hrow, c64(c, 8)));
+    gstore(c, step, base, stepoff, "f64");
+    V gbase = add64(c, sel(c, isq, ws_qgrid(c, r), ws_kgrid(c, r), "i64"), mul64(c, hrow, c64(c, st->lp)));
+    col = em_for(E, em_index(E, 0), em_index(E, st->lp), em_index(E, 1));
+    V c32v = em(E, "arith.index_cast %s : index to i32", col.s);
+    V inside = cmp(c, "slt", c32v, c32(c, st->len), "i32");
+    V gv = if_open(c, inside, 1, "i32");
+    V g = grid_value(c, stage_value(c, st, src, x0, c32v), amax[0], step, qmax);
+    if_yield(c, 1, &g, "i32");
+    if_else(c);
+    V zero = c32(c, 0);
+    if_yield(c, 1, &zero, "i32");
+    if_close(c);
+    gstore(c, em(E, "arith.trunci %s : i32 to i8", gv.s), base, add64(c, gbase, ext64(c, c32v)), "i8");
+    em_end(E);
+  }
+  em_end(E);
+  em_do(E, "gpu.return");
+  em_raw(E, "}\n");
+}
+
+/* ---- name_select ---- */
+
+/* The order-preserving key of an f64 score: larger scores have larger
+ * keys, -0 and +0 the same, and every NaN key 0, below -inf's (the
+ * reference ranks NaN after every number). */
+static V order_key(C *c, V a) {
+  V z = sel(c, fcmp(c, "oeq", a, f64c(c, 0.0), "f64"), f64c(c, 0.0), a, "f64");
+  V u = em(E, "arith.bitcast %s : f64 to i64", z.s);
+  V neg = cmp(c, "slt", u, c64(c, 0), "i64");
+  V k = sel(c, neg, bin(c, "arith.xori", u, c64(c, -1), "i64"), bin(c, "arith.ori", u, c64(c, INT64_MIN), "i64"), "i64");
+  return sel(c, fcmp(c, "uno", a, a, "f64"), c64(c, 0), k, "i64");
+}
+
+/* What a stage's scores need of its query row. */
+typedef struct {
+  int r;
+  V coef;        /* scale * step_q (f64) */
+  V qw[64];      /* the Q grid row as words of 4 bytes */
+  V kgrid, kstep; /* byte offsets of key 0 of this head's K grid rows and steps */
+  V base;        /* the batch's workspace block */
+} Scorer;
+
+/* Key j's (i32) order key under stage sc->r. */
+static V score_key(C *c, const Scorer *sc, V j) {
+  const Stage *st = &c->st[sc->r];
+  V j64 = ext64(c, j);
+  V kg = add64(c, sc->kgrid, mul64(c, j64, c64(c, st->lp)));
+  V dot = c32(c, 0);
+  for (int w = 0; w < st->lp / 4; w++) {
+    V kw = gload(c, sc->base, add64(c, kg, c64(c, 4 * w)), "i32");
+    dot = em(E, "llvm.inline_asm \"dp4a.s32.s32 $0, $1, $2, $3;\", \"=r,r,r,r\" %s, %s, %s : (i32, i32, i32) -> i32",
+             sc->qw[w].s, kw.s, dot.s);
+  }
+  V ks = gload(c, sc->base, add64(c, sc->kstep, mul64(c, j64, c64(c, 8))), "f64");
+  V a = dmul(c, dmul(c, sc->coef, ks), em(E, "arith.sitofp %s : i32 to f64", dot.s));
+  return order_key(c, a);
+}
+
+/* One chunk of 32 candidates: lane's candidate j and whether it is one.
+ * Stage 0 walks keys [lo, hi) with the mask; later stages the list. */
+typedef struct {
+  bool from_list;
+  V lo, hi;  /* i32: keys (stage 0) or list positions */
+  V i64row;  /* the query row, i64 */
+  V list;    /* byte offset of the row's list */
+  V base;
+} Cands;
+
+static V cand_at(C *c, const Cands *cd, V chunk, V *valid) {
+  V at = add32(c, chunk, c->lane);
+  V ok = cmp(c, "slt", at, cd->hi, "i32");
+  if (cd->from_list) {
+    V safe = sel(c, ok, at, chunk, "i32");
+    V j = gload(c, cd->base, add64(c, cd->list, mul64(c, ext64(c, safe), c64(c, 4))), "i32");
+    *valid = ok;
+    return j;
+  }
+  if (c->p->mask)
+    ok = and1(c, ok, mask_pred(E, c->p->mask, c->S64, cd->i64row, ext64(c, at)));
+  *valid = ok;
+  return sel(c, cmp(c, "slt", at, cd->hi, "i32"), at, cd->lo, "i32");
+}
+
+/* The lanes below this one, as a ballot mask. */
+static V lanes_below(C *c) {
+  return bin(c, "arith.subi", bin(c, "arith.shli", c32(c, 1), c->lane, "i32"), c32(c, 1), "i32");
+}
+
+/* The candidates' count (i32, warp-uniform). */
+static V count_cands(C *c, const Cands *cd) {
+  if (cd->from_list)
+    return bin(c, "arith.subi", cd->hi, cd->lo, "i32");
+  Loop l;
+  V z = c32(c, 0), args[1], res[1];
+  const char *ty[1] = {"i32"};
+  V chunk = loop_open(c, &l, cd->lo, cd->hi, c32(c, 32), 1, &z, ty, args);
+  V valid;
+  cand_at(c, cd, chunk, &valid);
+  V n = add32(c, args[0], popc(c, ballot(c, valid)));
+  loop_close(c, &l, &n, res);
+  return res[0];
+}
+
+/* k of the stage's rule for cnt candidates (i32), at most cnt. */
+static V rule_k(C *c, SaKeep keep, V cnt) {
+  V k;
+  if (keep.kind == KEEP_TOP_COUNT)
+    k = c32(c, (int64_t)keep.value > INT32_MAX ? INT32_MAX : (int64_t)keep.value);
+  else if (keep.kind == KEEP_TOP_RATIO)
+    k = em(E, "arith.trunci %s : i64 to i32",
+           ceil64(c, dmul(c, f64c(c, keep.value), em(E, "arith.sitofp %s : i32 to f64", cnt.s))).s);
+  else
+    k = cnt;
+  return bin(c, "arith.minsi", k, cnt, "i32");
+}
+
+/* The k-th largest key (as T) among the candidates, and how many keys
+ * equal to T the top k holds (need): 8 passes of 8 bits, each counting
+ * the keys that match the digits found so far into the warp's 256 bins
+ * (shared, digits from the top), then finding the digit where the count
+ * from above reaches the rank still needed. */
+static void radix_select(C *c, const Scorer *sc, const Cands *cd, V k, V hist, V *T, V *need) {
+  Loop pl;
+  V init[3] = {c64(c, 0), c64(c, 0), k}, a[3], res[3];
+  const char *ty[3] = {"i64", "i64", "i32"};
+  V pass = loop_open(c, &pl, c32(c, 0), c32(c, 8), c32(c, 1), 3, init, ty, a);
+  V prefix = a[0], pmask = a[1], want = a[2];
+  V shift = ext64(c, bin(c, "arith.subi", c32(c, 56), bin(c, "arith.muli", pass, c32(c, 8), "i32"), "i32"));
+  for (int t = 0; t < 8; t++)
+    em_do(E, "llvm.store %s, %s : i32, !llvm.ptr<3>", c32(c, 0).s,
+          sbyte(c, add32(c, hist, bin(c, "arith.muli", add32(c, bin(c, "arith.muli", c->lane, c32(c, 8), "i32"), c32(c, t)),
+                                      c32(c, 4), "i32"))).s);
+  syncwarp(c);
+  {
+    Loop cl;
+    V chunk = loop_open(c, &cl, cd->lo, cd->hi, c32(c, 32), 0, NULL, NULL, NULL);
+    V valid;
+    V j = cand_at(c, cd, chunk, &valid);
+    V key = score_key(c, sc, j);
+    V match = cmp(c, "eq", bin(c, "arith.andi", key, pmask, "i64"), prefix, "i64");
+    em_if(E, and1(c, valid, match));
+    V digit = em(E, "arith.trunci %s : i64 to i32", bin(c, "arith.andi", bin(c, "arith.shrui", key, shift, "i64"), c64(c, 255), "i64").s);
+    em(E, "llvm.atomicrmw add %s, %s monotonic : !llvm.ptr<3>, i32",
+       sbyte(c, add32(c, hist, bin(c, "arith.muli", digit, c32(c, 4), "i32"))).s, c32(c, 1).s);
+    em_end(E);
+    loop_close(c, &cl, NULL, NULL);
+  }
+  syncwarp(c);
+  /* lane l holds digits 255 - 8 l down to 248 - 8 l */
+  V h[8], s = c32(c, 0), dig[8];
+  for (int t = 0; t < 8; t++) {
+    dig[t] = bin(c, "arith.subi", c32(c, 255 - t), bin(c, "arith.muli", c->lane, c32(c, 8), "i32"), "i32");
+    h[t] = em(E, "llvm.load %s : !llvm.ptr<3> -> i32", sbyte(c, add32(c, hist, bin(c, "arith.muli", dig[t], c32(c, 4), "i32"))).s);
+    s = add32(c, s, h[t]);
+  }
+  V incl = s;
+  for (int d = 1; d < 32; d *= 2) {
+    V up = shfl(c, "up", incl, c32(c, d), "i32");
+    incl = add32(c, incl, sel(c, cmp(c, "sge", c->lane, c32(c, d), "i32"), up, c32(c, 0), "i32"));
+  }
+  V first_ballot = ballot(c, cmp(c, "sge", incl, want, "i32"));
+  /* the lowest lane whose running count reaches want */
+  V low = bin(c, "arith.andi", first_ballot, bin(c, "arith.subi", c32(c, 0), first_ballot, "i32"), "i32");
+  V src = popc(c, bin(c, "arith.subi", low, c32(c, 1), "i32"));
+  V run = bin(c, "arith.subi", incl, s, "i32"), found = em_int(E, 0, "i1"), dsel = c32(c, 0), gt = c32(c, 0);
+  for (int t = 0; t < 8; t++) {
+    V nrun = add32(c, run, h[t]);
+    V hit = and1(c, bin(c, "arith.xori", found, em_int(E, 1, "i1"), "i1"), cmp(c, "sge", nrun, want, "i32"));
+    dsel = sel(c, hit, dig[t], dsel, "i32");
+    gt = sel(c, hit, run, gt, "i32");
+    found = or1(c, found, hit);
+    run = nrun;
+  }
+  dsel = shfl(c, "idx", dsel, src, "i32");
+  gt = shfl(c, "idx", gt, src, "i32");
+  syncwarp(c);
+  V next[3] = {bin(c, "arith.ori", prefix, bin(c, "arith.shli", ext64(c, dsel), shift, "i64"), "i64"),
+               bin(c, "arith.ori", pmask, bin(c, "arith.shli", c64(c, 255), shift, "i64"), "i64"),
+               bin(c, "arith.subi", want, gt, "i32")};
+  loop_close(c, &pl, next, res);
+  *T = res[0];
+  *need = res[2];
+}
+
+/* Writes the kept candidates (every one when all, else keys above T and
+ * the first `need` equal to T) to the row's list in order; returns their
+ * count. In place for a stage reading the list: a chunk is read before
+ * any of it is written, and writes never pass the chunk being read. */
+static V write_list(C *c, const Scorer *sc, const Cands *cd, V all, V T, V need) {
+  Loop l;
+  V init[2] = {c32(c, 0), c32(c, 0)}, a[2], res[2];
+  const char *ty[2] = {"i32", "i32"};
+  V chunk = loop_open(c, &l, cd->lo, cd->hi, c32(c, 32), 2, init, ty, a);
+  V valid;
+  V j = cand_at(c, cd, chunk, &valid);
+  V key = score_key(c, sc, j);
+  V eq = and1(c, valid, cmp(c, "eq", key, T, "i64"));
+  V beq = ballot(c, eq);
+  V below = lanes_below(c);
+  V rank = add32(c, a[1], popc(c, bin(c, "arith.andi", beq, below, "i32")));
+  V take = or1(c, cmp(c, "ugt", key, T, "i64"), and1(c, eq, cmp(c, "slt", rank, need, "i32")));
+  take = and1(c, valid, or1(c, all, take));
+  V bt = ballot(c, take);
+  V pos = add32(c, a[0], popc(c, bin(c, "arith.andi", bt, below, "i32")));
+  em_if(E, take);
+  gstore(c, j, cd->base, add64(c, cd->list, mul64(c, ext64(c, pos), c64(c, 4))), "i32");
+  em_end(E);
+  V next[2] = {add32(c, a[0], popc(c, bt)), add32(c, a[1], popc(c, beq))};
+  loop_close(c, &l, next, res);
+  return res[0];
+}
+
+static void emit_select(C *c) {
+  em_raw(E, "gpu.func @%s_select(%%q: !llvm.ptr<1>, %%k: !llvm.ptr<1>, %%v: !llvm.ptr<1>, %%o: !llvm.ptr<1>, %%seq: i64, "
+            "%%ws: !llvm.ptr<1>) kernel attributes {known_block_size = array<i32: %d, 1, 1>} {\n",
+         c->s->name, THREADS);
+  V tid = em(E, "nvvm.read.ptx.sreg.tid.x : i32");
+  V bx = em(E, "nvvm.read.ptx.sreg.ctaid.x : i32");
+  V by = em(E, "nvvm.read.ptx.sreg.ctaid.y : i32");
+  c->S32 = em(E, "arith.trunci %%seq : i64 to i32");
+  c->warp = bin(c, "arith.divui", tid, c32(c, 32), "i32");
+  c->lane = bin(c, "arith.remui", tid, c32(c, 32), "i32");
+  V i = add32(c, bin(c, "arith.muli", bx, c32(c, WARP_ROWS), "i32"), c->warp);
+  V b = bin(c, "arith.divui", by, c32(c, (int)c->H), "i32");
+  V h = bin(c, "arith.remui", by, c32(c, (int)c->H), "i32");
+  V kvh = bin(c, "arith.divui", h, c32(c, (int)(c->H / c->KVH)), "i32");
+  V hist = bin(c, "arith.muli", c->warp, c32(c, HIST * 4), "i32");
+  em_if(E, cmp(c, "slt", i, c->S32, "i32"));
+  V base = batch_base(c, b);
+  V i64 = ext64(c, i);
+  V qrow = ext64(c, add32(c, bin(c, "arith.muli", h, c->S32, "i32"), i));
+  V krow0 = ext64(c, bin(c, "arith.muli", kvh, c->S32, "i32"));
+  V list = add64(c, ws_list(c), mul64(c, mul64(c, qrow, list_cap(c)), c64(c, 4)));
+  /* stage 0's keys: the mask's closed-form range, else all */
+  V lo = c64(c, 0), hi = c->S64, l1, h1;
+  if (c->p->mask && mask_bounds(E, c->p->mask, i64, &l1, &h1)) {
+    lo = bin(c, "arith.maxsi", l1, lo, "i64");
+    hi = bin(c, "arith.maxsi", bin(c, "arith.minsi", h1, hi, "i64"), lo, "i64");
+  }
+  V n = c32(c, 0);
+  for (int r = 0; r < c->R; r++) {
+    const Stage *st = &c->st[r];
+    Scorer sc = {.r = r, .base = base};
+    V qs = gload(c, base, add64(c, ws_qstep(c, r), mul64(c, qrow, c64(c, 8))), "f64");
+    sc.coef = dmul(c, f64c(c, c->s->scale), qs);
+    V qg = add64(c, ws_qgrid(c, r), mul64(c, qrow, c64(c, st->lp)));
+    for (int w = 0; w < st->lp / 4; w++)
+      sc.qw[w] = gload(c, base, add64(c, qg, c64(c, 4 * w)), "i32");
+    sc.kgrid = add64(c, ws_kgrid(c, r), mul64(c, krow0, c64(c, st->lp)));
+    sc.kstep = add64(c, ws_kstep(c, r), mul64(c, krow0, c64(c, 8)));
+    Cands cd = {.from_list = r > 0, .i64row = i64, .list = list, .base = base};
+    if (r == 0) {
+      cd.lo = em(E, "arith.trunci %s : i64 to i32", lo.s);
+      cd.hi = em(E, "arith.trunci %s : i64 to i32", hi.s);
+    } else {
+      cd.lo = c32(c, 0);
+      cd.hi = n;
+    }
+    V cnt = count_cands(c, &cd);
+    V k = rule_k(c, st->keep, cnt);
+    V all = cmp(c, "sge", k, cnt, "i32");
+    /* the radix select only when the rule drops someone */
+    V tn = if_open(c, all, 2, "i64");
+    {
+      V x[2] = {c64(c, 0), c64(c, 0)};
+      if_yield(c, 2, x, "i64");
+    }
+    if_else(c);
+    {
+      V T, need;
+      radix_select(c, &sc, &cd, k, hist, &T, &need);
+      V x[2] = {T, ext64(c, need)};
+      if_yield(c, 2, x, "i64");
+    }
+    if_close(c);
+    V T = em_res(tn, 0), need = em(E, "arith.trunci %s : i64 to i32", em_res(tn, 1).s);
+    n = write_list(c, &sc, &cd, all, T, need);
+  }
+  gstore(c, n, base, add64(c, ws_count(c), mul64(c, qrow, c64(c, 4))), "i32");
+  em_end(E);
+  em_do(E, "gpu.return");
+  em_raw(E, "}\n");
+}
+
+/* ---- name: attention over the lists ---- */
+
+static void emit_attend(C *c) {
+  int dp = (int)((c->D + 31) / 32 * 32), dl = dp / 32;
+  em_raw(E, "gpu.func @%s(%%q: !llvm.ptr<1>, %%k: !llvm.ptr<1>, %%v: !llvm.ptr<1>, %%o: !llvm.ptr<1>, %%seq: i64, "
+            "%%ws: !llvm.ptr<1>) kernel attributes {known_block_size = array<i32: %d, 1, 1>} {\n",
+         c->s->name, THREADS);
+  V tid = em(E, "nvvm.read.ptx.sreg.tid.x : i32");
+  V bx = em(E, "nvvm.read.ptx.sreg.ctaid.x : i32");
+  V by = em(E, "nvvm.read.ptx.sreg.ctaid.y : i32");
+  c->S32 = em(E, "arith.trunci %%seq : i64 to i32");
+  c->warp = bin(c, "arith.divui", tid, c32(c, 32), "i32");
+  c->lane = bin(c, "arith.remui", tid, c32(c, 32), "i32");
+  V i = add32(c, bin(c, "arith.muli", bx, c32(c, WARP_ROWS), "i32"), c->warp);
+  V b = bin(c, "arith.divui", by, c32(c, (int)c->H), "i32");
+  V h = bin(c, "arith.remui", by, c32(c, (int)c->H), "i32");
+  V kvh = bin(c, "arith.divui", h, c32(c, (int)(c->H / c->KVH)), "i32");
+  V Hc = c32(c, (int)c->H), KVHc = c32(c, (int)c->KVH);
+  em_if(E, cmp(c, "slt", i, c->S32, "i32"));
+  V base = batch_base(c, b);
+  V qrow = ext64(c, add32(c, bin(c, "arith.muli", h, c->S32, "i32"), i));
+  V list = add64(c, ws_list(c), mul64(c, mul64(c, qrow, list_cap(c)), c64(c, 4)));
+  V n = gload(c, base, add64(c, ws_count(c), mul64(c, qrow, c64(c, 4))), "i32");
+  /* the query row into this warp's shared row (f32, zero past head_dim) */
+  V qs = bin(c, "arith.muli", c->warp, c32(c, dp * 4), "i32");
+  V qoff = row_offset(c, b, h, Hc, i);
+  for (int t = 0; t < dl; t++) {
+    V d = add32(c, c->lane, c32(c, 32 * t));
+    V in = cmp(c, "slt", d, c32(c, (int)c->D), "i32");
+    V x = if_open(c, in, 1, "f32");
+    V lx = load_in(c, c->q, add64(c, qoff, ext64(c, d)));
+    if_yield(c, 1, &lx, "f32");
+    if_else(c);
+    V z = em_float(E, 0.0, "f32");
+    if_yield(c, 1, &z, "f32");
+    if_close(c);
+    em_do(E, "llvm.store %s, %s : f32, !llvm.ptr<3>", x.s, sbyte(c, add32(c, qs, bin(c, "arith.muli", d, c32(c, 4), "i32"))).s);
+  }
+  syncwarp(c);
+  V kbase = row_offset(c, b, kvh, KVHc, c32(c, 0));
+  /* elements from one key's K (or V) row to the next's */
+  V kstride = c64(c, c->s->layout == LAYOUT_BHSD ? c->D : c->KVH * c->D);
+  V sc = em_float(E, c->s->scale * LOG2E, "f32");
+  V ninf = em_float(E, -INFINITY, "f32"), zero = em_float(E, 0.0, "f32");
+  /* carried: m (log2 units), this lane's part of l, O's dl columns */
+  int nc = 2 + dl;
+  V init[2 + 8], a[2 + 8], res[2 + 8];
+  const char *ty[2 + 8];
+  init[0] = ninf, init[1] = zero;
+  for (int t = 0; t < nc; t++)
+    ty[t] = "f32";
+  for (int t = 0; t < dl; t++)
+    init[2 + t] = zero;
+  Loop l;
+  V chunk = loop_open(c, &l, c32(c, 0), n, c32(c, 32), nc, init, ty, a);
+  V at = add32(c, chunk, c->lane);
+  V valid = cmp(c, "slt", at, n, "i32");
+  V j = gload(c, base, add64(c, list, mul64(c, ext64(c, sel(c, valid, at, chunk, "i32")), c64(c, 4))), "i32");
+  /* this lane's score: q . K[j], in f32 */
+  V koff = add64(c, kbase, mul64(c, ext64(c, j), kstride));
+  /* 16 columns a step (a loop, so that long rows' loads are not all
+   * hoisted into registers), the rest unrolled */
+  V dot = zero;
+  int64_t full = c->D / 16 * 16;
+  if (full) {
+    Loop dl16;
+    V da[1], dr[1];
+    const char *dty[1] = {"f32"};
+    V d0 = loop_open(c, &dl16, c32(c, 0), c32(c, (int)full), c32(c, 16), 1, &zero, dty, da);
+    V acc = da[0];
+    for (int u = 0; u < 16; u++) {
+      V d = add32(c, d0, c32(c, u));
+      V qv = em(E, "llvm.load %s : !llvm.ptr<3> -> f32", sbyte(c, add32(c, qs, bin(c, "arith.muli", d, c32(c, 4), "i32"))).s);
+      V kv = load_in(c, c->k, add64(c, koff, ext64(c, d)));
+      acc = em(E, "llvm.intr.fma(%s, %s, %s) : (f32, f32, f32) -> f32", qv.s, kv.s, acc.s);
+    }
+    loop_close(c, &dl16, &acc, dr);
+    dot = dr[0];
+  }
+  for (int64_t d = full; d < c->D; d++) {
+    V qv = em(E, "llvm.load %s : !llvm.ptr<3> -> f32", sbyte(c, add32(c, qs, c32(c, (int)(4 * d)))).s);
+    V kv = load_in(c, c->k, add64(c, koff, c64(c, d)));
+    dot = em(E, "llvm.intr.fma(%s, %s, %s) : (f32, f32, f32) -> f32", qv.s, kv.s, dot.s);
+  }
+  V s = sel(c, valid, bin(c, "arith.mulf", dot, sc, "f32"), ninf, "f32");
+  V mx = s;
+  for (int m = 16; m >= 1; m /= 2)
+    mx = bin(c, "arith.maximumf", mx, shfl(c, "bfly", mx, c32(c, m), "f32"), "f32");
+  V mnew = bin(c, "arith.maximumf", a[0], mx, "f32");
+  V alpha = sel(c, fcmp(c, "oeq", mnew, a[0], "f32"), em_float(E, 1.0, "f32"),
+                em(E, "llvm.inline_asm \"ex2.approx.ftz.f32 $0, $1;\", \"=f,f\" %s : (f32) -> f32",
+                   bin(c, "arith.subf", a[0], mnew, "f32").s),
+                "f32");
+  V off = sel(c, fcmp(c, "oeq", mnew, ninf, "f32"), zero, mnew, "f32");
+  V p = em(E, "llvm.inline_asm \"ex2.approx.ftz.f32 $0, $1;\", \"=f,f\" %s : (f32) -> f32",
+           bin(c, "arith.subf", s, off, "f32").s);
+  V next[2 + 8];
+  next[0] = mnew;
+  next[1] = bin(c, "arith.addf", bin(c, "arith.mulf", a[1], alpha, "f32"), p, "f32");
+  V o[8];
+  for (int t = 0; t < dl; t++)
+    o[t] = bin(c, "arith.mulf", a[2 + t], alpha, "f32");
+  /* O += p_e V[j_e] for the chunk's entries, p and j from lane e; a zero
+   * weight is skipped, so a V row holding Inf cannot reach O through it */
+  V cnt = bin(c, "arith.minsi", bin(c, "arith.subi", n, chunk, "i32"), c32(c, 32), "i32");
+  {
+    Loop el;
+    V ea[8], er[8];
+    const char *ety[8];
+    for (int t = 0; t < dl; t++)
+      ety[t] = "f32";
+    V e = loop_open(c, &el, c32(c, 0), cnt, c32(c, 1), dl, o, ety, ea);
+    V pe = shfl(c, "idx", p, e, "f32");
+    V je = shfl(c, "idx", j, e, "i32");
+    V vr = if_open(c, fcmp(c, "une", pe, zero, "f32"), dl, "f32");
+    V voff = add64(c, kbase, mul64(c, ext64(c, je), kstride));
+    V nv[8];
+    for (int t = 0; t < dl; t++) {
+      V d = add32(c, c->lane, c32(c, 32 * t));
+      V x = ea[t];
+      if (32 * (t + 1) > c->D) { /* columns past head_dim read nothing */
+        V in = cmp(c, "slt", d, c32(c, (int)c->D), "i32");
+        V vx = if_open(c, in, 1, "f32");
+        V lv = load_in(c, c->v, add64(c, voff, ext64(c, d)));
+        if_yield(c, 1, &lv, "f32");
+        if_else(c);
+        if_yield(c, 1, &zero, "f32");
+        if_close(c);
+        nv[t] = em(E, "llvm.intr.fma(%s, %s, %s) : (f32, f32, f32) -> f32", pe.s, vx.s, x.s);
+      } else {
+        V lv = load_in(c, c->v, add64(c, voff, ext64(c, d)));
+        nv[t] = em(E, "llvm.intr.fma(%s, %s, %s) : (f32, f32, f32) -> f32", pe.s, lv.s, x.s);
+      }
+    }
+    if_yield(c, dl, nv, "f32");
+    if_else(c);
+    if_yield(c, dl, ea, "f32");
+    if_close(c);
+    for (int t = 0; t < dl; t++)
+      nv[t] = dl == 1 ? vr : em_res(vr, t);
+    loop_close(c, &el, nv, er);
+    for (int t = 0; t < dl; t++)
+      next[2 + t] = er[t];
+  }
+  loop_close(c, &l, next, res);
+  V lsum = res[1];
+  for (int m = 16; m >= 1; m /= 2)
+    lsum = bin(c, "arith.addf", lsum, shfl(c, "bfly", lsum, c32(c, m), "f32"), "f32");
+  V inv = sel(c, fcmp(c, "ogt", lsum, zero, "f32"), bin(c, "arith.divf", em_float(E, 1.0, "f32"), lsum, "f32"), zero, "f32");
+  const char *ot = c->s->output == DT_FP32 ? "f32" : c->s->output == DT_FP16 ? "f16" : "bf16";
+  int ob = c->s->output == DT_FP32 ? 4 : 2;
+  for (int t = 0; t < dl; t++) {
+    V d = add32(c, c->lane, c32(c, 32 * t));
+    bool guard = 32 * (t + 1) > c->D;
+    if (guard)
+      em_if(E, cmp(c, "slt", d, c32(c, (int)c->D), "i32"));
+    V x = bin(c, "arith.mulf", res[2 + t], inv, "f32");
+    if (strcmp(ot, "f32"))
+      x = em(E, "arith.truncf %s : f32 to %s", x.s, ot);
+    gstore(c, x, c->o, mul64(c, add64(c, qoff, ext64(c, d)), c64(c, ob)), ot);
+    if (guard)
+      em_end(E);
+  }
+  em_end(E);
+  em_do(E, "gpu.return");
+  em_raw(E, "}\n");
+}
+
+bool cg_cuda_select_supported(const SaSpec *s, char *why, size_t cap) {
+  const char *no = NULL;
+  int stage[SA_MAX_FILTER_ROUNDS + 1];
+  int rounds = sa_cuda_select_stages(s, stage);
+  for (int r = 0; r < rounds && !no; r++) {
+    bool pred = stage[r] < 0;
+    const SaFilterRound *f = pred ? NULL : &s->filter[stage[r]];
+    SaKeep keep = pred ? s->predict_keep : f->keep;
+    int qb = pred ? s->predict_bits : f->q_bits, kb = pred ? s->predict_bits : f->k_bits;
+    if (qb > 8 || kb > 8)
+      no = "the CUDA target's filter rounds and DSA prediction use grids of at most 8 bits";
+    else if (keep.kind == KEEP_MEAN)
+      no = "the CUDA target's filter rounds and DSA prediction rank (top ratio, top count or all); Energon's mean "
+           "threshold is not implemented for it yet";
+  }
+  if (!no && s->has_predict && s->predict_dim > 256)
+    no = "the CUDA target projects DSA's rows to at most 256 columns";
+  if (!no && (s->nm_m > 0 || s->value_keep < 1 || s->has_progressive || s->token_keep < 1 || s->head_keep < 1))
+    no = "the CUDA target runs filter rounds and DSA prediction alone: N:M, value, token and head pruning and "
+         "progressive quantization after them are not implemented for it yet";
+  if (no && why)
+    snprintf(why, cap, "%s", no);
+  return !no;
+}
+
+char *cg_cuda_select_kernels(const KernelPlan *p) {
+  C cs = {0}, *c = &cs;
+  c->p = p;
+  c->s = &p->s;
+  c->H = p->s.heads;
+  c->KVH = p->s.kv_heads;
+  c->D = p->s.head_dim;
+  sa_cuda_describe(&p->s, &c->geo);
+  int stage[SA_MAX_FILTER_ROUNDS + 1];
+  c->R = sa_cuda_select_stages(&p->s, stage);
+  for (int r = 0; r < c->R; r++) {
+    Stage *st = &c->st[r];
+    st->predict = stage[r] < 0;
+    const SaFilterRound *f = st->predict ? NULL : &p->s.filter[stage[r]];
+    st->len = (int)(st->predict ? p->s.predict_dim : c->D);
+    st->lp = (st->len + 15) / 16 * 16;
+    st->qbits = st->predict ? p->s.predict_bits : f->q_bits;
+    st->kbits = st->predict ? p->s.predict_bits : f->k_bits;
+    st->keep = st->predict ? p->s.predict_keep : f->keep;
+    c->grid_bytes += st->lp;
+  }
+  if (c->R < 1 || c->R != c->geo.select_rounds || c->grid_bytes != c->geo.grid_bytes || c->geo.threads != THREADS || c->geo.query_tile != WARP_ROWS)
+    return NULL; /* the runtime's contract and this generator disagree */
+  strcpy(c->S64.s, "%seq");
+  strcpy(c->ws.s, "%ws");
+  strcpy(c->q.s, "%q");
+  strcpy(c->k.s, "%k");
+  strcpy(c->v.s, "%v");
+  strcpy(c->o.s, "%o");
+  emit_grids(c);
+  emit_select(c);
+  emit_attend(c);
+  return em_take(E);
+}
