@@ -27,6 +27,8 @@ prepare)
   for arch in sm_80 sm_90a; do
     "$root/build/bin/sattnc" "$root/test/cuda/Inputs/patterns.sattn" --target=cuda --arch=$arch --emit=ptx \
       -o "$out/patterns.$arch.ptx"
+    "$root/build/bin/sattnc" "$root/test/cuda/Inputs/select.sattn" --target=cuda --arch=$arch --emit=ptx \
+      -o "$out/select.$arch.ptx"
     "$root/build/bin/sattnc" "$here/specs.sattn" --target=cuda --arch=$arch --emit=ptx -o "$out/bench.$arch.ptx"
   done
   # the real tensors travel with the PTX (../shared does not)
@@ -90,7 +92,8 @@ gpu)
   jobs=$(mktemp -d)
   trap 'rm -rf "$jobs"' EXIT
   n=0
-  add() { n=$((n + 1)); printf '%s\n' "$*" > "$jobs/$n.cmd"; }
+  src="$p"; img="$out/patterns.$arch.ptx"
+  add() { n=$((n + 1)); printf '%s %s %s\n' "$src" "$img" "$*" > "$jobs/$n.cmd"; }
   for k in dense_h64 causal_gqa_bf16 window_h64 causal_window_bshd ocr_h15 dense_h32 causal_h80 dense_h40 causal_h256 \
     dense_f32 causal_f32_h128 window_f32_h15 gqa_f32_h80 dense_f32_h256 \
     nm_2of4_h64 nm_1of2_causal_bf16 nm_1of4_window_h80 nm_5of8_f32_h256 nm_3of4_h64 nm_2of4_h256; do
@@ -107,13 +110,21 @@ gpu)
     b=${t%.q.f32}
     add --kernel "$(basename "$b")" --q $b.q.f32 --k $b.k.f32 --v $b.v.f32
   done
+  # filter rounds and DSA prediction: three kernels on a workspace
+  src="$root/test/cuda/Inputs/select.sattn"; img="$out/select.$arch.ptx"
+  for k in dsa_gqa dsa_bf16_h80 filter_f32_h15 filter_window dsa_filter_h256; do
+    for s in 1 17 65 200 777; do add --kernel $k --seq $s --batch 2 --seed $RANDOM; done
+    add --kernel $k --seq 2049 --batch 1 --seed $RANDOM
+    add --kernel $k --seq 300 --input-scale 30 --seed $RANDOM
+  done
+  src="$p"; img="$out/patterns.$arch.ptx"
   for q in "$out"/ocr-attn/*.q.f32; do
     [ -e "$q" ] || continue
     b=${q%.q.f32}
     add --kernel ocr_h15 --q $b.q.f32 --k $b.k.f32 --v $b.v.f32 --expect $b.o.f32
   done
   seq 1 $n | xargs -P "$(nproc)" -I{} sh -c \
-    "\"$run\" \"$p\" \"$out/patterns.$arch.ptx\" \$(cat $jobs/{}.cmd) --json > $jobs/{}.json 2> $jobs/{}.err; echo \$? > $jobs/{}.rc"
+    "\"$run\" \$(cat $jobs/{}.cmd) --json > $jobs/{}.json 2> $jobs/{}.err; echo \$? > $jobs/{}.rc"
   check="$results/gpu-check.json"
   : > "$check"
   fails=0
