@@ -258,6 +258,30 @@ static V batch_base(C *c, V b) {
   return gbyte(c, c->ws, mul64(c, ext64(c, b), per));
 }
 
+/* ---- the kernels' openings ---- */
+
+/* The gpu.func line of kernel name + suffix (the arguments of every
+ * stage, sattn/cuda.h) and its thread and block indices. */
+static void func_open(C *c, const char *suffix, V *tid, V *bx, V *by) {
+  em_raw(E, "gpu.func @%s%s(%%q: !llvm.ptr<1>, %%k: !llvm.ptr<1>, %%v: !llvm.ptr<1>, %%o: !llvm.ptr<1>, %%seq: i64, "
+            "%%ws: !llvm.ptr<1>) kernel attributes {known_block_size = array<i32: %d, 1, 1>} {\n",
+         c->s->name, suffix, THREADS);
+  *tid = em(E, "nvvm.read.ptx.sreg.tid.x : i32");
+  *bx = em(E, "nvvm.read.ptx.sreg.ctaid.x : i32");
+  *by = em(E, "nvvm.read.ptx.sreg.ctaid.y : i32");
+  c->S32 = em(E, "arith.trunci %%seq : i64 to i32");
+}
+
+/* A warp per query row: this warp's row i, batch b, head h and kv head. */
+static void warp_row(C *c, V tid, V bx, V by, V *i, V *b, V *h, V *kvh) {
+  c->warp = bin(c, "arith.divui", tid, c32(c, 32), "i32");
+  c->lane = bin(c, "arith.remui", tid, c32(c, 32), "i32");
+  *i = add32(c, bin(c, "arith.muli", bx, c32(c, WARP_ROWS), "i32"), c->warp);
+  *b = bin(c, "arith.divui", by, c32(c, (int)c->H), "i32");
+  *h = bin(c, "arith.remui", by, c32(c, (int)c->H), "i32");
+  *kvh = bin(c, "arith.divui", *h, c32(c, (int)(c->H / c->KVH)), "i32");
+}
+
 /* ---- name_grids ---- */
 
 /* The reference's grid value of x (f64) given the row's amax and step:
@@ -306,13 +330,8 @@ static V stage_value(C *c, const Stage *st, V src, V x0, V col) {
 }
 
 static void emit_grids(C *c) {
-  em_raw(E, "gpu.func @%s_grids(%%q: !llvm.ptr<1>, %%k: !llvm.ptr<1>, %%v: !llvm.ptr<1>, %%o: !llvm.ptr<1>, %%seq: i64, "
-            "%%ws: !llvm.ptr<1>) kernel attributes {known_block_size = array<i32: %d, 1, 1>} {\n",
-         c->s->name, THREADS);
-  V tid = em(E, "nvvm.read.ptx.sreg.tid.x : i32");
-  V bx = em(E, "nvvm.read.ptx.sreg.ctaid.x : i32");
-  V by = em(E, "nvvm.read.ptx.sreg.ctaid.y : i32");
-  c->S32 = em(E, "arith.trunci %%seq : i64 to i32");
+  V tid, bx, by;
+  func_open(c, "_grids", &tid, &bx, &by);
   V row = add32(c, bin(c, "arith.muli", bx, c32(c, GRID_ROWS), "i32"), tid);
   int64_t nh = c->H + c->KVH;
   V b = bin(c, "arith.divui", by, c32(c, (int)nh), "i32");
@@ -551,19 +570,10 @@ static V write_list(C *c, const Scorer *sc, const Cands *cd, V all, V T, V need)
 }
 
 static void emit_select(C *c) {
-  em_raw(E, "gpu.func @%s_select(%%q: !llvm.ptr<1>, %%k: !llvm.ptr<1>, %%v: !llvm.ptr<1>, %%o: !llvm.ptr<1>, %%seq: i64, "
-            "%%ws: !llvm.ptr<1>) kernel attributes {known_block_size = array<i32: %d, 1, 1>} {\n",
-         c->s->name, THREADS);
-  V tid = em(E, "nvvm.read.ptx.sreg.tid.x : i32");
-  V bx = em(E, "nvvm.read.ptx.sreg.ctaid.x : i32");
-  V by = em(E, "nvvm.read.ptx.sreg.ctaid.y : i32");
-  c->S32 = em(E, "arith.trunci %%seq : i64 to i32");
-  c->warp = bin(c, "arith.divui", tid, c32(c, 32), "i32");
-  c->lane = bin(c, "arith.remui", tid, c32(c, 32), "i32");
-  V i = add32(c, bin(c, "arith.muli", bx, c32(c, WARP_ROWS), "i32"), c->warp);
-  V b = bin(c, "arith.divui", by, c32(c, (int)c->H), "i32");
-  V h = bin(c, "arith.remui", by, c32(c, (int)c->H), "i32");
-  V kvh = bin(c, "arith.divui", h, c32(c, (int)(c->H / c->KVH)), "i32");
+  V tid, bx, by;
+  func_open(c, "_select", &tid, &bx, &by);
+  V i, b, h, kvh;
+  warp_row(c, tid, bx, by, &i, &b, &h, &kvh);
   V hist = bin(c, "arith.muli", c->warp, c32(c, HIST * 4), "i32");
   em_if(E, cmp(c, "slt", i, c->S32, "i32"));
   V base = batch_base(c, b);
@@ -626,19 +636,10 @@ static void emit_select(C *c) {
 
 static void emit_attend(C *c) {
   int dp = (int)((c->D + 31) / 32 * 32), dl = dp / 32;
-  em_raw(E, "gpu.func @%s(%%q: !llvm.ptr<1>, %%k: !llvm.ptr<1>, %%v: !llvm.ptr<1>, %%o: !llvm.ptr<1>, %%seq: i64, "
-            "%%ws: !llvm.ptr<1>) kernel attributes {known_block_size = array<i32: %d, 1, 1>} {\n",
-         c->s->name, THREADS);
-  V tid = em(E, "nvvm.read.ptx.sreg.tid.x : i32");
-  V bx = em(E, "nvvm.read.ptx.sreg.ctaid.x : i32");
-  V by = em(E, "nvvm.read.ptx.sreg.ctaid.y : i32");
-  c->S32 = em(E, "arith.trunci %%seq : i64 to i32");
-  c->warp = bin(c, "arith.divui", tid, c32(c, 32), "i32");
-  c->lane = bin(c, "arith.remui", tid, c32(c, 32), "i32");
-  V i = add32(c, bin(c, "arith.muli", bx, c32(c, WARP_ROWS), "i32"), c->warp);
-  V b = bin(c, "arith.divui", by, c32(c, (int)c->H), "i32");
-  V h = bin(c, "arith.remui", by, c32(c, (int)c->H), "i32");
-  V kvh = bin(c, "arith.divui", h, c32(c, (int)(c->H / c->KVH)), "i32");
+  V tid, bx, by;
+  func_open(c, "", &tid, &bx, &by);
+  V i, b, h, kvh;
+  warp_row(c, tid, bx, by, &i, &b, &h, &kvh);
   V Hc = c32(c, (int)c->H), KVHc = c32(c, (int)c->KVH);
   em_if(E, cmp(c, "slt", i, c->S32, "i32"));
   V base = batch_base(c, b);
