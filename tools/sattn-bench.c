@@ -176,6 +176,7 @@ static float *rand_tensor(size_t n, uint64_t *st) {
 
 /* ---- baselines ---- */
 
+#ifdef SATTN_HAVE_OPENBLAS
 /* Row softmax for the baselines, compiled for AVX-512 with fast math so
  * that GCC calls glibc's vector expf (libmvec), as a tuned user's code
  * would; the kernels under test get no such help. */
@@ -192,6 +193,7 @@ __attribute__((target("avx512f"), optimize("O3", "fast-math"))) static void soft
       x[j] *= inv;
   }
 }
+#endif
 
 static void softmax_rows_plain(float *s, int64_t rows, int64_t n) {
   for (int64_t r = 0; r < rows; r++) {
@@ -228,6 +230,7 @@ static void naive_run(void *ctx) {
     }
 }
 
+#ifdef SATTN_HAVE_OPENBLAS
 static void softmax_rows(float *s, int64_t rows, int64_t n) {
   if (__builtin_cpu_supports("avx512f"))
     softmax_rows_512(s, rows, n);
@@ -235,7 +238,6 @@ static void softmax_rows(float *s, int64_t rows, int64_t n) {
     softmax_rows_plain(s, rows, n);
 }
 
-#ifdef SATTN_HAVE_OPENBLAS
 /* One head: sgemm, softmax, sgemm. Heads are spread over the threads (one
  * BLAS thread each), the fastest way found to drive OpenBLAS here. */
 static void openblas_head(void *ctx, int64_t h) {
