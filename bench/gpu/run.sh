@@ -112,7 +112,7 @@ gpu)
   done
   # filter rounds and DSA prediction: three kernels on a workspace
   src="$root/test/cuda/Inputs/select.sattn"; img="$out/select.$arch.ptx"
-  for k in dsa_gqa dsa_bf16_h80 filter_f32_h15 filter_window dsa_filter_h256; do
+  for k in dsa_gqa dsa_bf16_h80 filter_f32_h15 filter_window dsa_filter_h256 energon_mean mean_causal; do
     for s in 1 17 65 200 777; do add --kernel $k --seq $s --batch 2 --seed $RANDOM; done
     add --kernel $k --seq 2049 --batch 1 --seed $RANDOM
     add --kernel $k --seq 300 --input-scale 30 --seed $RANDOM

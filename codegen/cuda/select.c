@@ -399,8 +399,7 @@ typedef struct {
   V base;        /* the batch's workspace block */
 } Scorer;
 
-/* Key j's (i32) order key under stage sc->r. */
-static V score_key(C *c, const Scorer *sc, V j) {
+static V score_value(C *c, const Scorer *sc, V j) {
   const Stage *st = &c->st[sc->r];
   V j64 = ext64(c, j);
   V kg = add64(c, sc->kgrid, mul64(c, j64, c64(c, st->lp)));
@@ -411,9 +410,11 @@ static V score_key(C *c, const Scorer *sc, V j) {
              sc->qw[w].s, kw.s, dot.s);
   }
   V ks = gload(c, sc->base, add64(c, sc->kstep, mul64(c, j64, c64(c, 8))), "f64");
-  V a = dmul(c, dmul(c, sc->coef, ks), em(E, "arith.sitofp %s : i32 to f64", dot.s));
-  return order_key(c, a);
+  return dmul(c, dmul(c, sc->coef, ks), em(E, "arith.sitofp %s : i32 to f64", dot.s));
 }
+
+/* Key j's (i32) score (f64) under stage sc->r, and its order key. */
+static V score_key(C *c, const Scorer *sc, V j) { return order_key(c, score_value(c, sc, j)); }
 
 /* One chunk of 32 candidates: lane's candidate j and whether it is one.
  * Stage 0 walks keys [lo, hi) with the mask; later stages the list. */
@@ -541,24 +542,70 @@ static void radix_select(C *c, const Scorer *sc, const Cands *cd, V k, V hist, V
   *need = res[2];
 }
 
+/* An f64 from lane `src` (i32). */
+static V shfl_f64(C *c, V x, V src) {
+  V v = em(E, "llvm.bitcast %s : f64 to vector<2xi32>", x.s);
+  for (int h = 0; h < 2; h++) {
+    V part = em(E, "llvm.extractelement %s[%s : i32] : vector<2xi32>", v.s, c32(c, h).s);
+    v = em(E, "llvm.insertelement %s, %s[%s : i32] : vector<2xi32>", shfl(c, "idx", part, src, "i32").s, v.s, c32(c, h).s);
+  }
+  return em(E, "llvm.bitcast %s : vector<2xi32> to f64", v.s);
+}
+
+/* Energon's threshold (docs/semantics.md 4.1, keep=mean+alpha) over the
+ * cnt candidates: their sum in key order, one add at a time as the
+ * reference forms it (each chunk's 32 scores pass through every lane in
+ * lane order), their maximum and minimum (fmax and fmin, which pass NaN
+ * over); then theta = alpha max + (1 - alpha) mean (alpha >= 0) or -alpha
+ * min + (1 + alpha) mean, at most the maximum. */
+static V mean_theta(C *c, const Scorer *sc, const Cands *cd, V cnt, double alpha) {
+  Loop l;
+  V init[3] = {f64c(c, 0.0), f64c(c, -INFINITY), f64c(c, INFINITY)}, a[3], res[3];
+  const char *ty[3] = {"f64", "f64", "f64"};
+  V chunk = loop_open(c, &l, cd->lo, cd->hi, c32(c, 32), 3, init, ty, a);
+  V valid;
+  V j = cand_at(c, cd, chunk, &valid);
+  V x = score_value(c, sc, j);
+  V vb = ballot(c, valid);
+  Loop el;
+  V ea[3], er[3];
+  V e = loop_open(c, &el, c32(c, 0), bin(c, "arith.minsi", bin(c, "arith.subi", cd->hi, chunk, "i32"), c32(c, 32), "i32"),
+                  c32(c, 1), 3, a, ty, ea);
+  V xe = shfl_f64(c, x, e);
+  V ok = cmp(c, "ne", bin(c, "arith.andi", bin(c, "arith.shrui", vb, e, "i32"), c32(c, 1), "i32"), c32(c, 0), "i32");
+  V nx[3] = {sel(c, ok, dadd(c, ea[0], xe), ea[0], "f64"), sel(c, ok, bin(c, "arith.maxnumf", ea[1], xe, "f64"), ea[1], "f64"),
+             sel(c, ok, bin(c, "arith.minnumf", ea[2], xe, "f64"), ea[2], "f64")};
+  loop_close(c, &el, nx, er);
+  loop_close(c, &l, er, res);
+  V mean = bin(c, "arith.divf", res[0], em(E, "arith.sitofp %s : i32 to f64", cnt.s), "f64");
+  V theta = alpha >= 0 ? dadd(c, dmul(c, f64c(c, alpha), res[1]), dmul(c, f64c(c, 1 - alpha), mean))
+                       : dadd(c, dmul(c, f64c(c, -alpha), res[2]), dmul(c, f64c(c, 1 + alpha), mean));
+  return bin(c, "arith.minnumf", theta, res[1], "f64");
+}
+
 /* Writes the kept candidates (every one when all, else keys above T and
- * the first `need` equal to T) to the row's list in order; returns their
- * count. In place for a stage reading the list: a chunk is read before
+ * the first `need` equal to T; with theta, the mean rule's scores at
+ * least theta) to the row's list in order; returns their count. In place for a stage reading the list: a chunk is read before
  * any of it is written, and writes never pass the chunk being read. */
-static V write_list(C *c, const Scorer *sc, const Cands *cd, V all, V T, V need) {
+static V write_list(C *c, const Scorer *sc, const Cands *cd, V all, V T, V need, V theta) {
   Loop l;
   V init[2] = {c32(c, 0), c32(c, 0)}, a[2], res[2];
   const char *ty[2] = {"i32", "i32"};
   V chunk = loop_open(c, &l, cd->lo, cd->hi, c32(c, 32), 2, init, ty, a);
   V valid;
   V j = cand_at(c, cd, chunk, &valid);
-  V key = score_key(c, sc, j);
-  V eq = and1(c, valid, cmp(c, "eq", key, T, "i64"));
-  V beq = ballot(c, eq);
-  V below = lanes_below(c);
-  V rank = add32(c, a[1], popc(c, bin(c, "arith.andi", beq, below, "i32")));
-  V take = or1(c, cmp(c, "ugt", key, T, "i64"), and1(c, eq, cmp(c, "slt", rank, need, "i32")));
-  take = and1(c, valid, or1(c, all, take));
+  V below = lanes_below(c), take, beq;
+  if (theta.s[0]) { /* the mean rule: scores at least theta (never a NaN) */
+    take = and1(c, valid, fcmp(c, "oge", score_value(c, sc, j), theta, "f64"));
+    beq = c32(c, 0);
+  } else {
+    V key = score_key(c, sc, j);
+    V eq = and1(c, valid, cmp(c, "eq", key, T, "i64"));
+    beq = ballot(c, eq);
+    V rank = add32(c, a[1], popc(c, bin(c, "arith.andi", beq, below, "i32")));
+    take = or1(c, cmp(c, "ugt", key, T, "i64"), and1(c, eq, cmp(c, "slt", rank, need, "i32")));
+    take = and1(c, valid, or1(c, all, take));
+  }
   V bt = ballot(c, take);
   V pos = add32(c, a[0], popc(c, bin(c, "arith.andi", bt, below, "i32")));
   em_if(E, take);
@@ -607,6 +654,11 @@ static void emit_select(C *c) {
       cd.hi = n;
     }
     V cnt = count_cands(c, &cd);
+    if (st->keep.kind == KEEP_MEAN) {
+      V none = c64(c, 0);
+      n = write_list(c, &sc, &cd, em_int(E, 0, "i1"), none, c32(c, 0), mean_theta(c, &sc, &cd, cnt, st->keep.value));
+      continue;
+    }
     V k = rule_k(c, st->keep, cnt);
     V all = cmp(c, "sge", k, cnt, "i32");
     /* the radix select only when the rule drops someone */
@@ -624,7 +676,7 @@ static void emit_select(C *c) {
     }
     if_close(c);
     V T = em_res(tn, 0), need = em(E, "arith.trunci %s : i64 to i32", em_res(tn, 1).s);
-    n = write_list(c, &sc, &cd, all, T, need);
+    n = write_list(c, &sc, &cd, all, T, need, (V){""});
   }
   gstore(c, n, base, add64(c, ws_count(c), mul64(c, qrow, c64(c, 4))), "i32");
   em_end(E);
@@ -798,13 +850,9 @@ bool cg_cuda_select_supported(const SaSpec *s, char *why, size_t cap) {
   for (int r = 0; r < rounds && !no; r++) {
     bool pred = stage[r] < 0;
     const SaFilterRound *f = pred ? NULL : &s->filter[stage[r]];
-    SaKeep keep = pred ? s->predict_keep : f->keep;
     int qb = pred ? s->predict_bits : f->q_bits, kb = pred ? s->predict_bits : f->k_bits;
     if (qb > 8 || kb > 8)
       no = "the CUDA target's filter rounds and DSA prediction use grids of at most 8 bits";
-    else if (keep.kind == KEEP_MEAN)
-      no = "the CUDA target's filter rounds and DSA prediction rank (top ratio, top count or all); Energon's mean "
-           "threshold is not implemented for it yet";
   }
   if (!no && s->has_predict && s->predict_dim > 256)
     no = "the CUDA target projects DSA's rows to at most 256 columns";
