@@ -9,6 +9,7 @@
  * Build: cc -std=c11 -Wall -Wextra -O1 -Iinclude runtime/spec.c
  *        runtime/reference/status.c runtime/reference/reference.c
  *        test/unit/reference_test.c -lm */
+#include "sattn/cuda.h"
 #include "sattn/reference.h"
 
 #include <math.h>
@@ -711,6 +712,38 @@ static void test_dsa(void) {
   free_case(&c);
 }
 
+/* The CUDA selection kernels' contract (runtime/cuda/cuda.c): stages, the
+ * list bound and the workspace size, by hand from docs/cuda.md's layout.
+ * ptxsim runs the kernels on a workspace of exactly this layout
+ * (test/cuda/sim-select.test), so the runtime's size and the kernels'
+ * offsets cannot drift apart unnoticed. */
+static void test_cuda_contract(void) {
+  g_case = "cuda selection contract";
+  SaSpec s = base_spec(1, 4, 2, SA_DYNAMIC, 64);
+  SaCudaKernel k;
+  sa_cuda_describe(&s, &k);
+  CHECK(k.select_rounds == 0 && k.query_tile == 64 && sa_cuda_workspace_bytes(&k, 2, 77) == 0);
+  s.has_predict = true;
+  s.predict_dim = 16, s.predict_bits = 4, s.predict_seed = 1;
+  s.predict_keep = (SaKeep){KEEP_TOP_RATIO, 0.1};
+  s.n_filter_rounds = 2;
+  s.filter[0] = (SaFilterRound){8, 8, {KEEP_TOP_RATIO, 1.0}}; /* keeps everything: no stage */
+  s.filter[1] = (SaFilterRound){4, 2, {KEEP_MEAN, 0.0}};
+  int st[SA_MAX_FILTER_ROUNDS + 1];
+  CHECK(sa_cuda_select_stages(&s, st) == 2 && st[0] == -1 && st[1] == 1);
+  sa_cuda_describe(&s, &k);
+  CHECK(k.select_rounds == 2 && k.grid_bytes == 16 + 64 && k.query_tile == 4 && k.list_ratio == 0.1);
+  /* per batch at seq 77: steps 8*77*6*2 = 7392, lengths 4*4*77 = 1232
+   * (8624, a multiple of 16), grids 77*6*80 = 36960, lists of ceil(7.7) =
+   * 8: 4*4*77*8 = 9856; 55440 rounded up to 256: 55552 */
+  CHECK(sa_cuda_workspace_bytes(&k, 2, 77) == 2 * 55552);
+  s.predict_keep = (SaKeep){KEEP_TOP_COUNT, 5};
+  sa_cuda_describe(&s, &k);
+  /* a count above seq: lists of seq entries; 288 + 48 + 1440 + 144 = 1920,
+   * rounded up to 2048 */
+  CHECK(k.list_count == 5 && sa_cuda_workspace_bytes(&k, 1, 3) == 2048);
+}
+
 static void test_token_pruning(void) {
   g_case = "token pruning";
   Case c = make_case(1, 2, 2, 4, 3);
@@ -1028,6 +1061,7 @@ int main(void) {
   test_masked_row_and_extremes();
   test_filter();
   test_dsa();
+  test_cuda_contract();
   test_token_pruning();
   test_head_pruning();
   test_value_pruning();
