@@ -196,6 +196,12 @@ static V if_open(C *c, V cond, int n, const char *ty) {
   E->depth++;
   return r;
 }
+/* The same with results of the types in tylist ("i64, i32"). */
+static V if_open_list(C *c, V cond, int n, const char *tylist) {
+  V r = em_multi(E, n, "scf.if %s -> (%s) {", cond.s, tylist);
+  E->depth++;
+  return r;
+}
 static void if_yield(C *c, int n, const V *x, const char *ty) {
   char names[1024] = "", tys[256] = "";
   size_t np = 0, tp = 0;
@@ -474,18 +480,26 @@ static V rule_k(C *c, SaKeep keep, V cnt) {
   return bin(c, "arith.minsi", k, cnt, "i32");
 }
 
-/* The k-th largest key (as T) among the candidates, and how many keys
- * equal to T the top k holds (need): 8 passes of 8 bits, each counting
- * the keys that match the digits found so far into the warp's 256 bins
- * (shared, digits from the top), then finding the digit where the count
- * from above reaches the rank still needed. */
-static void radix_select(C *c, const Scorer *sc, const Cands *cd, V k, V hist, V *T, V *need) {
-  Loop pl;
-  V init[3] = {c64(c, 0), c64(c, 0), k}, a[3], res[3];
-  const char *ty[3] = {"i64", "i64", "i32"};
-  V pass = loop_open(c, &pl, c32(c, 0), c32(c, 8), c32(c, 1), 3, init, ty, a);
-  V prefix = a[0], pmask = a[1], want = a[2];
-  V shift = ext64(c, bin(c, "arith.subi", c32(c, 56), bin(c, "arith.muli", pass, c32(c, 8), "i32"), "i32"));
+/* A u64 from lane `src` (i32). */
+static V shfl_u64(C *c, V x, V src) {
+  V lo = em(E, "arith.trunci %s : i64 to i32", x.s);
+  V hi = em(E, "arith.trunci %s : i64 to i32", bin(c, "arith.shrui", x, c64(c, 32), "i64").s);
+  lo = em(E, "arith.extui %s : i32 to i64", shfl(c, "idx", lo, src, "i32").s);
+  hi = em(E, "arith.extui %s : i32 to i64", shfl(c, "idx", hi, src, "i32").s);
+  return bin(c, "arith.ori", lo, bin(c, "arith.shli", hi, c64(c, 32), "i64"), "i64");
+}
+
+/* The lowest lane of a non-zero ballot. */
+static V lowest_lane(C *c, V ball) {
+  V low = bin(c, "arith.andi", ball, bin(c, "arith.subi", c32(c, 0), ball, "i32"), "i32");
+  return popc(c, bin(c, "arith.subi", low, c32(c, 1), "i32"));
+}
+
+/* One pass of radix_select: the keys matching prefix (under pmask) counted
+ * into the warp's 256 bins (shared, by digit at `shift`); the digit where
+ * the count from above reaches want, how many matching keys lie above it
+ * (*gt) and how many in it (*in). */
+static V radix_pass(C *c, const Scorer *sc, const Cands *cd, V hist, V prefix, V pmask, V shift, V want, V *gt, V *in) {
   for (int t = 0; t < 8; t++)
     em_do(E, "llvm.store %s, %s : i32, !llvm.ptr<3>", c32(c, 0).s,
           sbyte(c, add32(c, hist, bin(c, "arith.muli", add32(c, bin(c, "arith.muli", c->lane, c32(c, 8), "i32"), c32(c, t)),
@@ -518,28 +532,99 @@ static void radix_select(C *c, const Scorer *sc, const Cands *cd, V k, V hist, V
     V up = shfl(c, "up", incl, c32(c, d), "i32");
     incl = add32(c, incl, sel(c, cmp(c, "sge", c->lane, c32(c, d), "i32"), up, c32(c, 0), "i32"));
   }
-  V first_ballot = ballot(c, cmp(c, "sge", incl, want, "i32"));
   /* the lowest lane whose running count reaches want */
-  V low = bin(c, "arith.andi", first_ballot, bin(c, "arith.subi", c32(c, 0), first_ballot, "i32"), "i32");
-  V src = popc(c, bin(c, "arith.subi", low, c32(c, 1), "i32"));
-  V run = bin(c, "arith.subi", incl, s, "i32"), found = em_int(E, 0, "i1"), dsel = c32(c, 0), gt = c32(c, 0);
+  V src = lowest_lane(c, ballot(c, cmp(c, "sge", incl, want, "i32")));
+  V run = bin(c, "arith.subi", incl, s, "i32"), found = em_int(E, 0, "i1"), dsel = c32(c, 0), above = c32(c, 0);
+  V inbin = c32(c, 0);
   for (int t = 0; t < 8; t++) {
     V nrun = add32(c, run, h[t]);
     V hit = and1(c, bin(c, "arith.xori", found, em_int(E, 1, "i1"), "i1"), cmp(c, "sge", nrun, want, "i32"));
     dsel = sel(c, hit, dig[t], dsel, "i32");
-    gt = sel(c, hit, run, gt, "i32");
+    above = sel(c, hit, run, above, "i32");
+    inbin = sel(c, hit, h[t], inbin, "i32");
     found = or1(c, found, hit);
     run = nrun;
   }
+  *gt = shfl(c, "idx", above, src, "i32");
+  *in = shfl(c, "idx", inbin, src, "i32");
   dsel = shfl(c, "idx", dsel, src, "i32");
-  gt = shfl(c, "idx", gt, src, "i32");
   syncwarp(c);
-  V next[3] = {bin(c, "arith.ori", prefix, bin(c, "arith.shli", ext64(c, dsel), shift, "i64"), "i64"),
-               bin(c, "arith.ori", pmask, bin(c, "arith.shli", c64(c, 255), shift, "i64"), "i64"),
-               bin(c, "arith.subi", want, gt, "i32")};
+  return dsel;
+}
+
+/* The k-th largest key (as T) among the candidates, and how many keys
+ * equal to T the top k holds (need). Passes of 8 bits from the top
+ * (radix_pass) narrow the keys to those sharing T's leading digits, until
+ * at most 32 remain or all 64 bits are known; 32 or fewer are then
+ * gathered into shared memory, a key a lane, and ranked against each
+ * other. With 4-bit grids at 10% kept, two or three passes leave a few
+ * keys, where all eight would be needed otherwise. */
+static void radix_select(C *c, const Scorer *sc, const Cands *cd, V cnt, V k, V hist, V *T, V *need) {
+  Loop pl;
+  V init[4] = {c64(c, 0), c64(c, 0), k, cnt}, a[4], res[4];
+  const char *ty[4] = {"i64", "i64", "i32", "i32"};
+  V pass = loop_open(c, &pl, c32(c, 0), c32(c, 8), c32(c, 1), 4, init, ty, a);
+  V prefix = a[0], pmask = a[1], want = a[2], left = a[3];
+  V r = if_open_list(c, cmp(c, "sgt", left, c32(c, 32), "i32"), 4, "i64, i64, i32, i32");
+  {
+    V shift = ext64(c, bin(c, "arith.subi", c32(c, 56), bin(c, "arith.muli", pass, c32(c, 8), "i32"), "i32"));
+    V gt, in;
+    V dsel = radix_pass(c, sc, cd, hist, prefix, pmask, shift, want, &gt, &in);
+    V next[4] = {bin(c, "arith.ori", prefix, bin(c, "arith.shli", ext64(c, dsel), shift, "i64"), "i64"),
+                 bin(c, "arith.ori", pmask, bin(c, "arith.shli", c64(c, 255), shift, "i64"), "i64"),
+                 bin(c, "arith.subi", want, gt, "i32"), in};
+    em_do(E, "scf.yield %s, %s, %s, %s : i64, i64, i32, i32", next[0].s, next[1].s, next[2].s, next[3].s);
+  }
+  if_else(c);
+  em_do(E, "scf.yield %s, %s, %s, %s : i64, i64, i32, i32", prefix.s, pmask.s, want.s, left.s);
+  if_close(c);
+  V next[4];
+  for (int i = 0; i < 4; i++)
+    next[i] = em_res(r, i);
   loop_close(c, &pl, next, res);
-  *T = res[0];
-  *need = res[2];
+  prefix = res[0], pmask = res[1], want = res[2], left = res[3];
+  /* at most 32 keys left: gather them (shared, the warp's bins reused as
+   * 8-byte slots) and rank each against the others */
+  V out = if_open_list(c, cmp(c, "sle", left, c32(c, 32), "i32"), 2, "i64, i64");
+  {
+    Loop gl;
+    V z = c32(c, 0), ga[1], gr[1];
+    const char *gty[1] = {"i32"};
+    V chunk = loop_open(c, &gl, cd->lo, cd->hi, c32(c, 32), 1, &z, gty, ga);
+    V valid;
+    V j = cand_at(c, cd, chunk, &valid);
+    V key = score_key(c, sc, j);
+    V match = and1(c, valid, cmp(c, "eq", bin(c, "arith.andi", key, pmask, "i64"), prefix, "i64"));
+    V bm = ballot(c, match);
+    V pos = add32(c, ga[0], popc(c, bin(c, "arith.andi", bm, lanes_below(c), "i32")));
+    em_if(E, match);
+    em_do(E, "llvm.store %s, %s : i64, !llvm.ptr<3>", key.s, sbyte(c, add32(c, hist, bin(c, "arith.muli", pos, c32(c, 8), "i32"))).s);
+    em_end(E);
+    V nn = add32(c, ga[0], popc(c, bm));
+    loop_close(c, &gl, &nn, gr);
+    syncwarp(c);
+    V mine_in = cmp(c, "slt", c->lane, left, "i32");
+    V mine = em(E, "llvm.load %s : !llvm.ptr<3> -> i64", sbyte(c, add32(c, hist, bin(c, "arith.muli", c->lane, c32(c, 8), "i32"))).s);
+    /* this lane's key: how many of the others are larger, how many equal */
+    Loop rl;
+    V rz[2] = {c32(c, 0), c32(c, 0)}, ra[2], rr[2];
+    const char *rty[2] = {"i32", "i32"};
+    V m = loop_open(c, &rl, c32(c, 0), left, c32(c, 1), 2, rz, rty, ra);
+    V other = shfl_u64(c, mine, m);
+    V rn[2] = {add32(c, ra[0], em(E, "arith.extui %s : i1 to i32", cmp(c, "ugt", other, mine, "i64").s)),
+               add32(c, ra[1], em(E, "arith.extui %s : i1 to i32", cmp(c, "eq", other, mine, "i64").s))};
+    loop_close(c, &rl, rn, rr);
+    V is_t = and1(c, mine_in, and1(c, cmp(c, "slt", rr[0], want, "i32"), cmp(c, "sge", add32(c, rr[0], rr[1]), want, "i32")));
+    V src = lowest_lane(c, ballot(c, is_t));
+    syncwarp(c);
+    V x[2] = {shfl_u64(c, mine, src), ext64(c, bin(c, "arith.subi", want, shfl(c, "idx", rr[0], src, "i32"), "i32"))};
+    em_do(E, "scf.yield %s, %s : i64, i64", x[0].s, x[1].s);
+  }
+  if_else(c);
+  em_do(E, "scf.yield %s, %s : i64, i64", prefix.s, ext64(c, want).s);
+  if_close(c);
+  *T = em_res(out, 0);
+  *need = em(E, "arith.trunci %s : i64 to i32", em_res(out, 1).s);
 }
 
 /* An f64 from lane `src` (i32). */
@@ -670,7 +755,7 @@ static void emit_select(C *c) {
     if_else(c);
     {
       V T, need;
-      radix_select(c, &sc, &cd, k, hist, &T, &need);
+      radix_select(c, &sc, &cd, cnt, k, hist, &T, &need);
       V x[2] = {T, ext64(c, need)};
       if_yield(c, 2, x, "i64");
     }

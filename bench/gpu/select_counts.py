@@ -1,0 +1,53 @@
+#!/usr/bin/env python3
+"""Counts, in ptxsim, the PTX instructions the filter-round and DSA kernels
+execute (codegen/cuda/select.c): warp instructions per query row for
+name_select and name (one block of 4 rows in the middle of head 0, fp16
+inputs of standard normals), and per row for name_grids (Q's and K's rows,
+32 to a warp). An issue-slot proxy without a GPU, as ptx_counts.py is for
+the flash kernels.
+  select_counts.py PTX HEADER SEQ KERNEL...   (needs numpy)"""
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "test", "cuda"))
+import ptxsim  # noqa: E402
+
+
+def main():
+    ptx_file, header, seq, kernels = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
+    ptx, hdr = open(ptx_file).read(), open(header).read()
+    for name in kernels:
+        lc = ptxsim.launch_contract(hdr, name)
+        h, g, d = lc["heads"], lc["kv_heads"], lc["head_dim"]
+        if lc["select_rounds"] == 0 or lc["storage"] != "DT_FP16":
+            sys.exit(f"select_counts: {name} is not an fp16 selection kernel")
+        rng = np.random.default_rng(1)
+        mem = ptxsim.Memory()
+        q = rng.standard_normal((1, h, seq, d)).astype(np.float16)
+        k = rng.standard_normal((1, g, seq, d)).astype(np.float16)
+        v = rng.standard_normal((1, g, seq, d)).astype(np.float16)
+        obytes = 4 if lc["output"] == "DT_FP32" else 2
+        params = [mem.add("q", q.tobytes()), mem.add("k", k.tobytes()), mem.add("v", v.tobytes()),
+                  mem.add("o", bytes(h * seq * d * obytes)), seq]
+        params.append(mem.add("ws", bytes(ptxsim.workspace_layout(lc, seq)["size"])))
+        grids = ptxsim.Kernel(ptx, name + "_grids")
+        grids.launch(((seq + 127) // 128, h + g), lc["threads"], 0, params, mem)
+        block = [seq // 4 // 2]
+        pick = ptxsim.Kernel(ptx, name + "_select")
+        pick.launch(((seq + 3) // 4, h), lc["threads"], 4096, params, mem, [0], block)
+        attend = ptxsim.Kernel(ptx, name)
+        attend.launch(((seq + 3) // 4, h), lc["threads"], lc["shared_bytes"], params, mem, [0], block)
+        ws = mem.buf(params[-1])
+        lay = ptxsim.workspace_layout(lc, seq)
+        rows = range(block[0] * 4, block[0] * 4 + 4)
+        kept = [int(ws[lay["counts"] + 4 * i:][:4].view(np.int32)[0]) for i in rows]
+        print(f"{name} seq {seq}: warp instructions per query row: select {pick.count / 4:.0f} "
+              f"({pick.count / 4 / seq:.1f} per key), attend {attend.count / 4:.0f} "
+              f"({attend.count / 4 / max(1, np.mean(kept)):.1f} per kept key, {np.mean(kept):.0f} kept); "
+              f"grids {grids.count * 32 / (seq * (h + g)) / 32:.0f} per Q or K row")
+
+
+if __name__ == "__main__":
+    main()
