@@ -1,7 +1,9 @@
 /* libFuzzer target: the C API's compile entry, as an embedding program
  * calls it. The input is spec text: sattn_module_parse checks it; a module
  * that parses goes through sattn_emit for the checked specs (ast), their C
- * header, verified and canonical sattn IR, a mask picture and, at a short
+ * header, verified and canonical sattn IR, a mask picture, the CUDA
+ * lowering's gpu.module (the generated kernels parsed and verified by
+ * MLIR; the NVPTX pipeline after it is LLVM's, and slow) and, at a short
  * length, an accelerator stream that the runtime then loads and runs.
  * Diagnostics are expected; a crash, a sanitizer report or a leak is a
  * finding. One context serves every input, as in a long-lived host. */
@@ -40,6 +42,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   emit(m, SATTN_ARTIFACT_HEADER, (SattnOptions){0});
   emit(m, SATTN_ARTIFACT_MLIR_CANONICAL, (SattnOptions){0});
   const SaSpec *s = sattn_module_kernel(m, 0);
+  if (s && s->head_dim <= 256)
+    emit(m, SATTN_ARTIFACT_MLIR_CUDA, (SattnOptions){.target = SATTN_TARGET_CUDA, .kernel = s->name});
   if (s && s->heads * s->head_dim <= 4096) {
     emit(m, SATTN_ARTIFACT_MASK_SVG, (SattnOptions){.kernel = s->name, .seq = 24});
     SattnArtifact *a = NULL;
