@@ -31,8 +31,11 @@
 #include "../emit.h"
 #include "../mask.h"
 #include "sattn/cuda.h"
+#include "sattn/reference.h"
 
 enum { THREADS = 128, WARP_ROWS = 4, GRID_ROWS = 128, HIST = 256 };
+/* The most head_dim x predict_dim terms a projection unrolls (projected_grid). */
+enum { PROJECT_UNROLLED = 4096 };
 #define LOG2E 1.4426950408889634
 
 typedef struct {
@@ -335,6 +338,41 @@ static V stage_value(C *c, const Stage *st, V src, V x0, V col) {
   return em(E, "arith.extf %s : f32 to f64", load_in(c, src, add64(c, x0, ext64(c, col))).s);
 }
 
+/* DSA's grid row by an unrolled projection, where head_dim x predict_dim
+ * is small enough (PROJECT_UNROLLED terms): the signs are the compiler's
+ * constants (SplitMix64 drawn here as the reference draws them), so each
+ * term is one add or subtract of x[d] / sqrt(predict_dim) (x * -m is
+ * exactly -(x * m)), in d's order per column as the reference sums; the
+ * columns stay in registers for their maximum and their grid values. */
+static void projected_grid(C *c, const Stage *st, V src, V x0, V qmax, V base, V isq, V hrow, int r) {
+  int64_t pd = st->len;
+  double mag = 1.0 / sqrt((double)pd);
+  uint64_t state = c->s->predict_seed;
+  V acc[256]; /* predict_dim <= head_dim <= 256 */
+  for (int64_t col = 0; col < pd; col++)
+    acc[col] = f64c(c, 0.0);
+  for (int64_t d = 0; d < c->D; d++) {
+    V x = em(E, "arith.extf %s : f32 to f64", load_in(c, src, add64(c, x0, c64(c, d))).s);
+    V xm = dmul(c, x, f64c(c, mag));
+    for (int64_t col = 0; col < pd; col++) {
+      bool plus = (sa_splitmix64(&state) & 1) != 0; /* proj[d][col], drawn row-major */
+      acc[col] = plus ? dadd(c, acc[col], xm)
+                      : em(E, "llvm.inline_asm \"sub.rn.f64 $0, $1, $2;\", \"=d,d,d\" %s, %s : (f64, f64) -> f64",
+                           acc[col].s, xm.s);
+    }
+  }
+  V amax = f64c(c, 0.0);
+  for (int64_t col = 0; col < pd; col++)
+    amax = bin(c, "arith.maxnumf", amax, dabs(c, acc[col]), "f64");
+  V step = bin(c, "arith.divf", amax, qmax, "f64");
+  gstore(c, step, base, add64(c, sel(c, isq, ws_qstep(c, r), ws_kstep(c, r), "i64"), mul64(c, hrow, c64(c, 8))), "f64");
+  V gbase = add64(c, sel(c, isq, ws_qgrid(c, r), ws_kgrid(c, r), "i64"), mul64(c, hrow, c64(c, st->lp)));
+  for (int64_t col = 0; col < st->lp; col++) {
+    V g = col < pd ? grid_value(c, acc[col], amax, step, qmax) : c32(c, 0);
+    gstore(c, em(E, "arith.trunci %s : i32 to i8", g.s), base, add64(c, gbase, c64(c, col)), "i8");
+  }
+}
+
 static void emit_grids(C *c) {
   V tid, bx, by;
   func_open(c, "_grids", &tid, &bx, &by);
@@ -353,6 +391,10 @@ static void emit_grids(C *c) {
   for (int r = 0; r < c->R; r++) {
     const Stage *st = &c->st[r];
     V qmax = sel(c, isq, f64c(c, ldexp(1.0, st->qbits - 1) - 1.0), f64c(c, ldexp(1.0, st->kbits - 1) - 1.0), "f64");
+    if (st->predict && c->D * st->len <= PROJECT_UNROLLED) {
+      projected_grid(c, st, src, x0, qmax, base, isq, hrow, r);
+      continue;
+    }
     Loop l;
     V z = f64c(c, 0.0), args[1], amax[1];
     const char *ty[1] = {"f64"};
@@ -830,11 +872,35 @@ static void emit_attend(C *c) {
     const char *dty[1] = {"f32"};
     V d0 = loop_open(c, &dl16, c32(c, 0), c32(c, (int)full), c32(c, 16), 1, &zero, dty, da);
     V acc = da[0];
-    for (int u = 0; u < 16; u++) {
-      V d = add32(c, d0, c32(c, u));
-      V qv = em(E, "llvm.load %s : !llvm.ptr<3> -> f32", sbyte(c, add32(c, qs, bin(c, "arith.muli", d, c32(c, 4), "i32"))).s);
-      V kv = load_in(c, c->k, add64(c, koff, ext64(c, d)));
-      acc = em(E, "llvm.intr.fma(%s, %s, %s) : (f32, f32, f32) -> f32", qv.s, kv.s, acc.s);
+    int es = c->s->storage == DT_FP32 ? 4 : 2;
+    if (c->D * es % 16 == 0) {
+      /* rows of 16-byte multiples start 16-byte aligned (sattn/cuda.h):
+       * K in 16-byte vectors, the query row in 4 f32 a load */
+      const char *et = es == 4 ? "f32" : c->s->storage == DT_FP16 ? "f16" : "bf16";
+      int per = 16 / es;
+      V q4[4];
+      for (int u = 0; u < 4; u++)
+        q4[u] = em(E, "llvm.load %s {alignment = 16 : i64} : !llvm.ptr<3> -> vector<4xf32>",
+                   sbyte(c, add32(c, qs, bin(c, "arith.muli", add32(c, d0, c32(c, 4 * u)), c32(c, 4), "i32"))).s);
+      for (int u = 0; u < 16 / per; u++) {
+        V kat = mul64(c, add64(c, koff, ext64(c, add32(c, d0, c32(c, u * per)))), c64(c, es));
+        V kv = em(E, "llvm.load %s {alignment = 16 : i64} : !llvm.ptr<1> -> vector<%dx%s>", gbyte(c, c->k, kat).s, per, et);
+        if (es == 2)
+          kv = em(E, "llvm.fpext %s : vector<%dx%s> to vector<%dxf32>", kv.s, per, et, per);
+        for (int e = 0; e < per; e++) {
+          int col = u * per + e;
+          V qe = em(E, "llvm.extractelement %s[%s : i32] : vector<4xf32>", q4[col / 4].s, c32(c, col % 4).s);
+          V ke = em(E, "llvm.extractelement %s[%s : i32] : vector<%dxf32>", kv.s, c32(c, e).s, per);
+          acc = em(E, "llvm.intr.fma(%s, %s, %s) : (f32, f32, f32) -> f32", qe.s, ke.s, acc.s);
+        }
+      }
+    } else {
+      for (int u = 0; u < 16; u++) {
+        V d = add32(c, d0, c32(c, u));
+        V qv = em(E, "llvm.load %s : !llvm.ptr<3> -> f32", sbyte(c, add32(c, qs, bin(c, "arith.muli", d, c32(c, 4), "i32"))).s);
+        V kv = load_in(c, c->k, add64(c, koff, ext64(c, d)));
+        acc = em(E, "llvm.intr.fma(%s, %s, %s) : (f32, f32, f32) -> f32", qv.s, kv.s, acc.s);
+      }
     }
     loop_close(c, &dl16, &acc, dr);
     dot = dr[0];

@@ -314,7 +314,7 @@ class Kernel:
             return np.full(W, int(a[2:], 16), np.uint64)
         if a in ("sattn_smem",):
             return np.zeros(W, np.uint64)
-        v = int(a, 0)
+        v = int(a[:-1] if a.endswith("U") else a, 0)  # 0x3340U: an unsigned literal
         return np.full(W, v & 0xFFFFFFFFFFFFFFFF, np.uint64)
 
     def set(self, w, d, v, lanes, bits):
@@ -641,6 +641,17 @@ class Kernel:
                 if signed and n and (v >> (n - 1)) & 1:
                     v |= ~((1 << n) - 1)
                 r[l] = v & ((1 << bits) - 1)
+        elif op == "prmt":  # prmt.b32 d, a, b, c: bytes of {b, a} picked by c's nibbles (default mode)
+            if len(p) > 2:
+                raise SimError(f"unknown instruction {ins.op}")
+            pair = (x[1] << np.uint64(32)) | x[0]
+            sel_ = self.val(w, a[3])
+            r = np.zeros(W, np.uint64)
+            for i in range(4):
+                nib = (sel_ >> np.uint64(4 * i)) & np.uint64(15)
+                byte = (pair >> ((nib & np.uint64(7)) * np.uint64(8))) & np.uint64(255)
+                byte = np.where(nib & np.uint64(8), np.where(byte & np.uint64(128), np.uint64(255), np.uint64(0)), byte)
+                r |= byte << np.uint64(8 * i)
         elif op == "popc":
             r = np.array([bin(int(v)).count("1") for v in x[0]], np.uint64)
             out_bits = 32
