@@ -387,7 +387,7 @@ static void emit_grids(C *c) {
   V x0 = row_offset(c, b, head, sel(c, isq, c32(c, (int)c->H), c32(c, (int)c->KVH), "i32"), row);
   V base = batch_base(c, b);
   /* this row's index among Q's rows (h * S + i), or among K's */
-  V hrow = ext64(c, add32(c, bin(c, "arith.muli", head, c->S32, "i32"), row));
+  V hrow = add64(c, mul64(c, ext64(c, head), c->S64), ext64(c, row));
   for (int r = 0; r < c->R; r++) {
     const Stage *st = &c->st[r];
     V qmax = sel(c, isq, f64c(c, ldexp(1.0, st->qbits - 1) - 1.0), f64c(c, ldexp(1.0, st->kbits - 1) - 1.0), "f64");
@@ -752,8 +752,8 @@ static void emit_select(C *c) {
   em_if(E, cmp(c, "slt", i, c->S32, "i32"));
   V base = batch_base(c, b);
   V i64 = ext64(c, i);
-  V qrow = ext64(c, add32(c, bin(c, "arith.muli", h, c->S32, "i32"), i));
-  V krow0 = ext64(c, bin(c, "arith.muli", kvh, c->S32, "i32"));
+  V qrow = add64(c, mul64(c, ext64(c, h), c->S64), ext64(c, i));
+  V krow0 = mul64(c, ext64(c, kvh), c->S64);
   V list = add64(c, ws_list(c), mul64(c, mul64(c, qrow, list_cap(c)), c64(c, 4)));
   /* stage 0's keys: the mask's closed-form range, else all */
   V lo = c64(c, 0), hi = c->S64, l1, h1;
@@ -822,7 +822,7 @@ static void emit_attend(C *c) {
   V Hc = c32(c, (int)c->H), KVHc = c32(c, (int)c->KVH);
   em_if(E, cmp(c, "slt", i, c->S32, "i32"));
   V base = batch_base(c, b);
-  V qrow = ext64(c, add32(c, bin(c, "arith.muli", h, c->S32, "i32"), i));
+  V qrow = add64(c, mul64(c, ext64(c, h), c->S64), ext64(c, i));
   V list = add64(c, ws_list(c), mul64(c, mul64(c, qrow, list_cap(c)), c64(c, 4)));
   V n = gload(c, base, add64(c, ws_count(c), mul64(c, qrow, c64(c, 4))), "i32");
   /* the query row into this warp's shared row (f32, zero past head_dim) */

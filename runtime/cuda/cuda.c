@@ -168,13 +168,20 @@ static int64_t list_cap(const SaCudaKernel *k, int64_t seq) {
  * K's; the rows' list lengths (i32); grids (i8) of every stage; lists
  * (i32, list_cap entries per row); the whole rounded up to 256 bytes. */
 size_t sa_cuda_workspace_bytes(const SaCudaKernel *k, int64_t batch, int64_t seq) {
-  if (!k || k->select_rounds <= 0 || batch <= 0 || seq <= 0)
+  if (!k || k->select_rounds <= 0 || batch <= 0 || seq <= 0 || k->heads <= 0 || k->kv_heads <= 0)
     return 0;
-  int64_t nh = k->heads + k->kv_heads;
-  int64_t at = 8 * seq * nh * k->select_rounds;
+  /* in double first: a shape whose workspace passes 2^62 bytes gets
+   * SIZE_MAX, which no allocation satisfies */
+  double nh = (double)(k->heads + k->kv_heads), s = (double)seq;
+  double est = (8.0 * nh * k->select_rounds + 4.0 * k->heads + nh * k->grid_bytes +
+                4.0 * k->heads * (double)list_cap(k, seq)) * s * (double)batch + 512.0 * (double)batch;
+  if (est > 0x1p62)
+    return SIZE_MAX;
+  int64_t hs = k->heads + k->kv_heads;
+  int64_t at = 8 * seq * hs * k->select_rounds;
   at += 4 * seq * k->heads;
   at = (at + 15) / 16 * 16;
-  at += seq * nh * k->grid_bytes;
+  at += seq * hs * k->grid_bytes;
   at += 4 * seq * k->heads * list_cap(k, seq);
   at = (at + 255) / 256 * 256;
   return (size_t)(at * batch);
@@ -398,6 +405,11 @@ static SaStatus launch_select(SaCudaModule *m, const SaCudaKernel *k, CUdevicept
   if (gy_grids > 65535) {
     say(err, cap, "kernel '%s': batch %lld x (heads + kv_heads) is beyond the grid's limits", k->name,
         (long long)batch);
+    return SA_ERR_INVALID_ARGUMENT;
+  }
+  if (need == SIZE_MAX) {
+    say(err, cap, "kernel '%s': batch %lld x seq %lld needs a workspace beyond any GPU's memory", k->name,
+        (long long)batch, (long long)seq);
     return SA_ERR_INVALID_ARGUMENT;
   }
   if (need > m->ws_bytes) {

@@ -742,6 +742,8 @@ static void test_cuda_contract(void) {
   /* a count above seq: lists of seq entries; 288 + 48 + 1440 + 144 = 1920,
    * rounded up to 2048 */
   CHECK(k.list_count == 5 && sa_cuda_workspace_bytes(&k, 1, 3) == 2048);
+  /* a shape beyond any memory: SIZE_MAX, not a wrapped product */
+  CHECK(sa_cuda_workspace_bytes(&k, INT64_C(1) << 30, INT64_C(1) << 30) == SIZE_MAX);
 }
 
 static void test_token_pruning(void) {
