@@ -12,8 +12,10 @@
  *                and the products in f64 as the reference forms them, and
  *                the stage's exact top-k (ties to the lower key) by a
  *                radix select over the scores' order-preserving 64-bit
- *                keys, 8 bits a pass, in a shared-memory histogram; the
- *                survivors go to the row's list in key order. Later
+ *                keys, 8 bits a pass, in a shared-memory histogram, until
+ *                at most 32 keys remain to rank within the warp (or
+ *                Energon's mean threshold, its sum formed in key order);
+ *                the survivors go to the row's list in key order. Later
  *                stages rank the list and compact it in place.
  *   name         a warp per query row: softmax and P V over the row's
  *                list, the keys' K and V rows read where they lie, with
