@@ -453,9 +453,14 @@ static V score_value(C *c, const Scorer *sc, V j) {
   const Stage *st = &c->st[sc->r];
   V j64 = ext64(c, j);
   V kg = add64(c, sc->kgrid, mul64(c, j64, c64(c, st->lp)));
-  V dot = c32(c, 0);
+  V dot = c32(c, 0), kv4 = {""};
   for (int w = 0; w < st->lp / 4; w++) {
-    V kw = gload(c, sc->base, add64(c, kg, c64(c, 4 * w)), "i32");
+    /* grid rows are 16-byte multiples at 16-byte aligned offsets of a
+     * 256-byte aligned workspace: 16 bytes a load */
+    if (w % 4 == 0)
+      kv4 = em(E, "llvm.load %s {alignment = 16 : i64} : !llvm.ptr<1> -> vector<4xi32>",
+               gbyte(c, sc->base, add64(c, kg, c64(c, 4 * w))).s);
+    V kw = em(E, "llvm.extractelement %s[%s : i32] : vector<4xi32>", kv4.s, c32(c, w % 4).s);
     dot = em(E, "llvm.inline_asm \"dp4a.s32.s32 $0, $1, $2, $3;\", \"=r,r,r,r\" %s, %s, %s : (i32, i32, i32) -> i32",
              sc->qw[w].s, kw.s, dot.s);
   }
@@ -498,7 +503,7 @@ static V lanes_below(C *c) {
 
 /* The candidates' count (i32, warp-uniform). */
 static V count_cands(C *c, const Cands *cd) {
-  if (cd->from_list)
+  if (cd->from_list || !c->p->mask) /* every position in [lo, hi) is one */
     return bin(c, "arith.subi", cd->hi, cd->lo, "i32");
   Loop l;
   V z = c32(c, 0), args[1], res[1];
