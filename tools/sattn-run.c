@@ -299,6 +299,7 @@ static int run(const Args *a, SattnModule *mod, int index) {
   float *tout_r = calloc((size_t)(B * S), sizeof(float)), *tout_k = calloc((size_t)(B * S), sizeof(float));
   float *hout_r = calloc((size_t)(B * H), sizeof(float)), *hout_k = calloc((size_t)(B * H), sizeof(float));
   void *kq = NULL, *kk = NULL, *kv = NULL, *ko = NULL;
+  uint8_t *surv = NULL; /* the reference's survivor flags, for --survivors */
   int rc = 1;
   SattnJit *jit = NULL;
   if (!q || !k || !v || !ref || !got || !got_l || !tout_r || !tout_k || !hout_r || !hout_k || (tokens && !tin) ||
@@ -402,7 +403,6 @@ compare:
 
   SaProblem p = {B, S, q, k, v, ref, tin, tokens ? tout_r : NULL, hin, heads ? hout_r : NULL};
   double kept = 0;
-  uint8_t *surv = NULL;
   size_t nsurv = (size_t)B * (size_t)H * (size_t)S * (size_t)S;
   if (a->survivors && !(p.survivors_out = surv = malloc(nsurv ? nsurv : 1))) {
     fprintf(stderr, "sattn-run: error: out of memory for the survivor flags\n");
@@ -461,7 +461,6 @@ compare:
       fprintf(stderr, "sattn-run: error: cannot write '%s'\n", a->survivors);
       ok = false;
     }
-    free(surv);
   }
   if (a->json) {
     printf("{\"kernel\": \"%s\", \"target\": \"%s\", \"batch\": %lld, \"heads\": %lld, \"kv_heads\": %lld, "
@@ -503,7 +502,7 @@ compare:
   rc = ok ? 0 : 1;
 done:
   sattn_jit_destroy(jit);
-  void *all[] = {lq, lk, lv, expect, tin, hin, q, k, v, ref, got, got_l, tout_r, tout_k, hout_r, hout_k, kq, kk, kv, ko};
+  void *all[] = {lq, lk, lv, expect, tin, hin, q, k, v, ref, got, got_l, tout_r, tout_k, hout_r, hout_k, kq, kk, kv, ko, surv};
   for (size_t i = 0; i < sizeof all / sizeof *all; i++)
     free(all[i]);
   return rc;
