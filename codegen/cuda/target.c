@@ -183,9 +183,9 @@ void cg_cuda_header(FILE *f, const SaSpec *const *specs, int n, const char *arch
             k.output == DT_FP16 ? "DT_FP16" : k.output == DT_BF16 ? "DT_BF16" : "DT_FP32", arch, k.select_rounds,
             k.grid_bytes, (long long)k.list_count, k.list_ratio);
     if (k.select_rounds > 0)
-      fprintf(f, "/* selection: %d stages; kernels %s_grids, %s_select, %s, each with a sixth argument, the\n"
+      fprintf(f, "/* selection: %d stage%s; kernels %s_grids, %s_select, %s, each with a sixth argument, the\n"
                  " * workspace (sa_cuda_workspace_bytes); sa_cuda_launch runs all three */\n",
-              k.select_rounds, k.name, k.name, k.name);
+              k.select_rounds, k.select_rounds == 1 ? "" : "s", k.name, k.name, k.name);
     fprintf(f, "/* its PTX, when embedded by --emit=ptx-c */\nextern const unsigned char %s_ptx[];\nextern const size_t %s_ptx_size;\n",
             k.name, k.name);
   }
