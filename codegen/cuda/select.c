@@ -91,6 +91,9 @@ static V dmul(C *c, V a, V b) {
 static V dadd(C *c, V a, V b) {
   return em(E, "llvm.inline_asm \"add.rn.f64 $0, $1, $2;\", \"=d,d,d\" %s, %s : (f64, f64) -> f64", a.s, b.s);
 }
+static V dsub(C *c, V a, V b) {
+  return em(E, "llvm.inline_asm \"sub.rn.f64 $0, $1, $2;\", \"=d,d,d\" %s, %s : (f64, f64) -> f64", a.s, b.s);
+}
 
 /* |x| by clearing the sign bit (the NVVM lowering refuses fabs on f64) */
 static V dabs(C *c, V x) {
@@ -358,9 +361,7 @@ static void projected_grid(C *c, const Stage *st, V src, V x0, V qmax, V base, V
     V xm = dmul(c, x, f64c(c, mag));
     for (int64_t col = 0; col < pd; col++) {
       bool plus = (sa_splitmix64(&state) & 1) != 0; /* proj[d][col], drawn row-major */
-      acc[col] = plus ? dadd(c, acc[col], xm)
-                      : em(E, "llvm.inline_asm \"sub.rn.f64 $0, $1, $2;\", \"=d,d,d\" %s, %s : (f64, f64) -> f64",
-                           acc[col].s, xm.s);
+      acc[col] = plus ? dadd(c, acc[col], xm) : dsub(c, acc[col], xm);
     }
   }
   V amax = f64c(c, 0.0);
