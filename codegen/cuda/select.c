@@ -84,16 +84,14 @@ static V and1(C *c, V a, V b) { return bin(c, "arith.andi", a, b, "i1"); }
 static V or1(C *c, V a, V b) { return bin(c, "arith.ori", a, b, "i1"); }
 
 /* f64 products and sums rounded once each, as in the reference: PTX's
- * .rn forms, which ptxas never contracts into an fma. */
-static V dmul(C *c, V a, V b) {
-  return em(E, "llvm.inline_asm \"mul.rn.f64 $0, $1, $2;\", \"=d,d,d\" %s, %s : (f64, f64) -> f64", a.s, b.s);
+ * .rn forms (op is mul, add or sub), which ptxas never contracts into an
+ * fma. */
+static V drn(C *c, const char *op, V a, V b) {
+  return em(E, "llvm.inline_asm \"%s.rn.f64 $0, $1, $2;\", \"=d,d,d\" %s, %s : (f64, f64) -> f64", op, a.s, b.s);
 }
-static V dadd(C *c, V a, V b) {
-  return em(E, "llvm.inline_asm \"add.rn.f64 $0, $1, $2;\", \"=d,d,d\" %s, %s : (f64, f64) -> f64", a.s, b.s);
-}
-static V dsub(C *c, V a, V b) {
-  return em(E, "llvm.inline_asm \"sub.rn.f64 $0, $1, $2;\", \"=d,d,d\" %s, %s : (f64, f64) -> f64", a.s, b.s);
-}
+static V dmul(C *c, V a, V b) { return drn(c, "mul", a, b); }
+static V dadd(C *c, V a, V b) { return drn(c, "add", a, b); }
+static V dsub(C *c, V a, V b) { return drn(c, "sub", a, b); }
 
 /* |x| by clearing the sign bit (the NVVM lowering refuses fabs on f64) */
 static V dabs(C *c, V x) {
@@ -193,22 +191,20 @@ static void loop_close(C *c, Loop *l, const V *next, V *res) {
     res[i] = em_res(l->r, i);
 }
 
-/* `scf.if cond -> (ty...)`: then-branch values a, else-branch values b
- * must be emitted by the caller between if_open / if_else / if_close. */
+/* `scf.if cond -> (tylist)` ("i64, i32"); the caller writes the branches'
+ * yields between if_open_list / if_else / if_close. if_open: n results of
+ * one type. */
+static V if_open_list(C *c, V cond, int n, const char *tylist) {
+  V r = n == 1 ? em(E, "scf.if %s -> (%s) {", cond.s, tylist) : em_multi(E, n, "scf.if %s -> (%s) {", cond.s, tylist);
+  E->depth++;
+  return r;
+}
 static V if_open(C *c, V cond, int n, const char *ty) {
   char tys[256] = "";
   size_t tp = 0;
   for (int i = 0; i < n; i++)
     tp += (size_t)snprintf(tys + tp, sizeof tys - tp, "%s%s", i ? ", " : "", ty);
-  V r = n == 1 ? em(E, "scf.if %s -> (%s) {", cond.s, tys) : em_multi(E, n, "scf.if %s -> (%s) {", cond.s, tys);
-  E->depth++;
-  return r;
-}
-/* The same with results of the types in tylist ("i64, i32"). */
-static V if_open_list(C *c, V cond, int n, const char *tylist) {
-  V r = em_multi(E, n, "scf.if %s -> (%s) {", cond.s, tylist);
-  E->depth++;
-  return r;
+  return if_open_list(c, cond, n, tys);
 }
 static void if_yield(C *c, int n, const V *x, const char *ty) {
   char names[1024] = "", tys[256] = "";
