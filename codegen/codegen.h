@@ -102,6 +102,11 @@ char *cg_cuda_kernel(const KernelPlan *plan);
  * memory or when the runtime's contract disagrees. */
 bool cg_cuda_select_supported(const SaSpec *s, char *why, size_t cap);
 char *cg_cuda_select_kernels(const KernelPlan *plan);
+/* SpAtten's token, head and value pruning and progressive quantization
+ * (select.c): whether the CUDA target runs this spec (else why), and its
+ * three gpu.funcs (name_prune, name, name_finish; sattn/cuda.h). */
+bool cg_cuda_prune_supported(const SaSpec *s, char *why, size_t cap);
+char *cg_cuda_prune_kernels(const KernelPlan *plan);
 
 /* ---- cpu/header.c: the C header for n kernels' objects ---- */
 void cg_cpu_header(FILE *out, const SaSpec *const *specs, int n);

@@ -54,7 +54,11 @@ static bool lower_func(MlirOperation func, void *ud) {
   }
   int stages[SA_MAX_FILTER_ROUNDS + 1];
   bool select = sa_cuda_select_stages(&r.plan.s, stages) > 0;
-  char *kernel = select ? cg_cuda_select_kernels(&r.plan) : cg_cuda_kernel(&r.plan);
+  SaCudaKernel geo;
+  sa_cuda_describe(&r.plan.s, &geo);
+  char *kernel = select        ? cg_cuda_select_kernels(&r.plan)
+                 : geo.pruning ? cg_cuda_prune_kernels(&r.plan)
+                               : cg_cuda_kernel(&r.plan);
   plan_free(&r);
   static const char head[] = "gpu.module @sattn_kernels {\n"
                              "  llvm.mlir.global external @sattn_smem() {addr_space = 3 : i32, alignment = 16 : i64}"

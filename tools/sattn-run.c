@@ -4,7 +4,7 @@
  *   sattn-run FILE [--kernel NAME] [--target=cpu] [--seq N] [--batch N]
  *             [--heads N] [--kv-heads N] [--head-dim N] [--seed S]
  *             [--input-scale X] [--q F --k F --v F] [--expect F] [--out F]
- *             [--survivors F]
+ *             [--survivors F] [--importance-files P]
  *             [--repeat N] [--importance] [--threads N] [--misalign B] [--json]
  *
  * Tensors in files are raw little-endian float32 in [batch, heads, seq,
@@ -17,7 +17,11 @@
  * starts the CPU kernel's Q, K and V B bytes past a 64-byte boundary (a
  * multiple of the storage's element size; 0 by default). --survivors F
  * writes the reference's survivor flags, one byte per (batch, head, query,
- * key), 1 where the key reaches softmax. Exit status: 0 when every error is within the tolerance of the
+ * key), 1 where the key reaches softmax. --importance-files P writes the
+ * importance vectors of a pruning spec, raw float32: P-token-in.f32 and
+ * P-token-out.f32 ([batch, seq]; the drawn input and the kernel's output)
+ * when it prunes tokens, P-head-in.f32 and P-head-out.f32 ([batch, heads])
+ * when it prunes heads. Exit status: 0 when every error is within the tolerance of the
  * spec's output type (docs/cpu-abi.md), 1 otherwise or on a user error, 2
  * on bad usage. */
 #include <math.h>
@@ -37,7 +41,7 @@
 #define GUARD_BYTE 0xA5
 
 typedef struct {
-  const char *file, *kernel, *qf, *kf, *vf, *expect, *out, *survivors;
+  const char *file, *kernel, *qf, *kf, *vf, *expect, *out, *survivors, *imp_files;
   int64_t seq, batch, heads, kv_heads, head_dim;
   uint64_t seed;
   bool have_seed, json, importance, accel, cuda;
@@ -53,7 +57,8 @@ typedef struct {
 static void usage(FILE *f) {
   fputs("usage: sattn-run FILE [--kernel NAME] [--target=cpu|accel|cuda] [--arch SM] [--accel-config F] [--seq N] [--batch N] [--heads N]\n"
         "                 [--kv-heads N] [--head-dim N] [--seed S] [--input-scale X]\n"
-        "                 [--q F --k F --v F] [--expect F] [--out F] [--survivors F] [--repeat N] [--importance]\n"
+        "                 [--q F --k F --v F] [--expect F] [--out F] [--survivors F] [--importance-files P]\n"
+        "                 [--repeat N] [--importance]\n"
         "                 [--threads N] [--cpu NAME] [--misalign B] [--json]\n",
         f);
 }
@@ -108,7 +113,7 @@ enum { EXIT_NO_GPU = 77 };
  * output (bytes in the spec's layout and output type) into ko. Returns 0,
  * 1 after an error message, or EXIT_NO_GPU. */
 static int run_cuda(const Args *a, SattnModule *mod, const SaSpec *s, const void *q, const void *k, const void *v,
-                    void *ko, int64_t B, int64_t S, double *kernel_s) {
+                    void *ko, int64_t B, int64_t S, const float *imp_in[2], float *imp_out[2], double *kernel_s) {
   char err[2300];
   SaCuda *cu = NULL;
   SaStatus st = sa_cuda_open(0, &cu, err, sizeof err);
@@ -127,6 +132,9 @@ static int run_cuda(const Args *a, SattnModule *mod, const SaSpec *s, const void
   int rc = 1;
   SaCudaModule *m = NULL;
   SaCudaPtr dq = 0, dk = 0, dv = 0, dout = 0;
+  /* the importance vectors, tokens then heads: [B, S] and [B, heads] f32 */
+  SaCudaPtr din[2] = {0, 0}, dimp[2] = {0, 0};
+  size_t nimp[2] = {(size_t)(B * S) * sizeof(float), (size_t)(B * s->heads) * sizeof(float)};
   if (sattn_emit(mod, SATTN_ARTIFACT_PTX, &(SattnOptions){.target = SATTN_TARGET_CUDA, .kernel = s->name, .arch = arch},
                  &ptx) != SA_OK)
     goto out;
@@ -144,10 +152,21 @@ static int run_cuda(const Args *a, SattnModule *mod, const SaSpec *s, const void
       (st = sa_cuda_upload(cu, dq, q, nq * in_b, err, sizeof err)) == SA_OK &&
       (st = sa_cuda_upload(cu, dk, k, nkv * in_b, err, sizeof err)) == SA_OK &&
       (st = sa_cuda_upload(cu, dv, v, nkv * in_b, err, sizeof err)) == SA_OK &&
-      (st = sa_cuda_fill(cu, dout, 0xFF, nq * out_b, err, sizeof err)) == SA_OK &&
-      (st = sa_cuda_launch(m, &kd, dq, dk, dv, dout, B, S, err, sizeof err)) == SA_OK &&
+      (st = sa_cuda_fill(cu, dout, 0xFF, nq * out_b, err, sizeof err)) == SA_OK) {
+    for (int i = 0; i < 2 && st == SA_OK; i++) {
+      if (imp_in[i] && (st = sa_cuda_alloc(cu, nimp[i], &din[i], err, sizeof err)) == SA_OK)
+        st = sa_cuda_upload(cu, din[i], imp_in[i], nimp[i], err, sizeof err);
+      if (st == SA_OK && imp_out[i] && (st = sa_cuda_alloc(cu, nimp[i], &dimp[i], err, sizeof err)) == SA_OK)
+        st = sa_cuda_fill(cu, dimp[i], 0xFF, nimp[i], err, sizeof err);
+    }
+  }
+  SaCudaImportance imp = {din[0], din[1], dimp[0], dimp[1]};
+  if (st == SA_OK && (st = sa_cuda_launch_importance(m, &kd, dq, dk, dv, dout, &imp, B, S, err, sizeof err)) == SA_OK &&
       (st = sa_cuda_sync(cu, err, sizeof err)) == SA_OK &&
       (st = sa_cuda_download(cu, ko, dout, nq * out_b, err, sizeof err)) == SA_OK) {
+    for (int i = 0; i < 2 && st == SA_OK; i++)
+      if (imp_out[i])
+        st = sa_cuda_download(cu, imp_out[i], dimp[i], nimp[i], err, sizeof err);
     double ms = 0;
     if (a->repeat > 1)
       st = sa_cuda_time(m, &kd, dq, dk, dv, dout, B, S, a->repeat, &ms, err, sizeof err);
@@ -159,6 +178,8 @@ static int run_cuda(const Args *a, SattnModule *mod, const SaSpec *s, const void
     fprintf(stderr, "sattn-run: error: %s (%s, %s, device %s)\n", err, sa_status_name(st), arch, name);
 out:
   sa_cuda_free(cu, dq), sa_cuda_free(cu, dk), sa_cuda_free(cu, dv), sa_cuda_free(cu, dout);
+  for (int i = 0; i < 2; i++)
+    sa_cuda_free(cu, din[i]), sa_cuda_free(cu, dimp[i]);
   sa_cuda_module_unload(m);
   sattn_artifact_destroy(ptx);
   sa_cuda_close(cu);
@@ -349,7 +370,9 @@ static int run(const Args *a, SattnModule *mod, int index) {
   }
   if (a->cuda) {
     kernel_s = 0;
-    int cr = run_cuda(a, mod, s, kq, kk, kv, ko, B, S, &kernel_s);
+    const float *imp_in[2] = {tin, hin};
+    float *imp_out[2] = {tokens ? tout_k : NULL, heads ? hout_k : NULL};
+    int cr = run_cuda(a, mod, s, kq, kk, kv, ko, B, S, imp_in, imp_out, &kernel_s);
     if (cr) {
       rc = cr;
       goto done;
@@ -455,6 +478,27 @@ compare:
       ok = false;
     }
   }
+  if (a->imp_files) {
+    struct {
+      const char *what;
+      const float *x;
+      size_t n;
+    } vec[4] = {{"token-in", tokens ? tin : NULL, (size_t)(B * S)},
+                {"token-out", tokens ? tout_k : NULL, (size_t)(B * S)},
+                {"head-in", heads ? hin : NULL, (size_t)(B * H)},
+                {"head-out", heads ? hout_k : NULL, (size_t)(B * H)}};
+    for (int i = 0; i < 4; i++) {
+      if (!vec[i].x)
+        continue;
+      char path[4096];
+      snprintf(path, sizeof path, "%s-%s.f32", a->imp_files, vec[i].what);
+      FILE *f = fopen(path, "wb");
+      if (!f || fwrite(vec[i].x, sizeof(float), vec[i].n, f) != vec[i].n || fclose(f) != 0) {
+        fprintf(stderr, "sattn-run: error: cannot write '%s'\n", path);
+        ok = false;
+      }
+    }
+  }
   if (surv) {
     FILE *f = fopen(a->survivors, "wb");
     if (!f || fwrite(surv, 1, nsurv, f) != nsurv || fclose(f) != 0) {
@@ -519,6 +563,7 @@ int main(int argc, char **argv) {
                        : !strcmp(s, "--expect") ? &a.expect
                        : !strcmp(s, "--out")  ? &a.out
                        : !strcmp(s, "--survivors") ? &a.survivors
+                       : !strcmp(s, "--importance-files") ? &a.imp_files
                                               : NULL;
     int64_t *num = !strcmp(s, "--seq")        ? &a.seq
                    : !strcmp(s, "--batch")    ? &a.batch

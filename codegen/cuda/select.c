@@ -55,6 +55,7 @@ typedef struct {
   int R, grid_bytes;
   Stage st[SA_MAX_FILTER_ROUNDS + 1];
   SaCudaKernel geo;
+  bool importance; /* SpAtten's kernels: four more arguments, the importance vectors */
   V S64, S32, ws, lane, warp;
   V q, k, v, o;
 } C;
@@ -274,8 +275,10 @@ static V batch_base(C *c, V b) {
  * stage, sattn/cuda.h) and its thread and block indices. */
 static void func_open(C *c, const char *suffix, V *tid, V *bx, V *by) {
   em_raw(E, "gpu.func @%s%s(%%q: !llvm.ptr<1>, %%k: !llvm.ptr<1>, %%v: !llvm.ptr<1>, %%o: !llvm.ptr<1>, %%seq: i64, "
-            "%%ws: !llvm.ptr<1>) kernel attributes {known_block_size = array<i32: %d, 1, 1>} {\n",
-         c->s->name, suffix, THREADS);
+            "%%ws: !llvm.ptr<1>%s) kernel attributes {known_block_size = array<i32: %d, 1, 1>} {\n",
+         c->s->name, suffix,
+         c->importance ? ", %tin: !llvm.ptr<1>, %hin: !llvm.ptr<1>, %tout: !llvm.ptr<1>, %hout: !llvm.ptr<1>" : "",
+         THREADS);
   *tid = em(E, "nvvm.read.ptx.sreg.tid.x : i32");
   *bx = em(E, "nvvm.read.ptx.sreg.ctaid.x : i32");
   *by = em(E, "nvvm.read.ptx.sreg.ctaid.y : i32");
@@ -437,16 +440,25 @@ static V order_key(C *c, V a) {
   return sel(c, fcmp(c, "uno", a, a, "f64"), c64(c, 0), k, "i64");
 }
 
-/* What a stage's scores need of its query row. */
-typedef struct {
+/* What a stage's scores need of its query row. value, when set, scores
+ * instead of the stage's grids (SpAtten's exact scores, importance). */
+typedef struct Scorer Scorer;
+struct Scorer {
+  V (*value)(C *c, const Scorer *sc, V j);
   int r;
   V coef;        /* scale * step_q (f64) */
   V qw[64];      /* the Q grid row as words of 4 bytes */
   V kgrid, kstep; /* byte offsets of key 0 of this head's K grid rows and steps */
   V base;        /* the batch's workspace block */
-} Scorer;
+  /* SpAtten (prune_score): the query row in shared memory; key 0's K row
+   * (element offset) and the key stride, or with progressive quantization
+   * kstep and kgrid above at the grids in use */
+  V qs, kbase, kstride;
+  V vec;         /* importance: the vector's pointer and first element */
+  V vec0;
+};
 
-static V score_value(C *c, const Scorer *sc, V j) {
+static V grid_score(C *c, const Scorer *sc, V j) {
   const Stage *st = &c->st[sc->r];
   V j64 = ext64(c, j);
   V kg = add64(c, sc->kgrid, mul64(c, j64, c64(c, st->lp)));
@@ -465,18 +477,24 @@ static V score_value(C *c, const Scorer *sc, V j) {
   return dmul(c, dmul(c, sc->coef, ks), em(E, "arith.sitofp %s : i32 to f64", dot.s));
 }
 
+static V score_value(C *c, const Scorer *sc, V j) { return sc->value ? sc->value(c, sc, j) : grid_score(c, sc, j); }
+
 /* Key j's (i32) score (f64) under stage sc->r, and its order key. */
 static V score_key(C *c, const Scorer *sc, V j) { return order_key(c, score_value(c, sc, j)); }
 
 /* One chunk of 32 candidates: lane's candidate j and whether it is one.
  * Stage 0 walks keys [lo, hi) with the mask; later stages the list. */
-typedef struct {
+typedef struct Cands Cands;
+struct Cands {
   bool from_list;
+  bool unmasked; /* the spec's mask does not apply (importance vectors) */
+  V (*also)(C *c, const Cands *cd, V j); /* a further condition on key j (i1), or NULL */
   V lo, hi;  /* i32: keys (stage 0) or list positions */
   V i64row;  /* the query row, i64 */
   V list;    /* byte offset of the row's list */
   V base;
-} Cands;
+  V vec, vec0; /* for also: a vector it reads, and the element of key 0 */
+};
 
 static V cand_at(C *c, const Cands *cd, V chunk, V *valid) {
   V at = add32(c, chunk, c->lane);
@@ -487,10 +505,13 @@ static V cand_at(C *c, const Cands *cd, V chunk, V *valid) {
     *valid = ok;
     return j;
   }
-  if (c->p->mask)
+  if (c->p->mask && !cd->unmasked)
     ok = and1(c, ok, mask_pred(E, c->p->mask, c->S64, cd->i64row, ext64(c, at)));
+  V j = sel(c, cmp(c, "slt", at, cd->hi, "i32"), at, cd->lo, "i32");
+  if (cd->also)
+    ok = and1(c, ok, cd->also(c, cd, j));
   *valid = ok;
-  return sel(c, cmp(c, "slt", at, cd->hi, "i32"), at, cd->lo, "i32");
+  return j;
 }
 
 /* The lanes below this one, as a ballot mask. */
@@ -500,7 +521,7 @@ static V lanes_below(C *c) {
 
 /* The candidates' count (i32, warp-uniform). */
 static V count_cands(C *c, const Cands *cd) {
-  if (cd->from_list || !c->p->mask) /* every position in [lo, hi) is one */
+  if (cd->from_list || ((!c->p->mask || cd->unmasked) && !cd->also)) /* every position in [lo, hi) is one */
     return bin(c, "arith.subi", cd->hi, cd->lo, "i32");
   Loop l;
   V z = c32(c, 0), args[1], res[1];
@@ -996,6 +1017,552 @@ static void emit_attend(C *c) {
   em_end(E);
   em_do(E, "gpu.return");
   em_raw(E, "}\n");
+}
+
+/* ---- SpAtten: token and head pruning, progressive quantization, value
+ * pruning (docs/semantics.md 4.7; docs/cuda.md) ----
+ *
+ *   name_prune   grid (ceil(seq / 128), batch): zeroes the importance
+ *                sums; block 0's warp 0 keeps the top tokens of
+ *                token_in, warp 1 the top heads of head_in (radix select
+ *                over the values' order keys, non-finite values dropped),
+ *                as flags; with progressive quantization each thread
+ *                quantizes its K rows (MSB and MSB + LSB grids, i16, with
+ *                their f64 steps)
+ *   name         a warp per query row: the scores in f64 as the reference
+ *                forms them (recomputed per pass, never stored); the
+ *                softmax's maximum and sum in one online pass; with
+ *                progressive quantization a second pass on the full grids
+ *                when the top probability falls below the threshold; value
+ *                pruning's top-k by a radix select over the scores' keys
+ *                (softmax keeps their order); then P V over the kept keys,
+ *                adding each probability to its token's sum and sum |O| to
+ *                the head's (f64 atomics)
+ *   name_finish  importance outputs: value + sum for kept tokens and
+ *                heads, -inf for pruned ones */
+
+/* Byte offsets in one batch's block of SpAtten's workspace: token sums
+ * (f64, seq), head sums (f64, heads), token flags (u8, seq), head flags (u8,
+ * heads), then, from a 16-byte boundary, progressive quantization's K
+ * steps (f64, kv_heads x seq, MSB then full) and grids (i16, kv_heads x seq
+ * rows of head_dim rounded up to 8, MSB then full). */
+static int64_t prune_dp(C *c) { return (c->D + 7) / 8 * 8; }
+static V pw_tacc(C *c) { return c64(c, 0); }
+static V pw_hacc(C *c) { return mul64(c, c->S64, c64(c, 8)); }
+static V pw_tkept(C *c) { return add64(c, mul64(c, c->S64, c64(c, 8)), c64(c, 8 * c->H)); }
+static V pw_hkept(C *c) { return add64(c, mul64(c, c->S64, c64(c, 9)), c64(c, 8 * c->H)); }
+static V pw_prog(C *c) {
+  V end = add64(c, mul64(c, c->S64, c64(c, 9)), c64(c, 9 * c->H));
+  return bin(c, "arith.andi", add64(c, end, c64(c, 15)), c64(c, -16), "i64");
+}
+static V pw_kstep(C *c, V full) {
+  V msb = pw_prog(c);
+  return sel(c, full, add64(c, msb, mul64(c, c->S64, c64(c, 8 * c->KVH))), msb, "i64");
+}
+static V pw_kgrid(C *c, V full) {
+  V msb = add64(c, pw_prog(c), mul64(c, c->S64, c64(c, 16 * c->KVH)));
+  return sel(c, full, add64(c, msb, mul64(c, c->S64, c64(c, 2 * c->KVH * prune_dp(c)))), msb, "i64");
+}
+static V prune_base(C *c, V b) {
+  V per = pw_prog(c);
+  if (c->s->has_progressive)
+    per = add64(c, per, mul64(c, c->S64, c64(c, c->KVH * (16 + 4 * prune_dp(c)))));
+  per = bin(c, "arith.andi", add64(c, per, c64(c, 255)), c64(c, -256), "i64");
+  return gbyte(c, c->ws, mul64(c, ext64(c, b), per));
+}
+
+static V is_null(C *c, V ptr) {
+  V z = em(E, "llvm.mlir.zero : !llvm.ptr<1>");
+  return em(E, "llvm.icmp \"eq\" %s, %s : !llvm.ptr<1>", ptr.s, z.s);
+}
+
+/* Element e (i64) of an f32 importance vector as f64; 0 when the vector
+ * is absent (NULL), as the reference reads a missing input. */
+static V vec_value(C *c, V ptr, V e) {
+  V r = if_open(c, is_null(c, ptr), 1, "f64");
+  V z = f64c(c, 0.0);
+  if_yield(c, 1, &z, "f64");
+  if_else(c);
+  V x = em(E, "arith.extf %s : f32 to f64", gload(c, ptr, mul64(c, e, c64(c, 4)), "f32").s);
+  if_yield(c, 1, &x, "f64");
+  if_close(c);
+  return r;
+}
+static V vec_score(C *c, const Scorer *sc, V j) { return vec_value(c, sc->vec, add64(c, sc->vec0, ext64(c, j))); }
+static V vec_finite(C *c, const Cands *cd, V j) {
+  V x = vec_value(c, cd->vec, add64(c, cd->vec0, ext64(c, j)));
+  return fcmp(c, "one", dabs(c, x), f64c(c, INFINITY), "f64");
+}
+
+/* One warp keeps the top ceil(keep x n) of the n values of an importance
+ * vector (ties to the lower index, non-finite values never), or every
+ * entry when keep is 1, writing a flag (u8) per entry at byte `flags` of
+ * base. */
+static void keep_flags(C *c, double keep, V vec, V vec0, V n, V base, V flags, V hist) {
+  Scorer sc = {.value = vec_score, .vec = vec, .vec0 = vec0};
+  Cands cd = {.unmasked = true, .also = keep < 1.0 ? vec_finite : NULL, .vec = vec, .vec0 = vec0, .lo = c32(c, 0), .hi = n};
+  V all = em_int(E, 1, "i1"), T = c64(c, 0), need = c32(c, 0);
+  if (keep < 1.0) {
+    V cnt = count_cands(c, &cd);
+    V want = em(E, "arith.trunci %s : i64 to i32", ceil64(c, dmul(c, f64c(c, keep), em(E, "arith.sitofp %s : i32 to f64", n.s))).s);
+    want = bin(c, "arith.minsi", want, cnt, "i32");
+    all = cmp(c, "sge", want, cnt, "i32");
+    V tn = if_open(c, all, 2, "i64");
+    V x[2] = {c64(c, 0), c64(c, 0)};
+    if_yield(c, 2, x, "i64");
+    if_else(c);
+    V t, nd;
+    radix_select(c, &sc, &cd, cnt, want, hist, &t, &nd);
+    x[0] = t, x[1] = ext64(c, nd);
+    if_yield(c, 2, x, "i64");
+    if_close(c);
+    T = em_res(tn, 0), need = em(E, "arith.trunci %s : i64 to i32", em_res(tn, 1).s);
+  }
+  Loop l;
+  V z = c32(c, 0), a[1], res[1];
+  const char *ty[1] = {"i32"};
+  V chunk = loop_open(c, &l, c32(c, 0), n, c32(c, 32), 1, &z, ty, a);
+  V valid;
+  V j = cand_at(c, &cd, chunk, &valid);
+  V inside = cmp(c, "slt", add32(c, chunk, c->lane), n, "i32");
+  V take = valid, beq = c32(c, 0);
+  if (keep < 1.0) {
+    V key = score_key(c, &sc, j);
+    V eq = and1(c, valid, cmp(c, "eq", key, T, "i64"));
+    beq = ballot(c, eq);
+    V rank = add32(c, a[0], popc(c, bin(c, "arith.andi", beq, lanes_below(c), "i32")));
+    take = and1(c, valid, or1(c, all, or1(c, cmp(c, "ugt", key, T, "i64"), and1(c, eq, cmp(c, "slt", rank, need, "i32")))));
+  }
+  em_if(E, inside);
+  gstore(c, em(E, "arith.extui %s : i1 to i8", take.s), base, add64(c, flags, ext64(c, j)), "i8");
+  em_end(E);
+  V nx = add32(c, a[0], popc(c, beq));
+  loop_close(c, &l, &nx, res);
+}
+
+/* The reference's quantization of K row (b, kvh, row) for progressive
+ * quantization (ref_quant_rows): step = amax / qmax and the integer grid,
+ * stored as i16 (MSB + LSB bits are at most 16) with the step in f64. */
+static void quantize_k_row(C *c, V base, V b, V kvh, V row, int bits, V full) {
+  V x0 = row_offset(c, b, kvh, c32(c, (int)c->KVH), row);
+  V qmax = f64c(c, ldexp(1.0, bits - 1) - 1.0);
+  Loop l;
+  V z = f64c(c, 0.0), a[1], amax[1];
+  const char *ty[1] = {"f64"};
+  V d = loop_open(c, &l, c32(c, 0), c32(c, (int)c->D), c32(c, 1), 1, &z, ty, a);
+  V x = em(E, "arith.extf %s : f32 to f64", load_in(c, c->k, add64(c, x0, ext64(c, d))).s);
+  V nx = bin(c, "arith.maxnumf", a[0], dabs(c, x), "f64");
+  loop_close(c, &l, &nx, amax);
+  V step = bin(c, "arith.divf", amax[0], qmax, "f64");
+  V krow = add64(c, mul64(c, ext64(c, kvh), c->S64), ext64(c, row));
+  gstore(c, step, base, add64(c, pw_kstep(c, full), mul64(c, krow, c64(c, 8))), "f64");
+  V g0 = add64(c, pw_kgrid(c, full), mul64(c, krow, c64(c, 2 * prune_dp(c))));
+  d = em_for(E, em_index(E, 0), em_index(E, c->D), em_index(E, 1));
+  V d32 = em(E, "arith.index_cast %s : index to i32", d.s);
+  x = em(E, "arith.extf %s : f32 to f64", load_in(c, c->k, add64(c, x0, ext64(c, d32))).s);
+  V g = grid_value(c, x, amax[0], step, qmax);
+  gstore(c, em(E, "arith.trunci %s : i32 to i16", g.s), base, add64(c, g0, mul64(c, ext64(c, d32), c64(c, 2))), "i16");
+  em_end(E);
+}
+
+static void emit_prune(C *c) {
+  const SaSpec *s = c->s;
+  V tid, bx, by;
+  func_open(c, "_prune", &tid, &bx, &by);
+  c->warp = bin(c, "arith.divui", tid, c32(c, 32), "i32");
+  c->lane = bin(c, "arith.remui", tid, c32(c, 32), "i32");
+  V base = prune_base(c, by);
+  V row = add32(c, bin(c, "arith.muli", bx, c32(c, GRID_ROWS), "i32"), tid);
+  V first = cmp(c, "eq", bx, c32(c, 0), "i32");
+  em_if(E, cmp(c, "slt", row, c->S32, "i32"));
+  gstore(c, f64c(c, 0.0), base, add64(c, pw_tacc(c), mul64(c, ext64(c, row), c64(c, 8))), "f64");
+  if (s->has_progressive) {
+    V kvh = em_for(E, em_index(E, 0), em_index(E, c->KVH), em_index(E, 1));
+    V kvh32 = em(E, "arith.index_cast %s : index to i32", kvh.s);
+    quantize_k_row(c, base, by, kvh32, row, s->msb_bits, em_int(E, 0, "i1"));
+    quantize_k_row(c, base, by, kvh32, row, s->msb_bits + s->lsb_bits, em_int(E, 1, "i1"));
+    em_end(E);
+  }
+  em_end(E);
+  em_if(E, and1(c, first, cmp(c, "slt", tid, c32(c, (int)c->H), "i32")));
+  gstore(c, f64c(c, 0.0), base, add64(c, pw_hacc(c), mul64(c, ext64(c, tid), c64(c, 8))), "f64");
+  em_end(E);
+  /* block 0: warp 0 the tokens, warp 1 the heads */
+  V hist = bin(c, "arith.muli", c->warp, c32(c, HIST * 4), "i32");
+  em_if(E, and1(c, first, cmp(c, "eq", c->warp, c32(c, 0), "i32")));
+  keep_flags(c, s->token_keep, (V){"%tin"}, mul64(c, ext64(c, by), c->S64), c->S32, base, pw_tkept(c), hist);
+  em_end(E);
+  em_if(E, and1(c, first, cmp(c, "eq", c->warp, c32(c, 1), "i32")));
+  keep_flags(c, s->head_keep, (V){"%hin"}, mul64(c, ext64(c, by), c64(c, c->H)), c32(c, (int)c->H), base, pw_hkept(c),
+             hist);
+  em_end(E);
+  em_do(E, "gpu.return");
+  em_raw(E, "}\n");
+}
+
+/* SpAtten's exact score of key j: scale x (q . k) in f64, each product and
+ * sum rounded once in d's order as the reference forms them, with K's row
+ * as stored or, with progressive quantization, its MSB or full grid times
+ * the row's step (prune_grids sets which). */
+static V prune_score(C *c, const Scorer *sc, V j) {
+  V j64 = ext64(c, j);
+  V step = {""}, g0 = {""}, koff = {""};
+  if (c->s->has_progressive) {
+    step = gload(c, sc->base, add64(c, sc->kstep, mul64(c, j64, c64(c, 8))), "f64");
+    g0 = add64(c, sc->kgrid, mul64(c, j64, c64(c, 2 * prune_dp(c))));
+  } else {
+    koff = add64(c, sc->kbase, mul64(c, j64, sc->kstride));
+  }
+  Loop l;
+  V z = f64c(c, 0.0), a[1], r[1];
+  const char *ty[1] = {"f64"};
+  V d = loop_open(c, &l, c32(c, 0), c32(c, (int)c->D), c32(c, 1), 1, &z, ty, a);
+  V qv = em(E, "llvm.load %s : !llvm.ptr<3> -> f32", sbyte(c, add32(c, sc->qs, bin(c, "arith.muli", d, c32(c, 4), "i32"))).s);
+  V kd;
+  if (c->s->has_progressive) {
+    V g = gload(c, sc->base, add64(c, g0, mul64(c, ext64(c, d), c64(c, 2))), "i16");
+    kd = dmul(c, em(E, "arith.sitofp %s : i16 to f64", g.s), step);
+  } else {
+    kd = em(E, "arith.extf %s : f32 to f64", load_in(c, c->k, add64(c, koff, ext64(c, d))).s);
+  }
+  V nx = dadd(c, a[0], dmul(c, em(E, "arith.extf %s : f32 to f64", qv.s), kd));
+  loop_close(c, &l, &nx, r);
+  return dmul(c, f64c(c, c->s->scale), r[0]);
+}
+
+/* Points sc at the kv head's MSB grids (full false) or full ones. */
+static void prune_grids(C *c, Scorer *sc, V kvh, V full) {
+  V krow0 = mul64(c, ext64(c, kvh), c->S64);
+  sc->kstep = add64(c, pw_kstep(c, full), mul64(c, krow0, c64(c, 8)));
+  sc->kgrid = add64(c, pw_kgrid(c, full), mul64(c, krow0, c64(c, 2 * prune_dp(c))));
+}
+
+static V tok_kept(C *c, const Cands *cd, V j) {
+  V f = gload(c, cd->base, add64(c, pw_tkept(c), ext64(c, j)), "i8");
+  return cmp(c, "ne", f, em_int(E, 0, "i8"), "i8");
+}
+
+/* 2^(x log2 e) in f32 for an f64 x <= 0 (ex2.approx; -inf gives 0). */
+static V exp_f32(C *c, V x) {
+  V y = em(E, "arith.truncf %s : f64 to f32", bin(c, "arith.mulf", x, f64c(c, LOG2E), "f64").s);
+  return em(E, "llvm.inline_asm \"ex2.approx.ftz.f32 $0, $1;\", \"=f,f\" %s : (f32) -> f32", y.s);
+}
+
+static V shfl_bfly_f64(C *c, V x, int m) {
+  V v = em(E, "llvm.bitcast %s : f64 to vector<2xi32>", x.s);
+  for (int h = 0; h < 2; h++) {
+    V part = em(E, "llvm.extractelement %s[%s : i32] : vector<2xi32>", v.s, c32(c, h).s);
+    v = em(E, "llvm.insertelement %s, %s[%s : i32] : vector<2xi32>", shfl(c, "bfly", part, c32(c, m), "i32").s, v.s,
+           c32(c, h).s);
+  }
+  return em(E, "llvm.bitcast %s : vector<2xi32> to f64", v.s);
+}
+
+/* The softmax's maximum score (f64; fmax, which passes NaN over) and sum
+ * of exp(score - max) (f32; NaN when a score is) over the candidates, in
+ * one pass: each lane keeps its own running pair, merged at the end. */
+static void softmax_stats(C *c, const Scorer *sc, const Cands *cd, V *m, V *l) {
+  Loop lp;
+  V init[2] = {f64c(c, -INFINITY), em_float(E, 0.0, "f32")}, a[2], res[2];
+  const char *ty[2] = {"f64", "f32"};
+  V chunk = loop_open(c, &lp, cd->lo, cd->hi, c32(c, 32), 2, init, ty, a);
+  V valid;
+  V j = cand_at(c, cd, chunk, &valid);
+  V x = score_value(c, sc, j);
+  V mn = sel(c, valid, bin(c, "arith.maxnumf", a[0], x, "f64"), a[0], "f64");
+  V alpha = sel(c, fcmp(c, "oeq", mn, a[0], "f64"), em_float(E, 1.0, "f32"), exp_f32(c, bin(c, "arith.subf", a[0], mn, "f64")), "f32");
+  V p = sel(c, valid, exp_f32(c, bin(c, "arith.subf", x, mn, "f64")), em_float(E, 0.0, "f32"), "f32");
+  V next[2] = {mn, em(E, "llvm.intr.fma(%s, %s, %s) : (f32, f32, f32) -> f32", a[1].s, alpha.s, p.s)};
+  loop_close(c, &lp, next, res);
+  V M = res[0];
+  for (int k = 16; k >= 1; k /= 2)
+    M = bin(c, "arith.maxnumf", M, shfl_bfly_f64(c, M, k), "f64");
+  V f = sel(c, fcmp(c, "oeq", res[0], M, "f64"), em_float(E, 1.0, "f32"), exp_f32(c, bin(c, "arith.subf", res[0], M, "f64")), "f32");
+  V L = bin(c, "arith.mulf", res[1], f, "f32");
+  for (int k = 16; k >= 1; k /= 2)
+    L = bin(c, "arith.addf", L, shfl(c, "bfly", L, c32(c, k), "f32"), "f32");
+  *m = M, *l = L;
+}
+
+static void atomic_add_f64(C *c, V base, V off, V x) {
+  em(E, "llvm.atomicrmw fadd %s, %s monotonic : !llvm.ptr<1>, f64", gbyte(c, base, off).s, x.s);
+}
+
+static void emit_prune_attend(C *c) {
+  const SaSpec *s = c->s;
+  int dp = (int)((c->D + 31) / 32 * 32), dl = dp / 32;
+  V tid, bx, by;
+  func_open(c, "", &tid, &bx, &by);
+  V i, b, h, kvh;
+  warp_row(c, tid, bx, by, &i, &b, &h, &kvh);
+  V zero = em_float(E, 0.0, "f32");
+  em_if(E, cmp(c, "slt", i, c->S32, "i32"));
+  V base = prune_base(c, b);
+  V qoff = row_offset(c, b, h, c32(c, (int)c->H), i);
+  /* the query row into this warp's shared row (f32, zero past head_dim) */
+  V qs = bin(c, "arith.muli", c->warp, c32(c, dp * 4), "i32");
+  for (int t = 0; t < dl; t++) {
+    V d = add32(c, c->lane, c32(c, 32 * t));
+    V x = if_open(c, cmp(c, "slt", d, c32(c, (int)c->D), "i32"), 1, "f32");
+    V lx = load_in(c, c->q, add64(c, qoff, ext64(c, d)));
+    if_yield(c, 1, &lx, "f32");
+    if_else(c);
+    if_yield(c, 1, &zero, "f32");
+    if_close(c);
+    em_do(E, "llvm.store %s, %s : f32, !llvm.ptr<3>", x.s, sbyte(c, add32(c, qs, bin(c, "arith.muli", d, c32(c, 4), "i32"))).s);
+  }
+  syncwarp(c);
+  V hk = gload(c, base, add64(c, pw_hkept(c), ext64(c, h)), "i8");
+  V tk = gload(c, base, add64(c, pw_tkept(c), ext64(c, i)), "i8");
+  V live = and1(c, cmp(c, "ne", hk, em_int(E, 0, "i8"), "i8"), cmp(c, "ne", tk, em_int(E, 0, "i8"), "i8"));
+  V O = if_open(c, live, dl, "f32");
+  {
+    V i64 = ext64(c, i);
+    V lo = c64(c, 0), hi = c->S64, l1, h1;
+    if (c->p->mask && mask_bounds(E, c->p->mask, i64, &l1, &h1)) {
+      lo = bin(c, "arith.maxsi", l1, lo, "i64");
+      hi = bin(c, "arith.maxsi", bin(c, "arith.minsi", h1, hi, "i64"), lo, "i64");
+    }
+    Cands cd = {.also = tok_kept, .i64row = i64, .base = base,
+                .lo = em(E, "arith.trunci %s : i64 to i32", lo.s), .hi = em(E, "arith.trunci %s : i64 to i32", hi.s)};
+    Scorer sc = {.value = prune_score, .base = base, .qs = qs};
+    if (s->has_progressive)
+      prune_grids(c, &sc, kvh, em_int(E, 0, "i1"));
+    else {
+      sc.kbase = row_offset(c, b, kvh, c32(c, (int)c->KVH), c32(c, 0));
+      sc.kstride = c64(c, s->layout == LAYOUT_BHSD ? c->D : c->KVH * c->D);
+    }
+    V m, l;
+    softmax_stats(c, &sc, &cd, &m, &l);
+    if (s->has_progressive) {
+      /* the top probability is 1 / sum; 0 for an empty row, and 1 when
+       * a NaN score makes the sum NaN (the reference then leaves the
+       * weights unnormalized, and fmax passes the NaN over). Under the
+       * threshold the row scores again with the MSB + LSB grids. 1 / sum
+       * < t as t x sum > 1: no f64 division (a ptxas subroutine that
+       * spills) */
+      double t = s->requant_threshold;
+      V again = sel(c, fcmp(c, "ogt", l, zero, "f32"),
+                    fcmp(c, "ogt", bin(c, "arith.mulf", f64c(c, t), em(E, "arith.extf %s : f32 to f64", l.s), "f64"),
+                         f64c(c, 1.0), "f64"),
+                    sel(c, fcmp(c, "uno", l, l, "f32"), em_int(E, 1.0 < t, "i1"), em_int(E, 0.0 < t, "i1"), "i1"), "i1");
+      V r = if_open_list(c, again, 2, "f64, f32");
+      Scorer fs = sc;
+      prune_grids(c, &fs, kvh, em_int(E, 1, "i1"));
+      V m2, l2;
+      softmax_stats(c, &fs, &cd, &m2, &l2);
+      em_do(E, "scf.yield %s, %s : f64, f32", m2.s, l2.s);
+      if_else(c);
+      em_do(E, "scf.yield %s, %s : f64, f32", m.s, l.s);
+      if_close(c);
+      m = em_res(r, 0), l = em_res(r, 1);
+      prune_grids(c, &sc, kvh, again);
+    }
+    /* 1 / sum by rcp.approx (within an ulp or two; rcp.rn is a ptxas
+     * subroutine whose call spills here). A NaN sum leaves the weights
+     * exp(s - max) unnormalized, as the reference's softmax does (it
+     * divides only by a positive sum): NaN for the NaN scores alone. */
+    V rcp = em(E, "llvm.inline_asm \"rcp.approx.ftz.f32 $0, $1;\", \"=f,f\" %s : (f32) -> f32", l.s);
+    V inv = sel(c, fcmp(c, "ogt", l, zero, "f32"), rcp, em_float(E, 1.0, "f32"), "f32");
+    /* value pruning: the top ceil(value x survivors) probabilities, which
+     * are the top scores (exp keeps their order), ties to the lower key */
+    V all = em_int(E, 1, "i1"), T = c64(c, 0), need = c32(c, 0);
+    if (s->value_keep < 1.0) {
+      V cnt = count_cands(c, &cd);
+      SaKeep vk = {.kind = KEEP_TOP_RATIO, .value = s->value_keep};
+      V k = rule_k(c, vk, cnt);
+      all = cmp(c, "sge", k, cnt, "i32");
+      V tn = if_open(c, all, 2, "i64");
+      V x[2] = {c64(c, 0), c64(c, 0)};
+      if_yield(c, 2, x, "i64");
+      if_else(c);
+      V t, nd;
+      V hist = bin(c, "arith.muli", c->warp, c32(c, HIST * 4), "i32");
+      radix_select(c, &sc, &cd, cnt, k, add32(c, hist, c32(c, 4 * dp * 4)), &t, &nd);
+      x[0] = t, x[1] = ext64(c, nd);
+      if_yield(c, 2, x, "i64");
+      if_close(c);
+      T = em_res(tn, 0), need = em(E, "arith.trunci %s : i64 to i32", em_res(tn, 1).s);
+    }
+    V tout_on = bin(c, "arith.xori", is_null(c, (V){"%tout"}), em_int(E, 1, "i1"), "i1");
+    /* the final pass: probabilities, token sums, O += p V over the kept */
+    Loop lp;
+    V init[1 + 8], a[1 + 8], res[1 + 8];
+    const char *ty[1 + 8];
+    init[0] = c32(c, 0), ty[0] = "i32";
+    for (int t = 0; t < dl; t++)
+      init[1 + t] = zero, ty[1 + t] = "f32";
+    V chunk = loop_open(c, &lp, cd.lo, cd.hi, c32(c, 32), 1 + dl, init, ty, a);
+    V valid;
+    V j = cand_at(c, &cd, chunk, &valid);
+    V x = score_value(c, &sc, j);
+    V p = sel(c, valid, bin(c, "arith.mulf", exp_f32(c, bin(c, "arith.subf", x, m, "f64")), inv, "f32"), zero, "f32");
+    em_if(E, and1(c, valid, tout_on));
+    atomic_add_f64(c, base, add64(c, pw_tacc(c), mul64(c, ext64(c, j), c64(c, 8))), em(E, "arith.extf %s : f32 to f64", p.s));
+    em_end(E);
+    V take = valid, beq = c32(c, 0);
+    if (s->value_keep < 1.0) {
+      V key = order_key(c, x);
+      V eq = and1(c, valid, cmp(c, "eq", key, T, "i64"));
+      beq = ballot(c, eq);
+      V rank = add32(c, a[0], popc(c, bin(c, "arith.andi", beq, lanes_below(c), "i32")));
+      take = and1(c, valid, or1(c, all, or1(c, cmp(c, "ugt", key, T, "i64"), and1(c, eq, cmp(c, "slt", rank, need, "i32")))));
+    }
+    V pw = sel(c, take, p, zero, "f32");
+    V kstride = c64(c, s->layout == LAYOUT_BHSD ? c->D : c->KVH * c->D);
+    V vbase = row_offset(c, b, kvh, c32(c, (int)c->KVH), c32(c, 0));
+    V cnt32 = bin(c, "arith.minsi", bin(c, "arith.subi", cd.hi, chunk, "i32"), c32(c, 32), "i32");
+    V ov[8];
+    {
+      Loop el;
+      V ea[8], er[8];
+      const char *ety[8];
+      for (int t = 0; t < dl; t++)
+        ety[t] = "f32";
+      V e = loop_open(c, &el, c32(c, 0), cnt32, c32(c, 1), dl, a + 1, ety, ea);
+      V pe = shfl(c, "idx", pw, e, "f32");
+      V je = shfl(c, "idx", j, e, "i32");
+      /* a zero weight is skipped: a pruned key's Inf or NaN V row never
+       * reaches O */
+      V vr = if_open(c, fcmp(c, "une", pe, zero, "f32"), dl, "f32");
+      V voff = add64(c, vbase, mul64(c, ext64(c, je), kstride));
+      V nv[8];
+      for (int t = 0; t < dl; t++) {
+        V d = add32(c, c->lane, c32(c, 32 * t));
+        V vx;
+        if (32 * (t + 1) > c->D) {
+          vx = if_open(c, cmp(c, "slt", d, c32(c, (int)c->D), "i32"), 1, "f32");
+          V lv = load_in(c, c->v, add64(c, voff, ext64(c, d)));
+          if_yield(c, 1, &lv, "f32");
+          if_else(c);
+          if_yield(c, 1, &zero, "f32");
+          if_close(c);
+        } else {
+          vx = load_in(c, c->v, add64(c, voff, ext64(c, d)));
+        }
+        nv[t] = em(E, "llvm.intr.fma(%s, %s, %s) : (f32, f32, f32) -> f32", pe.s, vx.s, ea[t].s);
+      }
+      if_yield(c, dl, nv, "f32");
+      if_else(c);
+      if_yield(c, dl, ea, "f32");
+      if_close(c);
+      for (int t = 0; t < dl; t++)
+        nv[t] = dl == 1 ? vr : em_res(vr, t);
+      loop_close(c, &el, nv, er);
+      for (int t = 0; t < dl; t++)
+        ov[t] = er[t];
+    }
+    V next[1 + 8];
+    next[0] = add32(c, a[0], popc(c, beq));
+    for (int t = 0; t < dl; t++)
+      next[1 + t] = ov[t];
+    loop_close(c, &lp, next, res);
+    /* the head's importance: sum |O| over the row */
+    V hs = zero;
+    for (int t = 0; t < dl; t++)
+      {
+      V u = em(E, "arith.bitcast %s : f32 to i32", res[1 + t].s);
+      V ax = em(E, "arith.bitcast %s : i32 to f32", bin(c, "arith.andi", u, c32(c, INT32_MAX), "i32").s);
+      hs = bin(c, "arith.addf", hs, ax, "f32");
+    }
+    for (int k = 16; k >= 1; k /= 2)
+      hs = bin(c, "arith.addf", hs, shfl(c, "bfly", hs, c32(c, k), "f32"), "f32");
+    V hout_on = bin(c, "arith.xori", is_null(c, (V){"%hout"}), em_int(E, 1, "i1"), "i1");
+    em_if(E, and1(c, hout_on, cmp(c, "eq", c->lane, c32(c, 0), "i32")));
+    atomic_add_f64(c, base, add64(c, pw_hacc(c), mul64(c, ext64(c, h), c64(c, 8))), em(E, "arith.extf %s : f32 to f64", hs.s));
+    em_end(E);
+    if_yield(c, dl, res + 1, "f32");
+  }
+  if_else(c);
+  {
+    V zs[8];
+    for (int t = 0; t < dl; t++)
+      zs[t] = zero;
+    if_yield(c, dl, zs, "f32"); /* a pruned head or token: zeros */
+  }
+  if_close(c);
+  const char *ot = s->output == DT_FP32 ? "f32" : s->output == DT_FP16 ? "f16" : "bf16";
+  int ob = s->output == DT_FP32 ? 4 : 2;
+  for (int t = 0; t < dl; t++) {
+    V d = add32(c, c->lane, c32(c, 32 * t));
+    bool guard = 32 * (t + 1) > c->D;
+    if (guard)
+      em_if(E, cmp(c, "slt", d, c32(c, (int)c->D), "i32"));
+    V x = dl == 1 ? O : em_res(O, t);
+    if (strcmp(ot, "f32"))
+      x = em(E, "arith.truncf %s : f32 to %s", x.s, ot);
+    gstore(c, x, c->o, mul64(c, add64(c, qoff, ext64(c, d)), c64(c, ob)), ot);
+    if (guard)
+      em_end(E);
+  }
+  em_end(E);
+  em_do(E, "gpu.return");
+  em_raw(E, "}\n");
+}
+
+/* One importance output: value + sum (f64, rounded to f32) where kept,
+ * -inf where pruned. */
+static void finish_one(C *c, V out, V in, V e, V base, V flag_off, V acc_off) {
+  V kept = cmp(c, "ne", gload(c, base, flag_off, "i8"), em_int(E, 0, "i8"), "i8");
+  V x = em(E, "arith.truncf %s : f64 to f32", dadd(c, vec_value(c, in, e), gload(c, base, acc_off, "f64")).s);
+  gstore(c, sel(c, kept, x, em_float(E, -INFINITY, "f32"), "f32"), out, mul64(c, e, c64(c, 4)), "f32");
+}
+
+static void emit_finish(C *c) {
+  V tid, bx, by;
+  func_open(c, "_finish", &tid, &bx, &by);
+  V base = prune_base(c, by);
+  V row = add32(c, bin(c, "arith.muli", bx, c32(c, GRID_ROWS), "i32"), tid);
+  V tout = {"%tout"}, hout = {"%hout"};
+  V no = em_int(E, 1, "i1");
+  em_if(E, and1(c, bin(c, "arith.xori", is_null(c, tout), no, "i1"), cmp(c, "slt", row, c->S32, "i32")));
+  V r64 = ext64(c, row);
+  finish_one(c, tout, (V){"%tin"}, add64(c, mul64(c, ext64(c, by), c->S64), r64), base, add64(c, pw_tkept(c), r64),
+             add64(c, pw_tacc(c), mul64(c, r64, c64(c, 8))));
+  em_end(E);
+  V t64 = ext64(c, tid);
+  em_if(E, and1(c, bin(c, "arith.xori", is_null(c, hout), no, "i1"),
+                and1(c, cmp(c, "eq", bx, c32(c, 0), "i32"), cmp(c, "slt", tid, c32(c, (int)c->H), "i32"))));
+  finish_one(c, hout, (V){"%hin"}, add64(c, mul64(c, ext64(c, by), c64(c, c->H)), t64), base, add64(c, pw_hkept(c), t64),
+             add64(c, pw_hacc(c), mul64(c, t64, c64(c, 8))));
+  em_end(E);
+  em_do(E, "gpu.return");
+  em_raw(E, "}\n");
+}
+
+bool cg_cuda_prune_supported(const SaSpec *s, char *why, size_t cap) {
+  const char *no = NULL;
+  if (s->has_predict || s->n_filter_rounds > 0 || s->nm_m > 0)
+    no = "the CUDA target runs SpAtten's pruning and progressive quantization on static patterns: after filter "
+         "rounds, DSA prediction or N:M they are not implemented for it yet";
+  else if (s->has_progressive && s->msb_bits + s->lsb_bits > 16)
+    no = "the CUDA target's progressive quantization keeps K at most 16 bits wide (msb + lsb)";
+  if (no && why)
+    snprintf(why, cap, "%s", no);
+  return !no;
+}
+
+char *cg_cuda_prune_kernels(const KernelPlan *p) {
+  C cs = {0}, *c = &cs;
+  c->p = p;
+  c->s = &p->s;
+  c->H = p->s.heads;
+  c->KVH = p->s.kv_heads;
+  c->D = p->s.head_dim;
+  c->importance = true;
+  sa_cuda_describe(&p->s, &c->geo);
+  if (!c->geo.pruning || c->geo.threads != THREADS || c->geo.query_tile != WARP_ROWS)
+    return NULL; /* the runtime's contract and this generator disagree */
+  strcpy(c->S64.s, "%seq");
+  strcpy(c->ws.s, "%ws");
+  strcpy(c->q.s, "%q");
+  strcpy(c->k.s, "%k");
+  strcpy(c->v.s, "%v");
+  strcpy(c->o.s, "%o");
+  emit_prune(c);
+  emit_prune_attend(c);
+  emit_finish(c);
+  return em_take(E);
 }
 
 bool cg_cuda_select_supported(const SaSpec *s, char *why, size_t cap) {

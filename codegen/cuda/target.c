@@ -173,7 +173,7 @@ void cg_cuda_header(FILE *f, const SaSpec *const *specs, int n, const char *arch
             "\n/* %s(const %s *q, const %s *k, const %s *v, %s *o, int64_t seq): %s in, %s out\n"
             " * grid (ceil(seq / %d), batch * %lld, 1), block (%d, 1, 1), %d bytes of dynamic shared memory */\n"
             "static const SaCudaKernel %s_cuda = {\"%s\", %d, %d, %d, %d, %lld, %lld, %lld, %s, %s, %s, \"%s\", %d, "
-            "%d, %lld, %.17g};\n",
+            "%d, %lld, %.17g, %d, %d};\n",
             k.name, ctype(k.storage), ctype(k.storage), ctype(k.storage), ctype(k.output), sa_dtype_name(k.storage),
             sa_dtype_name(k.output), k.query_tile,
             (long long)k.heads, k.threads, k.shared_bytes, k.name, k.name, k.threads, k.query_tile, k.key_tile,
@@ -181,11 +181,15 @@ void cg_cuda_header(FILE *f, const SaSpec *const *specs, int n, const char *arch
             k.layout == LAYOUT_BHSD ? "LAYOUT_BHSD" : "LAYOUT_BSHD",
             k.storage == DT_FP16 ? "DT_FP16" : k.storage == DT_BF16 ? "DT_BF16" : "DT_FP32",
             k.output == DT_FP16 ? "DT_FP16" : k.output == DT_BF16 ? "DT_BF16" : "DT_FP32", arch, k.select_rounds,
-            k.grid_bytes, (long long)k.list_count, k.list_ratio);
+            k.grid_bytes, (long long)k.list_count, k.list_ratio, k.pruning, k.progressive);
     if (k.select_rounds > 0)
       fprintf(f, "/* selection: %d stage%s; kernels %s_grids, %s_select, %s, each with a sixth argument, the\n"
                  " * workspace (sa_cuda_workspace_bytes); sa_cuda_launch runs all three */\n",
               k.select_rounds, k.select_rounds == 1 ? "" : "s", k.name, k.name, k.name);
+    if (k.pruning)
+      fprintf(f, "/* pruning: kernels %s_prune, %s, %s_finish, each with the workspace and the four importance\n"
+                 " * vectors as further arguments; sa_cuda_launch_importance runs all three */\n",
+              k.name, k.name, k.name);
     fprintf(f, "/* its PTX, when embedded by --emit=ptx-c */\nextern const unsigned char %s_ptx[];\nextern const size_t %s_ptx_size;\n",
             k.name, k.name);
   }

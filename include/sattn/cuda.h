@@ -58,6 +58,21 @@ typedef struct {
   int select_rounds, grid_bytes;
   int64_t list_count;
   double list_ratio;
+  /* SpAtten's token, head and value pruning and progressive quantization
+   * (pruning 1; progressive 1 when K is quantized): three kernels, launched
+   * in this order, each
+   *   f(q, k, v, o, int64_t seq, uint8_t *workspace, const float *token_in,
+   *     const float *head_in, float *token_out, float *head_out)
+   * name_prune  grid (ceil(seq / 128), batch), 128 threads, 4096 bytes of
+   *             shared memory: the kept tokens and heads, K's grids
+   * name        grid (ceil(seq / query_tile), batch * heads), shared_bytes:
+   *             a warp per query row
+   * name_finish grid (ceil(seq / 128), batch), 128 threads: the importance
+   *             outputs
+   * The importance vectors ([batch, seq] and [batch, heads] f32) may be 0
+   * (sa_cuda_launch_importance); the workspace holds
+   * sa_cuda_workspace_bytes(k, batch, seq) bytes. */
+  int pruning, progressive;
 } SaCudaKernel;
 
 /* The selection stages the CUDA kernels of s run, in order, into out:
@@ -101,8 +116,23 @@ void sa_cuda_module_unload(SaCudaModule *m);
 SaStatus sa_cuda_launch(SaCudaModule *m, const SaCudaKernel *k, SaCudaPtr q, SaCudaPtr kk, SaCudaPtr v, SaCudaPtr o,
                         int64_t batch, int64_t seq, char *err, size_t cap);
 
-/* Bytes of workspace a kernel with select_rounds > 0 needs (0 otherwise):
- * batch blocks of the per-batch layout in docs/cuda.md. */
+/* SpAtten's importance vectors on the device, each 0 when absent: the
+ * inputs as a previous layer left them (an absent one reads as zeros), the
+ * outputs as the reference defines them (sattn/reference.h). */
+typedef struct {
+  SaCudaPtr token_in, head_in;   /* [batch, seq], [batch, heads] f32 */
+  SaCudaPtr token_out, head_out; /* the same shapes */
+} SaCudaImportance;
+
+/* sa_cuda_launch with the importance vectors of a pruning kernel (imp may
+ * be NULL: none). SA_ERR_INVALID_ARGUMENT when a kernel without pruning is
+ * given any. */
+SaStatus sa_cuda_launch_importance(SaCudaModule *m, const SaCudaKernel *k, SaCudaPtr q, SaCudaPtr kk, SaCudaPtr v,
+                                   SaCudaPtr o, const SaCudaImportance *imp, int64_t batch, int64_t seq, char *err,
+                                   size_t cap);
+
+/* Bytes of workspace a kernel with select_rounds > 0 or pruning needs (0
+ * otherwise): batch blocks of the per-batch layout in docs/cuda.md. */
 size_t sa_cuda_workspace_bytes(const SaCudaKernel *k, int64_t batch, int64_t seq);
 
 /* Times `reps` back-to-back launches with CUDA events after one warm-up;

@@ -132,6 +132,15 @@ void sa_cuda_describe(const SaSpec *s, SaCudaKernel *out) {
       out->list_count = (int64_t)first.value;
     else if (first.kind == KEEP_TOP_RATIO)
       out->list_ratio = first.value;
+  } else if (s->token_keep < 1 || s->head_keep < 1 || s->value_keep < 1 || s->has_progressive) {
+    /* SpAtten: a warp per query row, 4 to a block, each with its query
+     * row (f32, head_dim padded to 32) and, for value pruning, a 1 KiB
+     * histogram */
+    out->query_tile = 4;
+    out->key_tile = 0;
+    out->shared_bytes = 4 * (int)((s->head_dim + 31) / 32 * 32) * 4 + (s->value_keep < 1 ? 4096 : 0);
+    out->pruning = 1;
+    out->progressive = s->has_progressive;
   }
 }
 
@@ -167,9 +176,29 @@ static int64_t list_cap(const SaCudaKernel *k, int64_t seq) {
 /* Per batch (docs/cuda.md): steps (f64) of every stage, Q's heads then
  * K's; the rows' list lengths (i32); grids (i8) of every stage; lists
  * (i32, list_cap entries per row); the whole rounded up to 256 bytes. */
+/* SpAtten's, per batch: token sums (f64) and head sums (f64), token and
+ * head flags (u8); from a 16-byte boundary, with progressive quantization,
+ * K's steps (f64) and grids (i16, rows of head_dim rounded up to 8), MSB
+ * then full for each; the whole rounded up to 256 bytes. */
+static size_t prune_workspace_bytes(const SaCudaKernel *k, int64_t batch, int64_t seq) {
+  int64_t dp = (k->head_dim + 7) / 8 * 8;
+  double est = ((9.0 + (k->progressive ? (double)k->kv_heads * (16.0 + 4.0 * (double)dp) : 0.0)) * (double)seq +
+                9.0 * (double)k->heads + 512.0) *
+               (double)batch;
+  if (est > 0x1p62)
+    return SIZE_MAX;
+  int64_t at = (9 * seq + 9 * k->heads + 15) / 16 * 16;
+  if (k->progressive)
+    at += seq * k->kv_heads * (16 + 4 * dp);
+  at = (at + 255) / 256 * 256;
+  return (size_t)(at * batch);
+}
+
 size_t sa_cuda_workspace_bytes(const SaCudaKernel *k, int64_t batch, int64_t seq) {
-  if (!k || k->select_rounds <= 0 || batch <= 0 || seq <= 0 || k->heads <= 0 || k->kv_heads <= 0)
+  if (!k || batch <= 0 || seq <= 0 || k->heads <= 0 || k->kv_heads <= 0)
     return 0;
+  if (k->select_rounds <= 0)
+    return k->pruning ? prune_workspace_bytes(k, batch, seq) : 0;
   /* in double first: a shape whose workspace passes 2^62 bytes gets
    * SIZE_MAX, which no allocation satisfies */
   double nh = (double)(k->heads + k->kv_heads), s = (double)seq;
@@ -396,12 +425,13 @@ static SaStatus function(SaCudaModule *m, const char *name, int shared, CUfuncti
   return SA_OK;
 }
 
-/* The three stages of a selection kernel (sattn/cuda.h), on m's workspace. */
-static SaStatus launch_select(SaCudaModule *m, const SaCudaKernel *k, CUdeviceptr a[4], int64_t batch, int64_t seq,
-                              char *err, size_t cap) {
+/* The three stages of a selection or pruning kernel (sattn/cuda.h), on m's
+ * workspace; imp (pruning only) the importance vectors. */
+static SaStatus launch_stages(SaCudaModule *m, const SaCudaKernel *k, CUdeviceptr a[4], const SaCudaImportance *imp,
+                              int64_t batch, int64_t seq, char *err, size_t cap) {
   SaCuda *cu = m->cu;
   size_t need = sa_cuda_workspace_bytes(k, batch, seq);
-  int64_t gy_grids = batch * (k->heads + k->kv_heads);
+  int64_t gy_grids = k->pruning ? batch : batch * (k->heads + k->kv_heads);
   if (gy_grids > 65535) {
     say(err, cap, "kernel '%s': batch %lld x (heads + kv_heads) is beyond the grid's limits", k->name,
         (long long)batch);
@@ -426,11 +456,16 @@ static SaStatus launch_select(SaCudaModule *m, const SaCudaKernel *k, CUdevicept
     const char *suffix;
     int64_t rows, gy;
     int shared;
-  } stage[3] = {{"_grids", 128, gy_grids, 0}, {"_select", k->query_tile, batch * k->heads, 4096},
-                {"", k->query_tile, batch * k->heads, k->shared_bytes}};
+  } select[3] = {{"_grids", 128, gy_grids, 0}, {"_select", k->query_tile, batch * k->heads, 4096},
+                 {"", k->query_tile, batch * k->heads, k->shared_bytes}},
+    prune[3] = {{"_prune", 128, batch, 4096}, {"", k->query_tile, batch * k->heads, k->shared_bytes},
+                {"_finish", 128, batch, 0}},
+    *stage = k->pruning ? prune : select;
   int64_t s = seq;
   CUdeviceptr ws = m->ws;
-  void *params[6] = {&a[0], &a[1], &a[2], &a[3], &s, &ws};
+  const SaCudaImportance none = {0, 0, 0, 0}, *vi = imp ? imp : &none;
+  CUdeviceptr iv[4] = {vi->token_in, vi->head_in, vi->token_out, vi->head_out};
+  void *params[10] = {&a[0], &a[1], &a[2], &a[3], &s, &ws, &iv[0], &iv[1], &iv[2], &iv[3]};
   for (int i = 0; i < 3; i++) {
     snprintf(name, sizeof name, "%s%s", k->name, stage[i].suffix);
     CUfunction fn;
@@ -449,8 +484,18 @@ static SaStatus launch_select(SaCudaModule *m, const SaCudaKernel *k, CUdevicept
 
 SaStatus sa_cuda_launch(SaCudaModule *m, const SaCudaKernel *k, SaCudaPtr q, SaCudaPtr kk, SaCudaPtr v, SaCudaPtr o,
                         int64_t batch, int64_t seq, char *err, size_t cap) {
+  return sa_cuda_launch_importance(m, k, q, kk, v, o, NULL, batch, seq, err, cap);
+}
+
+SaStatus sa_cuda_launch_importance(SaCudaModule *m, const SaCudaKernel *k, SaCudaPtr q, SaCudaPtr kk, SaCudaPtr v,
+                                   SaCudaPtr o, const SaCudaImportance *imp, int64_t batch, int64_t seq, char *err,
+                                   size_t cap) {
   if (!m || !k || !k->name || batch < 0 || seq < 0 || k->query_tile <= 0 || k->threads <= 0)
     return SA_ERR_INVALID_ARGUMENT;
+  if (imp && !k->pruning && (imp->token_in || imp->head_in || imp->token_out || imp->head_out)) {
+    say(err, cap, "kernel '%s' does no pruning: importance vectors are for SpAtten's pruning kernels", k->name);
+    return SA_ERR_INVALID_ARGUMENT;
+  }
   if (batch == 0 || seq == 0)
     return SA_OK;
   int64_t gx = (seq + k->query_tile - 1) / k->query_tile, gy = batch * k->heads;
@@ -464,8 +509,8 @@ SaStatus sa_cuda_launch(SaCudaModule *m, const SaCudaKernel *k, SaCudaPtr q, SaC
     return SA_ERR_INVALID_ARGUMENT;
   }
   CUdeviceptr a[4] = {q, kk, v, o};
-  if (k->select_rounds > 0)
-    return launch_select(m, k, a, batch, seq, err, cap);
+  if (k->select_rounds > 0 || k->pruning)
+    return launch_stages(m, k, a, imp, batch, seq, err, cap);
   CUfunction fn;
   SaStatus st = function(m, k->name, k->shared_bytes, &fn, err, cap);
   if (st != SA_OK)

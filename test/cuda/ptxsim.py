@@ -108,17 +108,18 @@ def launch_contract(header, name):
     """Kernel `name`'s SaCudaKernel line of `sattnc --emit=header` text:
     threads, query_tile, key_tile, shared_bytes, heads, kv_heads, head_dim
     (ints), layout, storage, output (names such as LAYOUT_BHSD, DT_FP16),
-    and the selection fields select_rounds, grid_bytes, list_count (ints)
-    and list_ratio (float)."""
+    the selection fields select_rounds, grid_bytes, list_count (ints)
+    and list_ratio (float), and the pruning fields pruning and progressive
+    (ints)."""
     m = re.search(r'\{"' + re.escape(name) + r'", (\d+), (\d+), (\d+), (\d+), (\d+), (\d+), (\d+), (\w+), (\w+), (\w+), '
-                  r'"\w+", (\d+), (\d+), (\d+), ([-+.\deE]+)\}', header)
+                  r'"\w+", (\d+), (\d+), (\d+), ([-+.\deE]+), (\d+), (\d+)\}', header)
     if not m:
         raise SimError(f"no launch contract for {name} in the header")
     keys = ("threads", "query_tile", "key_tile", "shared_bytes", "heads", "kv_heads", "head_dim")
     out = {k: int(m.group(i + 1)) for i, k in enumerate(keys)}
     out.update(layout=m.group(8), storage=m.group(9), output=m.group(10))
     out.update(select_rounds=int(m.group(11)), grid_bytes=int(m.group(12)), list_count=int(m.group(13)),
-               list_ratio=float(m.group(14)))
+               list_ratio=float(m.group(14)), pruning=int(m.group(15)), progressive=int(m.group(16)))
     return out
 
 
@@ -132,6 +133,19 @@ def list_cap(lc, seq):
         c += float(c) < y
         return min(c, seq)
     return seq
+
+
+def prune_workspace(lc, seq):
+    """Byte offsets inside one batch's block of SpAtten's workspace
+    (sa_cuda_workspace_bytes): token sums, head sums, token flags, head
+    flags, and the block's size."""
+    h, kvh = lc["heads"], lc["kv_heads"]
+    dp = (lc["head_dim"] + 7) // 8 * 8
+    at = (9 * seq + 9 * h + 15) // 16 * 16
+    if lc["progressive"]:
+        at += seq * kvh * (16 + 4 * dp)
+    return {"tacc": 0, "hacc": 8 * seq, "tkept": 8 * seq + 8 * h, "hkept": 9 * seq + 8 * h,
+            "size": (at + 255) // 256 * 256}
 
 
 def workspace_layout(lc, seq):
@@ -523,6 +537,17 @@ class Kernel:
             pv = (self.val(w, a[1]) != 0) & L
             bits = np.uint64(sum(1 << l for l in range(W) if pv[l]))
             self.set(w, a[0], np.full(W, bits, np.uint64), L, 32)
+            return
+        if op == "atom" and p[1:] == ["global", "add", "f64"]:  # atom.global.add.f64 d, [addr], v: lane by lane
+            ad = self.addr(w, a[1])
+            inc = bits_f64(self.val(w, a[2]))
+            old = np.zeros(W, np.uint64)
+            for l in np.nonzero(L)[0]:
+                arr, off = self.mem.find(int(ad[l]), 8)
+                cur = arr[off:off + 8].copy().view(np.float64)[0]
+                old[l] = np.float64(cur).view(np.uint64)
+                arr[off:off + 8] = np.frombuffer(np.float64(cur + inc[l]).tobytes(), np.uint8)
+            self.set(w, a[0], old, L, 64)
             return
         if op == "atom":  # atom.shared.add.u32 d, [addr], v: the lanes one after another
             if p[1] != "shared" or p[2] != "add" or width_of(ty) != 32:

@@ -23,7 +23,13 @@ Filter rounds and DSA prediction (select_rounds > 0 in the header) run
 their three kernels on one workspace: name_grids over every row, then
 name_select and name over the blocks chosen (--xs counts blocks of the
 header's query_tile rows). Each row's list must then hold exactly the
-keys the reference keeps (sattn-run --survivors), in key order."""
+keys the reference keeps (sattn-run --survivors), in key order.
+
+SpAtten's pruning kernels (pruning in the header) run name_prune over the
+whole grid, name over the blocks chosen, and name_finish, with the
+importance inputs the CPU run drew (sattn-run --importance-files); when
+every block runs, the importance outputs must match the CPU kernel's
+(relative error 1e-4, the pruned entries -inf in both)."""
 import argparse
 import os
 import re
@@ -89,14 +95,23 @@ def main():
         if not spec_seq:
             cmd += ["--seq", str(S)]
         select = lc["select_rounds"] > 0
+        prune = lc["pruning"] > 0
         surv_file = os.path.join(tmp, "surv.u8")
         if select:
             cmd += ["--survivors", surv_file]
+        imp_prefix = os.path.join(tmp, "imp")
+        if prune:
+            cmd += ["--importance-files", imp_prefix]
         run = subprocess.run(cmd, capture_output=True, text=True)
         if run.returncode != 0:
             sys.exit(f"sim_check: the CPU kernel failed its own check:\n{run.stdout}{run.stderr}")
         ref = np.fromfile(ref_file, np.float32)
         surv = np.fromfile(surv_file, np.uint8).reshape(B, heads, S, S) if select else None
+        imp = {}
+        for n in ("token-in", "token-out", "head-in", "head-out"):
+            f = f"{imp_prefix}-{n}.f32"
+            if prune and os.path.exists(f):
+                imp[n] = np.fromfile(f, np.float32)
 
     conv = {"DT_FP16": lambda x: x.astype(np.float16).tobytes(),
             "DT_BF16": lambda x: ptxsim.f32_to_bf16_bits(x).astype(np.uint16).tobytes(),
@@ -112,7 +127,23 @@ def main():
     xs = [int(x) for x in a.xs.split(",")] if a.xs else list(range(grid[0]))
     count = 0
     try:
-        if select:
+        if prune:
+            lay = ptxsim.prune_workspace(lc, S)
+            ws = mem.add("workspace", b"\x5a" * (B * lay["size"]))
+            vecs = []
+            for n, size in (("token-in", B * S), ("head-in", B * heads)):
+                vecs.append(mem.add(n, imp[n].tobytes()) if n in imp else 0)
+            outs = {}
+            for n, size in (("token-out", B * S), ("head-out", B * heads)):
+                outs[n] = mem.add(n, b"\xff" * (4 * size)) if n in imp else 0
+            params = bases + [obase, S, ws] + vecs + [outs["token-out"], outs["head-out"]]
+            first = ptxsim.Kernel(ptx, a.kernel + "_prune")
+            first.launch(((S + 127) // 128, B), threads, 4096, params, mem)
+            kern.launch(grid, threads, shared, params, mem, ys, xs)
+            last = ptxsim.Kernel(ptx, a.kernel + "_finish")
+            last.launch(((S + 127) // 128, B), threads, 0, params, mem)
+            count += first.count + last.count
+        elif select:
             lay = ptxsim.workspace_layout(lc, S)
             ws = mem.add("workspace", b"\x5a" * (B * lay["size"]))
             params = bases + [obase, S, ws]
@@ -148,6 +179,20 @@ def main():
                                   f"(n {n}), the reference keeps {want.tolist()[:12]} ({len(want)})")
         lists_ok = bad == 0
         print(f"{a.kernel}: survivor lists: {bad} rows differ from the reference's")
+    imp_ok = True
+    if prune and not a.ys and not a.xs:  # every row ran: the importance sums are whole
+        for n in ("token-out", "head-out"):
+            if n not in imp:
+                continue
+            got, want = mem.buf(outs[n]).view(np.float32), imp[n]
+            nf_g, nf_w = ~np.isfinite(got), ~np.isfinite(want)
+            same_nf = np.array_equal(nf_g, nf_w) and np.array_equal(got[nf_g], want[nf_w], equal_nan=True)
+            fin = ~nf_g & ~nf_w
+            rel = np.linalg.norm(got[fin] - want[fin]) / max(np.linalg.norm(want[fin]), 1e-30)
+            good = same_nf and rel <= 1e-4
+            imp_ok = imp_ok and good
+            print(f"{a.kernel}: {n}: {got.size} entries, {int(nf_w.sum())} pruned or non-finite "
+                  f"(ptxsim {int(nf_g.sum())}), relative error {rel:.2e}: {'ok' if good else 'FAILED'}")
     raw = mem.buf(obase)
     if output == "DT_FP32":
         out = raw.view(np.float32).copy()
@@ -174,7 +219,7 @@ def main():
     fin = ~nf_o & ~nf_r
     rel = np.linalg.norm(o[fin] - r[fin]) / max(np.linalg.norm(r[fin]), 1e-30)
     worst = np.max(np.abs(o[fin] - r[fin])) if fin.any() else 0.0
-    ok = np.array_equal(nf_o, nf_r) and rel <= tol and lists_ok
+    ok = np.array_equal(nf_o, nf_r) and rel <= tol and lists_ok and imp_ok
     print(f"{a.kernel} seq {S} blocks x {xs if a.xs else 'all'} y {ys if a.ys else 'all'}: {o.size} outputs, "
           f"{int(nf_r.sum())} non-finite (ptxsim {int(nf_o.sum())}), relative error {rel:.2e} (tolerance {tol:.2e}), "
           f"worst {worst:.2e}, {count} warp instructions: {'ok' if ok else 'FAILED'}")
