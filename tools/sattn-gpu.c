@@ -15,7 +15,10 @@
  * also reports the error against a known output, such as a model's own.
  * --repeat N also times N launches with CUDA events; --no-check skips the
  * reference (for timing long sequences) and only checks that every output
- * element was written and is finite. Exit status: 0 when
+ * element was written and is finite. SpAtten's pruning kernels also get
+ * importance inputs (random, a few tokens already pruned to -inf as a
+ * previous layer leaves them), and their importance outputs are compared
+ * with the reference's (relative error 1e-4). Exit status: 0 when
  * every kernel is within the tolerance, 1 otherwise or on an error, 2 on
  * bad usage, 77 without a GPU driver. */
 #include <math.h>
@@ -99,6 +102,11 @@ static int run_one(const Args *a, SaCuda *cu, SaCudaModule *m, const SaSpec *spe
   float *ref = malloc(nq * sizeof *ref), *got = malloc(nq * sizeof *got);
   void *hq = NULL, *hk = NULL, *hv = NULL, *ho = malloc(nq * out_b + 1);
   SaCudaPtr dq = 0, dk = 0, dv = 0, dout = 0;
+  /* pruning kernels: importance vectors, tokens then heads (inputs, the
+   * kernel's outputs, the reference's), on the device din and dimp */
+  size_t nimp[2] = {(size_t)(B * S), (size_t)(B * s.heads)};
+  float *imp_in[2] = {NULL, NULL}, *imp_got[2] = {NULL, NULL}, *imp_ref[2] = {NULL, NULL};
+  SaCudaPtr din[2] = {0, 0}, dimp[2] = {0, 0};
   char err[2300] = "";
   int rc = 1;
   uint64_t state = a->seed;
@@ -135,9 +143,27 @@ static int run_one(const Args *a, SaCuda *cu, SaCudaModule *m, const SaSpec *spe
     goto oom;
   SaCudaKernel kd;
   sa_cuda_describe(&s, &kd);
-  SaStatus st;
+  for (int i = 0; kd.pruning && i < 2; i++) {
+    imp_in[i] = malloc(nimp[i] * sizeof(float));
+    imp_got[i] = malloc(nimp[i] * sizeof(float));
+    imp_ref[i] = malloc(nimp[i] * sizeof(float));
+    if (!imp_in[i] || !imp_got[i] || !imp_ref[i])
+      goto oom;
+    for (size_t j = 0; j < nimp[i]; j++)
+      imp_in[i][j] = i == 0 && sa_splitmix64(&state) % 20 == 0 && j % (size_t)S != 0 ? -INFINITY
+                                                                                   : (float)fabs(sa_gaussian(&state));
+  }
+  SaStatus st = SA_OK;
   double ms = 0;
-  if ((st = sa_cuda_alloc(cu, nq * in_b, &dq, err, sizeof err)) != SA_OK ||
+  for (int i = 0; kd.pruning && i < 2 && st == SA_OK; i++) {
+    size_t bytes = nimp[i] * sizeof(float);
+    if ((st = sa_cuda_alloc(cu, bytes, &din[i], err, sizeof err)) == SA_OK &&
+        (st = sa_cuda_upload(cu, din[i], imp_in[i], bytes, err, sizeof err)) == SA_OK &&
+        (st = sa_cuda_alloc(cu, bytes, &dimp[i], err, sizeof err)) == SA_OK)
+      st = sa_cuda_fill(cu, dimp[i], 0xFF, bytes, err, sizeof err);
+  }
+  SaCudaImportance imp = {din[0], din[1], dimp[0], dimp[1]};
+  if (st != SA_OK || (st = sa_cuda_alloc(cu, nq * in_b, &dq, err, sizeof err)) != SA_OK ||
       (st = sa_cuda_alloc(cu, nkv * in_b, &dk, err, sizeof err)) != SA_OK ||
       (st = sa_cuda_alloc(cu, nkv * in_b, &dv, err, sizeof err)) != SA_OK ||
       (st = sa_cuda_alloc(cu, nq * out_b, &dout, err, sizeof err)) != SA_OK ||
@@ -145,15 +171,17 @@ static int run_one(const Args *a, SaCuda *cu, SaCudaModule *m, const SaSpec *spe
       (st = sa_cuda_upload(cu, dk, hk, nkv * in_b, err, sizeof err)) != SA_OK ||
       (st = sa_cuda_upload(cu, dv, hv, nkv * in_b, err, sizeof err)) != SA_OK ||
       (st = sa_cuda_fill(cu, dout, 0xFF, nq * out_b, err, sizeof err)) != SA_OK ||
-      (st = sa_cuda_launch(m, &kd, dq, dk, dv, dout, B, S, err, sizeof err)) != SA_OK ||
+      (st = sa_cuda_launch_importance(m, &kd, dq, dk, dv, dout, &imp, B, S, err, sizeof err)) != SA_OK ||
       (st = sa_cuda_sync(cu, err, sizeof err)) != SA_OK ||
       (st = sa_cuda_download(cu, ho, dout, nq * out_b, err, sizeof err)) != SA_OK ||
+      (kd.pruning && (st = sa_cuda_download(cu, imp_got[0], dimp[0], nimp[0] * sizeof(float), err, sizeof err)) != SA_OK) ||
+      (kd.pruning && (st = sa_cuda_download(cu, imp_got[1], dimp[1], nimp[1] * sizeof(float), err, sizeof err)) != SA_OK) ||
       (a->repeat > 0 && (st = sa_cuda_time(m, &kd, dq, dk, dv, dout, B, S, a->repeat, &ms, err, sizeof err)) != SA_OK)) {
     fprintf(stderr, "sattn-gpu: error: %s: %s (%s)\n", s.name, err, sa_status_name(st));
     goto done;
   }
   chk_decode(ho, nq, s.output, got);
-  SaProblem p = {B, S, q, k, v, ref, NULL, NULL, NULL, NULL};
+  SaProblem p = {B, S, q, k, v, ref, imp_in[0], imp_ref[0], imp_in[1], imp_ref[1]};
   double kept = 0;
   if (a->no_check) { /* every element written (the poison is NaN) and finite */
     size_t bad = 0;
@@ -183,8 +211,12 @@ static int run_one(const Args *a, SaCuda *cu, SaCudaModule *m, const SaSpec *spe
   tol_rel += L * ldexp(1.0, -24);
   tol_abs += L * ldexp(1.0, -24);
   chk_cuda_widen(&s, L, &tol_rel, &tol_abs);
-  ChkErr e = chk_compare(got, ref, nq), ee = {0};
+  ChkErr e = chk_compare(got, ref, nq), ee = {0}, ei[2] = {{0}, {0}};
   bool ok = chk_within(e, tol_rel, tol_abs);
+  for (int i = 0; kd.pruning && i < 2; i++) {
+    ei[i] = chk_compare(imp_got[i], imp_ref[i], nimp[i]);
+    ok = ok && chk_within(ei[i], 1e-4, 1e-4);
+  }
   if (expect) /* reported, not judged: the known output was not computed in the kernel's precision */
     ee = chk_compare(got, expect, nq);
   double tf = useful_tflops(&s, kept, B, S, ms);
@@ -192,10 +224,12 @@ static int run_one(const Args *a, SaCuda *cu, SaCudaModule *m, const SaSpec *spe
     printf("{\"kernel\": \"%s\", \"batch\": %lld, \"heads\": %lld, \"kv_heads\": %lld, \"seq\": %lld, "
            "\"head_dim\": %lld, \"storage\": \"%s\", \"output\": \"%s\", \"seed\": %llu, \"kept_fraction\": %.6g, "
            "\"max_abs_error\": %.3e, \"rel_error\": %.3e, \"tolerance_rel\": %.2e, \"expected_rel_error\": %.3e, "
+           "\"token_importance_rel_error\": %.3e, \"head_importance_rel_error\": %.3e, "
            "\"ms\": %.5f, \"tflops\": %.3f, \"ok\": %s}\n",
            s.name, (long long)B, (long long)s.heads, (long long)s.kv_heads, (long long)S, (long long)s.head_dim,
            sa_dtype_name(s.storage), sa_dtype_name(s.output), (unsigned long long)a->seed, kept, e.max_abs, e.rel,
-           tol_rel, expect ? ee.rel : -1.0, ms, tf, ok ? "true" : "false");
+           tol_rel, expect ? ee.rel : -1.0, kd.pruning ? ei[0].rel : -1.0, kd.pruning ? ei[1].rel : -1.0, ms, tf,
+           ok ? "true" : "false");
   else
     printf("%s: batch=%lld seq=%lld head_dim=%lld %s->%s: rel error %.3e (tolerance %.2e), max abs %.3e%s%s\n",
            s.name, (long long)B, (long long)S, (long long)s.head_dim, sa_dtype_name(s.storage),
@@ -203,6 +237,10 @@ static int run_one(const Args *a, SaCuda *cu, SaCudaModule *m, const SaSpec *spe
            ok ? ", ok" : ", FAILED");
   if (!a->json && expect)
     printf("  against %s: relative error %.3e\n", a->expect, ee.rel);
+  if (!a->json && kd.pruning)
+    printf("  importance: tokens relative error %.3e%s, heads %.3e%s\n", ei[0].rel,
+           ei[0].mismatch_nonfinite ? " (NON-FINITE MISMATCH)" : "", ei[1].rel,
+           ei[1].mismatch_nonfinite ? " (NON-FINITE MISMATCH)" : "");
   if (!a->json && ms > 0)
     printf("  %.4f ms per launch, %.1f TFLOP/s of useful work\n", ms, tf);
   rc = ok ? 0 : 1;
@@ -211,6 +249,10 @@ oom:
   fputs("sattn-gpu: error: out of memory\n", stderr);
 done:
   sa_cuda_free(cu, dq), sa_cuda_free(cu, dk), sa_cuda_free(cu, dv), sa_cuda_free(cu, dout);
+  for (int i = 0; i < 2; i++) {
+    sa_cuda_free(cu, din[i]), sa_cuda_free(cu, dimp[i]);
+    free(imp_in[i]), free(imp_got[i]), free(imp_ref[i]);
+  }
   void *all[] = {q, k, v, expect, ref, got, hq, hk, hv, ho};
   for (size_t i = 0; i < sizeof all / sizeof *all; i++)
     free(all[i]);

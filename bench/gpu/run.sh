@@ -29,6 +29,8 @@ prepare)
       -o "$out/patterns.$arch.ptx"
     "$root/build/bin/sattnc" "$root/test/cuda/Inputs/select.sattn" --target=cuda --arch=$arch --emit=ptx \
       -o "$out/select.$arch.ptx"
+    "$root/build/bin/sattnc" "$root/test/cuda/Inputs/prune.sattn" --target=cuda --arch=$arch --emit=ptx \
+      -o "$out/prune.$arch.ptx"
     "$root/build/bin/sattnc" "$here/specs.sattn" --target=cuda --arch=$arch --emit=ptx -o "$out/bench.$arch.ptx"
   done
   # the real tensors travel with the PTX (../shared does not)
@@ -115,6 +117,13 @@ gpu)
   for k in dsa_gqa dsa_bf16_h80 filter_f32_h15 filter_window dsa_filter_h256 energon_mean mean_causal; do
     for s in 1 17 65 200 777; do add --kernel $k --seq $s --batch 2 --seed $RANDOM; done
     add --kernel $k --seq 2049 --batch 1 --seed $RANDOM
+    add --kernel $k --seq 300 --input-scale 30 --seed $RANDOM
+  done
+  # SpAtten's pruning: three kernels, importance vectors in and out
+  src="$root/test/cuda/Inputs/prune.sattn"; img="$out/prune.$arch.ptx"
+  for k in sp_causal sp_heads_gqa sp_progressive_h15 sp_values_h256 sp_tokens_f32 sp_tokens_window; do
+    for s in 1 17 65 200 777; do add --kernel $k --seq $s --batch 2 --seed $RANDOM; done
+    add --kernel $k --seq 1025 --batch 1 --seed $RANDOM
     add --kernel $k --seq 300 --input-scale 30 --seed $RANDOM
   done
   src="$p"; img="$out/patterns.$arch.ptx"

@@ -1,5 +1,7 @@
-/* select.c: the CUDA kernels of filter rounds and DSA prediction
- * (docs/semantics.md 4.5, 4.6; docs/cuda.md). Three kernels per spec, all
+/* select.c: the CUDA row kernels, a warp per query row: filter rounds and
+ * DSA prediction (docs/semantics.md 4.5, 4.6; docs/cuda.md), and SpAtten's
+ * pruning further down, which shares the radix select and the candidate
+ * walks. Selection: three kernels per spec, all
  * gpu.funcs in the gpu, nvvm, llvm, scf and arith dialects like
  * kernel.c's, launched in order on one workspace (sattn/cuda.h):
  *
@@ -1020,7 +1022,7 @@ static void emit_attend(C *c) {
 }
 
 /* ---- SpAtten: token and head pruning, progressive quantization, value
- * pruning (docs/semantics.md 4.7; docs/cuda.md) ----
+ * pruning (docs/semantics.md 4.2-4.4, 5, 6; docs/cuda.md) ----
  *
  *   name_prune   grid (ceil(seq / 128), batch): zeroes the importance
  *                sums; block 0's warp 0 keeps the top tokens of

@@ -744,6 +744,24 @@ static void test_cuda_contract(void) {
   CHECK(k.list_count == 5 && sa_cuda_workspace_bytes(&k, 1, 3) == 2048);
   /* a shape beyond any memory: SIZE_MAX, not a wrapped product */
   CHECK(sa_cuda_workspace_bytes(&k, INT64_C(1) << 30, INT64_C(1) << 30) == SIZE_MAX);
+
+  /* SpAtten's kernels (test/cuda/sim-prune.test runs them on this layout) */
+  g_case = "cuda pruning contract";
+  s = base_spec(1, 4, 2, SA_DYNAMIC, 64);
+  s.token_keep = 0.5;
+  sa_cuda_describe(&s, &k);
+  /* a warp per row: 4 query rows of 64 f32; sums 9 * 77 + 9 * 4 = 729
+   * bytes, 736 at 16, 768 at 256 */
+  CHECK(k.pruning == 1 && k.progressive == 0 && k.select_rounds == 0 && k.query_tile == 4);
+  CHECK(k.shared_bytes == 1024 && sa_cuda_workspace_bytes(&k, 2, 77) == 2 * 768);
+  s.value_keep = 0.3;
+  s.has_progressive = true, s.msb_bits = 6, s.lsb_bits = 4, s.requant_threshold = 0.05;
+  sa_cuda_describe(&s, &k);
+  /* value pruning's histograms (4 KiB); K's steps and grids 77 * 2 * (16
+   * + 4 * 64) = 41888: 42624, 42752 at 256 */
+  CHECK(k.pruning == 1 && k.progressive == 1 && k.shared_bytes == 1024 + 4096);
+  CHECK(sa_cuda_workspace_bytes(&k, 2, 77) == 2 * 42752);
+  CHECK(sa_cuda_workspace_bytes(&k, INT64_C(1) << 30, INT64_C(1) << 30) == SIZE_MAX);
 }
 
 static void test_token_pruning(void) {
