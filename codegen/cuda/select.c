@@ -1186,8 +1186,13 @@ static void emit_prune(C *c) {
     em_end(E);
   }
   em_end(E);
-  em_if(E, and1(c, first, cmp(c, "slt", tid, c32(c, (int)c->H), "i32")));
-  gstore(c, f64c(c, 0.0), base, add64(c, pw_hacc(c), mul64(c, ext64(c, tid), c64(c, 8))), "f64");
+  em_if(E, first);
+  {
+    Loop l;
+    V hh = loop_open(c, &l, tid, c32(c, (int)c->H), c32(c, THREADS), 0, NULL, NULL, NULL);
+    gstore(c, f64c(c, 0.0), base, add64(c, pw_hacc(c), mul64(c, ext64(c, hh), c64(c, 8))), "f64");
+    loop_close(c, &l, NULL, NULL);
+  }
   em_end(E);
   /* block 0: warp 0 the tokens, warp 1 the heads */
   V hist = bin(c, "arith.muli", c->warp, c32(c, HIST * 4), "i32");
@@ -1522,11 +1527,13 @@ static void emit_finish(C *c) {
   finish_one(c, tout, (V){"%tin"}, add64(c, mul64(c, ext64(c, by), c->S64), r64), base, add64(c, pw_tkept(c), r64),
              add64(c, pw_tacc(c), mul64(c, r64, c64(c, 8))));
   em_end(E);
-  V t64 = ext64(c, tid);
-  em_if(E, and1(c, bin(c, "arith.xori", is_null(c, hout), no, "i1"),
-                and1(c, cmp(c, "eq", bx, c32(c, 0), "i32"), cmp(c, "slt", tid, c32(c, (int)c->H), "i32"))));
+  em_if(E, and1(c, bin(c, "arith.xori", is_null(c, hout), no, "i1"), cmp(c, "eq", bx, c32(c, 0), "i32")));
+  Loop l;
+  V hh = loop_open(c, &l, tid, c32(c, (int)c->H), c32(c, THREADS), 0, NULL, NULL, NULL);
+  V t64 = ext64(c, hh);
   finish_one(c, hout, (V){"%hin"}, add64(c, mul64(c, ext64(c, by), c64(c, c->H)), t64), base, add64(c, pw_hkept(c), t64),
              add64(c, pw_hacc(c), mul64(c, t64, c64(c, 8))));
+  loop_close(c, &l, NULL, NULL);
   em_end(E);
   em_do(E, "gpu.return");
   em_raw(E, "}\n");
