@@ -3,8 +3,11 @@
 execute (codegen/cuda/select.c): warp instructions per query row for
 name_select and name (one block of 4 rows in the middle of head 0, fp16
 inputs of standard normals), and per row for name_grids (Q's and K's rows,
-32 to a warp). An issue-slot proxy without a GPU, as ptx_counts.py is for
-the flash kernels.
+32 to a warp). For SpAtten's pruning kernels: name per query row and per
+candidate key (the same block; token importance of standard normals, the
+block's rows kept), name_prune per K row (the same amortized count as
+name_grids', the token and head selection included). An issue-slot proxy without a GPU, as ptx_counts.py is for the
+flash kernels.
   select_counts.py PTX HEADER SEQ KERNEL...   (needs numpy)"""
 import os
 import sys
@@ -21,8 +24,8 @@ def main():
     for name in kernels:
         lc = ptxsim.launch_contract(hdr, name)
         h, g, d = lc["heads"], lc["kv_heads"], lc["head_dim"]
-        if lc["select_rounds"] == 0 or lc["storage"] != "DT_FP16":
-            sys.exit(f"select_counts: {name} is not an fp16 selection kernel")
+        if (lc["select_rounds"] == 0 and lc["pruning"] == 0) or lc["storage"] != "DT_FP16":
+            sys.exit(f"select_counts: {name} is not an fp16 selection or pruning kernel")
         rng = np.random.default_rng(1)
         mem = ptxsim.Memory()
         q = rng.standard_normal((1, h, seq, d)).astype(np.float16)
@@ -31,10 +34,26 @@ def main():
         obytes = 4 if lc["output"] == "DT_FP32" else 2
         params = [mem.add("q", q.tobytes()), mem.add("k", k.tobytes()), mem.add("v", v.tobytes()),
                   mem.add("o", bytes(h * seq * d * obytes)), seq]
+        block = [seq // 4 // 2]
+        if lc["pruning"]:
+            lay = ptxsim.prune_workspace(lc, seq)
+            rows = range(block[0] * 4, block[0] * 4 + 4)
+            tin = np.abs(rng.standard_normal(seq)).astype(np.float32)
+            tin[list(rows)] = 1e30
+            params += [mem.add("ws", bytes(lay["size"])), mem.add("tin", tin.tobytes()), 0, 0, 0]
+            first = ptxsim.Kernel(ptx, name + "_prune")
+            first.launch(((seq + 127) // 128, 1), lc["threads"], 4096, params, mem)
+            attend = ptxsim.Kernel(ptx, name)
+            attend.launch(((seq + 3) // 4, h), lc["threads"], lc["shared_bytes"], params, mem, [0], block)
+            kept = mem.buf(params[5])[lay["tkept"]:lay["tkept"] + seq]
+            cand = np.mean([int(kept[:i + 1].sum()) for i in rows])  # causal: kept keys 0..i
+            print(f"{name} seq {seq}: warp instructions per query row: attend {attend.count / 4:.0f} "
+                  f"({attend.count / 4 / cand:.1f} per candidate key, {cand:.0f} candidates); "
+                  f"prune {first.count / (seq * g):.0f} per K row")
+            continue
         params.append(mem.add("ws", bytes(ptxsim.workspace_layout(lc, seq)["size"])))
         grids = ptxsim.Kernel(ptx, name + "_grids")
         grids.launch(((seq + 127) // 128, h + g), lc["threads"], 0, params, mem)
-        block = [seq // 4 // 2]
         pick = ptxsim.Kernel(ptx, name + "_select")
         pick.launch(((seq + 3) // 4, h), lc["threads"], 4096, params, mem, [0], block)
         attend = ptxsim.Kernel(ptx, name)
