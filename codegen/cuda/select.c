@@ -265,10 +265,25 @@ static V list_cap(C *c) {
   return c->S64;
 }
 
-static V batch_base(C *c, V b) {
+/* A batch's block of the selection kernels' workspace, in bytes (0
+ * without selection stages). */
+static V select_block(C *c) {
+  if (c->R == 0)
+    return c64(c, 0);
   V per = add64(c, ws_list(c), mul64(c, mul64(c, c64(c, 4 * c->H), c->S64), list_cap(c)));
-  per = bin(c, "arith.andi", add64(c, per, c64(c, 255)), c64(c, -256), "i64");
-  return gbyte(c, c->ws, mul64(c, ext64(c, b), per));
+  return bin(c, "arith.andi", add64(c, per, c64(c, 255)), c64(c, -256), "i64");
+}
+
+/* SpAtten's part of the workspace (further down) */
+static V prune_block(C *c);
+static V prune_base(C *c, V b);
+static V pw_tkept(C *c);
+static V pw_hkept(C *c);
+
+/* Batch b's block: the selection's part, then the pruning kernels' (each
+ * a multiple of 256 bytes). */
+static V batch_base(C *c, V b) {
+  return gbyte(c, c->ws, mul64(c, ext64(c, b), add64(c, select_block(c), prune_block(c))));
 }
 
 /* ---- the kernels' openings ---- */
@@ -496,6 +511,7 @@ struct Cands {
   V list;    /* byte offset of the row's list */
   V base;
   V vec, vec0; /* for also: a vector it reads, and the element of key 0 */
+  V flags;     /* for also: the batch's block of the pruning kernels' workspace */
 };
 
 static V cand_at(C *c, const Cands *cd, V chunk, V *valid) {
@@ -770,6 +786,8 @@ static V write_list(C *c, const Scorer *sc, const Cands *cd, V all, V T, V need,
   return res[0];
 }
 
+static V tok_kept(C *c, const Cands *cd, V j); /* SpAtten's token flags, further down */
+
 static void emit_select(C *c) {
   V tid, bx, by;
   func_open(c, "_select", &tid, &bx, &by);
@@ -788,6 +806,16 @@ static void emit_select(C *c) {
     lo = bin(c, "arith.maxsi", l1, lo, "i64");
     hi = bin(c, "arith.maxsi", bin(c, "arith.minsi", h1, hi, "i64"), lo, "i64");
   }
+  /* with SpAtten's pruning after the selection: a pruned head or token
+   * keeps nothing, and stage 0's candidates are the kept tokens */
+  V pbase = {""}, nlive = {""};
+  if (c->geo.pruning) {
+    pbase = prune_base(c, b);
+    V hk = gload(c, pbase, add64(c, pw_hkept(c), ext64(c, h)), "i8");
+    V tk = gload(c, pbase, add64(c, pw_tkept(c), ext64(c, i)), "i8");
+    V live = and1(c, cmp(c, "ne", hk, em_int(E, 0, "i8"), "i8"), cmp(c, "ne", tk, em_int(E, 0, "i8"), "i8"));
+    nlive = if_open(c, live, 1, "i32");
+  }
   V n = c32(c, 0);
   for (int r = 0; r < c->R; r++) {
     const Stage *st = &c->st[r];
@@ -803,6 +831,8 @@ static void emit_select(C *c) {
     if (r == 0) {
       cd.lo = em(E, "arith.trunci %s : i64 to i32", lo.s);
       cd.hi = em(E, "arith.trunci %s : i64 to i32", hi.s);
+      if (c->geo.pruning && c->s->token_keep < 1.0)
+        cd.also = tok_kept, cd.flags = pbase;
     } else {
       cd.lo = c32(c, 0);
       cd.hi = n;
@@ -831,6 +861,14 @@ static void emit_select(C *c) {
     if_close(c);
     V T = em_res(tn, 0), need = em(E, "arith.trunci %s : i64 to i32", em_res(tn, 1).s);
     n = write_list(c, &sc, &cd, all, T, need, (V){""});
+  }
+  if (c->geo.pruning) {
+    if_yield(c, 1, &n, "i32");
+    if_else(c);
+    V none = c32(c, 0);
+    if_yield(c, 1, &none, "i32");
+    if_close(c);
+    n = nlive;
   }
   gstore(c, n, base, add64(c, ws_count(c), mul64(c, qrow, c64(c, 4))), "i32");
   em_end(E);
@@ -1065,13 +1103,15 @@ static V pw_kgrid(C *c, V full) {
   V msb = add64(c, pw_prog(c), mul64(c, c->S64, c64(c, 16 * c->KVH)));
   return sel(c, full, add64(c, msb, mul64(c, c->S64, c64(c, 2 * c->KVH * prune_dp(c)))), msb, "i64");
 }
-static V prune_base(C *c, V b) {
+static V prune_block(C *c) {
+  if (!c->geo.pruning)
+    return c64(c, 0);
   V per = pw_prog(c);
   if (c->s->has_progressive)
     per = add64(c, per, mul64(c, c->S64, c64(c, c->KVH * (16 + 4 * prune_dp(c)))));
-  per = bin(c, "arith.andi", add64(c, per, c64(c, 255)), c64(c, -256), "i64");
-  return gbyte(c, c->ws, mul64(c, ext64(c, b), per));
+  return bin(c, "arith.andi", add64(c, per, c64(c, 255)), c64(c, -256), "i64");
 }
+static V prune_base(C *c, V b) { return gbyte(c, batch_base(c, b), select_block(c)); }
 
 static V is_null(C *c, V ptr) {
   V z = em(E, "llvm.mlir.zero : !llvm.ptr<1>");
@@ -1245,7 +1285,7 @@ static void prune_grids(C *c, Scorer *sc, V kvh, V full) {
 }
 
 static V tok_kept(C *c, const Cands *cd, V j) {
-  V f = gload(c, cd->base, add64(c, pw_tkept(c), ext64(c, j)), "i8");
+  V f = gload(c, cd->flags, add64(c, pw_tkept(c), ext64(c, j)), "i8");
   return cmp(c, "ne", f, em_int(E, 0, "i8"), "i8");
 }
 
@@ -1326,12 +1366,18 @@ static void emit_prune_attend(C *c) {
   {
     V i64 = ext64(c, i);
     V lo = c64(c, 0), hi = c->S64, l1, h1;
-    if (c->p->mask && mask_bounds(E, c->p->mask, i64, &l1, &h1)) {
+    if (c->R == 0 && c->p->mask && mask_bounds(E, c->p->mask, i64, &l1, &h1)) {
       lo = bin(c, "arith.maxsi", l1, lo, "i64");
       hi = bin(c, "arith.maxsi", bin(c, "arith.minsi", h1, hi, "i64"), lo, "i64");
     }
-    Cands cd = {.also = tok_kept, .i64row = i64, .base = base,
+    Cands cd = {.also = tok_kept, .i64row = i64, .flags = base,
                 .lo = em(E, "arith.trunci %s : i64 to i32", lo.s), .hi = em(E, "arith.trunci %s : i64 to i32", hi.s)};
+    if (c->R > 0) { /* after selection: the row's list, token pruning applied before it */
+      V qrow = add64(c, mul64(c, ext64(c, h), c->S64), ext64(c, i));
+      cd = (Cands){.from_list = true, .base = batch_base(c, b), .lo = c32(c, 0),
+                   .list = add64(c, ws_list(c), mul64(c, mul64(c, qrow, list_cap(c)), c64(c, 4))),
+                   .hi = gload(c, batch_base(c, b), add64(c, ws_count(c), mul64(c, qrow, c64(c, 4))), "i32")};
+    }
     Scorer sc = {.value = prune_score, .base = base, .qs = qs};
     if (s->has_progressive)
       prune_grids(c, &sc, kvh, em_int(E, 0, "i1"));
@@ -1541,9 +1587,11 @@ static void emit_finish(C *c) {
 
 bool cg_cuda_prune_supported(const SaSpec *s, char *why, size_t cap) {
   const char *no = NULL;
-  if (s->has_predict || s->n_filter_rounds > 0 || s->nm_m > 0)
-    no = "the CUDA target runs SpAtten's pruning and progressive quantization on static patterns: after filter "
-         "rounds, DSA prediction or N:M they are not implemented for it yet";
+  if (s->has_predict || s->n_filter_rounds > 0)
+    return cg_cuda_select_supported(s, why, cap); /* pruning after a selection */
+  if (s->nm_m > 0)
+    no = "the CUDA target runs SpAtten's pruning and progressive quantization on static patterns and after filter "
+         "rounds or DSA prediction: after N:M they are not implemented for it yet";
   else if (s->has_progressive && s->msb_bits + s->lsb_bits > 16)
     no = "the CUDA target's progressive quantization keeps K at most 16 bits wide (msb + lsb)";
   if (no && why)
@@ -1587,9 +1635,11 @@ bool cg_cuda_select_supported(const SaSpec *s, char *why, size_t cap) {
   }
   if (!no && s->has_predict && s->predict_dim > 256)
     no = "the CUDA target projects DSA's rows to at most 256 columns";
-  if (!no && (s->nm_m > 0 || s->value_keep < 1 || s->has_progressive || s->token_keep < 1 || s->head_keep < 1))
-    no = "the CUDA target runs filter rounds and DSA prediction alone: N:M, value, token and head pruning and "
-         "progressive quantization after them are not implemented for it yet";
+  if (!no && s->nm_m > 0)
+    no = "the CUDA target runs filter rounds and DSA prediction without N:M: N:M after them is not implemented "
+         "for it yet";
+  if (!no && s->has_progressive && s->msb_bits + s->lsb_bits > 16)
+    no = "the CUDA target's progressive quantization keeps K at most 16 bits wide (msb + lsb)";
   if (no && why)
     snprintf(why, cap, "%s", no);
   return !no;
@@ -1624,8 +1674,16 @@ char *cg_cuda_select_kernels(const KernelPlan *p) {
   strcpy(c->k.s, "%k");
   strcpy(c->v.s, "%v");
   strcpy(c->o.s, "%o");
+  c->importance = c->geo.pruning;
   emit_grids(c);
-  emit_select(c);
-  emit_attend(c);
+  if (c->geo.pruning) { /* SpAtten's pruning after the selection: five kernels */
+    emit_prune(c);
+    emit_select(c);
+    emit_prune_attend(c);
+    emit_finish(c);
+  } else {
+    emit_select(c);
+    emit_attend(c);
+  }
   return em_take(E);
 }

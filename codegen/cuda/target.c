@@ -182,11 +182,16 @@ void cg_cuda_header(FILE *f, const SaSpec *const *specs, int n, const char *arch
             k.storage == DT_FP16 ? "DT_FP16" : k.storage == DT_BF16 ? "DT_BF16" : "DT_FP32",
             k.output == DT_FP16 ? "DT_FP16" : k.output == DT_BF16 ? "DT_BF16" : "DT_FP32", arch, k.select_rounds,
             k.grid_bytes, (long long)k.list_count, k.list_ratio, k.pruning, k.progressive);
-    if (k.select_rounds > 0)
+    if (k.select_rounds > 0 && k.pruning)
+      fprintf(f, "/* selection (%d stage%s) and pruning: kernels %s_grids, %s_prune, %s_select, %s, %s_finish, each\n"
+                 " * with the workspace and the four importance vectors as further arguments;\n"
+                 " * sa_cuda_launch_importance runs all five */\n",
+              k.select_rounds, k.select_rounds == 1 ? "" : "s", k.name, k.name, k.name, k.name, k.name);
+    else if (k.select_rounds > 0)
       fprintf(f, "/* selection: %d stage%s; kernels %s_grids, %s_select, %s, each with a sixth argument, the\n"
                  " * workspace (sa_cuda_workspace_bytes); sa_cuda_launch runs all three */\n",
               k.select_rounds, k.select_rounds == 1 ? "" : "s", k.name, k.name, k.name);
-    if (k.pruning)
+    else if (k.pruning)
       fprintf(f, "/* pruning: kernels %s_prune, %s, %s_finish, each with the workspace and the four importance\n"
                  " * vectors as further arguments; sa_cuda_launch_importance runs all three */\n",
               k.name, k.name, k.name);

@@ -71,7 +71,9 @@ typedef struct {
    *             outputs
    * The importance vectors ([batch, seq] and [batch, heads] f32) may be 0
    * (sa_cuda_launch_importance); the workspace holds
-   * sa_cuda_workspace_bytes(k, batch, seq) bytes. */
+   * sa_cuda_workspace_bytes(k, batch, seq) bytes. With select_rounds > 0
+   * too, five kernels, all with these ten arguments: name_grids,
+   * name_prune, name_select, name, name_finish. */
   int pruning, progressive;
 } SaCudaKernel;
 

@@ -132,7 +132,8 @@ void sa_cuda_describe(const SaSpec *s, SaCudaKernel *out) {
       out->list_count = (int64_t)first.value;
     else if (first.kind == KEEP_TOP_RATIO)
       out->list_ratio = first.value;
-  } else if (s->token_keep < 1 || s->head_keep < 1 || s->value_keep < 1 || s->has_progressive) {
+  }
+  if (s->token_keep < 1 || s->head_keep < 1 || s->value_keep < 1 || s->has_progressive) {
     /* SpAtten: a warp per query row, 4 to a block, each with its query
      * row (f32, head_dim padded to 32) and, for value pruning, a 1 KiB
      * histogram */
@@ -194,11 +195,19 @@ static size_t prune_workspace_bytes(const SaCudaKernel *k, int64_t batch, int64_
   return (size_t)(at * batch);
 }
 
+static size_t select_workspace_bytes(const SaCudaKernel *k, int64_t batch, int64_t seq);
+
+/* The selection's blocks and the pruning's, batch by batch: each batch's
+ * block is its selection part then its pruning part. */
 size_t sa_cuda_workspace_bytes(const SaCudaKernel *k, int64_t batch, int64_t seq) {
   if (!k || batch <= 0 || seq <= 0 || k->heads <= 0 || k->kv_heads <= 0)
     return 0;
-  if (k->select_rounds <= 0)
-    return k->pruning ? prune_workspace_bytes(k, batch, seq) : 0;
+  size_t a = k->select_rounds > 0 ? select_workspace_bytes(k, batch, seq) : 0;
+  size_t b = k->pruning ? prune_workspace_bytes(k, batch, seq) : 0;
+  return a == SIZE_MAX || b == SIZE_MAX || a > SIZE_MAX - b ? SIZE_MAX : a + b;
+}
+
+static size_t select_workspace_bytes(const SaCudaKernel *k, int64_t batch, int64_t seq) {
   /* in double first: a shape whose workspace passes 2^62 bytes gets
    * SIZE_MAX, which no allocation satisfies */
   double nh = (double)(k->heads + k->kv_heads), s = (double)seq;
@@ -431,7 +440,7 @@ static SaStatus launch_stages(SaCudaModule *m, const SaCudaKernel *k, CUdevicept
                               int64_t batch, int64_t seq, char *err, size_t cap) {
   SaCuda *cu = m->cu;
   size_t need = sa_cuda_workspace_bytes(k, batch, seq);
-  int64_t gy_grids = k->pruning ? batch : batch * (k->heads + k->kv_heads);
+  int64_t gy_grids = batch * (k->heads + k->kv_heads);
   if (gy_grids > 65535) {
     say(err, cap, "kernel '%s': batch %lld x (heads + kv_heads) is beyond the grid's limits", k->name,
         (long long)batch);
@@ -460,13 +469,17 @@ static SaStatus launch_stages(SaCudaModule *m, const SaCudaKernel *k, CUdevicept
                  {"", k->query_tile, batch * k->heads, k->shared_bytes}},
     prune[3] = {{"_prune", 128, batch, 4096}, {"", k->query_tile, batch * k->heads, k->shared_bytes},
                 {"_finish", 128, batch, 0}},
-    *stage = k->pruning ? prune : select;
+    both[5] = {{"_grids", 128, gy_grids, 0}, {"_prune", 128, batch, 4096},
+               {"_select", k->query_tile, batch * k->heads, 4096},
+               {"", k->query_tile, batch * k->heads, k->shared_bytes}, {"_finish", 128, batch, 0}},
+    *stage = k->pruning ? (k->select_rounds > 0 ? both : prune) : select;
+  int stages = k->pruning && k->select_rounds > 0 ? 5 : 3;
   int64_t s = seq;
   CUdeviceptr ws = m->ws;
   const SaCudaImportance none = {0, 0, 0, 0}, *vi = imp ? imp : &none;
   CUdeviceptr iv[4] = {vi->token_in, vi->head_in, vi->token_out, vi->head_out};
   void *params[10] = {&a[0], &a[1], &a[2], &a[3], &s, &ws, &iv[0], &iv[1], &iv[2], &iv[3]};
-  for (int i = 0; i < 3; i++) {
+  for (int i = 0; i < stages; i++) {
     snprintf(name, sizeof name, "%s%s", k->name, stage[i].suffix);
     CUfunction fn;
     SaStatus st = function(m, name, stage[i].shared, &fn, err, cap);

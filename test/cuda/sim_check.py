@@ -127,32 +127,36 @@ def main():
     xs = [int(x) for x in a.xs.split(",")] if a.xs else list(range(grid[0]))
     count = 0
     try:
-        if prune:
-            lay = ptxsim.prune_workspace(lc, S)
-            ws = mem.add("workspace", b"\x5a" * (B * lay["size"]))
-            vecs = []
-            for n, size in (("token-in", B * S), ("head-in", B * heads)):
-                vecs.append(mem.add(n, imp[n].tobytes()) if n in imp else 0)
-            outs = {}
-            for n, size in (("token-out", B * S), ("head-out", B * heads)):
-                outs[n] = mem.add(n, b"\xff" * (4 * size)) if n in imp else 0
-            params = bases + [obase, S, ws] + vecs + [outs["token-out"], outs["head-out"]]
-            first = ptxsim.Kernel(ptx, a.kernel + "_prune")
-            first.launch(((S + 127) // 128, B), threads, 4096, params, mem)
-            kern.launch(grid, threads, shared, params, mem, ys, xs)
-            last = ptxsim.Kernel(ptx, a.kernel + "_finish")
-            last.launch(((S + 127) // 128, B), threads, 0, params, mem)
-            count += first.count + last.count
-        elif select:
-            lay = ptxsim.workspace_layout(lc, S)
-            ws = mem.add("workspace", b"\x5a" * (B * lay["size"]))
+        if prune or select:
+            # each batch's block: the selection's part, then the pruning's
+            lay = ptxsim.workspace_layout(lc, S) if select else {"size": 0}
+            block = lay["size"] + (ptxsim.prune_workspace(lc, S)["size"] if prune else 0)
+            ws = mem.add("workspace", b"\x5a" * (B * block))
             params = bases + [obase, S, ws]
-            grids = ptxsim.Kernel(ptx, a.kernel + "_grids")
-            grids.launch(((S + 127) // 128, B * (heads + kv_heads)), threads, 0, params, mem)
-            pick = ptxsim.Kernel(ptx, a.kernel + "_select")
-            pick.launch(grid, threads, 4096, params, mem, ys, xs)
-            count += grids.count + pick.count
+            if prune:
+                for n, size in (("token-in", B * S), ("head-in", B * heads)):
+                    params.append(mem.add(n, imp[n].tobytes()) if n in imp else 0)
+                outs = {}
+                for n, size in (("token-out", B * S), ("head-out", B * heads)):
+                    outs[n] = mem.add(n, b"\xff" * (4 * size)) if n in imp else 0
+                params += [outs["token-out"], outs["head-out"]]
+            if select:
+                grids = ptxsim.Kernel(ptx, a.kernel + "_grids")
+                grids.launch(((S + 127) // 128, B * (heads + kv_heads)), threads, 0, params, mem)
+                count += grids.count
+            if prune:
+                first = ptxsim.Kernel(ptx, a.kernel + "_prune")
+                first.launch(((S + 127) // 128, B), threads, 4096, params, mem)
+                count += first.count
+            if select:
+                pick = ptxsim.Kernel(ptx, a.kernel + "_select")
+                pick.launch(grid, threads, 4096, params, mem, ys, xs)
+                count += pick.count
             kern.launch(grid, threads, shared, params, mem, ys, xs)
+            if prune:
+                last = ptxsim.Kernel(ptx, a.kernel + "_finish")
+                last.launch(((S + 127) // 128, B), threads, 0, params, mem)
+                count += last.count
         else:
             kern.launch(grid, threads, shared, bases + [obase, S], mem, ys, xs)
     except ptxsim.SimError as e:
@@ -165,7 +169,7 @@ def main():
         bad = 0
         for y in ys:
             b, h = divmod(y, heads)
-            blk = wsb[b * lay["size"]:(b + 1) * lay["size"]]
+            blk = wsb[b * block:(b + 1) * block]
             for x in xs:
                 for i in range(x * qtile, min((x + 1) * qtile, S)):
                     n = int(blk[lay["counts"] + 4 * (h * S + i):][:4].view(np.int32)[0])

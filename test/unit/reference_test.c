@@ -762,6 +762,16 @@ static void test_cuda_contract(void) {
   CHECK(k.pruning == 1 && k.progressive == 1 && k.shared_bytes == 1024 + 4096);
   CHECK(sa_cuda_workspace_bytes(&k, 2, 77) == 2 * 42752);
   CHECK(sa_cuda_workspace_bytes(&k, INT64_C(1) << 30, INT64_C(1) << 30) == SIZE_MAX);
+  /* after DSA (top 10%): each batch's block is the selection's part
+   * (steps 8*77*6 = 3696, lengths 4*4*77 = 1232: 4928; grids 77*6*16 =
+   * 7392: 12320; lists 4*4*77*8 = 9856: 22176, 22272 at 256), then the
+   * pruning's (42752) */
+  s.has_predict = true;
+  s.predict_dim = 16, s.predict_bits = 4, s.predict_seed = 1;
+  s.predict_keep = (SaKeep){KEEP_TOP_RATIO, 0.1};
+  sa_cuda_describe(&s, &k);
+  CHECK(k.select_rounds == 1 && k.pruning == 1 && k.progressive == 1 && k.shared_bytes == 1024 + 4096);
+  CHECK(sa_cuda_workspace_bytes(&k, 2, 77) == 2 * (22272 + 42752));
 }
 
 static void test_token_pruning(void) {
