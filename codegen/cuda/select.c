@@ -38,6 +38,8 @@
 #include "sattn/reference.h"
 
 enum { THREADS = 128, WARP_ROWS = 4, GRID_ROWS = 128, HIST = 256 };
+/* SpAtten's score stash: keys per warp (sa_cuda_describe's SA_CUDA_STASH_KEYS) */
+enum { STASH_KEYS = 2048, STASH_NONE = 0, STASH_WRITE, STASH_READ };
 /* The most head_dim x predict_dim terms a projection unrolls (projected_grid). */
 enum { PROJECT_UNROLLED = 4096 };
 #define LOG2E 1.4426950408889634
@@ -60,6 +62,10 @@ typedef struct {
   bool importance; /* SpAtten's kernels: four more arguments, the importance vectors */
   V S64, S32, ws, lane, warp;
   V q, k, v, o;
+  /* the candidate walk's position (i32), whether it lies in the walk's
+   * range, and the range's start: cand_at sets them for scorers that
+   * stash scores by position (prune_score) */
+  V pos, pos_ok, pos_lo;
 } C;
 
 #define E (&c->e)
@@ -469,8 +475,11 @@ struct Scorer {
   V base;        /* the batch's workspace block */
   /* SpAtten (prune_score): the query row in shared memory; key 0's K row
    * (element offset) and the key stride, or with progressive quantization
-   * kstep and kgrid above at the grids in use */
+   * kstep and kgrid above at the grids in use; the row's score stash in
+   * shared memory (stash: STASH_WRITE or STASH_READ where stash_ok) */
   V qs, kbase, kstride;
+  int stash;
+  V stash_at, stash_ok;
   V vec;         /* importance: the vector's pointer and first element */
   V vec0;
 };
@@ -517,6 +526,7 @@ struct Cands {
 static V cand_at(C *c, const Cands *cd, V chunk, V *valid) {
   V at = add32(c, chunk, c->lane);
   V ok = cmp(c, "slt", at, cd->hi, "i32");
+  c->pos = at, c->pos_ok = ok, c->pos_lo = cd->lo;
   if (cd->from_list) {
     V safe = sel(c, ok, at, chunk, "i32");
     V j = gload(c, cd->base, add64(c, cd->list, mul64(c, ext64(c, safe), c64(c, 4))), "i32");
@@ -1251,7 +1261,38 @@ static void emit_prune(C *c) {
  * sum rounded once in d's order as the reference forms them, with K's row
  * as stored or, with progressive quantization, its MSB or full grid times
  * the row's step (prune_grids sets which). */
+static V prune_score_compute(C *c, const Scorer *sc, V j);
+
+/* A row's scores by walk position in the warp's shared stash, where the
+ * walk has at most STASH_KEYS positions: the first pass computes and
+ * stores them (STASH_WRITE), later passes read them back (STASH_READ)
+ * instead of recomputing head_dim f64 products per key. */
+static V stash_slot(C *c, const Scorer *sc) {
+  V slot = sel(c, c->pos_ok, bin(c, "arith.subi", c->pos, c->pos_lo, "i32"), c32(c, 0), "i32");
+  return sbyte(c, add32(c, sc->stash_at, bin(c, "arith.muli", slot, c32(c, 8), "i32")));
+}
+
 static V prune_score(C *c, const Scorer *sc, V j) {
+  if (sc->stash == STASH_READ) {
+    V r = if_open(c, sc->stash_ok, 1, "f64");
+    V x = em(E, "llvm.load %s : !llvm.ptr<3> -> f64", stash_slot(c, sc).s);
+    if_yield(c, 1, &x, "f64");
+    if_else(c);
+    x = prune_score_compute(c, sc, j);
+    if_yield(c, 1, &x, "f64");
+    if_close(c);
+    return r;
+  }
+  V x = prune_score_compute(c, sc, j);
+  if (sc->stash == STASH_WRITE) {
+    em_if(E, and1(c, sc->stash_ok, c->pos_ok));
+    em_do(E, "llvm.store %s, %s : f64, !llvm.ptr<3>", x.s, stash_slot(c, sc).s);
+    em_end(E);
+  }
+  return x;
+}
+
+static V prune_score_compute(C *c, const Scorer *sc, V j) {
   V j64 = ext64(c, j);
   V step = {""}, g0 = {""}, koff = {""};
   if (c->s->has_progressive) {
@@ -1378,7 +1419,11 @@ static void emit_prune_attend(C *c) {
                    .list = add64(c, ws_list(c), mul64(c, mul64(c, qrow, list_cap(c)), c64(c, 4))),
                    .hi = gload(c, batch_base(c, b), add64(c, ws_count(c), mul64(c, qrow, c64(c, 4))), "i32")};
     }
-    Scorer sc = {.value = prune_score, .base = base, .qs = qs};
+    Scorer sc = {.value = prune_score, .base = base, .qs = qs, .stash = STASH_WRITE};
+    /* the warp's stash, after the query rows and value pruning's histograms */
+    sc.stash_at = add32(c, c32(c, 4 * dp * 4 + (s->value_keep < 1.0 ? 4 * HIST * 4 : 0)),
+                        bin(c, "arith.muli", c->warp, c32(c, STASH_KEYS * 8), "i32"));
+    sc.stash_ok = cmp(c, "sle", bin(c, "arith.subi", cd.hi, cd.lo, "i32"), c32(c, STASH_KEYS), "i32");
     if (s->has_progressive)
       prune_grids(c, &sc, kvh, em_int(E, 0, "i1"));
     else {
@@ -1411,6 +1456,7 @@ static void emit_prune_attend(C *c) {
       m = em_res(r, 0), l = em_res(r, 1);
       prune_grids(c, &sc, kvh, again);
     }
+    sc.stash = STASH_READ; /* the stash holds the scores of the pass the row ended with */
     /* 1 / sum by rcp.approx (within an ulp or two; rcp.rn is a ptxas
      * subroutine whose call spills here). A NaN sum leaves the weights
      * exp(s - max) unnormalized, as the reference's softmax does (it

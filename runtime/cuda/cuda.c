@@ -135,11 +135,12 @@ void sa_cuda_describe(const SaSpec *s, SaCudaKernel *out) {
   }
   if (s->token_keep < 1 || s->head_keep < 1 || s->value_keep < 1 || s->has_progressive) {
     /* SpAtten: a warp per query row, 4 to a block, each with its query
-     * row (f32, head_dim padded to 32) and, for value pruning, a 1 KiB
-     * histogram */
+     * row (f32, head_dim padded to 32), for value pruning a 1 KiB
+     * histogram, and a stash of 2048 f64 scores (rows with more keys
+     * recompute theirs on each pass) */
     out->query_tile = 4;
     out->key_tile = 0;
-    out->shared_bytes = 4 * (int)((s->head_dim + 31) / 32 * 32) * 4 + (s->value_keep < 1 ? 4096 : 0);
+    out->shared_bytes = 4 * (int)((s->head_dim + 31) / 32 * 32) * 4 + (s->value_keep < 1 ? 4096 : 0) + 4 * 2048 * 8;
     out->pruning = 1;
     out->progressive = s->has_progressive;
   }

@@ -100,8 +100,8 @@ def main():
         if select:
             cmd += ["--survivors", surv_file]
         imp_prefix = os.path.join(tmp, "imp")
-        if prune:
-            cmd += ["--importance-files", imp_prefix]
+        if prune:  # the importance inputs sattn-run draws: from the same seed each time
+            cmd += ["--importance-files", imp_prefix, "--seed", str(a.seed)]
         run = subprocess.run(cmd, capture_output=True, text=True)
         if run.returncode != 0:
             sys.exit(f"sim_check: the CPU kernel failed its own check:\n{run.stdout}{run.stderr}")

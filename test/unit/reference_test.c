@@ -750,16 +750,16 @@ static void test_cuda_contract(void) {
   s = base_spec(1, 4, 2, SA_DYNAMIC, 64);
   s.token_keep = 0.5;
   sa_cuda_describe(&s, &k);
-  /* a warp per row: 4 query rows of 64 f32; sums 9 * 77 + 9 * 4 = 729
+  /* a warp per row: 4 query rows of 64 f32 and 4 stashes of 2048 f64; sums 9 * 77 + 9 * 4 = 729
    * bytes, 736 at 16, 768 at 256 */
   CHECK(k.pruning == 1 && k.progressive == 0 && k.select_rounds == 0 && k.query_tile == 4);
-  CHECK(k.shared_bytes == 1024 && sa_cuda_workspace_bytes(&k, 2, 77) == 2 * 768);
+  CHECK(k.shared_bytes == 1024 + 65536 && sa_cuda_workspace_bytes(&k, 2, 77) == 2 * 768);
   s.value_keep = 0.3;
   s.has_progressive = true, s.msb_bits = 6, s.lsb_bits = 4, s.requant_threshold = 0.05;
   sa_cuda_describe(&s, &k);
   /* value pruning's histograms (4 KiB); K's steps and grids 77 * 2 * (16
    * + 4 * 64) = 41888: 42624, 42752 at 256 */
-  CHECK(k.pruning == 1 && k.progressive == 1 && k.shared_bytes == 1024 + 4096);
+  CHECK(k.pruning == 1 && k.progressive == 1 && k.shared_bytes == 1024 + 4096 + 65536);
   CHECK(sa_cuda_workspace_bytes(&k, 2, 77) == 2 * 42752);
   CHECK(sa_cuda_workspace_bytes(&k, INT64_C(1) << 30, INT64_C(1) << 30) == SIZE_MAX);
   /* after DSA (top 10%): each batch's block is the selection's part
@@ -770,7 +770,7 @@ static void test_cuda_contract(void) {
   s.predict_dim = 16, s.predict_bits = 4, s.predict_seed = 1;
   s.predict_keep = (SaKeep){KEEP_TOP_RATIO, 0.1};
   sa_cuda_describe(&s, &k);
-  CHECK(k.select_rounds == 1 && k.pruning == 1 && k.progressive == 1 && k.shared_bytes == 1024 + 4096);
+  CHECK(k.select_rounds == 1 && k.pruning == 1 && k.progressive == 1 && k.shared_bytes == 1024 + 4096 + 65536);
   CHECK(sa_cuda_workspace_bytes(&k, 2, 77) == 2 * (22272 + 42752));
 }
 
