@@ -1292,30 +1292,81 @@ static V prune_score(C *c, const Scorer *sc, V j) {
   return x;
 }
 
+/* K's element d of the key (f64): its grid value times the row's step,
+ * or the stored element. */
+static V prune_k(C *c, const Scorer *sc, V step, V g0, V koff, V d) {
+  if (c->s->has_progressive) {
+    V g = gload(c, sc->base, add64(c, g0, mul64(c, ext64(c, d), c64(c, 2))), "i16");
+    return dmul(c, em(E, "arith.sitofp %s : i16 to f64", g.s), step);
+  }
+  return em(E, "arith.extf %s : f32 to f64", load_in(c, c->k, add64(c, koff, ext64(c, d))).s);
+}
+
 static V prune_score_compute(C *c, const Scorer *sc, V j) {
+  const SaSpec *s = c->s;
   V j64 = ext64(c, j);
   V step = {""}, g0 = {""}, koff = {""};
-  if (c->s->has_progressive) {
+  if (s->has_progressive) {
     step = gload(c, sc->base, add64(c, sc->kstep, mul64(c, j64, c64(c, 8))), "f64");
     g0 = add64(c, sc->kgrid, mul64(c, j64, c64(c, 2 * prune_dp(c))));
   } else {
     koff = add64(c, sc->kbase, mul64(c, j64, sc->kstride));
   }
-  Loop l;
-  V z = f64c(c, 0.0), a[1], r[1];
-  const char *ty[1] = {"f64"};
-  V d = loop_open(c, &l, c32(c, 0), c32(c, (int)c->D), c32(c, 1), 1, &z, ty, a);
-  V qv = em(E, "llvm.load %s : !llvm.ptr<3> -> f32", sbyte(c, add32(c, sc->qs, bin(c, "arith.muli", d, c32(c, 4), "i32"))).s);
-  V kd;
-  if (c->s->has_progressive) {
-    V g = gload(c, sc->base, add64(c, g0, mul64(c, ext64(c, d), c64(c, 2))), "i16");
-    kd = dmul(c, em(E, "arith.sitofp %s : i16 to f64", g.s), step);
-  } else {
-    kd = em(E, "arith.extf %s : f32 to f64", load_in(c, c->k, add64(c, koff, ext64(c, d))).s);
+  int es = s->storage == DT_FP32 ? 4 : 2;
+  /* 8 elements a step with 16-byte loads where K's rows allow them (the
+   * grids' rows always do: padded to 8 at 16-byte offsets), the sum still
+   * one element at a time in d's order */
+  bool vec = s->has_progressive || c->D * es % 16 == 0;
+  int64_t full = vec ? c->D / 8 * 8 : 0;
+  V acc = f64c(c, 0.0);
+  if (full) {
+    Loop l;
+    V a[1], r[1];
+    const char *ty[1] = {"f64"};
+    V d0 = loop_open(c, &l, c32(c, 0), c32(c, (int)full), c32(c, 8), 1, &acc, ty, a);
+    V q4[2];
+    for (int u = 0; u < 2; u++)
+      q4[u] = em(E, "llvm.load %s {alignment = 16 : i64} : !llvm.ptr<3> -> vector<4xf32>",
+                 sbyte(c, add32(c, sc->qs, bin(c, "arith.muli", add32(c, d0, c32(c, 4 * u)), c32(c, 4), "i32"))).s);
+    V kd[8];
+    if (s->has_progressive) {
+      V gv = em(E, "llvm.load %s {alignment = 16 : i64} : !llvm.ptr<1> -> vector<8xi16>",
+                gbyte(c, sc->base, add64(c, g0, mul64(c, ext64(c, d0), c64(c, 2)))).s);
+      for (int e = 0; e < 8; e++) {
+        V g = em(E, "llvm.extractelement %s[%s : i32] : vector<8xi16>", gv.s, c32(c, e).s);
+        kd[e] = dmul(c, em(E, "arith.sitofp %s : i16 to f64", g.s), step);
+      }
+    } else {
+      const char *et = es == 4 ? "f32" : s->storage == DT_FP16 ? "f16" : "bf16";
+      int per = 16 / es;
+      for (int u = 0; u < 8 / per; u++) {
+        V kat = mul64(c, add64(c, koff, ext64(c, add32(c, d0, c32(c, u * per)))), c64(c, es));
+        V kv = em(E, "llvm.load %s {alignment = 16 : i64} : !llvm.ptr<1> -> vector<%dx%s>", gbyte(c, c->k, kat).s, per, et);
+        for (int e = 0; e < per; e++) {
+          V x = em(E, "llvm.extractelement %s[%s : i32] : vector<%dx%s>", kv.s, c32(c, e).s, per, et);
+          kd[u * per + e] = em(E, "arith.extf %s : %s to f64", x.s, et);
+        }
+      }
+    }
+    V x = a[0];
+    for (int e = 0; e < 8; e++) {
+      V qe = em(E, "llvm.extractelement %s[%s : i32] : vector<4xf32>", q4[e / 4].s, c32(c, e % 4).s);
+      x = dadd(c, x, dmul(c, em(E, "arith.extf %s : f32 to f64", qe.s), kd[e]));
+    }
+    loop_close(c, &l, &x, r);
+    acc = r[0];
   }
-  V nx = dadd(c, a[0], dmul(c, em(E, "arith.extf %s : f32 to f64", qv.s), kd));
-  loop_close(c, &l, &nx, r);
-  return dmul(c, f64c(c, c->s->scale), r[0]);
+  if (full < c->D) {
+    Loop l;
+    V a[1], r[1];
+    const char *ty[1] = {"f64"};
+    V d = loop_open(c, &l, c32(c, (int)full), c32(c, (int)c->D), c32(c, 1), 1, &acc, ty, a);
+    V qv = em(E, "llvm.load %s : !llvm.ptr<3> -> f32", sbyte(c, add32(c, sc->qs, bin(c, "arith.muli", d, c32(c, 4), "i32"))).s);
+    V nx = dadd(c, a[0], dmul(c, em(E, "arith.extf %s : f32 to f64", qv.s), prune_k(c, sc, step, g0, koff, d)));
+    loop_close(c, &l, &nx, r);
+    acc = r[0];
+  }
+  return dmul(c, f64c(c, s->scale), acc);
 }
 
 /* Points sc at the kv head's MSB grids (full false) or full ones. */
