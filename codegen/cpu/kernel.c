@@ -1364,9 +1364,19 @@ static V logits_from_val(K *k) {
   em_set(E, m, bin(k, "arith.maxnumf", em_get(E, m, "f64"), load(k, k->val, c, "memref<?xf64>"), "f64"), "f64");
   em_end(E);
   V mv = em_get(E, m, "f64");
+  V minf = cmpf(k, "oeq", mv, em_float(E, INFINITY, "f64"), "f64");
   c = em_for(E, k->c0, n, k->c1);
-  V x = bin(k, "arith.subf", load(k, k->val, c, "memref<?xf64>"), mv, "f64");
+  V v = load(k, k->val, c, "memref<?xf64>");
+  V x = bin(k, "arith.subf", v, mv, "f64");
   store(k, em(E, "arith.truncf %s : f64 to f32", x.s), k->pr, c, "memref<?xf32>");
+  if (k->s->value_keep < 1.0) {
+    /* value pruning ranks the probabilities exp(val - max), which keep
+     * the scores' order unless the maximum is +inf: then the +inf and NaN
+     * scores' weights are NaN (ranked last) and the others' 0 (tied) */
+    V bad = or1(k, cmpf(k, "oeq", v, em_float(E, INFINITY, "f64"), "f64"), cmpf(k, "uno", v, v, "f64"));
+    V r = sel(k, bad, em_float(E, NAN, "f64"), em_float(E, 0.0, "f64"), "f64");
+    store(k, sel(k, minf, r, v, "f64"), k->val, c, "memref<?xf64>");
+  }
   em_end(E);
   return mv;
 }

@@ -478,6 +478,7 @@ struct Scorer {
    * kstep and kgrid above at the grids in use; the row's score stash in
    * shared memory (stash: STASH_WRITE or STASH_READ where stash_ok) */
   V qs, kbase, kstride;
+  V minf; /* value pruning's rank (prune_rank): the row maximum is +inf */
   int stash;
   V stash_at, stash_ok;
   V vec;         /* importance: the vector's pointer and first element */
@@ -1369,6 +1370,16 @@ static V prune_score_compute(C *c, const Scorer *sc, V j) {
   return dmul(c, f64c(c, s->scale), acc);
 }
 
+/* Value pruning ranks the probabilities exp(s - max), NaN last, ties to
+ * the lower key: the scores' order, except where the maximum is +inf,
+ * when the +inf and NaN scores' weights are NaN (last) and the others' 0
+ * (all tied). */
+static V rank_value(C *c, V minf, V x) {
+  V bad = or1(c, fcmp(c, "oeq", x, f64c(c, INFINITY), "f64"), fcmp(c, "uno", x, x, "f64"));
+  return sel(c, minf, sel(c, bad, f64c(c, NAN), f64c(c, 0.0), "f64"), x, "f64");
+}
+static V prune_rank(C *c, const Scorer *sc, V j) { return rank_value(c, sc->minf, prune_score(c, sc, j)); }
+
 /* Points sc at the kv head's MSB grids (full false) or full ones. */
 static void prune_grids(C *c, Scorer *sc, V kvh, V full) {
   V krow0 = mul64(c, ext64(c, kvh), c->S64);
@@ -1410,7 +1421,12 @@ static void softmax_stats(C *c, const Scorer *sc, const Cands *cd, V *m, V *l) {
   V x = score_value(c, sc, j);
   V mn = sel(c, valid, bin(c, "arith.maxnumf", a[0], x, "f64"), a[0], "f64");
   V alpha = sel(c, fcmp(c, "oeq", mn, a[0], "f64"), em_float(E, 1.0, "f32"), exp_f32(c, bin(c, "arith.subf", a[0], mn, "f64")), "f32");
-  V p = sel(c, valid, exp_f32(c, bin(c, "arith.subf", x, mn, "f64")), em_float(E, 0.0, "f32"), "f32");
+  /* a -inf score weighs 0 here even beside a lane maximum of -inf, as
+   * beside the finite row maximum the reference compares it with (a row of
+   * -inf scores alone gets its NaN weights in the last pass); a NaN score
+   * weighs NaN */
+  V live = and1(c, valid, fcmp(c, "une", x, f64c(c, -INFINITY), "f64"));
+  V p = sel(c, live, exp_f32(c, bin(c, "arith.subf", x, mn, "f64")), em_float(E, 0.0, "f32"), "f32");
   V next[2] = {mn, em(E, "llvm.intr.fma(%s, %s, %s) : (f32, f32, f32) -> f32", a[1].s, alpha.s, p.s)};
   loop_close(c, &lp, next, res);
   V M = res[0];
@@ -1484,17 +1500,19 @@ static void emit_prune_attend(C *c) {
     V m, l;
     softmax_stats(c, &sc, &cd, &m, &l);
     if (s->has_progressive) {
-      /* the top probability is 1 / sum; 0 for an empty row, and 1 when
-       * a NaN score makes the sum NaN (the reference then leaves the
-       * weights unnormalized, and fmax passes the NaN over). Under the
-       * threshold the row scores again with the MSB + LSB grids. 1 / sum
-       * < t as t x sum > 1: no f64 division (a ptxas subroutine that
-       * spills) */
+      /* the top probability is 1 / sum; 0 for an empty row; when a NaN
+       * score makes the sum NaN the reference leaves the weights
+       * unnormalized and fmax passes the NaN over: 1 (the maximum's
+       * weight) where the maximum is finite, else 0. Under the threshold
+       * the row scores again with the MSB + LSB grids. 1 / sum < t as t x
+       * sum > 1: no f64 division (a ptxas subroutine that spills) */
       double t = s->requant_threshold;
       V again = sel(c, fcmp(c, "ogt", l, zero, "f32"),
                     fcmp(c, "ogt", bin(c, "arith.mulf", f64c(c, t), em(E, "arith.extf %s : f32 to f64", l.s), "f64"),
                          f64c(c, 1.0), "f64"),
-                    sel(c, fcmp(c, "uno", l, l, "f32"), em_int(E, 1.0 < t, "i1"), em_int(E, 0.0 < t, "i1"), "i1"), "i1");
+                    sel(c, and1(c, fcmp(c, "uno", l, l, "f32"), fcmp(c, "one", dabs(c, m), f64c(c, INFINITY), "f64")),
+                        em_int(E, 1.0 < t, "i1"), em_int(E, 0.0 < t, "i1"), "i1"),
+                    "i1");
       V r = if_open_list(c, again, 2, "f64, f32");
       Scorer fs = sc;
       prune_grids(c, &fs, kvh, em_int(E, 1, "i1"));
@@ -1528,7 +1546,9 @@ static void emit_prune_attend(C *c) {
       if_else(c);
       V t, nd;
       V hist = bin(c, "arith.muli", c->warp, c32(c, HIST * 4), "i32");
-      radix_select(c, &sc, &cd, cnt, k, add32(c, hist, c32(c, 4 * dp * 4)), &t, &nd);
+      Scorer rs = sc;
+      rs.value = prune_rank, rs.minf = fcmp(c, "oeq", m, f64c(c, INFINITY), "f64");
+      radix_select(c, &rs, &cd, cnt, k, add32(c, hist, c32(c, 4 * dp * 4)), &t, &nd);
       x[0] = t, x[1] = ext64(c, nd);
       if_yield(c, 2, x, "i64");
       if_close(c);
@@ -1552,7 +1572,7 @@ static void emit_prune_attend(C *c) {
     em_end(E);
     V take = valid, beq = c32(c, 0);
     if (s->value_keep < 1.0) {
-      V key = order_key(c, x);
+      V key = order_key(c, rank_value(c, fcmp(c, "oeq", m, f64c(c, INFINITY), "f64"), x));
       V eq = and1(c, valid, cmp(c, "eq", key, T, "i64"));
       beq = ballot(c, eq);
       V rank = add32(c, a[0], popc(c, bin(c, "arith.andi", beq, lanes_below(c), "i32")));

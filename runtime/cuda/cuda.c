@@ -442,7 +442,7 @@ static SaStatus launch_stages(SaCudaModule *m, const SaCudaKernel *k, CUdevicept
   SaCuda *cu = m->cu;
   size_t need = sa_cuda_workspace_bytes(k, batch, seq);
   int64_t gy_grids = batch * (k->heads + k->kv_heads);
-  if (gy_grids > 65535) {
+  if (k->select_rounds > 0 && gy_grids > 65535) {
     say(err, cap, "kernel '%s': batch %lld x (heads + kv_heads) is beyond the grid's limits", k->name,
         (long long)batch);
     return SA_ERR_INVALID_ARGUMENT;
@@ -513,7 +513,7 @@ SaStatus sa_cuda_launch_importance(SaCudaModule *m, const SaCudaKernel *k, SaCud
   if (batch == 0 || seq == 0)
     return SA_OK;
   int64_t gx = (seq + k->query_tile - 1) / k->query_tile, gy = batch * k->heads;
-  if (seq > INT32_MAX || gy > 65535) {
+  if (seq > INT32_MAX - 64 || gy > 65535) { /* the kernels step i32 positions 32 at a time */
     say(err, cap, "kernel '%s': batch %lld x heads %lld or seq %lld is beyond the grid's limits", k->name,
         (long long)batch, (long long)k->heads, (long long)seq);
     return SA_ERR_INVALID_ARGUMENT;

@@ -15,7 +15,8 @@ query tiles of 64 rows (default all); only their outputs are compared,
 every element of them must have been written. --seq is the spec's when it
 has one. --ints: inputs of -1, 0 and 1, so that N:M groups hold exact ties.
 --nan-key J: key J of every head is NaN in its first column, so its scores
-are NaN. The tolerance is 2u relative (in the L2 norm over the compared
+are NaN; --inf-key J: +inf there instead, so its scores are +inf or
+-inf. The tolerance is 2u relative (in the L2 norm over the compared
 output) with u the unit roundoff of P's type, as for a GPU run, plus the
 output type's rounding; non-finite outputs must be the same elements.
 
@@ -55,6 +56,7 @@ def main():
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--ints", action="store_true")
     ap.add_argument("--nan-key", type=int, default=None)
+    ap.add_argument("--inf-key", type=int, default=None)
     a = ap.parse_args()
 
     try:
@@ -80,6 +82,8 @@ def main():
     q, k, v = tensor(heads), tensor(kv_heads), tensor(kv_heads)
     if a.nan_key is not None:
         k[:, :, a.nan_key, 0] = np.nan
+    if a.inf_key is not None:  # scores of +inf or -inf by the sign of q's first column
+        k[:, :, a.inf_key, 0] = np.inf
 
     def in_layout(x):  # the kernel's buffers are in the spec's layout
         return x if layout == "LAYOUT_BHSD" else np.ascontiguousarray(x.transpose(0, 2, 1, 3))
