@@ -1716,23 +1716,29 @@ bool cg_cuda_prune_supported(const SaSpec *s, char *why, size_t cap) {
   return !no;
 }
 
-char *cg_cuda_prune_kernels(const KernelPlan *p) {
-  C cs = {0}, *c = &cs;
+/* The generator's state for plan p: the shape, the launch contract, the
+ * kernels' argument names. */
+static void gen_init(C *c, const KernelPlan *p) {
   c->p = p;
   c->s = &p->s;
   c->H = p->s.heads;
   c->KVH = p->s.kv_heads;
   c->D = p->s.head_dim;
-  c->importance = true;
   sa_cuda_describe(&p->s, &c->geo);
-  if (!c->geo.pruning || c->geo.threads != THREADS || c->geo.query_tile != WARP_ROWS)
-    return NULL; /* the runtime's contract and this generator disagree */
   strcpy(c->S64.s, "%seq");
   strcpy(c->ws.s, "%ws");
   strcpy(c->q.s, "%q");
   strcpy(c->k.s, "%k");
   strcpy(c->v.s, "%v");
   strcpy(c->o.s, "%o");
+}
+
+char *cg_cuda_prune_kernels(const KernelPlan *p) {
+  C cs = {0}, *c = &cs;
+  gen_init(c, p);
+  c->importance = true;
+  if (!c->geo.pruning || c->geo.threads != THREADS || c->geo.query_tile != WARP_ROWS)
+    return NULL; /* the runtime's contract and this generator disagree */
   emit_prune(c);
   emit_prune_attend(c);
   emit_finish(c);
@@ -1764,12 +1770,7 @@ bool cg_cuda_select_supported(const SaSpec *s, char *why, size_t cap) {
 
 char *cg_cuda_select_kernels(const KernelPlan *p) {
   C cs = {0}, *c = &cs;
-  c->p = p;
-  c->s = &p->s;
-  c->H = p->s.heads;
-  c->KVH = p->s.kv_heads;
-  c->D = p->s.head_dim;
-  sa_cuda_describe(&p->s, &c->geo);
+  gen_init(c, p);
   int stage[SA_MAX_FILTER_ROUNDS + 1];
   c->R = sa_cuda_select_stages(&p->s, stage);
   for (int r = 0; r < c->R; r++) {
@@ -1785,12 +1786,6 @@ char *cg_cuda_select_kernels(const KernelPlan *p) {
   }
   if (c->R < 1 || c->R != c->geo.select_rounds || c->grid_bytes != c->geo.grid_bytes || c->geo.threads != THREADS || c->geo.query_tile != WARP_ROWS)
     return NULL; /* the runtime's contract and this generator disagree */
-  strcpy(c->S64.s, "%seq");
-  strcpy(c->ws.s, "%ws");
-  strcpy(c->q.s, "%q");
-  strcpy(c->k.s, "%k");
-  strcpy(c->v.s, "%v");
-  strcpy(c->o.s, "%o");
   c->importance = c->geo.pruning;
   emit_grids(c);
   if (c->geo.pruning) { /* SpAtten's pruning after the selection: five kernels */
