@@ -887,6 +887,49 @@ static void emit_select(C *c) {
   em_raw(E, "}\n");
 }
 
+/* O += p_e V[j_e] for the chunk's cnt entries, p and j from lane e, O
+ * (dl columns a lane, in o) into out; a zero weight is skipped, so a
+ * pruned or masked key's Inf or NaN V row never reaches O. vbase: key 0's
+ * V row (elements), kstride: from one key's row to the next's. */
+static void pv_chunk(C *c, V p, V j, V cnt, V vbase, V kstride, int dl, const V *o, V *out) {
+  V zero = em_float(E, 0.0, "f32");
+  Loop el;
+  V ea[8], er[8];
+  const char *ety[8];
+  for (int t = 0; t < dl; t++)
+    ety[t] = "f32";
+  V e = loop_open(c, &el, c32(c, 0), cnt, c32(c, 1), dl, o, ety, ea);
+  V pe = shfl(c, "idx", p, e, "f32");
+  V je = shfl(c, "idx", j, e, "i32");
+  V vr = if_open(c, fcmp(c, "une", pe, zero, "f32"), dl, "f32");
+  V voff = add64(c, vbase, mul64(c, ext64(c, je), kstride));
+  V nv[8];
+  for (int t = 0; t < dl; t++) {
+    V d = add32(c, c->lane, c32(c, 32 * t));
+    V vx;
+    if (32 * (t + 1) > c->D) { /* columns past head_dim read nothing */
+      vx = if_open(c, cmp(c, "slt", d, c32(c, (int)c->D), "i32"), 1, "f32");
+      V lv = load_in(c, c->v, add64(c, voff, ext64(c, d)));
+      if_yield(c, 1, &lv, "f32");
+      if_else(c);
+      if_yield(c, 1, &zero, "f32");
+      if_close(c);
+    } else {
+      vx = load_in(c, c->v, add64(c, voff, ext64(c, d)));
+    }
+    nv[t] = em(E, "llvm.intr.fma(%s, %s, %s) : (f32, f32, f32) -> f32", pe.s, vx.s, ea[t].s);
+  }
+  if_yield(c, dl, nv, "f32");
+  if_else(c);
+  if_yield(c, dl, ea, "f32");
+  if_close(c);
+  for (int t = 0; t < dl; t++)
+    nv[t] = dl == 1 ? vr : em_res(vr, t);
+  loop_close(c, &el, nv, er);
+  for (int t = 0; t < dl; t++)
+    out[t] = er[t];
+}
+
 /* ---- name: attention over the lists ---- */
 
 static void emit_attend(C *c) {
@@ -1004,48 +1047,8 @@ static void emit_attend(C *c) {
   V o[8];
   for (int t = 0; t < dl; t++)
     o[t] = bin(c, "arith.mulf", a[2 + t], alpha, "f32");
-  /* O += p_e V[j_e] for the chunk's entries, p and j from lane e; a zero
-   * weight is skipped, so a V row holding Inf cannot reach O through it */
   V cnt = bin(c, "arith.minsi", bin(c, "arith.subi", n, chunk, "i32"), c32(c, 32), "i32");
-  {
-    Loop el;
-    V ea[8], er[8];
-    const char *ety[8];
-    for (int t = 0; t < dl; t++)
-      ety[t] = "f32";
-    V e = loop_open(c, &el, c32(c, 0), cnt, c32(c, 1), dl, o, ety, ea);
-    V pe = shfl(c, "idx", p, e, "f32");
-    V je = shfl(c, "idx", j, e, "i32");
-    V vr = if_open(c, fcmp(c, "une", pe, zero, "f32"), dl, "f32");
-    V voff = add64(c, kbase, mul64(c, ext64(c, je), kstride));
-    V nv[8];
-    for (int t = 0; t < dl; t++) {
-      V d = add32(c, c->lane, c32(c, 32 * t));
-      V x = ea[t];
-      if (32 * (t + 1) > c->D) { /* columns past head_dim read nothing */
-        V in = cmp(c, "slt", d, c32(c, (int)c->D), "i32");
-        V vx = if_open(c, in, 1, "f32");
-        V lv = load_in(c, c->v, add64(c, voff, ext64(c, d)));
-        if_yield(c, 1, &lv, "f32");
-        if_else(c);
-        if_yield(c, 1, &zero, "f32");
-        if_close(c);
-        nv[t] = em(E, "llvm.intr.fma(%s, %s, %s) : (f32, f32, f32) -> f32", pe.s, vx.s, x.s);
-      } else {
-        V lv = load_in(c, c->v, add64(c, voff, ext64(c, d)));
-        nv[t] = em(E, "llvm.intr.fma(%s, %s, %s) : (f32, f32, f32) -> f32", pe.s, lv.s, x.s);
-      }
-    }
-    if_yield(c, dl, nv, "f32");
-    if_else(c);
-    if_yield(c, dl, ea, "f32");
-    if_close(c);
-    for (int t = 0; t < dl; t++)
-      nv[t] = dl == 1 ? vr : em_res(vr, t);
-    loop_close(c, &el, nv, er);
-    for (int t = 0; t < dl; t++)
-      next[2 + t] = er[t];
-  }
+  pv_chunk(c, p, j, cnt, kbase, kstride, dl, o, next + 2);
   loop_close(c, &l, next, res);
   V lsum = res[1];
   for (int m = 16; m >= 1; m /= 2)
@@ -1583,45 +1586,7 @@ static void emit_prune_attend(C *c) {
     V vbase = row_offset(c, b, kvh, c32(c, (int)c->KVH), c32(c, 0));
     V cnt32 = bin(c, "arith.minsi", bin(c, "arith.subi", cd.hi, chunk, "i32"), c32(c, 32), "i32");
     V ov[8];
-    {
-      Loop el;
-      V ea[8], er[8];
-      const char *ety[8];
-      for (int t = 0; t < dl; t++)
-        ety[t] = "f32";
-      V e = loop_open(c, &el, c32(c, 0), cnt32, c32(c, 1), dl, a + 1, ety, ea);
-      V pe = shfl(c, "idx", pw, e, "f32");
-      V je = shfl(c, "idx", j, e, "i32");
-      /* a zero weight is skipped: a pruned key's Inf or NaN V row never
-       * reaches O */
-      V vr = if_open(c, fcmp(c, "une", pe, zero, "f32"), dl, "f32");
-      V voff = add64(c, vbase, mul64(c, ext64(c, je), kstride));
-      V nv[8];
-      for (int t = 0; t < dl; t++) {
-        V d = add32(c, c->lane, c32(c, 32 * t));
-        V vx;
-        if (32 * (t + 1) > c->D) {
-          vx = if_open(c, cmp(c, "slt", d, c32(c, (int)c->D), "i32"), 1, "f32");
-          V lv = load_in(c, c->v, add64(c, voff, ext64(c, d)));
-          if_yield(c, 1, &lv, "f32");
-          if_else(c);
-          if_yield(c, 1, &zero, "f32");
-          if_close(c);
-        } else {
-          vx = load_in(c, c->v, add64(c, voff, ext64(c, d)));
-        }
-        nv[t] = em(E, "llvm.intr.fma(%s, %s, %s) : (f32, f32, f32) -> f32", pe.s, vx.s, ea[t].s);
-      }
-      if_yield(c, dl, nv, "f32");
-      if_else(c);
-      if_yield(c, dl, ea, "f32");
-      if_close(c);
-      for (int t = 0; t < dl; t++)
-        nv[t] = dl == 1 ? vr : em_res(vr, t);
-      loop_close(c, &el, nv, er);
-      for (int t = 0; t < dl; t++)
-        ov[t] = er[t];
-    }
+    pv_chunk(c, pw, j, cnt32, vbase, kstride, dl, a + 1, ov);
     V next[1 + 8];
     next[0] = add32(c, a[0], popc(c, beq));
     for (int t = 0; t < dl; t++)
@@ -1629,8 +1594,7 @@ static void emit_prune_attend(C *c) {
     loop_close(c, &lp, next, res);
     /* the head's importance: sum |O| over the row */
     V hs = zero;
-    for (int t = 0; t < dl; t++)
-      {
+    for (int t = 0; t < dl; t++) {
       V u = em(E, "arith.bitcast %s : f32 to i32", res[1 + t].s);
       V ax = em(E, "arith.bitcast %s : i32 to f32", bin(c, "arith.andi", u, c32(c, INT32_MAX), "i32").s);
       hs = bin(c, "arith.addf", hs, ax, "f32");
