@@ -930,6 +930,26 @@ static void pv_chunk(C *c, V p, V j, V cnt, V vbase, V kstride, int dl, const V 
     out[t] = er[t];
 }
 
+/* Stores a warp's output row (element offset qoff): lane l holds columns
+ * l, l + 32, ... in x, converted to the output type; columns past
+ * head_dim are not stored. */
+static void store_row(C *c, V qoff, int dl, const V *x) {
+  const char *ot = c->s->output == DT_FP32 ? "f32" : c->s->output == DT_FP16 ? "f16" : "bf16";
+  int ob = c->s->output == DT_FP32 ? 4 : 2;
+  for (int t = 0; t < dl; t++) {
+    V d = add32(c, c->lane, c32(c, 32 * t));
+    bool guard = 32 * (t + 1) > c->D;
+    if (guard)
+      em_if(E, cmp(c, "slt", d, c32(c, (int)c->D), "i32"));
+    V y = x[t];
+    if (strcmp(ot, "f32"))
+      y = em(E, "arith.truncf %s : f32 to %s", y.s, ot);
+    gstore(c, y, c->o, mul64(c, add64(c, qoff, ext64(c, d)), c64(c, ob)), ot);
+    if (guard)
+      em_end(E);
+  }
+}
+
 /* ---- name: attention over the lists ---- */
 
 static void emit_attend(C *c) {
@@ -1054,20 +1074,10 @@ static void emit_attend(C *c) {
   for (int m = 16; m >= 1; m /= 2)
     lsum = bin(c, "arith.addf", lsum, shfl(c, "bfly", lsum, c32(c, m), "f32"), "f32");
   V inv = sel(c, fcmp(c, "ogt", lsum, zero, "f32"), bin(c, "arith.divf", em_float(E, 1.0, "f32"), lsum, "f32"), zero, "f32");
-  const char *ot = c->s->output == DT_FP32 ? "f32" : c->s->output == DT_FP16 ? "f16" : "bf16";
-  int ob = c->s->output == DT_FP32 ? 4 : 2;
-  for (int t = 0; t < dl; t++) {
-    V d = add32(c, c->lane, c32(c, 32 * t));
-    bool guard = 32 * (t + 1) > c->D;
-    if (guard)
-      em_if(E, cmp(c, "slt", d, c32(c, (int)c->D), "i32"));
-    V x = bin(c, "arith.mulf", res[2 + t], inv, "f32");
-    if (strcmp(ot, "f32"))
-      x = em(E, "arith.truncf %s : f32 to %s", x.s, ot);
-    gstore(c, x, c->o, mul64(c, add64(c, qoff, ext64(c, d)), c64(c, ob)), ot);
-    if (guard)
-      em_end(E);
-  }
+  V out[8];
+  for (int t = 0; t < dl; t++)
+    out[t] = bin(c, "arith.mulf", res[2 + t], inv, "f32");
+  store_row(c, qoff, dl, out);
   em_end(E);
   em_do(E, "gpu.return");
   em_raw(E, "}\n");
@@ -1615,20 +1625,10 @@ static void emit_prune_attend(C *c) {
     if_yield(c, dl, zs, "f32"); /* a pruned head or token: zeros */
   }
   if_close(c);
-  const char *ot = s->output == DT_FP32 ? "f32" : s->output == DT_FP16 ? "f16" : "bf16";
-  int ob = s->output == DT_FP32 ? 4 : 2;
-  for (int t = 0; t < dl; t++) {
-    V d = add32(c, c->lane, c32(c, 32 * t));
-    bool guard = 32 * (t + 1) > c->D;
-    if (guard)
-      em_if(E, cmp(c, "slt", d, c32(c, (int)c->D), "i32"));
-    V x = dl == 1 ? O : em_res(O, t);
-    if (strcmp(ot, "f32"))
-      x = em(E, "arith.truncf %s : f32 to %s", x.s, ot);
-    gstore(c, x, c->o, mul64(c, add64(c, qoff, ext64(c, d)), c64(c, ob)), ot);
-    if (guard)
-      em_end(E);
-  }
+  V out[8];
+  for (int t = 0; t < dl; t++)
+    out[t] = dl == 1 ? O : em_res(O, t);
+  store_row(c, qoff, dl, out);
   em_end(E);
   em_do(E, "gpu.return");
   em_raw(E, "}\n");
