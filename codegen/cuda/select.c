@@ -797,6 +797,23 @@ static V write_list(C *c, const Scorer *sc, const Cands *cd, V all, V T, V need,
   return res[0];
 }
 
+/* Keeping the top k of cnt candidates: *all when k >= cnt, else the k-th
+ * largest key *T and how many keys equal to it the top k holds (*need),
+ * by radix_select, which runs only when the rule drops someone. */
+static void top_k(C *c, const Scorer *sc, const Cands *cd, V cnt, V k, V hist, V *all, V *T, V *need) {
+  *all = cmp(c, "sge", k, cnt, "i32");
+  V tn = if_open(c, *all, 2, "i64");
+  V x[2] = {c64(c, 0), c64(c, 0)};
+  if_yield(c, 2, x, "i64");
+  if_else(c);
+  V t, nd;
+  radix_select(c, sc, cd, cnt, k, hist, &t, &nd);
+  x[0] = t, x[1] = ext64(c, nd);
+  if_yield(c, 2, x, "i64");
+  if_close(c);
+  *T = em_res(tn, 0), *need = em(E, "arith.trunci %s : i64 to i32", em_res(tn, 1).s);
+}
+
 static V tok_kept(C *c, const Cands *cd, V j); /* SpAtten's token flags, further down */
 
 static void emit_select(C *c) {
@@ -854,23 +871,8 @@ static void emit_select(C *c) {
       n = write_list(c, &sc, &cd, em_int(E, 0, "i1"), none, c32(c, 0), mean_theta(c, &sc, &cd, cnt, st->keep.value));
       continue;
     }
-    V k = rule_k(c, st->keep, cnt);
-    V all = cmp(c, "sge", k, cnt, "i32");
-    /* the radix select only when the rule drops someone */
-    V tn = if_open(c, all, 2, "i64");
-    {
-      V x[2] = {c64(c, 0), c64(c, 0)};
-      if_yield(c, 2, x, "i64");
-    }
-    if_else(c);
-    {
-      V T, need;
-      radix_select(c, &sc, &cd, cnt, k, hist, &T, &need);
-      V x[2] = {T, ext64(c, need)};
-      if_yield(c, 2, x, "i64");
-    }
-    if_close(c);
-    V T = em_res(tn, 0), need = em(E, "arith.trunci %s : i64 to i32", em_res(tn, 1).s);
+    V all, T, need;
+    top_k(c, &sc, &cd, cnt, rule_k(c, st->keep, cnt), hist, &all, &T, &need);
     n = write_list(c, &sc, &cd, all, T, need, (V){""});
   }
   if (c->geo.pruning) {
@@ -1172,17 +1174,7 @@ static void keep_flags(C *c, double keep, V vec, V vec0, V n, V base, V flags, V
     V cnt = count_cands(c, &cd);
     V want = em(E, "arith.trunci %s : i64 to i32", ceil64(c, dmul(c, f64c(c, keep), em(E, "arith.sitofp %s : i32 to f64", n.s))).s);
     want = bin(c, "arith.minsi", want, cnt, "i32");
-    all = cmp(c, "sge", want, cnt, "i32");
-    V tn = if_open(c, all, 2, "i64");
-    V x[2] = {c64(c, 0), c64(c, 0)};
-    if_yield(c, 2, x, "i64");
-    if_else(c);
-    V t, nd;
-    radix_select(c, &sc, &cd, cnt, want, hist, &t, &nd);
-    x[0] = t, x[1] = ext64(c, nd);
-    if_yield(c, 2, x, "i64");
-    if_close(c);
-    T = em_res(tn, 0), need = em(E, "arith.trunci %s : i64 to i32", em_res(tn, 1).s);
+    top_k(c, &sc, &cd, cnt, want, hist, &all, &T, &need);
   }
   Loop l;
   V z = c32(c, 0), a[1], res[1];
@@ -1551,21 +1543,10 @@ static void emit_prune_attend(C *c) {
     if (s->value_keep < 1.0) {
       V cnt = count_cands(c, &cd);
       SaKeep vk = {.kind = KEEP_TOP_RATIO, .value = s->value_keep};
-      V k = rule_k(c, vk, cnt);
-      all = cmp(c, "sge", k, cnt, "i32");
-      V tn = if_open(c, all, 2, "i64");
-      V x[2] = {c64(c, 0), c64(c, 0)};
-      if_yield(c, 2, x, "i64");
-      if_else(c);
-      V t, nd;
       V hist = bin(c, "arith.muli", c->warp, c32(c, HIST * 4), "i32");
       Scorer rs = sc;
       rs.value = prune_rank, rs.minf = fcmp(c, "oeq", m, f64c(c, INFINITY), "f64");
-      radix_select(c, &rs, &cd, cnt, k, add32(c, hist, c32(c, 4 * dp * 4)), &t, &nd);
-      x[0] = t, x[1] = ext64(c, nd);
-      if_yield(c, 2, x, "i64");
-      if_close(c);
-      T = em_res(tn, 0), need = em(E, "arith.trunci %s : i64 to i32", em_res(tn, 1).s);
+      top_k(c, &rs, &cd, cnt, rule_k(c, vk, cnt), add32(c, hist, c32(c, 4 * dp * 4)), &all, &T, &need);
     }
     V tout_on = bin(c, "arith.xori", is_null(c, (V){"%tout"}), em_int(E, 1, "i1"), "i1");
     /* the final pass: probabilities, token sums, O += p V over the kept */
