@@ -60,6 +60,8 @@ typedef struct {
   Stage st[SA_MAX_FILTER_ROUNDS + 1];
   SaCudaKernel geo;
   bool importance; /* SpAtten's kernels: four more arguments, the importance vectors */
+  bool blocks_per_sm; /* .minnctapersm 2: without it ptxas holds a kernel with .maxntid 128
+                       * to 64 registers (8 blocks an SM) and spills */
   V S64, S32, ws, lane, warp;
   V q, k, v, o;
   /* the candidate walk's position (i32), whether it lies in the walk's
@@ -298,10 +300,10 @@ static V batch_base(C *c, V b) {
  * stage, sattn/cuda.h) and its thread and block indices. */
 static void func_open(C *c, const char *suffix, V *tid, V *bx, V *by) {
   em_raw(E, "gpu.func @%s%s(%%q: !llvm.ptr<1>, %%k: !llvm.ptr<1>, %%v: !llvm.ptr<1>, %%o: !llvm.ptr<1>, %%seq: i64, "
-            "%%ws: !llvm.ptr<1>%s) kernel attributes {known_block_size = array<i32: %d, 1, 1>} {\n",
+            "%%ws: !llvm.ptr<1>%s) kernel attributes {known_block_size = array<i32: %d, 1, 1>%s} {\n",
          c->s->name, suffix,
          c->importance ? ", %tin: !llvm.ptr<1>, %hin: !llvm.ptr<1>, %tout: !llvm.ptr<1>, %hout: !llvm.ptr<1>" : "",
-         THREADS);
+         THREADS, c->blocks_per_sm ? ", nvvm.minctasm = 2 : i32" : "");
   *tid = em(E, "nvvm.read.ptx.sreg.tid.x : i32");
   *bx = em(E, "nvvm.read.ptx.sreg.ctaid.x : i32");
   *by = em(E, "nvvm.read.ptx.sreg.ctaid.y : i32");
@@ -522,6 +524,7 @@ struct Cands {
   V base;
   V vec, vec0; /* for also: a vector it reads, and the element of key 0 */
   V flags;     /* for also: the batch's block of the pruning kernels' workspace */
+  const Scorer *nm; /* for also: N:M's exact scores (nm_keep) */
 };
 
 static V cand_at(C *c, const Cands *cd, V chunk, V *valid) {
@@ -531,6 +534,8 @@ static V cand_at(C *c, const Cands *cd, V chunk, V *valid) {
   if (cd->from_list) {
     V safe = sel(c, ok, at, chunk, "i32");
     V j = gload(c, cd->base, add64(c, cd->list, mul64(c, ext64(c, safe), c64(c, 4))), "i32");
+    if (cd->also)
+      ok = and1(c, ok, cd->also(c, cd, j));
     *valid = ok;
     return j;
   }
@@ -550,7 +555,7 @@ static V lanes_below(C *c) {
 
 /* The candidates' count (i32, warp-uniform). */
 static V count_cands(C *c, const Cands *cd) {
-  if (cd->from_list || ((!c->p->mask || cd->unmasked) && !cd->also)) /* every position in [lo, hi) is one */
+  if (!cd->also && (cd->from_list || !c->p->mask || cd->unmasked)) /* every position in [lo, hi) is one */
     return bin(c, "arith.subi", cd->hi, cd->lo, "i32");
   Loop l;
   V z = c32(c, 0), args[1], res[1];
@@ -1226,7 +1231,9 @@ static void quantize_k_row(C *c, V base, V b, V kvh, V row, int bits, V full) {
 static void emit_prune(C *c) {
   const SaSpec *s = c->s;
   V tid, bx, by;
+  c->blocks_per_sm = true;
   func_open(c, "_prune", &tid, &bx, &by);
+  c->blocks_per_sm = false;
   c->warp = bin(c, "arith.divui", tid, c32(c, 32), "i32");
   c->lane = bin(c, "arith.remui", tid, c32(c, 32), "i32");
   V base = prune_base(c, by);
@@ -1397,6 +1404,65 @@ static V tok_kept(C *c, const Cands *cd, V j) {
   return cmp(c, "ne", f, em_int(E, 0, "i8"), "i8");
 }
 
+/* The exact score of the key at walk position p (i32), whether that
+ * position holds a candidate before N:M, and its key: from the stash
+ * where the row fits it, else computed. */
+static V nm_mate(C *c, const Cands *cd, V p, V *ok, V *key) {
+  const Scorer *sc = cd->nm;
+  V in = and1(c, cmp(c, "sge", p, cd->lo, "i32"), cmp(c, "slt", p, cd->hi, "i32"));
+  V safe = sel(c, in, p, cd->lo, "i32");
+  V j;
+  if (cd->from_list) {
+    j = gload(c, cd->base, add64(c, cd->list, mul64(c, ext64(c, safe), c64(c, 4))), "i32");
+    *ok = in;
+  } else {
+    j = safe;
+    V v = in;
+    if (c->p->mask)
+      v = and1(c, v, mask_pred(E, c->p->mask, c->S64, cd->i64row, ext64(c, j)));
+    if (c->s->token_keep < 1.0)
+      v = and1(c, v, tok_kept(c, cd, j));
+    *ok = v;
+  }
+  V slot = sbyte(c, add32(c, sc->stash_at, bin(c, "arith.muli", bin(c, "arith.subi", safe, cd->lo, "i32"), c32(c, 8), "i32")));
+  V x = if_open(c, sc->stash_ok, 1, "f64");
+  V ld = em(E, "llvm.load %s : !llvm.ptr<3> -> f64", slot.s);
+  if_yield(c, 1, &ld, "f64");
+  if_else(c);
+  V cx = prune_score_compute(c, sc, j);
+  if_yield(c, 1, &cx, "f64");
+  if_close(c);
+  *key = order_key(c, x);
+  return j;
+}
+
+/* N:M after the selection and token pruning (docs/semantics.md 4.7): key
+ * j survives when fewer than N candidates of its group of M keys rank
+ * above it by exact score (NaN last, ties to the lower key). Its group's
+ * other candidates lie within M - 1 walk positions of it (the walk is in
+ * key order). Also applies token pruning on a range walk. */
+static V nm_keep(C *c, const Cands *cd, V j) {
+  V p = c->pos, own = {""}, okp, kp;
+  if (!cd->from_list && c->s->token_keep < 1.0)
+    own = tok_kept(c, cd, j);
+  nm_mate(c, cd, p, &okp, &kp);
+  int64_t M = c->s->nm_m;
+  V g = bin(c, "arith.divsi", j, c32(c, (int)M), "i32");
+  Loop l;
+  V z = c32(c, 0), a[1], r[1];
+  const char *ty[1] = {"i32"};
+  V d = loop_open(c, &l, c32(c, (int)(1 - M)), c32(c, (int)M), c32(c, 1), 1, &z, ty, a);
+  V ok, kq;
+  V q = nm_mate(c, cd, add32(c, p, d), &ok, &kq);
+  V same = and1(c, ok, and1(c, cmp(c, "ne", d, c32(c, 0), "i32"),
+                            cmp(c, "eq", bin(c, "arith.divsi", q, c32(c, (int)M), "i32"), g, "i32")));
+  V above = or1(c, cmp(c, "ugt", kq, kp, "i64"), and1(c, cmp(c, "eq", kq, kp, "i64"), cmp(c, "slt", q, j, "i32")));
+  V nx = add32(c, a[0], em(E, "arith.extui %s : i1 to i32", and1(c, same, above).s));
+  loop_close(c, &l, &nx, r);
+  V keep = cmp(c, "slt", r[0], c32(c, (int)c->s->nm_n), "i32");
+  return own.s[0] ? and1(c, own, keep) : keep;
+}
+
 /* 2^(x log2 e) in f32 for an f64 x <= 0 (ex2.approx; -inf gives 0). */
 static V exp_f32(C *c, V x) {
   V y = em(E, "arith.truncf %s : f64 to f32", bin(c, "arith.mulf", x, f64c(c, LOG2E), "f64").s);
@@ -1452,7 +1518,9 @@ static void emit_prune_attend(C *c) {
   const SaSpec *s = c->s;
   int dp = (int)((c->D + 31) / 32 * 32), dl = dp / 32;
   V tid, bx, by;
+  c->blocks_per_sm = true; /* the stash allows 2 or 3 blocks an SM anyway */
   func_open(c, "", &tid, &bx, &by);
+  c->blocks_per_sm = false;
   V i, b, h, kvh;
   warp_row(c, tid, bx, by, &i, &b, &h, &kvh);
   V zero = em_float(E, 0.0, "f32");
@@ -1501,6 +1569,21 @@ static void emit_prune_attend(C *c) {
     else {
       sc.kbase = row_offset(c, b, kvh, c32(c, (int)c->KVH), c32(c, 0));
       sc.kstride = c64(c, s->layout == LAYOUT_BHSD ? c->D : c->KVH * c->D);
+    }
+    if (s->nm_m > 0) {
+      /* N:M ranks exact scores: the stash first, then the candidates are
+       * those N:M keeps (nm_keep reads their groups from it) */
+      em_if(E, sc.stash_ok);
+      {
+        Loop pl;
+        V chunk = loop_open(c, &pl, cd.lo, cd.hi, c32(c, 32), 0, NULL, NULL, NULL);
+        V valid;
+        prune_score(c, &sc, cand_at(c, &cd, chunk, &valid));
+        loop_close(c, &pl, NULL, NULL);
+      }
+      em_end(E);
+      sc.stash = STASH_READ;
+      cd.also = nm_keep, cd.nm = &sc;
     }
     V m, l;
     softmax_stats(c, &sc, &cd, &m, &l);
@@ -1651,9 +1734,9 @@ bool cg_cuda_prune_supported(const SaSpec *s, char *why, size_t cap) {
   const char *no = NULL;
   if (s->has_predict || s->n_filter_rounds > 0)
     return cg_cuda_select_supported(s, why, cap); /* pruning after a selection */
-  if (s->nm_m > 0)
-    no = "the CUDA target runs SpAtten's pruning and progressive quantization on static patterns and after filter "
-         "rounds or DSA prediction: after N:M they are not implemented for it yet";
+  if (s->nm_m > 0 && s->has_progressive)
+    no = "the CUDA target does not combine N:M with progressive quantization (N:M ranks exact scores, the softmax "
+         "quantized ones)";
   else if (s->has_progressive && s->msb_bits + s->lsb_bits > 16)
     no = "the CUDA target's progressive quantization keeps K at most 16 bits wide (msb + lsb)";
   if (no && why)
@@ -1703,9 +1786,9 @@ bool cg_cuda_select_supported(const SaSpec *s, char *why, size_t cap) {
   }
   if (!no && s->has_predict && s->predict_dim > 256)
     no = "the CUDA target projects DSA's rows to at most 256 columns";
-  if (!no && s->nm_m > 0)
-    no = "the CUDA target runs filter rounds and DSA prediction without N:M: N:M after them is not implemented "
-         "for it yet";
+  if (!no && s->nm_m > 0 && s->has_progressive)
+    no = "the CUDA target does not combine N:M with progressive quantization (N:M ranks exact scores, the softmax "
+         "quantized ones)";
   if (!no && s->has_progressive && s->msb_bits + s->lsb_bits > 16)
     no = "the CUDA target's progressive quantization keeps K at most 16 bits wide (msb + lsb)";
   if (no && why)

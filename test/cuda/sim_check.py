@@ -24,7 +24,9 @@ Filter rounds and DSA prediction (select_rounds > 0 in the header) run
 their three kernels on one workspace: name_grids over every row, then
 name_select and name over the blocks chosen (--xs counts blocks of the
 header's query_tile rows). Each row's list must then hold exactly the
-keys the reference keeps (sattn-run --survivors), in key order.
+keys the reference keeps (sattn-run --survivors), in key order; with
+--nm N:M (N:M after the selection, applied by name) the list must hold
+every survivor and each group of M keys min(N, its list entries) of them.
 
 SpAtten's pruning kernels (pruning in the header) run name_prune over the
 whole grid, name over the blocks chosen, and name_finish, with the
@@ -57,6 +59,7 @@ def main():
     ap.add_argument("--ints", action="store_true")
     ap.add_argument("--nan-key", type=int, default=None)
     ap.add_argument("--inf-key", type=int, default=None)
+    ap.add_argument("--nm", default=None)
     a = ap.parse_args()
 
     try:
@@ -180,6 +183,13 @@ def main():
                     at = lay["lists"] + 4 * (h * S + i) * cap
                     got = blk[at:at + 4 * max(n, 0)].view(np.int32) if 0 <= n <= cap else None
                     want = np.nonzero(surv[b, h, i])[0]
+                    if got is not None and a.nm:  # the list is the selection's; N:M picks from it
+                        nn, mm = (int(x) for x in a.nm.split(":"))
+                        grp = np.bincount(got // mm, minlength=S // mm + 1)
+                        kept = np.bincount(want // mm, minlength=S // mm + 1)
+                        if np.isin(want, got).all() and np.array_equal(kept, np.minimum(grp, nn)):
+                            continue
+                        got = None
                     if got is None or not np.array_equal(got, want):
                         bad += 1
                         if bad <= 3:

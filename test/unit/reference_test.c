@@ -772,6 +772,16 @@ static void test_cuda_contract(void) {
   sa_cuda_describe(&s, &k);
   CHECK(k.select_rounds == 1 && k.pruning == 1 && k.progressive == 1 && k.shared_bytes == 1024 + 4096 + 65536);
   CHECK(sa_cuda_workspace_bytes(&k, 2, 77) == 2 * (22272 + 42752));
+  /* N:M after the selection, no pruning: the same exact-score kernels */
+  s.token_keep = s.value_keep = 1.0;
+  s.has_progressive = false;
+  s.nm_n = 1, s.nm_m = 2;
+  sa_cuda_describe(&s, &k);
+  CHECK(k.select_rounds == 1 && k.pruning == 1 && k.progressive == 0 && k.shared_bytes == 1024 + 65536);
+  /* N:M alone stays on the tiles (the flash kernel) */
+  s.has_predict = false;
+  sa_cuda_describe(&s, &k);
+  CHECK(k.select_rounds == 0 && k.pruning == 0 && k.query_tile == 64);
 }
 
 static void test_token_pruning(void) {
