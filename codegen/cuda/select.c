@@ -294,6 +294,17 @@ static V batch_base(C *c, V b) {
   return gbyte(c, c->ws, mul64(c, ext64(c, b), add64(c, select_block(c), prune_block(c))));
 }
 
+/* The candidate keys' closed-form range [lo, hi) of query row i (i64):
+ * the mask's bounds, else every key. */
+static void row_range(C *c, V i64, V *lo, V *hi) {
+  V l1, h1;
+  *lo = c64(c, 0), *hi = c->S64;
+  if (c->p->mask && mask_bounds(E, c->p->mask, i64, &l1, &h1)) {
+    *lo = bin(c, "arith.maxsi", l1, *lo, "i64");
+    *hi = bin(c, "arith.maxsi", bin(c, "arith.minsi", h1, *hi, "i64"), *lo, "i64");
+  }
+}
+
 /* ---- the kernels' openings ---- */
 
 /* The gpu.func line of kernel name + suffix (the arguments of every
@@ -821,6 +832,14 @@ static void top_k(C *c, const Scorer *sc, const Cands *cd, V cnt, V k, V hist, V
 
 static V tok_kept(C *c, const Cands *cd, V j); /* SpAtten's token flags, further down */
 
+/* Whether query row i of head h survives token and head pruning (the
+ * flags in the batch's pruning block pbase). */
+static V row_live(C *c, V pbase, V h, V i) {
+  V hk = gload(c, pbase, add64(c, pw_hkept(c), ext64(c, h)), "i8");
+  V tk = gload(c, pbase, add64(c, pw_tkept(c), ext64(c, i)), "i8");
+  return and1(c, cmp(c, "ne", hk, em_int(E, 0, "i8"), "i8"), cmp(c, "ne", tk, em_int(E, 0, "i8"), "i8"));
+}
+
 static void emit_select(C *c) {
   V tid, bx, by;
   func_open(c, "_select", &tid, &bx, &by);
@@ -834,20 +853,14 @@ static void emit_select(C *c) {
   V krow0 = mul64(c, ext64(c, kvh), c->S64);
   V list = add64(c, ws_list(c), mul64(c, mul64(c, qrow, list_cap(c)), c64(c, 4)));
   /* stage 0's keys: the mask's closed-form range, else all */
-  V lo = c64(c, 0), hi = c->S64, l1, h1;
-  if (c->p->mask && mask_bounds(E, c->p->mask, i64, &l1, &h1)) {
-    lo = bin(c, "arith.maxsi", l1, lo, "i64");
-    hi = bin(c, "arith.maxsi", bin(c, "arith.minsi", h1, hi, "i64"), lo, "i64");
-  }
+  V lo, hi;
+  row_range(c, i64, &lo, &hi);
   /* with SpAtten's pruning after the selection: a pruned head or token
    * keeps nothing, and stage 0's candidates are the kept tokens */
   V pbase = {""}, nlive = {""};
   if (c->geo.pruning) {
     pbase = prune_base(c, b);
-    V hk = gload(c, pbase, add64(c, pw_hkept(c), ext64(c, h)), "i8");
-    V tk = gload(c, pbase, add64(c, pw_tkept(c), ext64(c, i)), "i8");
-    V live = and1(c, cmp(c, "ne", hk, em_int(E, 0, "i8"), "i8"), cmp(c, "ne", tk, em_int(E, 0, "i8"), "i8"));
-    nlive = if_open(c, live, 1, "i32");
+    nlive = if_open(c, row_live(c, pbase, h, i), 1, "i32");
   }
   V n = c32(c, 0);
   for (int r = 0; r < c->R; r++) {
@@ -1148,6 +1161,7 @@ static V is_null(C *c, V ptr) {
   V z = em(E, "llvm.mlir.zero : !llvm.ptr<1>");
   return em(E, "llvm.icmp \"eq\" %s, %s : !llvm.ptr<1>", ptr.s, z.s);
 }
+static V is_set(C *c, V ptr) { return bin(c, "arith.xori", is_null(c, ptr), em_int(E, 1, "i1"), "i1"); }
 
 /* Element e (i64) of an f32 importance vector as f64; 0 when the vector
  * is absent (NULL), as the reference reads a missing input. */
@@ -1540,24 +1554,20 @@ static void emit_prune_attend(C *c) {
     em_do(E, "llvm.store %s, %s : f32, !llvm.ptr<3>", x.s, sbyte(c, add32(c, qs, bin(c, "arith.muli", d, c32(c, 4), "i32"))).s);
   }
   syncwarp(c);
-  V hk = gload(c, base, add64(c, pw_hkept(c), ext64(c, h)), "i8");
-  V tk = gload(c, base, add64(c, pw_tkept(c), ext64(c, i)), "i8");
-  V live = and1(c, cmp(c, "ne", hk, em_int(E, 0, "i8"), "i8"), cmp(c, "ne", tk, em_int(E, 0, "i8"), "i8"));
-  V O = if_open(c, live, dl, "f32");
+  V O = if_open(c, row_live(c, base, h, i), dl, "f32");
   {
     V i64 = ext64(c, i);
-    V lo = c64(c, 0), hi = c->S64, l1, h1;
-    if (c->R == 0 && c->p->mask && mask_bounds(E, c->p->mask, i64, &l1, &h1)) {
-      lo = bin(c, "arith.maxsi", l1, lo, "i64");
-      hi = bin(c, "arith.maxsi", bin(c, "arith.minsi", h1, hi, "i64"), lo, "i64");
-    }
-    Cands cd = {.also = tok_kept, .i64row = i64, .flags = base,
-                .lo = em(E, "arith.trunci %s : i64 to i32", lo.s), .hi = em(E, "arith.trunci %s : i64 to i32", hi.s)};
+    Cands cd;
     if (c->R > 0) { /* after selection: the row's list, token pruning applied before it */
       V qrow = add64(c, mul64(c, ext64(c, h), c->S64), ext64(c, i));
       cd = (Cands){.from_list = true, .base = batch_base(c, b), .lo = c32(c, 0),
                    .list = add64(c, ws_list(c), mul64(c, mul64(c, qrow, list_cap(c)), c64(c, 4))),
                    .hi = gload(c, batch_base(c, b), add64(c, ws_count(c), mul64(c, qrow, c64(c, 4))), "i32")};
+    } else { /* the pattern's keys that token pruning kept */
+      V lo, hi;
+      row_range(c, i64, &lo, &hi);
+      cd = (Cands){.also = s->token_keep < 1.0 ? tok_kept : NULL, .i64row = i64, .flags = base,
+                   .lo = em(E, "arith.trunci %s : i64 to i32", lo.s), .hi = em(E, "arith.trunci %s : i64 to i32", hi.s)};
     }
     Scorer sc = {.value = prune_score, .base = base, .qs = qs, .stash = STASH_WRITE};
     /* the warp's stash, after the query rows and value pruning's histograms */
@@ -1623,15 +1633,16 @@ static void emit_prune_attend(C *c) {
     /* value pruning: the top ceil(value x survivors) probabilities, which
      * are the top scores (exp keeps their order), ties to the lower key */
     V all = em_int(E, 1, "i1"), T = c64(c, 0), need = c32(c, 0);
+    V minf = fcmp(c, "oeq", m, f64c(c, INFINITY), "f64"); /* value pruning ranks NaN and zero weights then */
     if (s->value_keep < 1.0) {
       V cnt = count_cands(c, &cd);
       SaKeep vk = {.kind = KEEP_TOP_RATIO, .value = s->value_keep};
       V hist = bin(c, "arith.muli", c->warp, c32(c, HIST * 4), "i32");
       Scorer rs = sc;
-      rs.value = prune_rank, rs.minf = fcmp(c, "oeq", m, f64c(c, INFINITY), "f64");
+      rs.value = prune_rank, rs.minf = minf;
       top_k(c, &rs, &cd, cnt, rule_k(c, vk, cnt), add32(c, hist, c32(c, 4 * dp * 4)), &all, &T, &need);
     }
-    V tout_on = bin(c, "arith.xori", is_null(c, (V){"%tout"}), em_int(E, 1, "i1"), "i1");
+    V tout_on = is_set(c, (V){"%tout"});
     /* the final pass: probabilities, token sums, O += p V over the kept */
     Loop lp;
     V init[1 + 8], a[1 + 8], res[1 + 8];
@@ -1649,7 +1660,7 @@ static void emit_prune_attend(C *c) {
     em_end(E);
     V take = valid, beq = c32(c, 0);
     if (s->value_keep < 1.0) {
-      V key = order_key(c, rank_value(c, fcmp(c, "oeq", m, f64c(c, INFINITY), "f64"), x));
+      V key = order_key(c, rank_value(c, minf, x));
       V eq = and1(c, valid, cmp(c, "eq", key, T, "i64"));
       beq = ballot(c, eq);
       V rank = add32(c, a[0], popc(c, bin(c, "arith.andi", beq, lanes_below(c), "i32")));
@@ -1675,7 +1686,7 @@ static void emit_prune_attend(C *c) {
     }
     for (int k = 16; k >= 1; k /= 2)
       hs = bin(c, "arith.addf", hs, shfl(c, "bfly", hs, c32(c, k), "f32"), "f32");
-    V hout_on = bin(c, "arith.xori", is_null(c, (V){"%hout"}), em_int(E, 1, "i1"), "i1");
+    V hout_on = is_set(c, (V){"%hout"});
     em_if(E, and1(c, hout_on, cmp(c, "eq", c->lane, c32(c, 0), "i32")));
     atomic_add_f64(c, base, add64(c, pw_hacc(c), mul64(c, ext64(c, h), c64(c, 8))), em(E, "arith.extf %s : f32 to f64", hs.s));
     em_end(E);
@@ -1712,13 +1723,12 @@ static void emit_finish(C *c) {
   V base = prune_base(c, by);
   V row = add32(c, bin(c, "arith.muli", bx, c32(c, GRID_ROWS), "i32"), tid);
   V tout = {"%tout"}, hout = {"%hout"};
-  V no = em_int(E, 1, "i1");
-  em_if(E, and1(c, bin(c, "arith.xori", is_null(c, tout), no, "i1"), cmp(c, "slt", row, c->S32, "i32")));
+  em_if(E, and1(c, is_set(c, tout), cmp(c, "slt", row, c->S32, "i32")));
   V r64 = ext64(c, row);
   finish_one(c, tout, (V){"%tin"}, add64(c, mul64(c, ext64(c, by), c->S64), r64), base, add64(c, pw_tkept(c), r64),
              add64(c, pw_tacc(c), mul64(c, r64, c64(c, 8))));
   em_end(E);
-  em_if(E, and1(c, bin(c, "arith.xori", is_null(c, hout), no, "i1"), cmp(c, "eq", bx, c32(c, 0), "i32")));
+  em_if(E, and1(c, is_set(c, hout), cmp(c, "eq", bx, c32(c, 0), "i32")));
   Loop l;
   V hh = loop_open(c, &l, tid, c32(c, (int)c->H), c32(c, THREADS), 0, NULL, NULL, NULL);
   V t64 = ext64(c, hh);
