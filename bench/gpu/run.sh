@@ -122,7 +122,8 @@ gpu)
   # SpAtten's pruning: three kernels, importance vectors in and out
   src="$root/test/cuda/Inputs/prune.sattn"; img="$out/prune.$arch.ptx"
   for k in sp_causal sp_heads_gqa sp_progressive_h15 sp_values_h256 sp_tokens_f32 sp_tokens_window sp_many_heads \
-    sp_filter_values sp_dsa_progressive sp_filter_nm sp_tokens_nm sp_long_h16 sp_long_nm; do
+    sp_filter_values sp_dsa_progressive sp_filter_nm sp_tokens_nm sp_long_h16 sp_long_nm \
+    sp_nm_progressive sp_filter_nm_progressive sp_long_nm_progressive sp_nm7 sp_nm16; do
     for s in 1 17 65 200 777; do add --kernel $k --seq $s --batch 2 --seed $RANDOM; done
     add --kernel $k --seq 1025 --batch 1 --seed $RANDOM
     add --kernel $k --seq 300 --input-scale 30 --seed $RANDOM

@@ -79,11 +79,9 @@ bool cg_cuda_supported(const SaSpec *s, char *why, size_t cap) {
     no = "the CUDA target supports head_dim up to 256";
   else if (s->has_predict || s->n_filter_rounds > 0)
     return cg_cuda_select_supported(s, why, cap);
-  else if (s->token_keep < 1 || s->head_keep < 1 || s->value_keep < 1 || s->has_progressive)
-    return cg_cuda_prune_supported(s, why, cap);
-  else if (s->nm_m > 0 && 8 % s->nm_m != 0)
-    no = "the CUDA target ranks N:M groups of 1, 2, 4 or 8 keys (M dividing 8), which lie in one 8-key block of "
-         "the score accumulators";
+  else if (s->token_keep < 1 || s->head_keep < 1 || s->value_keep < 1 || s->has_progressive ||
+           (s->nm_m > 0 && 8 % s->nm_m != 0))
+    return cg_cuda_prune_supported(s, why, cap); /* groups past the flash kernel's 8-key blocks: the row kernel */
   if (no && why)
     snprintf(why, cap, "%s", no);
   return !no;

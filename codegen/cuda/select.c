@@ -491,6 +491,7 @@ struct Scorer {
    * kstep and kgrid above at the grids in use; the row's score stash in
    * shared memory (stash: STASH_WRITE or STASH_READ where stash_ok) */
   V qs, kbase, kstride;
+  bool exact; /* K as stored even with progressive quantization (N:M's ranking) */
   V minf; /* value pruning's rank (prune_rank): the row maximum is +inf */
   int stash;
   V stash_at, stash_ok;
@@ -1322,7 +1323,7 @@ static V prune_score(C *c, const Scorer *sc, V j) {
 /* K's element d of the key (f64): its grid value times the row's step,
  * or the stored element. */
 static V prune_k(C *c, const Scorer *sc, V step, V g0, V koff, V d) {
-  if (c->s->has_progressive) {
+  if (c->s->has_progressive && !sc->exact) {
     V g = gload(c, sc->base, add64(c, g0, mul64(c, ext64(c, d), c64(c, 2))), "i16");
     return dmul(c, em(E, "arith.sitofp %s : i16 to f64", g.s), step);
   }
@@ -1333,7 +1334,8 @@ static V prune_score_compute(C *c, const Scorer *sc, V j) {
   const SaSpec *s = c->s;
   V j64 = ext64(c, j);
   V step = {""}, g0 = {""}, koff = {""};
-  if (s->has_progressive) {
+  bool grids = s->has_progressive && !sc->exact;
+  if (grids) {
     step = gload(c, sc->base, add64(c, sc->kstep, mul64(c, j64, c64(c, 8))), "f64");
     g0 = add64(c, sc->kgrid, mul64(c, j64, c64(c, 2 * prune_dp(c))));
   } else {
@@ -1343,7 +1345,7 @@ static V prune_score_compute(C *c, const Scorer *sc, V j) {
   /* 8 elements a step with 16-byte loads where K's rows allow them (the
    * grids' rows always do: padded to 8 at 16-byte offsets), the sum still
    * one element at a time in d's order */
-  bool vec = s->has_progressive || c->D * es % 16 == 0;
+  bool vec = grids || c->D * es % 16 == 0;
   int64_t full = vec ? c->D / 8 * 8 : 0;
   V acc = f64c(c, 0.0);
   if (full) {
@@ -1356,7 +1358,7 @@ static V prune_score_compute(C *c, const Scorer *sc, V j) {
       q4[u] = em(E, "llvm.load %s {alignment = 16 : i64} : !llvm.ptr<3> -> vector<4xf32>",
                  sbyte(c, add32(c, sc->qs, bin(c, "arith.muli", add32(c, d0, c32(c, 4 * u)), c32(c, 4), "i32"))).s);
     V kd[8];
-    if (s->has_progressive) {
+    if (grids) {
       V gv = em(E, "llvm.load %s {alignment = 16 : i64} : !llvm.ptr<1> -> vector<8xi16>",
                 gbyte(c, sc->base, add64(c, g0, mul64(c, ext64(c, d0), c64(c, 2)))).s);
       for (int e = 0; e < 8; e++) {
@@ -1574,26 +1576,30 @@ static void emit_prune_attend(C *c) {
     sc.stash_at = add32(c, c32(c, 4 * dp * 4 + (s->value_keep < 1.0 ? 4 * HIST * 4 : 0)),
                         bin(c, "arith.muli", c->warp, c32(c, STASH_KEYS * 8), "i32"));
     sc.stash_ok = cmp(c, "sle", bin(c, "arith.subi", cd.hi, cd.lo, "i32"), c32(c, STASH_KEYS), "i32");
+    sc.kbase = row_offset(c, b, kvh, c32(c, (int)c->KVH), c32(c, 0));
+    sc.kstride = c64(c, s->layout == LAYOUT_BHSD ? c->D : c->KVH * c->D);
     if (s->has_progressive)
       prune_grids(c, &sc, kvh, em_int(E, 0, "i1"));
-    else {
-      sc.kbase = row_offset(c, b, kvh, c32(c, (int)c->KVH), c32(c, 0));
-      sc.kstride = c64(c, s->layout == LAYOUT_BHSD ? c->D : c->KVH * c->D);
-    }
+    /* N:M ranks exact scores (K as stored, also under progressive
+     * quantization, whose softmax then scores with the grids): the stash
+     * first, then the candidates are those N:M keeps (nm_keep reads their
+     * groups from it). With progressive quantization the stash keeps the
+     * exact scores for N:M, and the softmax's passes recompute theirs. */
+    Scorer nsc = sc;
     if (s->nm_m > 0) {
-      /* N:M ranks exact scores: the stash first, then the candidates are
-       * those N:M keeps (nm_keep reads their groups from it) */
-      em_if(E, sc.stash_ok);
+      nsc.exact = true;
+      em_if(E, nsc.stash_ok);
       {
         Loop pl;
         V chunk = loop_open(c, &pl, cd.lo, cd.hi, c32(c, 32), 0, NULL, NULL, NULL);
         V valid;
-        prune_score(c, &sc, cand_at(c, &cd, chunk, &valid));
+        prune_score(c, &nsc, cand_at(c, &cd, chunk, &valid));
         loop_close(c, &pl, NULL, NULL);
       }
       em_end(E);
-      sc.stash = STASH_READ;
-      cd.also = nm_keep, cd.nm = &sc;
+      nsc.stash = STASH_READ;
+      sc.stash = s->has_progressive ? STASH_NONE : STASH_READ;
+      cd.also = nm_keep, cd.nm = &nsc;
     }
     V m, l;
     softmax_stats(c, &sc, &cd, &m, &l);
@@ -1623,7 +1629,8 @@ static void emit_prune_attend(C *c) {
       m = em_res(r, 0), l = em_res(r, 1);
       prune_grids(c, &sc, kvh, again);
     }
-    sc.stash = STASH_READ; /* the stash holds the scores of the pass the row ended with */
+    if (!(s->nm_m > 0 && s->has_progressive))
+      sc.stash = STASH_READ; /* the stash holds the scores of the pass the row ended with */
     /* 1 / sum by rcp.approx (within an ulp or two; rcp.rn is a ptxas
      * subroutine whose call spills here). A NaN sum leaves the weights
      * exp(s - max) unnormalized, as the reference's softmax does (it
@@ -1744,10 +1751,7 @@ bool cg_cuda_prune_supported(const SaSpec *s, char *why, size_t cap) {
   const char *no = NULL;
   if (s->has_predict || s->n_filter_rounds > 0)
     return cg_cuda_select_supported(s, why, cap); /* pruning after a selection */
-  if (s->nm_m > 0 && s->has_progressive)
-    no = "the CUDA target does not combine N:M with progressive quantization (N:M ranks exact scores, the softmax "
-         "quantized ones)";
-  else if (s->has_progressive && s->msb_bits + s->lsb_bits > 16)
+  if (s->has_progressive && s->msb_bits + s->lsb_bits > 16)
     no = "the CUDA target's progressive quantization keeps K at most 16 bits wide (msb + lsb)";
   if (no && why)
     snprintf(why, cap, "%s", no);
@@ -1796,9 +1800,6 @@ bool cg_cuda_select_supported(const SaSpec *s, char *why, size_t cap) {
   }
   if (!no && s->has_predict && s->predict_dim > 256)
     no = "the CUDA target projects DSA's rows to at most 256 columns";
-  if (!no && s->nm_m > 0 && s->has_progressive)
-    no = "the CUDA target does not combine N:M with progressive quantization (N:M ranks exact scores, the softmax "
-         "quantized ones)";
   if (!no && s->has_progressive && s->msb_bits + s->lsb_bits > 16)
     no = "the CUDA target's progressive quantization keeps K at most 16 bits wide (msb + lsb)";
   if (no && why)

@@ -134,9 +134,10 @@ void sa_cuda_describe(const SaSpec *s, SaCudaKernel *out) {
       out->list_ratio = first.value;
   }
   if (s->token_keep < 1 || s->head_keep < 1 || s->value_keep < 1 || s->has_progressive ||
-      (rounds > 0 && s->nm_m > 0)) {
-    /* SpAtten's pruning, or N:M after a selection (both on exact scores,
-     * the pruning kernels): a warp per query row, 4 to a block, each with its query
+      (s->nm_m > 0 && (rounds > 0 || 8 % s->nm_m != 0))) {
+    /* SpAtten's pruning, N:M after a selection, or N:M whose groups do not
+     * fit the flash kernel's 8-key blocks (all on exact scores, the
+     * pruning kernels): a warp per query row, 4 to a block, each with its query
      * row (f32, head_dim padded to 32), for value pruning a 1 KiB
      * histogram, and a stash of 2048 f64 scores (rows with more keys
      * recompute theirs on each pass) */

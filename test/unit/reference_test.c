@@ -782,6 +782,13 @@ static void test_cuda_contract(void) {
   s.has_predict = false;
   sa_cuda_describe(&s, &k);
   CHECK(k.select_rounds == 0 && k.pruning == 0 && k.query_tile == 64);
+  /* groups past the flash kernel's 8-key blocks (M not dividing 8): the row kernel */
+  s.nm_n = 3, s.nm_m = 7;
+  sa_cuda_describe(&s, &k);
+  CHECK(k.select_rounds == 0 && k.pruning == 1 && k.progressive == 0 && k.query_tile == 4);
+  s.nm_n = 4, s.nm_m = 16;
+  sa_cuda_describe(&s, &k);
+  CHECK(k.pruning == 1 && k.shared_bytes == 1024 + 65536);
 }
 
 static void test_token_pruning(void) {
