@@ -55,7 +55,7 @@ def main():
         grids = ptxsim.Kernel(ptx, name + "_grids")
         grids.launch(((seq + 127) // 128, h + g), lc["threads"], 0, params, mem)
         pick = ptxsim.Kernel(ptx, name + "_select")
-        pick.launch(((seq + 3) // 4, h), lc["threads"], 4096, params, mem, [0], block)
+        pick.launch(((seq + 3) // 4, h), lc["threads"], ptxsim.SELECT_SHARED, params, mem, [0], block)
         attend = ptxsim.Kernel(ptx, name)
         attend.launch(((seq + 3) // 4, h), lc["threads"], lc["shared_bytes"], params, mem, [0], block)
         ws = mem.buf(params[-1])

@@ -38,6 +38,9 @@
 #include "sattn/reference.h"
 
 enum { THREADS = 128, WARP_ROWS = 4, GRID_ROWS = 128, HIST = 256 };
+/* The selection kernels' first radix digit: the sign and the exponent of
+ * the f64 scores (2048 bins a warp, SA_CUDA_SELECT_SHARED in all) */
+enum { SELECT_FIRST_BITS = 11 };
 /* SpAtten's score stash: keys per warp (sa_cuda_describe's SA_CUDA_STASH_KEYS) */
 enum { STASH_KEYS = 2048, STASH_NONE = 0, STASH_WRITE, STASH_READ };
 /* The most head_dim x predict_dim terms a projection unrolls (projected_grid). */
@@ -609,13 +612,15 @@ static V lowest_lane(C *c, V ball) {
 }
 
 /* One pass of radix_select: the keys matching prefix (under pmask) counted
- * into the warp's 256 bins (shared, by digit at `shift`); the digit where
- * the count from above reaches want, how many matching keys lie above it
- * (*gt) and how many in it (*in). */
-static V radix_pass(C *c, const Scorer *sc, const Cands *cd, V hist, V prefix, V pmask, V shift, V want, V *gt, V *in) {
-  for (int t = 0; t < 8; t++)
+ * into the warp's `bins` bins (shared, by the digit of log2(bins) bits at
+ * `shift`); the digit where the count from above reaches want, how many
+ * matching keys lie above it (*gt) and how many in it (*in). */
+static V radix_pass(C *c, const Scorer *sc, const Cands *cd, V hist, int bins, V prefix, V pmask, V shift, V want, V *gt,
+                    V *in) {
+  int per = bins / 32; /* bins a lane scans */
+  for (int t = 0; t < per; t++)
     em_do(E, "llvm.store %s, %s : i32, !llvm.ptr<3>", c32(c, 0).s,
-          sbyte(c, add32(c, hist, bin(c, "arith.muli", add32(c, bin(c, "arith.muli", c->lane, c32(c, 8), "i32"), c32(c, t)),
+          sbyte(c, add32(c, hist, bin(c, "arith.muli", add32(c, bin(c, "arith.muli", c->lane, c32(c, per), "i32"), c32(c, t)),
                                       c32(c, 4), "i32"))).s);
   syncwarp(c);
   {
@@ -626,19 +631,33 @@ static V radix_pass(C *c, const Scorer *sc, const Cands *cd, V hist, V prefix, V
     V key = score_key(c, sc, j);
     V match = cmp(c, "eq", bin(c, "arith.andi", key, pmask, "i64"), prefix, "i64");
     em_if(E, and1(c, valid, match));
-    V digit = em(E, "arith.trunci %s : i64 to i32", bin(c, "arith.andi", bin(c, "arith.shrui", key, shift, "i64"), c64(c, 255), "i64").s);
+    V digit = em(E, "arith.trunci %s : i64 to i32",
+                 bin(c, "arith.andi", bin(c, "arith.shrui", key, shift, "i64"), c64(c, bins - 1), "i64").s);
     em(E, "llvm.atomicrmw add %s, %s monotonic : !llvm.ptr<3>, i32",
        sbyte(c, add32(c, hist, bin(c, "arith.muli", digit, c32(c, 4), "i32"))).s, c32(c, 1).s);
     em_end(E);
     loop_close(c, &cl, NULL, NULL);
   }
   syncwarp(c);
-  /* lane l holds digits 255 - 8 l down to 248 - 8 l */
-  V h[8], s = c32(c, 0), dig[8];
-  for (int t = 0; t < 8; t++) {
-    dig[t] = bin(c, "arith.subi", c32(c, 255 - t), bin(c, "arith.muli", c->lane, c32(c, 8), "i32"), "i32");
-    h[t] = em(E, "llvm.load %s : !llvm.ptr<3> -> i32", sbyte(c, add32(c, hist, bin(c, "arith.muli", dig[t], c32(c, 4), "i32"))).s);
-    s = add32(c, s, h[t]);
+  /* lane l holds digits bins - 1 - per l down to bins - per (l + 1):
+   * their counts (unrolled for 8 a lane; for more, loops that read the
+   * bins again, so that they are not all held in registers) */
+  V s = c32(c, 0), h[8], dig[8];
+  if (per <= 8) {
+    for (int t = 0; t < per; t++) {
+      dig[t] = bin(c, "arith.subi", c32(c, bins - 1 - t), bin(c, "arith.muli", c->lane, c32(c, per), "i32"), "i32");
+      h[t] = em(E, "llvm.load %s : !llvm.ptr<3> -> i32", sbyte(c, add32(c, hist, bin(c, "arith.muli", dig[t], c32(c, 4), "i32"))).s);
+      s = add32(c, s, h[t]);
+    }
+  } else {
+    Loop sl;
+    V sa[1], sr[1];
+    const char *sty[1] = {"i32"};
+    V t = loop_open(c, &sl, c32(c, 0), c32(c, per), c32(c, 1), 1, &s, sty, sa);
+    V d = bin(c, "arith.subi", c32(c, bins - 1), add32(c, bin(c, "arith.muli", c->lane, c32(c, per), "i32"), t), "i32");
+    V nx = add32(c, sa[0], em(E, "llvm.load %s : !llvm.ptr<3> -> i32", sbyte(c, add32(c, hist, bin(c, "arith.muli", d, c32(c, 4), "i32"))).s));
+    loop_close(c, &sl, &nx, sr);
+    s = sr[0];
   }
   V incl = s;
   for (int d = 1; d < 32; d *= 2) {
@@ -647,17 +666,34 @@ static V radix_pass(C *c, const Scorer *sc, const Cands *cd, V hist, V prefix, V
   }
   /* the lowest lane whose running count reaches want */
   V src = lowest_lane(c, ballot(c, cmp(c, "sge", incl, want, "i32")));
-  V run = bin(c, "arith.subi", incl, s, "i32"), found = em_int(E, 0, "i1"), dsel = c32(c, 0), above = c32(c, 0);
-  V inbin = c32(c, 0);
-  for (int t = 0; t < 8; t++) {
-    V nrun = add32(c, run, h[t]);
-    V hit = and1(c, bin(c, "arith.xori", found, em_int(E, 1, "i1"), "i1"), cmp(c, "sge", nrun, want, "i32"));
-    dsel = sel(c, hit, dig[t], dsel, "i32");
-    above = sel(c, hit, run, above, "i32");
-    inbin = sel(c, hit, h[t], inbin, "i32");
-    found = or1(c, found, hit);
-    run = nrun;
+  /* this lane's first digit (from the top) where the running count reaches
+   * want: the digit, the count above it and its own count */
+  V st[5] = {bin(c, "arith.subi", incl, s, "i32"), em_int(E, 0, "i1"), c32(c, 0), c32(c, 0), c32(c, 0)};
+  Loop fl;
+  V fa[5], fr[5];
+  const char *fty[5] = {"i32", "i1", "i32", "i32", "i32"};
+  V t = c32(c, 0);
+  if (per <= 8)
+    memcpy(fa, st, sizeof fa);
+  else
+    t = loop_open(c, &fl, c32(c, 0), c32(c, per), c32(c, 1), 5, st, fty, fa);
+  for (int u = 0; u < (per <= 8 ? per : 1); u++) {
+    V d = dig[u], hx = h[u];
+    if (per > 8) {
+      d = bin(c, "arith.subi", c32(c, bins - 1), add32(c, bin(c, "arith.muli", c->lane, c32(c, per), "i32"), t), "i32");
+      hx = em(E, "llvm.load %s : !llvm.ptr<3> -> i32", sbyte(c, add32(c, hist, bin(c, "arith.muli", d, c32(c, 4), "i32"))).s);
+    }
+    V nrun = add32(c, fa[0], hx);
+    V hit = and1(c, bin(c, "arith.xori", fa[1], em_int(E, 1, "i1"), "i1"), cmp(c, "sge", nrun, want, "i32"));
+    V nx[5] = {nrun, or1(c, fa[1], hit), sel(c, hit, d, fa[2], "i32"), sel(c, hit, fa[0], fa[3], "i32"),
+               sel(c, hit, hx, fa[4], "i32")};
+    memcpy(fa, nx, sizeof fa);
   }
+  if (per <= 8)
+    memcpy(fr, fa, sizeof fr);
+  else
+    loop_close(c, &fl, fa, fr);
+  V dsel = fr[2], above = fr[3], inbin = fr[4];
   *gt = shfl(c, "idx", above, src, "i32");
   *in = shfl(c, "idx", inbin, src, "i32");
   dsel = shfl(c, "idx", dsel, src, "i32");
@@ -665,37 +701,50 @@ static V radix_pass(C *c, const Scorer *sc, const Cands *cd, V hist, V prefix, V
   return dsel;
 }
 
-/* The k-th largest key (as T) among the candidates, and how many keys
- * equal to T the top k holds (need). Passes of 8 bits from the top
- * (radix_pass) narrow the keys to those sharing T's leading digits, until
- * at most 32 remain or all 64 bits are known; 32 or fewer are then
- * gathered into shared memory, a key a lane, and ranked against each
- * other. With 4-bit grids at 10% kept, two or three passes leave a few
- * keys, where all eight would be needed otherwise. */
-static void radix_select(C *c, const Scorer *sc, const Cands *cd, V cnt, V k, V hist, V *T, V *need) {
-  Loop pl;
-  V init[4] = {c64(c, 0), c64(c, 0), k, cnt}, a[4], res[4];
-  const char *ty[4] = {"i64", "i64", "i32", "i32"};
-  V pass = loop_open(c, &pl, c32(c, 0), c32(c, 8), c32(c, 1), 4, init, ty, a);
-  V prefix = a[0], pmask = a[1], want = a[2], left = a[3];
-  V r = if_open_list(c, cmp(c, "sgt", left, c32(c, 32), "i32"), 4, "i64, i64, i32, i32");
+/* One radix step of radix_select, where more than 32 keys are left: the
+ * digit of `bits` bits at `shift` (i64) by radix_pass, and the state
+ * (prefix, pmask, want, left) it leaves; else the state as it was. */
+static void radix_step(C *c, const Scorer *sc, const Cands *cd, V hist, int bits, V shift, V st[4]) {
+  V r = if_open_list(c, cmp(c, "sgt", st[3], c32(c, 32), "i32"), 4, "i64, i64, i32, i32");
   {
-    V shift = ext64(c, bin(c, "arith.subi", c32(c, 56), bin(c, "arith.muli", pass, c32(c, 8), "i32"), "i32"));
     V gt, in;
-    V dsel = radix_pass(c, sc, cd, hist, prefix, pmask, shift, want, &gt, &in);
-    V next[4] = {bin(c, "arith.ori", prefix, bin(c, "arith.shli", ext64(c, dsel), shift, "i64"), "i64"),
-                 bin(c, "arith.ori", pmask, bin(c, "arith.shli", c64(c, 255), shift, "i64"), "i64"),
-                 bin(c, "arith.subi", want, gt, "i32"), in};
+    V dsel = radix_pass(c, sc, cd, hist, 1 << bits, st[0], st[1], shift, st[2], &gt, &in);
+    V next[4] = {bin(c, "arith.ori", st[0], bin(c, "arith.shli", ext64(c, dsel), shift, "i64"), "i64"),
+                 bin(c, "arith.ori", st[1], bin(c, "arith.shli", c64(c, (1 << bits) - 1), shift, "i64"), "i64"),
+                 bin(c, "arith.subi", st[2], gt, "i32"), in};
     em_do(E, "scf.yield %s, %s, %s, %s : i64, i64, i32, i32", next[0].s, next[1].s, next[2].s, next[3].s);
   }
   if_else(c);
-  em_do(E, "scf.yield %s, %s, %s, %s : i64, i64, i32, i32", prefix.s, pmask.s, want.s, left.s);
+  em_do(E, "scf.yield %s, %s, %s, %s : i64, i64, i32, i32", st[0].s, st[1].s, st[2].s, st[3].s);
   if_close(c);
-  V next[4];
   for (int i = 0; i < 4; i++)
-    next[i] = em_res(r, i);
-  loop_close(c, &pl, next, res);
-  prefix = res[0], pmask = res[1], want = res[2], left = res[3];
+    st[i] = em_res(r, i);
+}
+
+/* The k-th largest key (as T) among the candidates, and how many keys
+ * equal to T the top k holds (need). Radix passes from the top (radix_pass)
+ * narrow the keys to those sharing T's leading digits, until at most 32
+ * remain or all 64 bits are known; 32 or fewer are then gathered into
+ * shared memory, a key a lane, and ranked against each other. The first
+ * pass takes `first_bits` bits (hist holds 2^first_bits bins), the later
+ * ones 8 (the last one overlapping bits already known, which all the
+ * matching keys share). With 4-bit grids at 10% kept, two or three passes
+ * leave a few keys, where all of them would be needed otherwise; a first
+ * digit of 11 bits (the sign and the exponent) saves one of three at seq
+ * 4096 to 16384 (bench/results/select-counts.txt). */
+static void radix_select(C *c, const Scorer *sc, const Cands *cd, V cnt, V k, V hist, int first_bits, V *T, V *need) {
+  int base = 64 - first_bits;
+  V st[4] = {c64(c, 0), c64(c, 0), k, cnt};
+  radix_step(c, sc, cd, hist, first_bits, c64(c, base), st);
+  Loop pl;
+  V a[4], res[4];
+  const char *ty[4] = {"i64", "i64", "i32", "i32"};
+  V pass = loop_open(c, &pl, c32(c, 1), c32(c, (base + 7) / 8 + 1), c32(c, 1), 4, st, ty, a);
+  V shift = ext64(c, bin(c, "arith.maxsi", bin(c, "arith.subi", c32(c, base), bin(c, "arith.muli", pass, c32(c, 8), "i32"), "i32"),
+                         c32(c, 0), "i32"));
+  radix_step(c, sc, cd, hist, 8, shift, a);
+  loop_close(c, &pl, a, res);
+  V prefix = res[0], pmask = res[1], want = res[2], left = res[3];
   /* at most 32 keys left: gather them (shared, the warp's bins reused as
    * 8-byte slots) and rank each against the others */
   V out = if_open_list(c, cmp(c, "sle", left, c32(c, 32), "i32"), 2, "i64, i64");
@@ -817,14 +866,14 @@ static V write_list(C *c, const Scorer *sc, const Cands *cd, V all, V T, V need,
 /* Keeping the top k of cnt candidates: *all when k >= cnt, else the k-th
  * largest key *T and how many keys equal to it the top k holds (*need),
  * by radix_select, which runs only when the rule drops someone. */
-static void top_k(C *c, const Scorer *sc, const Cands *cd, V cnt, V k, V hist, V *all, V *T, V *need) {
+static void top_k(C *c, const Scorer *sc, const Cands *cd, V cnt, V k, V hist, int first_bits, V *all, V *T, V *need) {
   *all = cmp(c, "sge", k, cnt, "i32");
   V tn = if_open(c, *all, 2, "i64");
   V x[2] = {c64(c, 0), c64(c, 0)};
   if_yield(c, 2, x, "i64");
   if_else(c);
   V t, nd;
-  radix_select(c, sc, cd, cnt, k, hist, &t, &nd);
+  radix_select(c, sc, cd, cnt, k, hist, first_bits, &t, &nd);
   x[0] = t, x[1] = ext64(c, nd);
   if_yield(c, 2, x, "i64");
   if_close(c);
@@ -846,7 +895,7 @@ static void emit_select(C *c) {
   func_open(c, "_select", &tid, &bx, &by);
   V i, b, h, kvh;
   warp_row(c, tid, bx, by, &i, &b, &h, &kvh);
-  V hist = bin(c, "arith.muli", c->warp, c32(c, HIST * 4), "i32");
+  V hist = bin(c, "arith.muli", c->warp, c32(c, (1 << SELECT_FIRST_BITS) * 4), "i32");
   em_if(E, cmp(c, "slt", i, c->S32, "i32"));
   V base = batch_base(c, b);
   V i64 = ext64(c, i);
@@ -891,7 +940,7 @@ static void emit_select(C *c) {
       continue;
     }
     V all, T, need;
-    top_k(c, &sc, &cd, cnt, rule_k(c, st->keep, cnt), hist, &all, &T, &need);
+    top_k(c, &sc, &cd, cnt, rule_k(c, st->keep, cnt), hist, SELECT_FIRST_BITS, &all, &T, &need);
     n = write_list(c, &sc, &cd, all, T, need, (V){""});
   }
   if (c->geo.pruning) {
@@ -1194,7 +1243,7 @@ static void keep_flags(C *c, double keep, V vec, V vec0, V n, V base, V flags, V
     V cnt = count_cands(c, &cd);
     V want = em(E, "arith.trunci %s : i64 to i32", ceil64(c, dmul(c, f64c(c, keep), em(E, "arith.sitofp %s : i32 to f64", n.s))).s);
     want = bin(c, "arith.minsi", want, cnt, "i32");
-    top_k(c, &sc, &cd, cnt, want, hist, &all, &T, &need);
+    top_k(c, &sc, &cd, cnt, want, hist, 8, &all, &T, &need);
   }
   Loop l;
   V z = c32(c, 0), a[1], res[1];
@@ -1647,7 +1696,7 @@ static void emit_prune_attend(C *c) {
       V hist = bin(c, "arith.muli", c->warp, c32(c, HIST * 4), "i32");
       Scorer rs = sc;
       rs.value = prune_rank, rs.minf = minf;
-      top_k(c, &rs, &cd, cnt, rule_k(c, vk, cnt), add32(c, hist, c32(c, 4 * dp * 4)), &all, &T, &need);
+      top_k(c, &rs, &cd, cnt, rule_k(c, vk, cnt), add32(c, hist, c32(c, 4 * dp * 4)), 8, &all, &T, &need);
     }
     V tout_on = is_set(c, (V){"%tout"});
     /* the final pass: probabilities, token sums, O += p V over the kept */

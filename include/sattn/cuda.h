@@ -27,6 +27,9 @@
 extern "C" {
 #endif
 
+/* Shared memory of the selection kernels' name_select (bytes) */
+#define SA_CUDA_SELECT_SHARED 32768
+
 /* One compiled kernel: its launch contract.
  *   name(const T *q, const T *k, const T *v, U *o, int64_t seq)
  * grid (ceil(seq / query_tile), batch * heads, 1), block (threads, 1, 1),
@@ -47,8 +50,9 @@ typedef struct {
    *   f(q, k, v, o, int64_t seq, uint8_t *workspace)
    * name_grids  grid (ceil(seq / 128), batch * (heads + kv_heads)), 128 threads:
    *             each row's quantized (or projected) grids and steps
-   * name_select grid (ceil(seq / query_tile), batch * heads), threads, 4096 bytes
-   *             of shared memory: each query row's exact top-k, a list of keys
+   * name_select grid (ceil(seq / query_tile), batch * heads), threads,
+   *             SA_CUDA_SELECT_SHARED bytes of shared memory (2048 radix bins
+   *             a warp): each query row's exact top-k, a list of keys
    * name        the same grid, shared_bytes: attention over each row's list
    * The workspace holds sa_cuda_workspace_bytes(k, batch, seq) bytes
    * (docs/cuda.md gives its layout); grid_bytes is the sum over stages of

@@ -469,12 +469,12 @@ static SaStatus launch_stages(SaCudaModule *m, const SaCudaKernel *k, CUdevicept
     const char *suffix;
     int64_t rows, gy;
     int shared;
-  } select[3] = {{"_grids", 128, gy_grids, 0}, {"_select", k->query_tile, batch * k->heads, 4096},
+  } select[3] = {{"_grids", 128, gy_grids, 0}, {"_select", k->query_tile, batch * k->heads, SA_CUDA_SELECT_SHARED},
                  {"", k->query_tile, batch * k->heads, k->shared_bytes}},
     prune[3] = {{"_prune", 128, batch, 4096}, {"", k->query_tile, batch * k->heads, k->shared_bytes},
                 {"_finish", 128, batch, 0}},
     both[5] = {{"_grids", 128, gy_grids, 0}, {"_prune", 128, batch, 4096},
-               {"_select", k->query_tile, batch * k->heads, 4096},
+               {"_select", k->query_tile, batch * k->heads, SA_CUDA_SELECT_SHARED},
                {"", k->query_tile, batch * k->heads, k->shared_bytes}, {"_finish", 128, batch, 0}},
     *stage = k->pruning ? (k->select_rounds > 0 ? both : prune) : select;
   int stages = k->pruning && k->select_rounds > 0 ? 5 : 3;

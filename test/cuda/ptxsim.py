@@ -30,6 +30,7 @@ import re
 import numpy as np
 
 W = 32  # lanes per warp
+SELECT_SHARED = 32768  # name_select's shared memory: include/sattn/cuda.h's SA_CUDA_SELECT_SHARED
 
 
 class SimError(Exception):

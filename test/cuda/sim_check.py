@@ -16,7 +16,8 @@ every element of them must have been written. --seq is the spec's when it
 has one. --ints: inputs of -1, 0 and 1, so that N:M groups hold exact ties.
 --nan-key J: key J of every head is NaN in its first column, so its scores
 are NaN; --inf-key J: +inf there instead, so its scores are +inf or
--inf. The tolerance is 2u relative (in the L2 norm over the compared
+-inf. --same-keys: every K row is the head's first, so that all of a
+row's scores tie (the top-k's radix passes then run through all 64 bits). The tolerance is 2u relative (in the L2 norm over the compared
 output) with u the unit roundoff of P's type, as for a GPU run, plus the
 output type's rounding; non-finite outputs must be the same elements.
 
@@ -60,6 +61,7 @@ def main():
     ap.add_argument("--nan-key", type=int, default=None)
     ap.add_argument("--inf-key", type=int, default=None)
     ap.add_argument("--nm", default=None)
+    ap.add_argument("--same-keys", action="store_true")
     a = ap.parse_args()
 
     try:
@@ -83,6 +85,8 @@ def main():
         return (rng.standard_normal(shape) * a.scale).astype(np.float32)
 
     q, k, v = tensor(heads), tensor(kv_heads), tensor(kv_heads)
+    if a.same_keys:  # every score of a row ties: the top-k's radix passes run through all 64 bits
+        k[:, :, :, :] = k[:, :, :1, :]
     if a.nan_key is not None:
         k[:, :, a.nan_key, 0] = np.nan
     if a.inf_key is not None:  # scores of +inf or -inf by the sign of q's first column
@@ -157,7 +161,7 @@ def main():
                 count += first.count
             if select:
                 pick = ptxsim.Kernel(ptx, a.kernel + "_select")
-                pick.launch(grid, threads, 4096, params, mem, ys, xs)
+                pick.launch(grid, threads, ptxsim.SELECT_SHARED, params, mem, ys, xs)
                 count += pick.count
             kern.launch(grid, threads, shared, params, mem, ys, xs)
             if prune:
