@@ -41,6 +41,11 @@ enum { THREADS = 128, WARP_ROWS = 4, GRID_ROWS = 128, HIST = 256 };
 /* The selection kernels' first radix digit: the sign and the exponent of
  * the f64 scores (2048 bins a warp, SA_CUDA_SELECT_SHARED in all) */
 enum { SELECT_FIRST_BITS = 11 };
+/* Rows of more candidates than this take the wide first digit: a
+ * simulation of the passes (4-bit DSA grids of standard normals, 10% kept)
+ * needs 2.0 of them at 2048 keys with either digit, 2.5 against 2.0 at
+ * 3072, 2.8 against 2.0 at 4096 */
+enum { WIDE_FIRST_MIN = 2048 };
 /* SpAtten's score stash: keys per warp (sa_cuda_describe's SA_CUDA_STASH_KEYS) */
 enum { STASH_KEYS = 2048, STASH_NONE = 0, STASH_WRITE, STASH_READ };
 /* The most head_dim x predict_dim terms a projection unrolls (projected_grid). */
@@ -731,16 +736,36 @@ static void radix_step(C *c, const Scorer *sc, const Cands *cd, V hist, int bits
  * matching keys share). With 4-bit grids at 10% kept, two or three passes
  * leave a few keys, where all of them would be needed otherwise; a first
  * digit of 11 bits (the sign and the exponent) saves one of three at seq
- * 4096 to 16384 (bench/results/select-counts.txt). */
+ * 4096 to 16384 (bench/results/select-counts.txt). The first digit must be
+ * 8 to 14 bits (7 passes of 8 follow). */
 static void radix_select(C *c, const Scorer *sc, const Cands *cd, V cnt, V k, V hist, int first_bits, V *T, V *need) {
-  int base = 64 - first_bits;
-  V st[4] = {c64(c, 0), c64(c, 0), k, cnt};
-  radix_step(c, sc, cd, hist, first_bits, c64(c, base), st);
+  V st[4] = {c64(c, 0), c64(c, 0), k, cnt}, base = c32(c, 56);
+  if (first_bits > 8) {
+    /* the wide first digit where the row has more than WIDE_FIRST_MIN
+     * candidates; shorter rows take 8 bits, as the wide digit's bins cost
+     * more to clear and scan than the passes it saves there */
+    V wide = cmp(c, "sgt", cnt, c32(c, WIDE_FIRST_MIN), "i32");
+    V r = if_open_list(c, wide, 4, "i64, i64, i32, i32");
+    V w[4] = {st[0], st[1], st[2], st[3]};
+    radix_step(c, sc, cd, hist, first_bits, c64(c, 64 - first_bits), w);
+    em_do(E, "scf.yield %s, %s, %s, %s : i64, i64, i32, i32", w[0].s, w[1].s, w[2].s, w[3].s);
+    if_else(c);
+    radix_step(c, sc, cd, hist, 8, c64(c, 56), st);
+    em_do(E, "scf.yield %s, %s, %s, %s : i64, i64, i32, i32", st[0].s, st[1].s, st[2].s, st[3].s);
+    if_close(c);
+    for (int i = 0; i < 4; i++)
+      st[i] = em_res(r, i);
+    base = sel(c, wide, c32(c, 64 - first_bits), c32(c, 56), "i32");
+  } else {
+    radix_step(c, sc, cd, hist, 8, c64(c, 56), st);
+  }
+  /* then 8 bits a pass down to bit 0: 7 passes after a first digit of 8
+   * to 14 bits */
   Loop pl;
   V a[4], res[4];
   const char *ty[4] = {"i64", "i64", "i32", "i32"};
-  V pass = loop_open(c, &pl, c32(c, 1), c32(c, (base + 7) / 8 + 1), c32(c, 1), 4, st, ty, a);
-  V shift = ext64(c, bin(c, "arith.maxsi", bin(c, "arith.subi", c32(c, base), bin(c, "arith.muli", pass, c32(c, 8), "i32"), "i32"),
+  V pass = loop_open(c, &pl, c32(c, 1), c32(c, 8), c32(c, 1), 4, st, ty, a);
+  V shift = ext64(c, bin(c, "arith.maxsi", bin(c, "arith.subi", base, bin(c, "arith.muli", pass, c32(c, 8), "i32"), "i32"),
                          c32(c, 0), "i32"));
   radix_step(c, sc, cd, hist, 8, shift, a);
   loop_close(c, &pl, a, res);
