@@ -270,15 +270,15 @@ static V ceil64(C *c, V y) {
   return sel(c, fcmp(c, "olt", back, y, "f64"), add64(c, t, c64(c, 1)), t, "i64");
 }
 
-/* A row's list capacity (list_cap in runtime/cuda/cuda.c). */
+/* A row's list capacity (list_cap in runtime/cuda/cuda.c): the first
+ * stage's keep and 32 more (write_band's slack), at most seq. */
 static V list_cap(C *c) {
+  V k = c->S64;
   if (c->geo.list_count > 0)
-    return bin(c, "arith.minsi", c64(c, c->geo.list_count), c->S64, "i64");
-  if (c->geo.list_ratio > 0) {
-    V y = dmul(c, f64c(c, c->geo.list_ratio), em(E, "arith.sitofp %s : i64 to f64", c->S64.s));
-    return bin(c, "arith.minsi", ceil64(c, y), c->S64, "i64");
-  }
-  return c->S64;
+    k = bin(c, "arith.minsi", c64(c, c->geo.list_count), c->S64, "i64");
+  else if (c->geo.list_ratio > 0)
+    k = ceil64(c, dmul(c, f64c(c, c->geo.list_ratio), em(E, "arith.sitofp %s : i64 to f64", c->S64.s)));
+  return bin(c, "arith.minsi", add64(c, k, c64(c, 32)), c->S64, "i64");
 }
 
 /* A batch's block of the selection kernels' workspace, in bytes (0
@@ -726,8 +726,10 @@ static void radix_step(C *c, const Scorer *sc, const Cands *cd, V hist, int bits
     st[i] = em_res(r, i);
 }
 
-/* The k-th largest key (as T) among the candidates, and how many keys
- * equal to T the top k holds (need). Radix passes from the top (radix_pass)
+/* radix_narrow: the state (prefix, pmask, want, left) of the radix passes
+ * for the k-th largest key among the cnt candidates. radix_select: that
+ * key (as T), and how many keys equal to T the top k holds (need).
+ * Radix passes from the top (radix_pass)
  * narrow the keys to those sharing T's leading digits, until at most 32
  * remain or all 64 bits are known; 32 or fewer are then gathered into
  * shared memory, a key a lane, and ranked against each other. The first
@@ -738,7 +740,7 @@ static void radix_step(C *c, const Scorer *sc, const Cands *cd, V hist, int bits
  * digit of 11 bits (the sign and the exponent) saves one of three at seq
  * 4096 to 16384 (bench/results/select-counts.txt). The first digit must be
  * 8 to 14 bits (7 passes of 8 follow). */
-static void radix_select(C *c, const Scorer *sc, const Cands *cd, V cnt, V k, V hist, int first_bits, V *T, V *need) {
+static void radix_narrow(C *c, const Scorer *sc, const Cands *cd, V cnt, V k, V hist, int first_bits, V out[4]) {
   V st[4] = {c64(c, 0), c64(c, 0), k, cnt}, base = c32(c, 56);
   if (first_bits > 8) {
     /* the wide first digit where the row has more than WIDE_FIRST_MIN
@@ -762,13 +764,18 @@ static void radix_select(C *c, const Scorer *sc, const Cands *cd, V cnt, V k, V 
   /* then 8 bits a pass down to bit 0: 7 passes after a first digit of 8
    * to 14 bits */
   Loop pl;
-  V a[4], res[4];
+  V a[4];
   const char *ty[4] = {"i64", "i64", "i32", "i32"};
   V pass = loop_open(c, &pl, c32(c, 1), c32(c, 8), c32(c, 1), 4, st, ty, a);
   V shift = ext64(c, bin(c, "arith.maxsi", bin(c, "arith.subi", base, bin(c, "arith.muli", pass, c32(c, 8), "i32"), "i32"),
                          c32(c, 0), "i32"));
   radix_step(c, sc, cd, hist, 8, shift, a);
-  loop_close(c, &pl, a, res);
+  loop_close(c, &pl, a, out);
+}
+
+static void radix_select(C *c, const Scorer *sc, const Cands *cd, V cnt, V k, V hist, int first_bits, V *T, V *need) {
+  V res[4];
+  radix_narrow(c, sc, cd, cnt, k, hist, first_bits, res);
   V prefix = res[0], pmask = res[1], want = res[2], left = res[3];
   /* at most 32 keys left: gather them (shared, the warp's bins reused as
    * 8-byte slots) and rank each against the others */
@@ -888,6 +895,84 @@ static V write_list(C *c, const Scorer *sc, const Cands *cd, V all, V T, V need,
   return res[0];
 }
 
+/* The stage's top k after radix_narrow left at most 32 keys in the band
+ * (the keys matching prefix under pmask), in one pass instead of a pass
+ * gathering the band and another writing the list: every candidate above
+ * the band or in it goes to the row's list in key order (at most k - want
+ * + 32 entries: list_cap's slack), the band's keys and list positions to
+ * the warp's slots in shared memory (hist, 16 bytes each); then each band
+ * key is ranked against the others (ties to the lower key, which is the
+ * earlier slot), the want best stay, the losers are marked -1 and packed
+ * out of the list. Returns the list's length. In place for a stage
+ * reading the list, as write_list. */
+static V write_band(C *c, const Scorer *sc, const Cands *cd, V prefix, V pmask, V want, V hist) {
+  Loop l;
+  V init[2] = {c32(c, 0), c32(c, 0)}, a[2], res[2];
+  const char *ty[2] = {"i32", "i32"};
+  V chunk = loop_open(c, &l, cd->lo, cd->hi, c32(c, 32), 2, init, ty, a);
+  V valid;
+  V j = cand_at(c, cd, chunk, &valid);
+  V below = lanes_below(c);
+  V key = score_key(c, sc, j);
+  V top = bin(c, "arith.andi", key, pmask, "i64");
+  V inb = and1(c, valid, cmp(c, "eq", top, prefix, "i64"));
+  V take = and1(c, valid, cmp(c, "uge", top, prefix, "i64"));
+  V bt = ballot(c, take), bb = ballot(c, inb);
+  V pos = add32(c, a[0], popc(c, bin(c, "arith.andi", bt, below, "i32")));
+  em_if(E, take);
+  gstore(c, j, cd->base, add64(c, cd->list, mul64(c, ext64(c, pos), c64(c, 4))), "i32");
+  em_end(E);
+  em_if(E, inb);
+  V slot = add32(c, hist, bin(c, "arith.muli", add32(c, a[1], popc(c, bin(c, "arith.andi", bb, below, "i32"))), c32(c, 16), "i32"));
+  em_do(E, "llvm.store %s, %s : i64, !llvm.ptr<3>", key.s, sbyte(c, slot).s);
+  em_do(E, "llvm.store %s, %s : i32, !llvm.ptr<3>", pos.s, sbyte(c, add32(c, slot, c32(c, 8))).s);
+  em_end(E);
+  V next[2] = {add32(c, a[0], popc(c, bt)), add32(c, a[1], popc(c, bb))};
+  loop_close(c, &l, next, res);
+  V n = res[0], nb = res[1];
+  syncwarp(c);
+  /* lane b holds band key b: how many of the band outrank it */
+  V mine_in = cmp(c, "slt", c->lane, nb, "i32");
+  V mslot = add32(c, hist, bin(c, "arith.muli", c->lane, c32(c, 16), "i32"));
+  V mine = em(E, "llvm.load %s : !llvm.ptr<3> -> i64", sbyte(c, mslot).s);
+  V mpos = em(E, "llvm.load %s : !llvm.ptr<3> -> i32", sbyte(c, add32(c, mslot, c32(c, 8))).s);
+  Loop rl;
+  V rz = c32(c, 0), ra[1], rr[1];
+  const char *rty[1] = {"i32"};
+  V m = loop_open(c, &rl, c32(c, 0), nb, c32(c, 1), 1, &rz, rty, ra);
+  V other = shfl_u64(c, mine, m);
+  V over = or1(c, cmp(c, "ugt", other, mine, "i64"), and1(c, cmp(c, "eq", other, mine, "i64"), cmp(c, "slt", m, c->lane, "i32")));
+  V rn = add32(c, ra[0], em(E, "arith.extui %s : i1 to i32", over.s));
+  loop_close(c, &rl, &rn, rr);
+  V lose = and1(c, mine_in, cmp(c, "sge", rr[0], want, "i32"));
+  em_if(E, lose);
+  gstore(c, c32(c, -1), cd->base, add64(c, cd->list, mul64(c, ext64(c, mpos), c64(c, 4))), "i32");
+  em_end(E);
+  V nlose = popc(c, ballot(c, lose));
+  syncwarp(c);
+  /* pack the losers out: from the first of them on (the band's slots are
+   * in list order), each kept entry moves down over the losers before it */
+  V first = shfl(c, "idx", mpos, lowest_lane(c, ballot(c, lose)), "i32");
+  V from = sel(c, cmp(c, "sgt", nlose, c32(c, 0), "i32"), first, n, "i32");
+  Loop kl;
+  V kz = from, ka[1], kr[1];
+  const char *kty[1] = {"i32"};
+  V kc = loop_open(c, &kl, from, n, c32(c, 32), 1, &kz, kty, ka);
+  V at = add32(c, kc, c->lane);
+  V in = cmp(c, "slt", at, n, "i32");
+  V e = gload(c, cd->base, add64(c, cd->list, mul64(c, ext64(c, sel(c, in, at, kc, "i32")), c64(c, 4))), "i32");
+  V keep = and1(c, in, cmp(c, "ne", e, c32(c, -1), "i32"));
+  V bk = ballot(c, keep);
+  V to = add32(c, ka[0], popc(c, bin(c, "arith.andi", bk, lanes_below(c), "i32")));
+  syncwarp(c);
+  em_if(E, keep);
+  gstore(c, e, cd->base, add64(c, cd->list, mul64(c, ext64(c, to), c64(c, 4))), "i32");
+  em_end(E);
+  V kn = add32(c, ka[0], popc(c, bk));
+  loop_close(c, &kl, &kn, kr);
+  return bin(c, "arith.subi", n, nlose, "i32");
+}
+
 /* Keeping the top k of cnt candidates: *all when k >= cnt, else the k-th
  * largest key *T and how many keys equal to it the top k holds (*need),
  * by radix_select, which runs only when the rule drops someone. */
@@ -964,9 +1049,28 @@ static void emit_select(C *c) {
       n = write_list(c, &sc, &cd, em_int(E, 0, "i1"), none, c32(c, 0), mean_theta(c, &sc, &cd, cnt, st->keep.value));
       continue;
     }
-    V all, T, need;
-    top_k(c, &sc, &cd, cnt, rule_k(c, st->keep, cnt), hist, SELECT_FIRST_BITS, &all, &T, &need);
-    n = write_list(c, &sc, &cd, all, T, need, (V){""});
+    /* every candidate when the rule keeps them all; else the radix
+     * passes, then the band's pass (write_band) where at most 32 keys share
+     * the k-th's leading digits, or, where more tie through all 64 bits,
+     * the keys above it and the first `want` equal to it */
+    V kk = rule_k(c, st->keep, cnt);
+    V all = cmp(c, "sge", kk, cnt, "i32");
+    V nr = if_open(c, all, 1, "i32");
+    V n1 = write_list(c, &sc, &cd, all, c64(c, 0), c32(c, 0), (V){""});
+    if_yield(c, 1, &n1, "i32");
+    if_else(c);
+    V rs[4];
+    radix_narrow(c, &sc, &cd, cnt, kk, hist, SELECT_FIRST_BITS, rs);
+    V nb = if_open(c, cmp(c, "sle", rs[3], c32(c, 32), "i32"), 1, "i32");
+    V n2 = write_band(c, &sc, &cd, rs[0], rs[1], rs[2], hist);
+    if_yield(c, 1, &n2, "i32");
+    if_else(c);
+    V n3 = write_list(c, &sc, &cd, em_int(E, 0, "i1"), rs[0], rs[2], (V){""});
+    if_yield(c, 1, &n3, "i32");
+    if_close(c);
+    if_yield(c, 1, &nb, "i32");
+    if_close(c);
+    n = nr;
   }
   if (c->geo.pruning) {
     if_yield(c, 1, &n, "i32");

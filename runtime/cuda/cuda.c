@@ -165,17 +165,20 @@ int sa_cuda_select_stages(const SaSpec *s, int out[SA_MAX_FILTER_ROUNDS + 1]) {
 }
 
 /* A row's list capacity: what the first selecting stage can keep of seq
- * candidates (ceil(ratio * seq) in double, as the rule computes it). */
+ * candidates (ceil(ratio * seq) in double, as the rule computes it) and 32
+ * entries more, at most seq: the select kernel writes the keys above the
+ * top-k's last radix bin and the up to 32 in it before it drops the bin's
+ * losers. */
 static int64_t list_cap(const SaCudaKernel *k, int64_t seq) {
+  int64_t c = seq;
   if (k->list_count > 0)
-    return k->list_count < seq ? k->list_count : seq;
-  if (k->list_ratio > 0) {
+    c = k->list_count < seq ? k->list_count : seq;
+  else if (k->list_ratio > 0) {
     double y = k->list_ratio * (double)seq;
-    int64_t c = (int64_t)y;
+    c = (int64_t)y;
     c += (double)c < y;
-    return c < seq ? c : seq;
   }
-  return seq;
+  return c < seq - 32 ? c + 32 : seq;
 }
 
 /* Per batch (docs/cuda.md): steps (f64) of every stage, Q's heads then

@@ -125,15 +125,16 @@ def launch_contract(header, name):
 
 
 def list_cap(lc, seq):
-    """A row's list capacity (list_cap in runtime/cuda/cuda.c)."""
+    """A row's list capacity (list_cap in runtime/cuda/cuda.c): the first
+    stage's keep and 32 more, at most seq."""
+    c = seq
     if lc["list_count"] > 0:
-        return min(lc["list_count"], seq)
-    if lc["list_ratio"] > 0:
+        c = min(lc["list_count"], seq)
+    elif lc["list_ratio"] > 0:
         y = lc["list_ratio"] * float(seq)
         c = int(y)
         c += float(c) < y
-        return min(c, seq)
-    return seq
+    return c + 32 if c < seq - 32 else seq
 
 
 def prune_workspace(lc, seq):
