@@ -10,7 +10,9 @@ ldmatrix (.x4, .trans), mma.sync m16n8k16 (f16, bf16) and m16n8k8 (tf32),
 mma.sp m16n8k32 (f16, bf16; metadata selector 0). Lanes of a warp run in
 lock step, the lanes with the lowest program counter first; lanes that
 reach a warp-wide instruction wait there for the others (as the hardware's
-convergence barriers make them), which must come to the same one, and
+convergence barriers make them), which must come to the same one; lanes
+that branch back wait for the others to branch back too (each iteration
+of a loop runs together, as the hardware reconverges it), and
 bar.sync waits for every warp of the block. cp.async copies at once (the
 wait then has nothing left to wait for). Every load and store is
 bounds-checked; an unknown instruction, a divergent warp-wide instruction
@@ -387,11 +389,20 @@ class Kernel:
     def run_warp(self, w):
         code = self.code
         waiting = np.zeros(W, bool)  # lanes held at a warp-wide instruction
+        # lanes that branched back (a loop's next iteration), held until the
+        # others have branched back too or can go no further: so a warp whose
+        # lanes part at an if inside a loop runs each iteration together, as
+        # the hardware reconverges it, instead of letting the lanes at the
+        # lower address (a latch above the body) run iterations ahead
+        parked = np.zeros(W, bool)
         while True:
             live = ~w.done
             if not live.any():
                 return
-            free = live & ~waiting
+            free = live & ~waiting & ~parked
+            if not free.any() and parked.any():
+                parked[:] = False
+                continue
             if free.any():
                 pc = int(w.pc[free].min())
                 lanes = free & (w.pc == pc)
@@ -416,6 +427,8 @@ class Kernel:
                 raise SimError(f"line {ins.line}: {ins.text}: {type(e).__name__} {e}") from None
             if stop:
                 return
+            if ins.parts[0] == "bra":
+                parked |= lanes & (w.pc < pc)
 
     def collective(self, lanes, live):
         if not np.array_equal(lanes, live) or not live.all():
