@@ -862,17 +862,37 @@ static V mean_theta(C *c, const Scorer *sc, const Cands *cd, V cnt, double alpha
   return bin(c, "arith.minnumf", theta, res[1], "f64");
 }
 
+/* Opens a walk over the candidates, 32 a step, carrying two i32 counts
+ * from 0 (a); returns the lane's candidate and whether it is one. */
+static V walk_open2(C *c, Loop *l, const Cands *cd, V a[2], V *valid) {
+  V init[2] = {c32(c, 0), c32(c, 0)};
+  const char *ty[2] = {"i32", "i32"};
+  V chunk = loop_open(c, l, cd->lo, cd->hi, c32(c, 32), 2, init, ty, a);
+  return cand_at(c, cd, chunk, valid);
+}
+
+/* Appends key j of the lanes where take to the row's list after `at`
+ * entries, in lane order; *pos (when given) gets each lane's position.
+ * Returns the new length. */
+static V list_append(C *c, const Cands *cd, V j, V take, V at, V *pos) {
+  V bt = ballot(c, take);
+  V p = add32(c, at, popc(c, bin(c, "arith.andi", bt, lanes_below(c), "i32")));
+  em_if(E, take);
+  gstore(c, j, cd->base, add64(c, cd->list, mul64(c, ext64(c, p), c64(c, 4))), "i32");
+  em_end(E);
+  if (pos)
+    *pos = p;
+  return add32(c, at, popc(c, bt));
+}
+
 /* Writes the kept candidates (every one when all, else keys above T and
  * the first `need` equal to T; with theta, the mean rule's scores at
  * least theta) to the row's list in order; returns their count. In place for a stage reading the list: a chunk is read before
  * any of it is written, and writes never pass the chunk being read. */
 static V write_list(C *c, const Scorer *sc, const Cands *cd, V all, V T, V need, V theta) {
   Loop l;
-  V init[2] = {c32(c, 0), c32(c, 0)}, a[2], res[2];
-  const char *ty[2] = {"i32", "i32"};
-  V chunk = loop_open(c, &l, cd->lo, cd->hi, c32(c, 32), 2, init, ty, a);
-  V valid;
-  V j = cand_at(c, cd, chunk, &valid);
+  V a[2], res[2], valid;
+  V j = walk_open2(c, &l, cd, a, &valid);
   V below = lanes_below(c), take, beq;
   if (theta.s[0]) { /* the mean rule: scores at least theta (never a NaN) */
     take = and1(c, valid, fcmp(c, "oge", score_value(c, sc, j), theta, "f64"));
@@ -885,12 +905,7 @@ static V write_list(C *c, const Scorer *sc, const Cands *cd, V all, V T, V need,
     take = or1(c, cmp(c, "ugt", key, T, "i64"), and1(c, eq, cmp(c, "slt", rank, need, "i32")));
     take = and1(c, valid, or1(c, all, take));
   }
-  V bt = ballot(c, take);
-  V pos = add32(c, a[0], popc(c, bin(c, "arith.andi", bt, below, "i32")));
-  em_if(E, take);
-  gstore(c, j, cd->base, add64(c, cd->list, mul64(c, ext64(c, pos), c64(c, 4))), "i32");
-  em_end(E);
-  V next[2] = {add32(c, a[0], popc(c, bt)), add32(c, a[1], popc(c, beq))};
+  V next[2] = {list_append(c, cd, j, take, a[0], NULL), add32(c, a[1], popc(c, beq))};
   loop_close(c, &l, next, res);
   return res[0];
 }
@@ -907,27 +922,21 @@ static V write_list(C *c, const Scorer *sc, const Cands *cd, V all, V T, V need,
  * reading the list, as write_list. */
 static V write_band(C *c, const Scorer *sc, const Cands *cd, V prefix, V pmask, V want, V hist) {
   Loop l;
-  V init[2] = {c32(c, 0), c32(c, 0)}, a[2], res[2];
-  const char *ty[2] = {"i32", "i32"};
-  V chunk = loop_open(c, &l, cd->lo, cd->hi, c32(c, 32), 2, init, ty, a);
-  V valid;
-  V j = cand_at(c, cd, chunk, &valid);
+  V a[2], res[2], valid;
+  V j = walk_open2(c, &l, cd, a, &valid);
   V below = lanes_below(c);
   V key = score_key(c, sc, j);
   V top = bin(c, "arith.andi", key, pmask, "i64");
   V inb = and1(c, valid, cmp(c, "eq", top, prefix, "i64"));
   V take = and1(c, valid, cmp(c, "uge", top, prefix, "i64"));
-  V bt = ballot(c, take), bb = ballot(c, inb);
-  V pos = add32(c, a[0], popc(c, bin(c, "arith.andi", bt, below, "i32")));
-  em_if(E, take);
-  gstore(c, j, cd->base, add64(c, cd->list, mul64(c, ext64(c, pos), c64(c, 4))), "i32");
-  em_end(E);
+  V pos, bb = ballot(c, inb);
+  V n0 = list_append(c, cd, j, take, a[0], &pos);
   em_if(E, inb);
   V slot = add32(c, hist, bin(c, "arith.muli", add32(c, a[1], popc(c, bin(c, "arith.andi", bb, below, "i32"))), c32(c, 16), "i32"));
   em_do(E, "llvm.store %s, %s : i64, !llvm.ptr<3>", key.s, sbyte(c, slot).s);
   em_do(E, "llvm.store %s, %s : i32, !llvm.ptr<3>", pos.s, sbyte(c, add32(c, slot, c32(c, 8))).s);
   em_end(E);
-  V next[2] = {add32(c, a[0], popc(c, bt)), add32(c, a[1], popc(c, bb))};
+  V next[2] = {n0, add32(c, a[1], popc(c, bb))};
   loop_close(c, &l, next, res);
   V n = res[0], nb = res[1];
   syncwarp(c);
@@ -962,13 +971,8 @@ static V write_band(C *c, const Scorer *sc, const Cands *cd, V prefix, V pmask, 
   V in = cmp(c, "slt", at, n, "i32");
   V e = gload(c, cd->base, add64(c, cd->list, mul64(c, ext64(c, sel(c, in, at, kc, "i32")), c64(c, 4))), "i32");
   V keep = and1(c, in, cmp(c, "ne", e, c32(c, -1), "i32"));
-  V bk = ballot(c, keep);
-  V to = add32(c, ka[0], popc(c, bin(c, "arith.andi", bk, lanes_below(c), "i32")));
   syncwarp(c);
-  em_if(E, keep);
-  gstore(c, e, cd->base, add64(c, cd->list, mul64(c, ext64(c, to), c64(c, 4))), "i32");
-  em_end(E);
-  V kn = add32(c, ka[0], popc(c, bk));
+  V kn = list_append(c, cd, e, keep, ka[0], NULL);
   loop_close(c, &kl, &kn, kr);
   return bin(c, "arith.subi", n, nlose, "i32");
 }
