@@ -41,10 +41,10 @@ enum { THREADS = 128, WARP_ROWS = 4, GRID_ROWS = 128, HIST = 256 };
 /* The selection kernels' first radix digit: the sign and the exponent of
  * the f64 scores (2048 bins a warp, SA_CUDA_SELECT_SHARED in all) */
 enum { SELECT_FIRST_BITS = 11 };
-/* Rows of more candidates than this take the wide first digit: a
- * simulation of the passes (4-bit DSA grids of standard normals, 10% kept)
- * needs 2.0 of them at 2048 keys with either digit, 2.5 against 2.0 at
- * 3072, 2.8 against 2.0 at 4096 */
+/* Rows of more candidates than this take the wide first digit: a model
+ * of the passes (bench/gpu/radix_passes.py: 4-bit DSA grids of standard
+ * normals, 10% kept) needs about 2.0 of them at 2048 keys with either
+ * digit, 2.4 against 2.0 at 3072, 2.8 against 2.0 at 4096 */
 enum { WIDE_FIRST_MIN = 2048 };
 /* SpAtten's score stash: keys per warp (sa_cuda_describe's SA_CUDA_STASH_KEYS) */
 enum { STASH_KEYS = 2048, STASH_NONE = 0, STASH_WRITE, STASH_READ };
