@@ -57,7 +57,8 @@ typedef struct {
    * The workspace holds sa_cuda_workspace_bytes(k, batch, seq) bytes
    * (docs/cuda.md gives its layout); grid_bytes is the sum over stages of
    * their grid rows' bytes, list_count and list_ratio bound a row's list
-   * (the first stage's rule; both 0: seq). sa_cuda_launch keeps the
+   * (the first stage's rule, and 32 entries of slack; both 0: seq).
+   * sa_cuda_launch keeps the
    * workspace itself. */
   int select_rounds, grid_bytes;
   int64_t list_count;
