@@ -64,8 +64,10 @@ typedef struct {
   int64_t list_count;
   double list_ratio;
   /* SpAtten's token, head and value pruning and progressive quantization,
-   * and N:M after a selection or with pruning (pruning 1: the kernels on
-   * exact scores; progressive 1 when K is quantized): three kernels, launched
+   * and N:M after a selection, with pruning or progressive quantization, or
+   * with groups of more than 8 keys or M not dividing 8 (pruning 1: the
+   * kernels on exact scores; progressive 1 when K is quantized): three
+   * kernels, launched
    * in this order, each
    *   f(q, k, v, o, int64_t seq, uint8_t *workspace, const float *token_in,
    *     const float *head_in, float *token_out, float *head_out)
