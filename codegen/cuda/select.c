@@ -46,6 +46,8 @@ enum { SELECT_FIRST_BITS = 11 };
  * normals, 10% kept) needs about 2.0 of them at 2048 keys with either
  * digit, 2.4 against 2.0 at 3072, 2.8 against 2.0 at 4096 */
 enum { WIDE_FIRST_MIN = 2048 };
+_Static_assert(WARP_ROWS * (1 << SELECT_FIRST_BITS) * 4 == SA_CUDA_SELECT_SHARED,
+               "name_select's bins and the runtime's shared memory for it disagree");
 /* SpAtten's score stash: keys per warp (sa_cuda_describe's SA_CUDA_STASH_KEYS) */
 enum { STASH_KEYS = 2048, STASH_NONE = 0, STASH_WRITE, STASH_READ };
 /* The most head_dim x predict_dim terms a projection unrolls (projected_grid). */
@@ -773,9 +775,9 @@ static void radix_narrow(C *c, const Scorer *sc, const Cands *cd, V cnt, V k, V 
   loop_close(c, &pl, a, out);
 }
 
-static void radix_select(C *c, const Scorer *sc, const Cands *cd, V cnt, V k, V hist, int first_bits, V *T, V *need) {
+static void radix_select(C *c, const Scorer *sc, const Cands *cd, V cnt, V k, V hist, V *T, V *need) {
   V res[4];
-  radix_narrow(c, sc, cd, cnt, k, hist, first_bits, res);
+  radix_narrow(c, sc, cd, cnt, k, hist, 8, res);
   V prefix = res[0], pmask = res[1], want = res[2], left = res[3];
   /* at most 32 keys left: gather them (shared, the warp's bins reused as
    * 8-byte slots) and rank each against the others */
@@ -980,14 +982,14 @@ static V write_band(C *c, const Scorer *sc, const Cands *cd, V prefix, V pmask, 
 /* Keeping the top k of cnt candidates: *all when k >= cnt, else the k-th
  * largest key *T and how many keys equal to it the top k holds (*need),
  * by radix_select, which runs only when the rule drops someone. */
-static void top_k(C *c, const Scorer *sc, const Cands *cd, V cnt, V k, V hist, int first_bits, V *all, V *T, V *need) {
+static void top_k(C *c, const Scorer *sc, const Cands *cd, V cnt, V k, V hist, V *all, V *T, V *need) {
   *all = cmp(c, "sge", k, cnt, "i32");
   V tn = if_open(c, *all, 2, "i64");
   V x[2] = {c64(c, 0), c64(c, 0)};
   if_yield(c, 2, x, "i64");
   if_else(c);
   V t, nd;
-  radix_select(c, sc, cd, cnt, k, hist, first_bits, &t, &nd);
+  radix_select(c, sc, cd, cnt, k, hist, &t, &nd);
   x[0] = t, x[1] = ext64(c, nd);
   if_yield(c, 2, x, "i64");
   if_close(c);
@@ -1376,7 +1378,7 @@ static void keep_flags(C *c, double keep, V vec, V vec0, V n, V base, V flags, V
     V cnt = count_cands(c, &cd);
     V want = em(E, "arith.trunci %s : i64 to i32", ceil64(c, dmul(c, f64c(c, keep), em(E, "arith.sitofp %s : i32 to f64", n.s))).s);
     want = bin(c, "arith.minsi", want, cnt, "i32");
-    top_k(c, &sc, &cd, cnt, want, hist, 8, &all, &T, &need);
+    top_k(c, &sc, &cd, cnt, want, hist, &all, &T, &need);
   }
   Loop l;
   V z = c32(c, 0), a[1], res[1];
@@ -1768,6 +1770,7 @@ static void emit_prune_attend(C *c) {
      * groups from it). With progressive quantization the stash keeps the
      * exact scores for N:M, and the softmax's passes recompute theirs. */
     Scorer nsc = sc;
+    bool stash_exact = s->nm_m > 0 && s->has_progressive; /* the stash keeps N:M's scores, not the softmax's */
     if (s->nm_m > 0) {
       nsc.exact = true;
       em_if(E, nsc.stash_ok);
@@ -1780,7 +1783,7 @@ static void emit_prune_attend(C *c) {
       }
       em_end(E);
       nsc.stash = STASH_READ;
-      sc.stash = s->has_progressive ? STASH_NONE : STASH_READ;
+      sc.stash = stash_exact ? STASH_NONE : STASH_READ;
       cd.also = nm_keep, cd.nm = &nsc;
     }
     V m, l;
@@ -1811,7 +1814,7 @@ static void emit_prune_attend(C *c) {
       m = em_res(r, 0), l = em_res(r, 1);
       prune_grids(c, &sc, kvh, again);
     }
-    if (!(s->nm_m > 0 && s->has_progressive))
+    if (!stash_exact)
       sc.stash = STASH_READ; /* the stash holds the scores of the pass the row ended with */
     /* 1 / sum by rcp.approx (within an ulp or two; rcp.rn is a ptxas
      * subroutine whose call spills here). A NaN sum leaves the weights
@@ -1829,7 +1832,7 @@ static void emit_prune_attend(C *c) {
       V hist = bin(c, "arith.muli", c->warp, c32(c, HIST * 4), "i32");
       Scorer rs = sc;
       rs.value = prune_rank, rs.minf = minf;
-      top_k(c, &rs, &cd, cnt, rule_k(c, vk, cnt), add32(c, hist, c32(c, 4 * dp * 4)), 8, &all, &T, &need);
+      top_k(c, &rs, &cd, cnt, rule_k(c, vk, cnt), add32(c, hist, c32(c, 4 * dp * 4)), &all, &T, &need);
     }
     V tout_on = is_set(c, (V){"%tout"});
     /* the final pass: probabilities, token sums, O += p V over the kept */
